@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+// Distillery: knowledge distillation and compression for BERT-family models on CPU.
+import PackageDescription
+
+let package = Package(
+    name: "Distillery",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kd", targets: ["kd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C shims over system libraries, found through pkg-config.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        // Element-wise and attention kernels in C: portable `_ref` twins plus AVX2+FMA
+        // builds chosen at run time.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // Tensor core: shapes, storage, GEMM over BLAS, element-wise kernels.
+        .target(name: "DistilleryTensor", dependencies: ["CBLAS"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        // The one BERT encoder, its heads and its parameter table.
+        .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        // HDF5 and safetensors readers/writers and the name tables between layouts.
+        .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5"]),
+        // BERT basic tokenizer + WordPiece, identical to HF BertTokenizer.
+        .target(name: "Tokenization"),
+        .executableTarget(name: "kd", dependencies: [
+            "DistilleryTensor", "DistilleryModel", "WeightIO", "Tokenization",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["DistilleryModel", "WeightIO", "Tokenization", "TestSupport"]),
+        .testTarget(name: "WeightIOTests", dependencies: ["WeightIO", "TestSupport"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+    ]
+)

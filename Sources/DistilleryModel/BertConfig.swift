@@ -1,0 +1,124 @@
+// BertConfig: the architecture of a BERT-family encoder, read from HF `config.json`.
+//
+// Follows the keys of HF transformers' `BertConfig`. Per-layer head counts and FFN
+// widths (after structured pruning) are Distillery's own optional keys
+// `distillery_layer_heads` and `distillery_layer_intermediate_sizes`; without them every
+// layer has `num_attention_heads` heads and `intermediate_size` FFN neurons.
+// Left out on purpose: relative position embeddings, decoder/cross-attention options,
+// activations other than exact-erf GELU.
+import Foundation
+
+/// Architecture of a BERT encoder and its heads, as HF's `config.json` states it.
+public struct BertConfig: Sendable, Equatable {
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var intermediateSize: Int
+    public var maxPositions: Int
+    public var typeVocabSize: Int
+    public var layerNormEps: Float
+    public var padTokenId: Int
+    /// Label names by class index (from `id2label`); empty when the config names none.
+    public var labels: [String]
+    /// Attention heads of each layer (all `headCount` unless pruned).
+    public var layerHeads: [Int]
+    /// FFN width of each layer (all `intermediateSize` unless pruned).
+    public var layerIntermediateSizes: [Int]
+
+    /// Size of one attention head: `hiddenSize / headCount`.
+    public var headSize: Int { hiddenSize / headCount }
+
+    /// Creates a config from explicit sizes (used by tests and student definitions).
+    public init(vocabSize: Int, hiddenSize: Int, layerCount: Int, headCount: Int,
+                intermediateSize: Int, maxPositions: Int = 512, typeVocabSize: Int = 2,
+                layerNormEps: Float = 1e-12, padTokenId: Int = 0, labels: [String] = []) {
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.layerCount = layerCount
+        self.headCount = headCount
+        self.intermediateSize = intermediateSize
+        self.maxPositions = maxPositions
+        self.typeVocabSize = typeVocabSize
+        self.layerNormEps = layerNormEps
+        self.padTokenId = padTokenId
+        self.labels = labels
+        self.layerHeads = Array(repeating: headCount, count: layerCount)
+        self.layerIntermediateSizes = Array(repeating: intermediateSize, count: layerCount)
+    }
+
+    /// Parses HF `config.json` text. `source` names the file in error messages.
+    public init(json: String, source: String = "config.json") throws(ModelError) {
+        guard let data = json.data(using: .utf8),
+              let object = try? JSONSerialization.jsonObject(with: data),
+              let dict = object as? [String: Any] else {
+            throw ModelError.badConfig(source, "is not a JSON object",
+                                       hint: "expected HF config.json text")
+        }
+        func int(_ key: String, default value: Int? = nil) throws(ModelError) -> Int {
+            if let n = dict[key] as? Int { return n }
+            if dict[key] == nil, let value { return value }
+            throw ModelError.badConfig(source, "key '\(key)' is \(dict[key] == nil ? "missing" : "not an integer")",
+                                       hint: "every BERT config.json has '\(key)'")
+        }
+        let modelType = dict["model_type"] as? String ?? "bert"
+        guard ["bert", "distilbert-like", "minilm"].contains(modelType) || modelType.hasPrefix("bert") else {
+            throw ModelError.badConfig(source, "model_type '\(modelType)' is not supported",
+                                       hint: "Distillery reads BERT-family encoders (model_type \"bert\")")
+        }
+        let act = dict["hidden_act"] as? String ?? "gelu"
+        guard act == "gelu" else {
+            throw ModelError.badConfig(source, "hidden_act '\(act)' is not supported",
+                                       hint: "only exact-erf GELU (\"gelu\") is implemented")
+        }
+        let positionType = dict["position_embedding_type"] as? String ?? "absolute"
+        guard positionType == "absolute" else {
+            throw ModelError.badConfig(source, "position_embedding_type '\(positionType)' is not supported",
+                                       hint: "only absolute position embeddings are implemented")
+        }
+        self.init(vocabSize: try int("vocab_size"), hiddenSize: try int("hidden_size"),
+                  layerCount: try int("num_hidden_layers"), headCount: try int("num_attention_heads"),
+                  intermediateSize: try int("intermediate_size"),
+                  maxPositions: try int("max_position_embeddings", default: 512),
+                  typeVocabSize: try int("type_vocab_size", default: 2),
+                  layerNormEps: Float((dict["layer_norm_eps"] as? NSNumber)?.doubleValue ?? 1e-12),
+                  padTokenId: try int("pad_token_id", default: 0))
+        if let id2label = dict["id2label"] as? [String: Any], !id2label.isEmpty {
+            var names = [String](repeating: "", count: id2label.count)
+            for (key, value) in id2label {
+                guard let i = Int(key), i >= 0, i < names.count, let name = value as? String else {
+                    throw ModelError.badConfig(source, "id2label has a bad entry '\(key)': \(value)",
+                                               hint: "id2label maps \"0\"...\"N-1\" to label names")
+                }
+                names[i] = name
+            }
+            labels = names
+        }
+        if let heads = dict["distillery_layer_heads"] as? [Int] { layerHeads = heads }
+        if let widths = dict["distillery_layer_intermediate_sizes"] as? [Int] { layerIntermediateSizes = widths }
+        try validate(source: source)
+    }
+
+    /// Checks the sizes are positive and consistent with each other.
+    public func validate(source: String = "config") throws(ModelError) {
+        let sizes: [(String, Int)] = [("vocab_size", vocabSize), ("hidden_size", hiddenSize),
+                                      ("num_hidden_layers", layerCount), ("num_attention_heads", headCount),
+                                      ("intermediate_size", intermediateSize),
+                                      ("max_position_embeddings", maxPositions), ("type_vocab_size", typeVocabSize)]
+        for (key, value) in sizes where value <= 0 {
+            throw ModelError.badConfig(source, "'\(key)' is \(value)", hint: "sizes must be positive")
+        }
+        guard hiddenSize % headCount == 0 else {
+            throw ModelError.badConfig(source, "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(headCount)",
+                                       hint: "each head has hidden_size / num_attention_heads dimensions")
+        }
+        guard layerHeads.count == layerCount, layerIntermediateSizes.count == layerCount else {
+            throw ModelError.badConfig(source, "per-layer heads/widths list \(layerHeads.count)/\(layerIntermediateSizes.count) entries for \(layerCount) layers",
+                                       hint: "distillery_layer_heads and distillery_layer_intermediate_sizes need one entry per layer")
+        }
+        guard layerHeads.allSatisfy({ $0 >= 1 && $0 <= headCount }), layerIntermediateSizes.allSatisfy({ $0 >= 1 }) else {
+            throw ModelError.badConfig(source, "per-layer heads \(layerHeads) or widths \(layerIntermediateSizes) out of range",
+                                       hint: "each layer keeps 1...\(headCount) heads and at least one FFN neuron")
+        }
+    }
+}

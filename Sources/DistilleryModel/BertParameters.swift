@@ -1,0 +1,89 @@
+// BertParameters: the one named, ordered parameter list of a BERT encoder and its heads.
+//
+// Names are HF PyTorch state-dict keys of `BertModel` (no `bert.` prefix) plus
+// `classifier.*` of `BertForSequenceClassification`. The order is fixed — embeddings,
+// layers in order, pooler, classifier — and drives loading, checkpoints, the optimizer,
+// pruning and quantization. Shapes follow the config, including per-layer head counts
+// and FFN widths, so a pruned model is the same encoder with smaller tensors.
+import DistilleryTensor
+
+/// Which optional heads a weight set carries.
+public struct BertHeads: Sendable, Equatable {
+    /// `pooler.dense.*` (tanh over the [CLS] state).
+    public var pooler: Bool
+    /// `classifier.*` with this many labels (0 when absent).
+    public var classifierLabels: Int
+    public init(pooler: Bool, classifierLabels: Int) {
+        self.pooler = pooler
+        self.classifierLabels = classifierLabels
+    }
+}
+
+/// The expected (name, shape) list of a BERT encoder with the given heads, in order.
+public func bertParameterShapes(_ c: BertConfig, heads: BertHeads) -> [(name: String, shape: [Int])] {
+    let h = c.hiddenSize
+    var list: [(String, [Int])] = [
+        ("embeddings.word_embeddings.weight", [c.vocabSize, h]),
+        ("embeddings.position_embeddings.weight", [c.maxPositions, h]),
+        ("embeddings.token_type_embeddings.weight", [c.typeVocabSize, h]),
+        ("embeddings.LayerNorm.weight", [h]),
+        ("embeddings.LayerNorm.bias", [h]),
+    ]
+    for l in 0..<c.layerCount {
+        let p = "encoder.layer.\(l)."
+        let a = c.layerHeads[l] * c.headSize, f = c.layerIntermediateSizes[l]
+        list += [
+            (p + "attention.self.query.weight", [a, h]), (p + "attention.self.query.bias", [a]),
+            (p + "attention.self.key.weight", [a, h]), (p + "attention.self.key.bias", [a]),
+            (p + "attention.self.value.weight", [a, h]), (p + "attention.self.value.bias", [a]),
+            (p + "attention.output.dense.weight", [h, a]), (p + "attention.output.dense.bias", [h]),
+            (p + "attention.output.LayerNorm.weight", [h]), (p + "attention.output.LayerNorm.bias", [h]),
+            (p + "intermediate.dense.weight", [f, h]), (p + "intermediate.dense.bias", [f]),
+            (p + "output.dense.weight", [h, f]), (p + "output.dense.bias", [h]),
+            (p + "output.LayerNorm.weight", [h]), (p + "output.LayerNorm.bias", [h]),
+        ]
+    }
+    if heads.pooler {
+        list += [("pooler.dense.weight", [h, h]), ("pooler.dense.bias", [h])]
+    }
+    if heads.classifierLabels > 0 {
+        list += [("classifier.weight", [heads.classifierLabels, h]), ("classifier.bias", [heads.classifierLabels])]
+    }
+    return list
+}
+
+/// Checks a named weight set against the config strictly — every expected tensor present
+/// with the right shape, nothing unexpected, all values finite — and returns it in the
+/// canonical order. Which heads exist is read from the names present.
+public func validateBertParameters(_ config: BertConfig, tensors: [String: Tensor]) throws(ModelError)
+    -> (heads: BertHeads, parameters: [(name: String, tensor: Tensor)]) {
+    let classifierLabels = tensors["classifier.weight"]?.shape.first ?? 0
+    let heads = BertHeads(pooler: tensors["pooler.dense.weight"] != nil, classifierLabels: classifierLabels)
+    if classifierLabels > 0, !config.labels.isEmpty, config.labels.count != classifierLabels {
+        throw ModelError.badConfig("config", "id2label names \(config.labels.count) labels but 'classifier.weight' has \(classifierLabels) rows",
+                                   hint: "the config does not belong to these weights; fix id2label")
+    }
+    let expected = bertParameterShapes(config, heads: heads)
+    var ordered: [(name: String, tensor: Tensor)] = []
+    ordered.reserveCapacity(expected.count)
+    for (name, shape) in expected {
+        guard let t = tensors[name] else {
+            throw ModelError.missingTensor(name: name, expected: shape,
+                                           hint: "was it exported with a different naming? try 'kd info' on the source")
+        }
+        guard t.shape == shape else {
+            throw ModelError.wrongShape(name: name, expected: shape, found: t.shape,
+                                        hint: "config.json may not belong to these weights")
+        }
+        if let i = t.firstNonFiniteIndex {
+            throw ModelError.nonFinite(name: name, index: i, value: "\(t.data[i])")
+        }
+        ordered.append((name, t))
+    }
+    let known = Set(expected.map(\.name))
+    let extra = tensors.keys.filter { !known.contains($0) }.sorted()
+    if !extra.isEmpty {
+        throw ModelError.unexpectedTensors(extra, hint: "they are not part of a BERT encoder with pooler/classifier; is this another architecture?")
+    }
+    return (heads, ordered)
+}

@@ -1,0 +1,67 @@
+// Compute: matrix products through OpenBLAS and the one thread-count knob.
+//
+// Distillery runs one parallel layer at a time: a GEMM uses OpenBLAS's own threads;
+// element-wise and attention kernels split rows over `Compute.threads` workers with
+// `concurrentPerform`. No BLAS call is ever made from inside a parallel region, so the
+// two never oversubscribe the cores. Results depend only on the thread count.
+import CBLAS
+import Dispatch
+
+/// Process-wide compute settings: thread count for BLAS and the row-parallel kernels.
+public enum Compute {
+    nonisolated(unsafe) private static var threadCount = 1
+
+    /// Number of worker threads used by GEMM and the row-parallel kernels.
+    public static var threads: Int { threadCount }
+
+    /// Sets the worker thread count (clamped to at least 1) for BLAS and our kernels.
+    public static func setThreads(_ n: Int) {
+        threadCount = max(1, n)
+        openblas_set_num_threads(Int32(threadCount))
+    }
+
+    /// Runs `body` over `0..<count` split into contiguous chunks, one per worker thread.
+    /// Chunk boundaries depend only on `count` and the thread count, so results are
+    /// deterministic for a given thread count.
+    public static func parallelRanges(_ count: Int, _ body: (Range<Int>) -> Void) {
+        let workers = min(threadCount, count)
+        if workers <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            let box = UnsafeSendable(escapable)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let lo = count * w / workers, hi = count * (w + 1) / workers
+                if lo < hi { box.value(lo..<hi) }
+            }
+        }
+    }
+}
+
+/// Wraps a value the caller promises is safe to share across the workers of one
+/// `parallelRanges` call (raw buffers written at disjoint rows, read-only closures).
+public struct UnsafeSendable<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
+}
+
+/// C[M, N] = A[M, K] · B[N, K]ᵀ (+ C when `accumulate`), all row-major with leading
+/// dimensions `lda`, `ldb`, `ldc`. This is `x · Wᵀ` for a PyTorch-layout weight W [out, in].
+@inline(__always)
+public func gemmABt(m: Int, n: Int, k: Int,
+                    a: UnsafePointer<Float>, lda: Int,
+                    b: UnsafePointer<Float>, ldb: Int,
+                    c: UnsafeMutablePointer<Float>, ldc: Int,
+                    accumulate: Bool = false) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+                1, a, Int32(lda), b, Int32(ldb), accumulate ? 1 : 0, c, Int32(ldc))
+}
+
+/// C[M, N] = op(A) · op(B) (+ beta·C) with explicit transposes, row-major.
+public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                 beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}

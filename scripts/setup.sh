@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what Distillery needs on a fresh Debian machine, idempotently:
+# system libraries (OpenBLAS, HDF5, pkg-config) and the default teacher's files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for pkg in libopenblas-dev libhdf5-dev pkg-config; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+scripts/fetch-teacher.sh
