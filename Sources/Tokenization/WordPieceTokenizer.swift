@@ -1,0 +1,229 @@
+// BERT WordPiece tokenizer producing exactly HuggingFace `BertTokenizer`'s ids.
+//
+// Reference: the slow (pure-Python) tokenizer of HF transformers —
+// `BertTokenizerLegacy` in transformers 5, `BertTokenizer` before — checked line by line
+// against `Tests/Fixtures/tokenizer/golden*.jsonl` (see scripts/make_tokenizer_golden.py).
+// Pipeline: split out special tokens written in the text ("[SEP]", "[MASK]", …), run the
+// ``BasicTokenizer`` on the rest, then greedy longest-match-first WordPiece with "##"
+// continuations; a word of more than 100 code points, or one that cannot be covered by
+// vocabulary pieces, becomes a single [UNK].
+// Known differences from the Rust `tokenizers` backend (what transformers 5 calls
+// `BertTokenizer`): Greek final sigma, characters newer than Unicode 14 (Rust keeps them as
+// [UNK]; we drop them like Python), NFC in cased mode, and token type ids without special
+// tokens — see the golden script's header. Left out: added (non-special) tokens, offsets.
+import Foundation
+
+/// A BERT tokenizer (basic tokenization + WordPiece) over a fixed vocabulary.
+public struct WordPieceTokenizer: Sendable {
+    /// HF's `max_input_chars_per_word`: longer words (in code points) become one [UNK].
+    public static let maximumWordLength = 100
+    /// Special tokens split out of the text before tokenization, as HF's added-tokens trie does.
+    static let specialTokens = ["[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"]
+
+    /// Tokens by id, in vocabulary-file order.
+    public let vocabulary: [String]
+    /// Id of `[UNK]`, used for every word that cannot be tokenized.
+    public let unknownId: Int32
+    /// Id of `[CLS]`, the first token of an encoded sequence.
+    public let classId: Int32
+    /// Id of `[SEP]`, which ends each segment.
+    public let separatorId: Int32
+    /// Id of `[PAD]`, used to pad batches.
+    public let paddingId: Int32
+
+    let table: VocabularyTable
+    let basic: BasicTokenizer
+    /// Ids of ``specialTokens`` (unknownId for a special token the vocabulary lacks, as HF).
+    let specialIds: [Int32]
+    private let specialUTF8: [[UInt8]]
+
+    /// Creates a tokenizer over `vocabulary` (token i has id i).
+    ///
+    /// - Parameters:
+    ///   - vocabulary: tokens in id order; for duplicates the last index wins, as in HF.
+    ///   - lowercase: HF `do_lower_case`.
+    ///   - stripAccents: HF `strip_accents`; `nil` strips exactly when `lowercase` is true.
+    ///   - tokenizeChineseChars: put spaces around CJK ideographs (HF `tokenize_chinese_chars`).
+    /// - Throws: ``TokenizerError`` when the vocabulary is empty or lacks [UNK], [CLS], [SEP] or [PAD].
+    public init(vocabulary: [String], lowercase: Bool = true, stripAccents: Bool? = nil,
+                tokenizeChineseChars: Bool = true) throws {
+        try self.init(vocabulary: vocabulary, source: "(in memory)", lowercase: lowercase,
+                      stripAccents: stripAccents, tokenizeChineseChars: tokenizeChineseChars)
+    }
+
+    /// Creates a tokenizer from a BERT `vocab.txt` (one token per line, id = line number).
+    ///
+    /// Lines end at "\n", "\r\n" or "\r" (Python's universal newlines); a final newline does
+    /// not add an empty token.
+    /// - Throws: ``TokenizerError`` naming `vocabFile` when it cannot be read or is not a BERT vocabulary.
+    public init(vocabFile: URL, lowercase: Bool = true, stripAccents: Bool? = nil,
+                tokenizeChineseChars: Bool = true) throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: vocabFile)
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: vocabFile.path) ? "\(error.localizedDescription)" : "no such file"
+            throw TokenizerError.unreadableVocabulary(path: vocabFile.path, reason: reason)
+        }
+        let text = String(decoding: data, as: UTF8.self)  // repairs invalid bytes with U+FFFD …
+        guard text.utf8.elementsEqual(data) else {          // … so any byte difference means invalid UTF-8
+            throw TokenizerError.unreadableVocabulary(path: vocabFile.path, reason: "not valid UTF-8")
+        }
+        try self.init(vocabulary: Self.splitLines(text), source: "'\(vocabFile.path)'", lowercase: lowercase,
+                      stripAccents: stripAccents, tokenizeChineseChars: tokenizeChineseChars)
+    }
+
+    private init(vocabulary: [String], source: String, lowercase: Bool, stripAccents: Bool?,
+                 tokenizeChineseChars: Bool) throws {
+        guard !vocabulary.isEmpty else { throw TokenizerError.emptyVocabulary(source: source) }
+        guard vocabulary.count < Int(Int32.max) else {
+            throw TokenizerError.vocabularyTooLarge(count: vocabulary.count, source: source)
+        }
+        let table = VocabularyTable(tokens: vocabulary)
+        func required(_ token: String) throws -> Int32 {
+            guard let id = table.id(of: token) else { throw TokenizerError.missingSpecialToken(token: token, source: source) }
+            return id
+        }
+        self.vocabulary = vocabulary
+        self.table = table
+        self.unknownId = try required("[UNK]")
+        self.classId = try required("[CLS]")
+        self.separatorId = try required("[SEP]")
+        self.paddingId = try required("[PAD]")
+        let unknownId = self.unknownId
+        self.specialIds = Self.specialTokens.map { table.id(of: $0) ?? unknownId }
+        self.specialUTF8 = Self.specialTokens.map { Array($0.utf8) }
+        self.basic = BasicTokenizer(lowercase: lowercase, stripAccents: stripAccents,
+                                    tokenizeChineseChars: tokenizeChineseChars, neverSplit: Self.specialTokens)
+    }
+
+    /// Python `readlines()` + `rstrip("\n")` with universal newlines.
+    private static func splitLines(_ text: String) -> [String] {
+        var lines: [String] = []
+        var current = String.UnicodeScalarView()
+        var afterCR = false
+        for scalar in text.unicodeScalars {
+            if afterCR && scalar == "\n" { afterCR = false; continue }
+            afterCR = false
+            if scalar == "\n" || scalar == "\r" {
+                lines.append(String(current))
+                current = String.UnicodeScalarView()
+                afterCR = scalar == "\r"
+            } else {
+                current.append(scalar)
+            }
+        }
+        if !current.isEmpty { lines.append(String(current)) }
+        return lines
+    }
+
+    // MARK: - Tokenizing
+
+    /// Word pieces of `text`, without [CLS]/[SEP] (HF `tokenizer.tokenize(text)`).
+    public func tokenize(_ text: String) -> [String] {
+        var tokens: [String] = []
+        var ids: [Int32] = []
+        forEachSegment(of: text) { segment, special in
+            if let special {
+                tokens.append(Self.specialTokens[special])
+            } else {
+                ids.removeAll(keepingCapacity: true)
+                appendIds(ofPlain: segment, to: &ids)
+                for id in ids { tokens.append(vocabulary[Int(id)]) }
+            }
+        }
+        return tokens
+    }
+
+    /// Ids of already-split tokens; a token not in the vocabulary maps to ``unknownId``.
+    public func ids(for tokens: [String]) -> [Int32] {
+        tokens.map { table.id(of: $0) ?? unknownId }
+    }
+
+    /// Token ids of `text` without special tokens (HF `encode(text, add_special_tokens=False)`).
+    public func tokenIds(_ text: String) -> [Int32] {
+        var ids: [Int32] = []
+        ids.reserveCapacity(text.utf8.count / 3 + 4)
+        appendTokenIds(of: text, to: &ids)
+        return ids
+    }
+
+    /// Appends the token ids of `text` (no [CLS]/[SEP]) to `ids`.
+    func appendTokenIds(of text: String, to ids: inout [Int32]) {
+        forEachSegment(of: text) { segment, special in
+            if let special { ids.append(specialIds[special]) } else { appendIds(ofPlain: segment, to: &ids) }
+        }
+    }
+
+    /// Splits `text` at special tokens: `body(segment, nil)` for plain text, `body(_, k)` for `specialTokens[k]`.
+    private func forEachSegment(of text: String, _ body: (Substring, Int?) -> Void) {
+        let utf8 = text.utf8
+        guard utf8.contains(0x5B) else { return body(text[...], nil) }  // no '[': nothing special
+        var plainStart = utf8.startIndex
+        var index = utf8.startIndex
+        while index != utf8.endIndex {
+            if utf8[index] == 0x5B, let k = specialUTF8.firstIndex(where: { utf8[index...].starts(with: $0) }) {
+                if plainStart != index { body(text[plainStart..<index], nil) }
+                body(text[index..<index], k)
+                index = utf8.index(index, offsetBy: specialUTF8[k].count)
+                plainStart = index
+            } else {
+                index = utf8.index(after: index)
+            }
+        }
+        if plainStart != utf8.endIndex { body(text[plainStart..<utf8.endIndex], nil) }
+    }
+
+    /// Basic tokenization + WordPiece of text known to hold no special tokens.
+    private func appendIds(ofPlain text: Substring, to ids: inout [Int32]) {
+        var bytes: [UInt8] = []
+        var boundaries: [Int] = []
+        bytes.reserveCapacity(64)
+        boundaries.reserveCapacity(64)
+        basic.forEachWord(in: text) { word in
+            appendWordPieces(of: word, bytes: &bytes, boundaries: &boundaries, to: &ids)
+        }
+    }
+
+    /// Greedy longest-match-first WordPiece of one basic word (HF `WordpieceTokenizer.tokenize`).
+    @inline(__always)
+    private func appendWordPieces(of word: ArraySlice<Unicode.Scalar>, bytes: inout [UInt8],
+                                  boundaries: inout [Int], to ids: inout [Int32]) {
+        let count = word.count
+        if count > Self.maximumWordLength { ids.append(unknownId); return }
+        bytes.removeAll(keepingCapacity: true)
+        boundaries.removeAll(keepingCapacity: true)
+        for scalar in word {  // UTF-8 bytes of the word, and where each scalar starts
+            boundaries.append(bytes.count)
+            if scalar.value < 0x80 {
+                bytes.append(UInt8(scalar.value))
+            } else {
+                UTF8.encode(scalar) { bytes.append($0) }
+            }
+        }
+        boundaries.append(bytes.count)
+        let firstPiece = ids.count
+        let ok = bytes.withUnsafeBufferPointer { buffer -> Bool in
+            var start = 0
+            while start < count {
+                let continuation = start > 0
+                let longest = continuation ? table.longestContinuation : table.longestInitial
+                var end = min(count, start + longest)
+                var found: Int32? = nil
+                while start < end {
+                    let piece = UnsafeBufferPointer(rebasing: buffer[boundaries[start]..<boundaries[end]])
+                    if let id = table.id(of: piece, continuation: continuation) { found = id; break }
+                    end -= 1
+                }
+                guard let id = found else { return false }
+                ids.append(id)
+                start = end
+            }
+            return true
+        }
+        if !ok {
+            ids.removeSubrange(firstPiece...)
+            ids.append(unknownId)
+        }
+    }
+}
