@@ -25,7 +25,7 @@ demo: teacher
 
 test: setup
 	swift build --build-tests
-	swift test --skip-build
+	swift test --skip-build --disable-swift-testing
 
 bench: teacher
 	$(KD_RELEASE) bench latency --model $(TEACHER) --batch 1,32 --seq 128 --threads 1,2
