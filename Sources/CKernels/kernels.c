@@ -138,6 +138,9 @@ DK_INLINE void attention_body(const float *q, const float *k, const float *v, lo
             const float *kd = kt + d * T;
             for (long j = 0; j < T; j++) s[j] = fmaf(qd, kd[j], s[j]);
         }
+        // No attendable key at all: HF's finfo.min mask makes every score equal, so the
+        // row is a uniform average.
+        if (!valid) for (long j = 0; j < T; j++) s[j] = 0;
         float m = -INFINITY;
         for (long j = 0; j < T; j++) if (keep[j] || !valid) m = fmaxf(m, s[j]);
         float acc[LANES] = {0};
