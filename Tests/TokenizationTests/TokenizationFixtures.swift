@@ -29,17 +29,17 @@ enum TokenizerFixtures {
     /// `Tests/Fixtures/tokenizer/<name>`.
     static func url(_ name: String) throws -> URL {
         guard let root else {
-            throw XCTSkip("no directory above \(#filePath) holds Package.swift and Tests/Fixtures")
+            throw FixtureMissing(message: "no directory above \(#filePath) holds Package.swift and Tests/Fixtures")
         }
         return root.appendingPathComponent("Tests/Fixtures/tokenizer/\(name)")
     }
 
     /// The real bert-base-uncased vocabulary fetched at setup (git-ignored).
     static func realVocabulary() throws -> URL {
-        guard let root else { throw XCTSkip("repository root not found") }
+        guard let root else { throw FixtureMissing(message: "repository root not found") }
         let url = root.appendingPathComponent(".cache/minilm-l6/vocab.txt")
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw XCTSkip("\(url.path) missing — run scripts/fetch-teacher.sh to check the real-vocabulary golden set")
+            throw FixtureMissing(message: "\(url.path) missing — run scripts/fetch-teacher.sh (make test does) to check the real-vocabulary golden set")
         }
         return url
     }
@@ -83,4 +83,10 @@ func int32s(_ value: Any?) -> [Int32]? {
 /// Code-point-exact equality of token lists (Swift `==` on String is canonical equivalence).
 func sameScalars(_ a: [String], _ b: [String]) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { $0.unicodeScalars.elementsEqual($1.unicodeScalars) }
+}
+
+/// A fixture the suite needs is absent: a failure, never a skip.
+struct FixtureMissing: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
