@@ -181,6 +181,143 @@ void dk_attention_head_ref(const float *q, const float *k, const float *v, long 
     attention_body(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
 }
 
+// ---------------------------------------------------------------- attention, AVX2 blocked
+//
+// The same math as attention_body, register-blocked for head sizes that are a multiple of
+// 8: two query rows at a time, 32 keys per block for the scores (8 accumulators), and up
+// to 32 value columns per block for the weighted sum. K is transposed once per head into
+// [D, Tp] (Tp = T rounded up to 32, zero padded) so score loads are contiguous.
+
+#include <immintrin.h>
+
+DK_AVX2 static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.72283f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+DK_AVX2 static inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+DK_AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/// Softmax of one padded score row in place: s[j] = keep[j] ? exp(s[j] - max) / sum : 0.
+DK_AVX2 static void softmax_row_avx2(float *s, const float *keepf, long Tp) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    const __m256 neg = _mm256_set1_ps(-INFINITY);
+    for (long j = 0; j < Tp; j += 8) {
+        __m256 k = _mm256_loadu_ps(keepf + j);
+        __m256 v = _mm256_blendv_ps(neg, _mm256_loadu_ps(s + j), _mm256_cmp_ps(k, _mm256_setzero_ps(), _CMP_NEQ_OQ));
+        m = _mm256_max_ps(m, v);
+    }
+    __m256 mv = _mm256_set1_ps(hmax8(m));
+    __m256 sum = _mm256_setzero_ps();
+    for (long j = 0; j < Tp; j += 8) {
+        __m256 e = _mm256_mul_ps(exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv)), _mm256_loadu_ps(keepf + j));
+        _mm256_storeu_ps(s + j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    __m256 inv = _mm256_set1_ps(1.0f / hsum8(sum));
+    for (long j = 0; j < Tp; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+}
+
+DK_AVX2 static void attention_blocked_avx2(const float *q, const float *k, const float *v, long ld,
+                                           float *out, long ldo, const int32_t *keep, long T, long D,
+                                           float scale, float *scratch, float *probs) {
+    const long Tp = (T + 31) & ~31L;
+    float *kt = scratch;                 // [D, Tp]
+    float *keepf = kt + D * Tp;          // [Tp] 1 or 0
+    float *s0 = keepf + Tp, *s1 = s0 + Tp;
+    long valid = 0;
+    for (long j = 0; j < T; j++) valid += keep[j] != 0;
+    for (long j = 0; j < Tp; j++) keepf[j] = j < T && (keep[j] || !valid) ? 1.0f : 0.0f;
+    for (long d = 0; d < D; d++) {
+        float *row = kt + d * Tp;
+        for (long j = 0; j < T; j++) row[j] = k[j * ld + d];
+        for (long j = T; j < Tp; j++) row[j] = 0;
+    }
+    for (long t = 0; t < T; t += 2) {
+        const int two = t + 1 < T;
+        const float *q0 = q + t * ld, *q1 = two ? q0 + ld : q0;
+        // Scores for rows t and t+1, 32 keys per block.
+        for (long j = 0; j < Tp; j += 32) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            const float *kp = kt + j;
+            for (long d = 0; d < D; d++, kp += Tp) {
+                __m256 x0 = _mm256_set1_ps(q0[d]), x1 = _mm256_set1_ps(q1[d]);
+                __m256 k0 = _mm256_loadu_ps(kp), k1 = _mm256_loadu_ps(kp + 8);
+                __m256 k2 = _mm256_loadu_ps(kp + 16), k3 = _mm256_loadu_ps(kp + 24);
+                a0 = _mm256_fmadd_ps(x0, k0, a0); a1 = _mm256_fmadd_ps(x0, k1, a1);
+                a2 = _mm256_fmadd_ps(x0, k2, a2); a3 = _mm256_fmadd_ps(x0, k3, a3);
+                b0 = _mm256_fmadd_ps(x1, k0, b0); b1 = _mm256_fmadd_ps(x1, k1, b1);
+                b2 = _mm256_fmadd_ps(x1, k2, b2); b3 = _mm256_fmadd_ps(x1, k3, b3);
+            }
+            __m256 sc = _mm256_set1_ps(scale);
+            _mm256_storeu_ps(s0 + j, _mm256_mul_ps(a0, sc)); _mm256_storeu_ps(s0 + j + 8, _mm256_mul_ps(a1, sc));
+            _mm256_storeu_ps(s0 + j + 16, _mm256_mul_ps(a2, sc)); _mm256_storeu_ps(s0 + j + 24, _mm256_mul_ps(a3, sc));
+            _mm256_storeu_ps(s1 + j, _mm256_mul_ps(b0, sc)); _mm256_storeu_ps(s1 + j + 8, _mm256_mul_ps(b1, sc));
+            _mm256_storeu_ps(s1 + j + 16, _mm256_mul_ps(b2, sc)); _mm256_storeu_ps(s1 + j + 24, _mm256_mul_ps(b3, sc));
+        }
+        if (!valid) { memset(s0, 0, (size_t)Tp * sizeof(float)); memset(s1, 0, (size_t)Tp * sizeof(float)); }
+        softmax_row_avx2(s0, keepf, Tp);
+        if (two) softmax_row_avx2(s1, keepf, Tp);
+        if (probs) {
+            memcpy(probs + t * T, s0, (size_t)T * sizeof(float));
+            if (two) memcpy(probs + (t + 1) * T, s1, (size_t)T * sizeof(float));
+        }
+        // out rows t, t+1 = P · V, 32 columns per block.
+        for (long d0 = 0; d0 < D; d0 += 32) {
+            const long w = D - d0 < 32 ? D - d0 : 32;   // a multiple of 8
+            __m256 a[4], b[4];
+            for (int i = 0; i < 4; i++) { a[i] = _mm256_setzero_ps(); b[i] = _mm256_setzero_ps(); }
+            for (long j = 0; j < T; j++) {
+                const float *vj = v + j * ld + d0;
+                __m256 p0 = _mm256_set1_ps(s0[j]), p1 = _mm256_set1_ps(s1[j]);
+                for (int i = 0; i < 4; i++) {
+                    if (i * 8 < w) {
+                        __m256 vv = _mm256_loadu_ps(vj + i * 8);
+                        a[i] = _mm256_fmadd_ps(p0, vv, a[i]);
+                        b[i] = _mm256_fmadd_ps(p1, vv, b[i]);
+                    }
+                }
+            }
+            for (int i = 0; i < 4; i++) {
+                if (i * 8 < w) {
+                    _mm256_storeu_ps(out + t * ldo + d0 + i * 8, a[i]);
+                    if (two) _mm256_storeu_ps(out + (t + 1) * ldo + d0 + i * 8, b[i]);
+                }
+            }
+        }
+    }
+}
+
+long dk_attention_scratch_floats(long T, long D) {
+    long Tp = (T + 31) & ~31L;
+    long blocked = D * Tp + 3 * Tp, plain = T * (D + 1);
+    return blocked > plain ? blocked : plain;
+}
+
 // ---------------------------------------------------------------- dispatch
 
 static int avx2_state = -1;
@@ -207,6 +344,7 @@ void dk_bias_residual_layernorm(float *x, const float *bias, const float *residu
 void dk_attention_head(const float *q, const float *k, const float *v, long ld,
                        float *out, long ldo, const int32_t *keep, long T, long D,
                        float scale, float *scratch, float *probs) {
-    if (dk_has_avx2()) attention_avx2(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
+    if (dk_has_avx2() && D % 8 == 0) attention_blocked_avx2(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
+    else if (dk_has_avx2()) attention_avx2(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
     else dk_attention_head_ref(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
 }

@@ -288,7 +288,7 @@ public final class BertEncoder: @unchecked Sendable {
         let ptrs = UnsafeSendable((qkv, ctx, mask, probs))
         Compute.parallelRanges(B * heads) { r in
             let (qkv, ctx, mask, probs) = ptrs.value
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: T * (D + 1))
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: dk_attention_scratch_floats(T, D))
             defer { scratch.deallocate() }
             for job in r {
                 let b = job / heads, h = job % heads

@@ -86,7 +86,7 @@ final class KernelTests: XCTestCase {
 
     func testAttentionHeadAgainstReference() {
         for T in awkwardSizes.filter({ $0 <= 64 }) {
-            for D in [1, 8, 17, 32] {
+            for D in [1, 8, 17, 32, 40, 64] {
                 let ld = 3 * D + 5   // rows wider than the head, as in the fused QKV buffer
                 let qkv = randomFloats(T * ld, seed: UInt64(T * 100 + D), scale: 2)
                 var keep = [Int32](repeating: 1, count: T)
@@ -94,7 +94,7 @@ final class KernelTests: XCTestCase {
                 let scale = 1 / Float(D).squareRoot()
                 var fast = [Float](repeating: 0, count: T * D), ref = fast
                 var probs = [Float](repeating: 0, count: T * T)
-                var scratch = [Float](repeating: 0, count: T * (D + 1))
+                var scratch = [Float](repeating: 0, count: dk_attention_scratch_floats(T, D))
                 qkv.withUnsafeBufferPointer { p in
                     let q = p.baseAddress!, k = q + D, v = q + 2 * D
                     dk_attention_head(q, k, v, ld, &fast, D, keep, T, D, scale, &scratch, &probs)
@@ -127,7 +127,7 @@ final class KernelTests: XCTestCase {
         let T = 3, D = 2
         let qkv = randomFloats(T * 3 * D, seed: 3)
         var out = [Float](repeating: 0, count: T * D)
-        var scratch = [Float](repeating: 0, count: T * (D + 1))
+        var scratch = [Float](repeating: 0, count: dk_attention_scratch_floats(T, D))
         qkv.withUnsafeBufferPointer { p in
             dk_attention_head(p.baseAddress!, p.baseAddress! + D, p.baseAddress! + 2 * D, 3 * D, &out, D,
                               [0, 0, 0], T, D, 1, &scratch, nil)

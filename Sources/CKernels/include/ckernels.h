@@ -32,7 +32,8 @@ void dk_bias_residual_layernorm_ref(float *x, const float *bias, const float *re
 /// q, k, v: rows of `ld` floats, the head's D columns at the pointer ([T, D] views);
 /// out: rows of `ldo` floats. `keep[j]` != 0 marks a key that may be attended (padding
 /// keys get probability exactly 0, as HF's finfo.min mask does). A query row whose keys
-/// are all masked gets a uniform average, as HF does. `scratch` holds >= T*(D+1) floats.
+/// are all masked gets a uniform average, as HF does. `scratch` holds
+/// dk_attention_scratch_floats(T, D) floats.
 /// When `probs` is not NULL it receives the [T, T] attention probabilities.
 void dk_attention_head(const float *q, const float *k, const float *v, long ld,
                        float *out, long ldo, const int32_t *keep, long T, long D,
@@ -40,6 +41,9 @@ void dk_attention_head(const float *q, const float *k, const float *v, long ld,
 void dk_attention_head_ref(const float *q, const float *k, const float *v, long ld,
                            float *out, long ldo, const int32_t *keep, long T, long D,
                            float scale, float *scratch, float *probs);
+
+/// Scratch floats dk_attention_head needs for T tokens and head size D.
+long dk_attention_scratch_floats(long T, long D);
 
 /// Vectorisable exp used by the softmax, exposed for its accuracy test.
 void dk_exp_ref(const float *x, float *y, long n);
