@@ -58,6 +58,14 @@ public struct WordPieceTokenizer: Sendable {
     /// - Throws: ``TokenizerError`` naming `vocabFile` when it cannot be read or is not a BERT vocabulary.
     public init(vocabFile: URL, lowercase: Bool = true, stripAccents: Bool? = nil,
                 tokenizeChineseChars: Bool = true) throws {
+        try self.init(vocabulary: Self.readVocabulary(vocabFile), source: "'\(vocabFile.path)'", lowercase: lowercase,
+                      stripAccents: stripAccents, tokenizeChineseChars: tokenizeChineseChars)
+    }
+
+    /// Reads a BERT `vocab.txt` into its tokens (id = line number), splitting lines the way
+    /// HF does: "\n", "\r\n" or "\r" end a line; a final newline adds no empty token.
+    /// - Throws: ``TokenizerError`` naming the file when it cannot be read or is not UTF-8.
+    public static func readVocabulary(_ vocabFile: URL) throws -> [String] {
         let data: Data
         do {
             data = try Data(contentsOf: vocabFile)
@@ -69,12 +77,12 @@ public struct WordPieceTokenizer: Sendable {
         guard text.utf8.elementsEqual(data) else {          // … so any byte difference means invalid UTF-8
             throw TokenizerError.unreadableVocabulary(path: vocabFile.path, reason: "not valid UTF-8")
         }
-        try self.init(vocabulary: Self.splitLines(text), source: "'\(vocabFile.path)'", lowercase: lowercase,
-                      stripAccents: stripAccents, tokenizeChineseChars: tokenizeChineseChars)
+        return splitLines(text)
     }
 
-    private init(vocabulary: [String], source: String, lowercase: Bool, stripAccents: Bool?,
-                 tokenizeChineseChars: Bool) throws {
+    /// Creates a tokenizer from vocabulary entries; `source` names where they came from in errors.
+    public init(vocabulary: [String], source: String, lowercase: Bool = true, stripAccents: Bool? = nil,
+                tokenizeChineseChars: Bool = true) throws {
         guard !vocabulary.isEmpty else { throw TokenizerError.emptyVocabulary(source: source) }
         guard vocabulary.count < Int(Int32.max) else {
             throw TokenizerError.vocabularyTooLarge(count: vocabulary.count, source: source)

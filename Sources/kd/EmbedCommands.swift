@@ -35,7 +35,7 @@ struct Embed: ParsableCommand {
     @Option(help: "Output JSONL file (default: stdout).") var output: String?
     @Option(help: "Pooling: mean or cls (default: the model's own).") var pooling: String?
     @Flag(help: "L2-normalize the embeddings (default: the model's own setting).") var normalize = false
-    @Option(name: .customLong("max-length"), help: "Truncate to this many tokens.") var maxLength = 128
+    @Option(name: .customLong("max-length"), help: "Truncate to this many tokens (default: 128, or the model's positions if fewer).") var maxLength: Int?
     @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
     @Flag(help: "Input lines are space-separated token ids, special tokens included.") var pretokenized = false
     @OptionGroup var threads: ThreadOptions
@@ -43,6 +43,7 @@ struct Embed: ParsableCommand {
     func run() throws {
         try threads.apply()
         guard batchSize >= 1 else { throw CLIError("--batch-size \(batchSize) must be at least 1") }
+        if let output { try checkOutputPath(output, flag: "--output") }
         var mode: PoolingMode? = nil
         if let pooling {
             guard let m = PoolingMode(rawValue: pooling) else {
@@ -51,6 +52,7 @@ struct Embed: ParsableCommand {
             mode = m
         }
         let model = try LoadedModel(path: model)
+        let maxLength = self.maxLength ?? min(128, model.encoder.config.maxPositions)
         try checkMaxLength(maxLength, model: model)
         let lines = try readInputLines(input)
         let sequences = try model.encodeLines(lines, maxLength: maxLength, pretokenized: pretokenized, source: input)
@@ -75,7 +77,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Distillery model file (.h5) with a classification head.") var model: String
     @Option(help: "Input file, one text per line.") var input: String
     @Option(help: "Output JSONL file (default: stdout).") var output: String?
-    @Option(name: .customLong("max-length"), help: "Truncate to this many tokens.") var maxLength = 128
+    @Option(name: .customLong("max-length"), help: "Truncate to this many tokens (default: 128, or the model's positions if fewer).") var maxLength: Int?
     @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
     @Flag(help: "Input lines are space-separated token ids, special tokens included.") var pretokenized = false
     @OptionGroup var threads: ThreadOptions
@@ -83,10 +85,12 @@ struct Predict: ParsableCommand {
     func run() throws {
         try threads.apply()
         guard batchSize >= 1 else { throw CLIError("--batch-size \(batchSize) must be at least 1") }
+        if let output { try checkOutputPath(output, flag: "--output") }
         let model = try LoadedModel(path: model)
         guard model.encoder.heads.classifierLabels > 0 else {
             throw CLIError("\(self.model): the model has no classifier head — fine-tune it first (kd finetune) or use 'kd embed'")
         }
+        let maxLength = self.maxLength ?? min(128, model.encoder.config.maxPositions)
         try checkMaxLength(maxLength, model: model)
         let lines = try readInputLines(input)
         let sequences = try model.encodeLines(lines, maxLength: maxLength, pretokenized: pretokenized, source: input)

@@ -3,6 +3,7 @@ import ArgumentParser
 import DistilleryModel
 import DistilleryTensor
 import Foundation
+import Tokenization
 import WeightIO
 
 struct Import: ParsableCommand {
@@ -16,6 +17,7 @@ struct Import: ParsableCommand {
     @Option(help: "HF config.json (default: beside the weights).") var config: String?
 
     func run() throws {
+        try checkOutputPath(out, flag: "--out")
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: source, isDirectory: &isDir) else {
@@ -56,6 +58,9 @@ struct Import: ParsableCommand {
         let configText: String
         let configSource: String
         if let path = config ?? (stored == nil ? sibling("config.json") : nil) {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw CLIError("\(path): no such config file — check --config")
+            }
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw CLIError("\(path): cannot read config.json as UTF-8 text")
             }
@@ -74,13 +79,8 @@ struct Import: ParsableCommand {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw CLIError("\(path): no such vocabulary file — check --vocab")
             }
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw CLIError("\(path): cannot read the vocabulary as UTF-8 text — is this vocab.txt?")
-            }
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
-                String($0.hasSuffix("\r") ? $0.dropLast() : $0)
-            }
-            if lines.last == "" { lines.removeLast() }
+            let lines: [String]
+            do { lines = try WordPieceTokenizer.readVocabulary(URL(fileURLWithPath: path)) } catch { throw CLIError(file: path, error) }
             (vocabulary, vocabSource) = (lines, path)
         } else if let stored {
             (vocabulary, vocabSource) = (stored.vocabulary, weightsPath)

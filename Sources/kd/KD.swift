@@ -36,7 +36,14 @@ struct CLIError: Error, CustomStringConvertible {
     /// message does not already carry it.
     init(file: String, _ error: any Error) {
         let text = String(describing: error)
-        description = text.contains(file) ? text : "\(file): \(text)"
+        let name = URL(fileURLWithPath: file).lastPathComponent
+        if text.contains(file) {
+            description = text
+        } else if text.hasPrefix(name + ": ") {
+            description = file + text.dropFirst(name.count)   // WeightIO names only the last component
+        } else {
+            description = "\(file): \(text)"
+        }
     }
 }
 
@@ -45,9 +52,12 @@ struct ThreadOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads for BLAS and kernels.")
     var threads: Int = 1
 
+    /// OpenBLAS here is built with MAX_THREADS=64.
+    let maximumThreads = 64
+
     func apply() throws {
-        guard threads >= 1 && threads <= 256 else {
-            throw CLIError("--threads \(threads) is out of range — use 1...\(ProcessInfo.processInfo.activeProcessorCount) (cores here)")
+        guard threads >= 1 && threads <= maximumThreads else {
+            throw CLIError("--threads \(threads) is out of range — use 1...\(maximumThreads) (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
         }
         Compute.setThreads(threads)
     }

@@ -23,7 +23,12 @@ struct TokenizerOptions: Codable {
         tokenizeChineseChars = try c.decodeIfPresent(Bool.self, forKey: .tokenizeChineseChars) ?? true
     }
 
-    var json: String { String(decoding: (try? JSONEncoder().encode(self)) ?? Data("{}".utf8), as: UTF8.self) }
+    /// JSON with sorted keys, so the same options always give the same file bytes.
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
 
     static func parse(_ text: String, source: String) throws -> TokenizerOptions {
         do { return try JSONDecoder().decode(TokenizerOptions.self, from: Data(text.utf8)) } catch {
@@ -33,7 +38,7 @@ struct TokenizerOptions: Codable {
 
     func makeTokenizer(vocabulary: [String], source: String) throws -> WordPieceTokenizer {
         do {
-            return try WordPieceTokenizer(vocabulary: vocabulary, lowercase: lowercase, stripAccents: stripAccents,
+            return try WordPieceTokenizer(vocabulary: vocabulary, source: source, lowercase: lowercase, stripAccents: stripAccents,
                                           tokenizeChineseChars: tokenizeChineseChars)
         } catch { throw CLIError(file: source, error) }
     }
@@ -54,7 +59,11 @@ struct LoadedModel {
             throw CLIError("\(path): no such file — import a model first with 'kd import SRC --out \(path)'")
         }
         let file: TeacherFile
-        do { file = try TeacherFile.read(url) } catch { throw CLIError(file: path, error) }
+        do { file = try TeacherFile.read(url) } catch {
+            let message = CLIError(file: path, error).description
+            throw CLIError(message.contains("kd import") ? message
+                           : "\(message) (--model takes a Distillery model file; convert weights with 'kd import SRC --out model.h5')")
+        }
         let config: BertConfig
         do { config = try BertConfig(json: file.configJSON, source: "\(path) (config_json)") } catch {
             throw CLIError(file: path, error)

@@ -10,9 +10,11 @@ func readInputLines(_ path: String?, allowEmpty: Bool = false) throws -> [String
     let name = path ?? "<stdin>"
     let data: Data
     if let path {
-        guard FileManager.default.fileExists(atPath: path) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw CLIError("\(path): no such file — check the --input path")
         }
+        guard !isDirectory.boolValue else { throw CLIError("\(path): is a directory — --input takes a text file") }
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw CLIError("\(path): cannot read (\(error.localizedDescription))")
         }
@@ -67,20 +69,34 @@ struct OutputSink {
     }
 }
 
-/// Writes `data` to `path` through a temporary sibling file renamed on success.
-func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent()
-    guard FileManager.default.fileExists(atPath: dir.path) else {
+/// Checks that `path` can be an output file for `flag`: not empty, not a directory, in an
+/// existing directory. Commands call it before doing any work.
+func checkOutputPath(_ path: String, flag: String) throws {
+    guard !path.isEmpty else { throw CLIError("\(flag) is empty — give an output file path") }
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw CLIError("\(path): is a directory — \(flag) takes a file path, e.g. \(path)/out")
+    }
+    let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
+    guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw CLIError("\(path): directory \(dir.path) does not exist — create it first")
     }
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+}
+
+/// Writes `data` to `path` through a temporary sibling file renamed on success.
+/// rename(2) replaces an existing file atomically and refuses to replace a directory.
+func writeAtomically(_ data: Data, to path: String) throws {
+    try checkOutputPath(path, flag: "output")
+    let url = URL(fileURLWithPath: path)
+    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     do {
         try data.write(to: tmp)
-        _ = try? FileManager.default.removeItem(at: url)
-        try FileManager.default.moveItem(at: tmp, to: url)
+        guard rename(tmp.path, url.path) == 0 else {
+            throw CLIError("\(path): cannot write (\(String(cString: strerror(errno))))")
+        }
     } catch {
         try? FileManager.default.removeItem(at: tmp)
+        if let error = error as? CLIError { throw error }
         throw CLIError("\(path): cannot write (\(error.localizedDescription))")
     }
 }
