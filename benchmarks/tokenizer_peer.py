@@ -42,6 +42,9 @@ def parse_args():
     p.add_argument("--slow", action="store_true", help="also time the pure-Python slow tokenizer (one pass)")
     p.add_argument("--write-corpus", help="write the corpus lines used to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--kd", help="path to the kd binary: also run 'kd bench tokenizer' on the same corpus, same run")
+    p.add_argument("--kd-model", default=os.path.join(ROOT, "teachers", "minilm-l6", "teacher.h5"),
+                   help="Distillery model whose tokenizer kd uses (same vocabulary)")
     return p.parse_args()
 
 
@@ -110,6 +113,21 @@ def main():
         start = time.perf_counter()
         n = sum(len(slow.encode(l, add_special_tokens=False)) for l in lines)
         result["slow_python_tokens_per_s"] = round(n / (time.perf_counter() - start))
+    if args.kd:
+        import subprocess
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", delete=False) as f:
+            f.write("\n".join(lines) + "\n")
+            corpus = f.name
+        try:
+            out = subprocess.run([args.kd, "bench", "tokenizer", "--model", args.kd_model, "--input", corpus,
+                                  "--repeats", str(args.repeats), "--json"], check=True, capture_output=True, text=True)
+        finally:
+            os.unlink(corpus)
+        kd = json.loads(out.stdout)
+        result["kd_tokens_per_s"] = round(kd["tokens_per_s"])
+        result["kd_tokens_per_pass"] = kd["tokens"] // args.repeats
+        result["kd_over_hf_loop"] = round(kd["tokens_per_s"] / single_rate, 2)
     if args.json:
         print(json.dumps(result))
     else:
@@ -117,6 +135,9 @@ def main():
               f"{tokens} tokens/pass")
         print(f"  encode_batch : {result['batch_tokens_per_s']:>12,} tokens/s")
         print(f"  encode loop  : {result['single_tokens_per_s']:>12,} tokens/s")
+        if "kd_tokens_per_s" in result:
+            print(f"  kd (Swift)   : {result['kd_tokens_per_s']:>12,} tokens/s  "
+                  f"({result['kd_over_hf_loop']}x HF's encode loop; {result['kd_tokens_per_pass']} tokens/pass)")
         if "slow_python_tokens_per_s" in result:
             print(f"  slow (Python): {result['slow_python_tokens_per_s']:>12,} tokens/s")
 

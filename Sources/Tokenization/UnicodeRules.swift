@@ -29,10 +29,41 @@ enum UnicodeRules {
     }
 
     /// General category as Python 3.11's `unicodedata.category` reports it.
+    ///
+    /// The Basic Multilingual Plane is answered from a table built once (64 KiB): the
+    /// stdlib's per-scalar age and category look-ups dominated tokenizing non-ASCII text.
     @inline(__always)
     static func category(_ scalar: Unicode.Scalar) -> Unicode.GeneralCategory {
+        let v = scalar.value
+        if v < 0x10000 { return allCategories[Int(bmpCategoryCodes[Int(v)])] }
+        return uncachedCategory(scalar)
+    }
+
+    private static func uncachedCategory(_ scalar: Unicode.Scalar) -> Unicode.GeneralCategory {
         isAssignedInReference(scalar) ? scalar.properties.generalCategory : .unassigned
     }
+
+    /// Every general category; a table entry is an index into this list.
+    private static let allCategories: [Unicode.GeneralCategory] = [
+        .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
+        .nonspacingMark, .spacingMark, .enclosingMark,
+        .decimalNumber, .letterNumber, .otherNumber,
+        .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
+        .initialPunctuation, .finalPunctuation, .otherPunctuation,
+        .mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol,
+        .spaceSeparator, .lineSeparator, .paragraphSeparator,
+        .control, .format, .surrogate, .privateUse, .unassigned,
+    ]
+
+    /// Category index of every BMP code point (surrogates have no scalar: category Cs).
+    private static let bmpCategoryCodes: [UInt8] = {
+        var index: [Unicode.GeneralCategory: UInt8] = [:]
+        for (i, c) in allCategories.enumerated() { index[c] = UInt8(i) }
+        return (0..<0x10000).map { v -> UInt8 in
+            guard let scalar = Unicode.Scalar(UInt32(v)) else { return index[.surrogate]! }
+            return index[uncachedCategory(scalar)]!
+        }
+    }()
 
     /// `_is_control`: any C* category except tab, newline and carriage return.
     @inline(__always)
@@ -108,7 +139,7 @@ enum UnicodeRules {
                 output.append((v >= 65 && v <= 90) ? Unicode.Scalar(UInt8(v + 32)) : scalar)
             } else if v == 0x03A3 {
                 output.append(isFinalSigma(in: word, at: i) ? "\u{03C2}" : "\u{03C3}")
-            } else if !isAssignedInReference(scalar) || !scalar.properties.changesWhenLowercased {
+            } else if category(scalar) == .unassigned || !scalar.properties.changesWhenLowercased {
                 output.append(scalar)
             } else {
                 output.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
