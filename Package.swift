@@ -28,8 +28,10 @@ let package = Package(
         .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5"]),
         // BERT basic tokenizer + WordPiece, identical to HF BertTokenizer.
         .target(name: "Tokenization"),
+        // Dataset import: CSV, text cleanup, dedup, stratified splits, manifests.
+        .target(name: "DistilleryData"),
         .executableTarget(name: "kd", dependencies: [
-            "DistilleryTensor", "DistilleryModel", "WeightIO", "Tokenization",
+            "DistilleryTensor", "DistilleryModel", "WeightIO", "Tokenization", "DistilleryData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -37,6 +39,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["DistilleryModel", "WeightIO", "Tokenization", "TestSupport"]),
         .testTarget(name: "WeightIOTests", dependencies: ["WeightIO", "TestSupport"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"]),
+        .testTarget(name: "DataTests", dependencies: ["DistilleryData", "kd", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport"]),
     ]
 )
