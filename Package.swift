@@ -34,11 +34,15 @@ let package = Package(
             "DistilleryTensor", "DistilleryModel", "WeightIO", "Tokenization", "DistilleryData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Training engine: forward with cached activations + backward, AdamW, schedules.
+        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["DistilleryModel", "WeightIO", "Tokenization", "TestSupport"]),
         .testTarget(name: "WeightIOTests", dependencies: ["WeightIO", "TestSupport"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["DistilleryTraining", "DistilleryModel", "DistilleryTensor", "WeightIO", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["DistilleryData", "kd", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport"]),
     ]

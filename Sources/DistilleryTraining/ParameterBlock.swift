@@ -1,0 +1,124 @@
+// ParameterBlock: every trainable tensor of a BERT classifier in one contiguous float block.
+//
+// Follows llm.c's layout: one allocation holds all parameters in a fixed, named order —
+// the canonical order of `bertParameterShapes(config, heads:)` — and each tensor is a view
+// at an offset. Gradients, AdamW's two moments and (later) checkpoints, pruning masks and
+// quantization use the same `ParameterLayout`, so everything that walks "all parameters"
+// walks one list. Value type (copy-on-write array); the training code takes one pointer
+// to the block per pass and indexes it through precomputed offsets.
+// Left out on purpose: non-float buffers (position ids) — they are not parameters.
+import DistilleryModel
+import DistilleryTensor
+
+/// Names, shapes and offsets of the tensors of a parameter block, in canonical order.
+public struct ParameterLayout: Sendable, Equatable {
+    /// One tensor of the block.
+    public struct Entry: Sendable, Equatable {
+        public let name: String
+        public let shape: [Int]
+        /// First element of the tensor within the block.
+        public let offset: Int
+        /// Number of elements.
+        public var count: Int { shape.reduce(1, *) }
+        /// Element range within the block.
+        public var range: Range<Int> { offset..<(offset + count) }
+    }
+
+    /// Tensors in canonical order.
+    public let entries: [Entry]
+    /// Total number of floats.
+    public let totalCount: Int
+    private let indexByName: [String: Int]
+
+    /// A layout from an ordered (name, shape) list, tensors packed back to back.
+    public init(_ shapes: [(name: String, shape: [Int])]) {
+        var entries: [Entry] = []
+        var offset = 0
+        for (name, shape) in shapes {
+            entries.append(Entry(name: name, shape: shape, offset: offset))
+            offset += shape.reduce(1, *)
+        }
+        self.entries = entries
+        totalCount = offset
+        indexByName = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
+    }
+
+    /// The layout of a BERT encoder with the given heads (canonical order).
+    public init(config: BertConfig, heads: BertHeads) {
+        self.init(bertParameterShapes(config, heads: heads))
+    }
+
+    /// The entry named `name`, or nil.
+    public func entry(_ name: String) -> Entry? { indexByName[name].map { entries[$0] } }
+
+    /// Offset of tensor `name`; the name must be in the layout.
+    public func offset(_ name: String) -> Int {
+        guard let i = indexByName[name] else {
+            fatalError("ParameterLayout: no tensor named '\(name)' (layout has \(entries.count) tensors)")
+        }
+        return entries[i].offset
+    }
+
+    public static func == (a: ParameterLayout, b: ParameterLayout) -> Bool { a.entries == b.entries }
+}
+
+/// All parameters (or all gradients, or one optimizer moment) in one contiguous block.
+public struct ParameterBlock: Sendable, Equatable {
+    /// Where each named tensor lives.
+    public let layout: ParameterLayout
+    /// The floats, `layout.totalCount` of them.
+    public var storage: [Float]
+
+    /// A zero-filled block (fresh gradients, fresh optimizer moments).
+    public init(zeros layout: ParameterLayout) {
+        self.layout = layout
+        storage = [Float](repeating: 0, count: layout.totalCount)
+    }
+
+    /// A block from named tensors: every tensor of `layout` must be present with its shape;
+    /// names not in the layout are an error (strict, as the model loader).
+    public init(layout: ParameterLayout, tensors: [String: Tensor]) throws(ModelError) {
+        self.init(zeros: layout)
+        for e in layout.entries {
+            guard let t = tensors[e.name] else {
+                throw ModelError.missingTensor(name: e.name, expected: e.shape,
+                                               hint: "the weights do not hold every parameter the training model needs")
+            }
+            guard t.shape == e.shape else {
+                throw ModelError.wrongShape(name: e.name, expected: e.shape, found: t.shape,
+                                            hint: "config.json may not belong to these weights")
+            }
+            storage.replaceSubrange(e.range, with: t.data)
+        }
+        let extra = tensors.keys.filter { layout.entry($0) == nil }.sorted()
+        if !extra.isEmpty {
+            throw ModelError.unexpectedTensors(extra, hint: "they are not parameters of this model")
+        }
+    }
+
+    /// The tensor named `name` (a copy).
+    public func tensor(_ name: String) -> Tensor {
+        guard let e = layout.entry(name) else {
+            fatalError("ParameterBlock: no tensor named '\(name)'")
+        }
+        return Tensor(shape: e.shape, data: Array(storage[e.range]))
+    }
+
+    /// Every tensor as (name, tensor), in canonical order (for IO and the inference encoder).
+    public var tensors: [(name: String, tensor: Tensor)] {
+        layout.entries.map { ($0.name, Tensor(shape: $0.shape, data: Array(storage[$0.range]))) }
+    }
+
+    /// Every tensor by name (what `BertEncoder(config:tensors:)` takes).
+    public var tensorDictionary: [String: Tensor] {
+        Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0.tensor) })
+    }
+
+    /// Sets every element to zero, keeping the allocation.
+    public mutating func zero() {
+        storage.withUnsafeMutableBufferPointer { p in p.update(repeating: 0) }
+    }
+}
+
+/// Gradients share the parameters' layout: element i of the gradient block is dLoss/dθ_i.
+public typealias Gradients = ParameterBlock

@@ -1,0 +1,166 @@
+// Double-precision reference forwards of the training ops and the finite-difference
+// machinery the gradient checks use.
+//
+// Each reference is the textbook formula written independently of the Float kernels
+// (naive loops, no caching). A gradient check differentiates the *reference* forward by
+// central differences in Double — accurate to ~1e-9 — and compares that with the Float
+// analytic backward, so it tests the backward formula, not float noise. The Float forward
+// is compared with the same reference.
+import DistilleryTraining
+import Foundation
+import XCTest
+
+/// Float backward vs Double finite differences, as a fraction of the tensor's largest
+/// gradient. Float kernels carry ~6e-8 relative rounding per operation, compounded over
+/// sums of tens of terms and a few chained ops (~1e-6); a wrong formula is off by O(1).
+/// 1e-4 sits between the two with two orders of margin on each side.
+let gradientCheckTolerance = 1e-4
+/// Float forward vs Double reference forward, as a fraction of the largest output: the
+/// same rounding argument without the backward's extra chain of operations.
+let forwardCheckTolerance = 1e-5
+/// Central-difference step relative to max(1, |x|). The references are Double, so the
+/// truncation error h²·f''' (~1e-12) and the cancellation error 1e-16/h (~1e-10) are both
+/// far below the tolerance.
+let finiteDifferenceStep = 1e-6
+
+/// Seeded uniform numbers for test inputs (SplitMix64).
+struct TestRNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi).
+    mutating func uniform(_ lo: Double = -1, _ hi: Double = 1) -> Double {
+        lo + (hi - lo) * Double(next() >> 11) / Double(1 << 53)
+    }
+    mutating func floats(_ n: Int, _ lo: Double = -1, _ hi: Double = 1) -> [Float] {
+        (0..<n).map { _ in Float(uniform(lo, hi)) }
+    }
+    mutating func doubles(_ n: Int, _ lo: Double = -1, _ hi: Double = 1) -> [Double] {
+        (0..<n).map { _ in uniform(lo, hi) }
+    }
+}
+
+/// Gradient of φ(x) = Σ_i w_i f(x)_i by central differences in Double.
+func numericGradient(at x: [Float], weights w: [Double], _ f: ([Double]) -> [Double]) -> [Double] {
+    var xd = x.map(Double.init)
+    var grad = [Double](repeating: 0, count: x.count)
+    func phi(_ v: [Double]) -> Double { zip(f(v), w).reduce(0) { $0 + $1.0 * $1.1 } }
+    for i in 0..<x.count {
+        let h = finiteDifferenceStep * max(1, abs(xd[i]))
+        let saved = xd[i]
+        xd[i] = saved + h
+        let up = phi(xd)
+        xd[i] = saved - h
+        let down = phi(xd)
+        xd[i] = saved
+        grad[i] = (up - down) / (2 * h)
+    }
+    return grad
+}
+
+/// max |a − b| / max(max |b|, 1e-30): the error as a fraction of the largest reference value.
+func relativeError(_ a: [Float], _ b: [Double]) -> Double {
+    precondition(a.count == b.count, "relativeError: \(a.count) vs \(b.count) elements")
+    let scale = max(b.map(abs).max() ?? 0, 1e-30)
+    var worst = 0.0
+    for i in 0..<a.count { worst = max(worst, abs(Double(a[i]) - b[i])) }
+    return worst / scale
+}
+
+/// Asserts a Float analytic gradient against a Double numeric one; returns the error.
+@discardableResult
+func checkGradient(_ name: String, analytic: [Float], numeric: [Double],
+                   tolerance: Double = gradientCheckTolerance, file: StaticString = #filePath, line: UInt = #line) -> Double {
+    let err = relativeError(analytic, numeric)
+    print("gradient check \(name): relative error \(err)")
+    XCTAssertLessThanOrEqual(err, tolerance, "gradient \(name)", file: file, line: line)
+    XCTAssertTrue(numeric.contains { $0 != 0 } || analytic.allSatisfy { $0 == 0 }, "\(name): numeric gradient is all zero", file: file, line: line)
+    return err
+}
+
+/// Runs `body` with mutable pointers to each array (zero to four of them).
+func withPointers<R>(_ a: inout [Float], _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+    a.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+}
+
+// MARK: - Reference forwards (Double)
+
+enum Reference {
+    /// y = x·Wᵀ + b, x [n, i], W [o, i].
+    static func linear(_ x: [Double], _ w: [Double], _ b: [Double], rows n: Int, inFeatures i: Int, outFeatures o: Int) -> [Double] {
+        var y = [Double](repeating: 0, count: n * o)
+        for r in 0..<n { for j in 0..<o {
+            var s = b[j]
+            for k in 0..<i { s += x[r * i + k] * w[j * i + k] }
+            y[r * o + j] = s
+        } }
+        return y
+    }
+
+    /// Biased-variance LayerNorm per row.
+    static func layerNorm(_ x: [Double], _ g: [Double], _ b: [Double], rows n: Int, cols c: Int, eps: Double) -> [Double] {
+        var y = [Double](repeating: 0, count: n * c)
+        for r in 0..<n {
+            let row = Array(x[(r * c)..<((r + 1) * c)])
+            let m = row.reduce(0, +) / Double(c)
+            let v = row.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(c)
+            for j in 0..<c { y[r * c + j] = (row[j] - m) / (v + eps).squareRoot() * g[j] + b[j] }
+        }
+        return y
+    }
+
+    static func gelu(_ x: [Double]) -> [Double] { x.map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) } }
+    static func tanh(_ x: [Double]) -> [Double] { x.map { Foundation.tanh($0) } }
+
+    /// Attention with the additive finfo.min mask, as HF's eager path; q, k, v [B·T, heads·D].
+    static func attention(_ q: [Double], _ k: [Double], _ v: [Double], mask: [Int32], dropout: [Float]?,
+                          B: Int, T: Int, heads: Int, D: Int) -> [Double] {
+        let A = heads * D
+        var ctx = [Double](repeating: 0, count: B * T * A)
+        for b in 0..<B { for h in 0..<heads { for i in 0..<T {
+            var s = [Double](repeating: 0, count: T)
+            for j in 0..<T {
+                var dot = 0.0
+                for d in 0..<D { dot += q[(b * T + i) * A + h * D + d] * k[(b * T + j) * A + h * D + d] }
+                s[j] = dot / Double(D).squareRoot() + (mask[b * T + j] == 0 ? -Double(Float.greatestFiniteMagnitude) : 0)
+            }
+            let m = s.max()!
+            let e = s.map { exp($0 - m) }
+            let z = e.reduce(0, +)
+            for j in 0..<T {
+                var p = e[j] / z
+                if let dropout { p *= Double(dropout[((b * heads + h) * T + i) * T + j]) }
+                for d in 0..<D { ctx[(b * T + i) * A + h * D + d] += p * v[(b * T + j) * A + h * D + d] }
+            }
+        } } }
+        return ctx
+    }
+
+    /// Mean softmax cross-entropy over rows.
+    static func crossEntropy(_ z: [Double], labels: [Int32], B: Int, L: Int) -> Double {
+        var total = 0.0
+        for b in 0..<B {
+            let row = Array(z[(b * L)..<((b + 1) * L)])
+            let m = row.max()!
+            let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
+            total += lse - row[Int(labels[b])]
+        }
+        return total / Double(B)
+    }
+
+    /// (word[id] + type[tt]) + position[t].
+    static func embedding(word: [Double], position: [Double], type: [Double], ids: [Int32], typeIds: [Int32],
+                          T: Int, H: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: ids.count * H)
+        for i in 0..<ids.count { for c in 0..<H {
+            out[i * H + c] = word[Int(ids[i]) * H + c] + type[Int(typeIds[i]) * H + c] + position[(i % T) * H + c]
+        } }
+        return out
+    }
+}
