@@ -21,6 +21,12 @@ public struct BertConfig: Sendable, Equatable {
     public var padTokenId: Int
     /// Label names by class index (from `id2label`); empty when the config names none.
     public var labels: [String]
+    /// Dropout on embeddings and sub-layer outputs during training (`hidden_dropout_prob`).
+    public var hiddenDropout: Float = 0.1
+    /// Dropout on attention probabilities during training (`attention_probs_dropout_prob`).
+    public var attentionDropout: Float = 0.1
+    /// Dropout before the classifier (`classifier_dropout`, or `hidden_dropout_prob` when null).
+    public var classifierDropout: Float = 0.1
     /// Attention heads of each layer (all `headCount` unless pruned).
     public var layerHeads: [Int]
     /// FFN width of each layer (all `intermediateSize` unless pruned).
@@ -94,6 +100,16 @@ public struct BertConfig: Sendable, Equatable {
             }
             labels = names
         }
+        func probability(_ key: String) throws(ModelError) -> Float? {
+            guard let value = dict[key], !(value is NSNull) else { return nil }
+            guard let p = (value as? NSNumber)?.doubleValue, p >= 0, p < 1 else {
+                throw ModelError.badConfig(source, "'\(key)' is \(value)", hint: "dropout probabilities lie in [0, 1)")
+            }
+            return Float(p)
+        }
+        hiddenDropout = try probability("hidden_dropout_prob") ?? 0.1
+        attentionDropout = try probability("attention_probs_dropout_prob") ?? 0.1
+        classifierDropout = try probability("classifier_dropout") ?? hiddenDropout
         if let heads = dict["distillery_layer_heads"] as? [Int] { layerHeads = heads }
         if let widths = dict["distillery_layer_intermediate_sizes"] as? [Int] { layerIntermediateSizes = widths }
         try validate(source: source)
