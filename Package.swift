@@ -31,11 +31,11 @@ let package = Package(
         // Dataset import: CSV, text cleanup, dedup, stratified splits, manifests.
         .target(name: "DistilleryData"),
         .executableTarget(name: "kd", dependencies: [
-            "DistilleryTensor", "DistilleryModel", "WeightIO", "Tokenization", "DistilleryData",
+            "DistilleryTensor", "DistilleryModel", "WeightIO", "Tokenization", "DistilleryData", "DistilleryTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training engine: forward with cached activations + backward, AdamW, schedules.
-        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor"],
+        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "WeightIO"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),

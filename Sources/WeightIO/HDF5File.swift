@@ -468,6 +468,8 @@ public final class HDF5File {
         defer { H5Sclose(space) }
         let dcpl = try check(H5Pcreate(chdf5_p_dataset_create()), path, "cannot create dataset properties")
         defer { H5Pclose(dcpl) }
+        // No object timestamps: the same tensors always give the same file bytes.
+        _ = try check(H5Pset_obj_track_times(dcpl, false), path, "cannot turn off timestamps for '\(path)'")
         let count = shape.reduce(1, *)
         if (chunked || compression != nil) && !shape.isEmpty && count > 0 {
             _ = try check(H5Pset_chunk(dcpl, Int32(dims.count), dims), path, "cannot set chunking for '\(path)'")

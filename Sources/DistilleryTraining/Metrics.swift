@@ -1,0 +1,60 @@
+// Metrics: accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix of a
+// single-label classifier.
+//
+// Follows scikit-learn's `classification_report` conventions: a class with no predictions
+// has precision 0, a class with no examples has recall 0 (sklearn's zero_division=0), and
+// macro-F1 averages F1 over the classes that occur in the true or the predicted labels
+// (sklearn's default `labels=unique(y_true ∪ y_pred)`).
+// Left out on purpose: micro/weighted averages (micro equals accuracy here).
+import Foundation
+
+/// Precision, recall and F1 of one class.
+public struct ClassMetrics: Sendable, Equatable {
+    public var precision: Double
+    public var recall: Double
+    public var f1: Double
+    /// Examples whose true label is this class.
+    public var support: Int
+}
+
+/// Classification metrics from a confusion matrix (rows = true class, columns = predicted).
+public struct ClassificationMetrics: Sendable, Equatable {
+    /// `confusion[t][p]`: examples of true class t predicted as p.
+    public let confusion: [[Int]]
+    public let perClass: [ClassMetrics]
+    public let accuracy: Double
+    public let macroF1: Double
+    public var total: Int { confusion.reduce(0) { $0 + $1.reduce(0, +) } }
+
+    /// Metrics of a square confusion matrix.
+    public init(confusion: [[Int]]) {
+        let k = confusion.count
+        precondition(confusion.allSatisfy { $0.count == k }, "ClassificationMetrics: confusion matrix is not square")
+        self.confusion = confusion
+        var perClass: [ClassMetrics] = []
+        var correct = 0, total = 0, f1Sum = 0.0, present = 0
+        for c in 0..<k {
+            let tp = confusion[c][c]
+            let support = confusion[c].reduce(0, +)
+            let predicted = (0..<k).reduce(0) { $0 + confusion[$1][c] }
+            let precision = predicted > 0 ? Double(tp) / Double(predicted) : 0
+            let recall = support > 0 ? Double(tp) / Double(support) : 0
+            let f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0
+            perClass.append(ClassMetrics(precision: precision, recall: recall, f1: f1, support: support))
+            correct += tp
+            total += support
+            if support > 0 || predicted > 0 { f1Sum += f1; present += 1 }
+        }
+        self.perClass = perClass
+        accuracy = total > 0 ? Double(correct) / Double(total) : 0
+        macroF1 = present > 0 ? f1Sum / Double(present) : 0
+    }
+
+    /// Metrics of predictions against true labels, classes `0..<classCount`.
+    public init(truth: [Int], predicted: [Int], classCount: Int) {
+        precondition(truth.count == predicted.count, "ClassificationMetrics: \(truth.count) labels vs \(predicted.count) predictions")
+        var m = [[Int]](repeating: [Int](repeating: 0, count: classCount), count: classCount)
+        for (t, p) in zip(truth, predicted) { m[t][p] += 1 }
+        self.init(confusion: m)
+    }
+}
