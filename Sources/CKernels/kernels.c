@@ -5,6 +5,7 @@
 // instantiated twice: once plainly (the `_ref` twin and the fallback) and once under
 // __attribute__((target("avx2,fma"))). exp and erf are polynomial/rational
 // approximations accurate to a few ulp (checked against libm in double by the tests).
+// Attention's AVX2 build instead runs its two products on the packed GEMM of gemm.c.
 #include "ckernels.h"
 #include <math.h>
 #include <string.h>
@@ -170,25 +171,22 @@ DK_INLINE void attention_body(const float *q, const float *k, const float *v, lo
         }
     }
 }
-DK_AVX2 static void attention_avx2(const float *q, const float *k, const float *v, long ld,
-                                   float *out, long ldo, const int32_t *keep, long T, long D,
-                                   float scale, float *scratch, float *probs) {
-    attention_body(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
-}
 void dk_attention_head_ref(const float *q, const float *k, const float *v, long ld,
                            float *out, long ldo, const int32_t *keep, long T, long D,
                            float scale, float *scratch, float *probs) {
     attention_body(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
 }
 
-// ---------------------------------------------------------------- attention, AVX2 blocked
+// ---------------------------------------------------------------- attention through the packed GEMM
 //
-// The same math as attention_body, register-blocked for head sizes that are a multiple of
-// 8: two query rows at a time, 32 keys per block for the scores (8 accumulators), and up
-// to 32 value columns per block for the weighted sum. K is transposed once per head into
-// [D, Tp] (Tp = T rounded up to 32, zero padded) so score loads are contiguous.
+// The same math as attention_body, as two products on the packed-weight GEMM (dk_gemm.h):
+// S = Q·Kᵀ with K packed as a [T, D] "weight", a masked softmax per row, then O = P·V
+// with Vᵀ packed as a [D, T] "weight". Packing a head costs 2·T·D copies against
+// 4·T²·D flops. Rows of S are padded to a multiple of 8 with zeros so the softmax runs
+// on whole vectors.
 
 #include <immintrin.h>
+#include "dk_gemm.h"
 
 DK_AVX2 static inline __m256 exp8(__m256 x) {
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.72283f));
@@ -221,14 +219,16 @@ DK_AVX2 static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/// Softmax of one padded score row in place: s[j] = keep[j] ? exp(s[j] - max) / sum : 0.
-DK_AVX2 static void softmax_row_avx2(float *s, const float *keepf, long Tp) {
-    __m256 m = _mm256_set1_ps(-INFINITY);
-    const __m256 neg = _mm256_set1_ps(-INFINITY);
+/// One padded score row in place: s[j] = keep[j] ? exp(scale·s[j] - max) / sum : 0.
+/// `keepf` is 1 or 0 per column (0 on the padding), Tp a multiple of 8.
+DK_AVX2 static void softmax_row_avx2(float *s, const float *keepf, long Tp, float scale) {
+    const __m256 sc = _mm256_set1_ps(scale), neg = _mm256_set1_ps(-INFINITY);
+    __m256 m = neg;
     for (long j = 0; j < Tp; j += 8) {
-        __m256 k = _mm256_loadu_ps(keepf + j);
-        __m256 v = _mm256_blendv_ps(neg, _mm256_loadu_ps(s + j), _mm256_cmp_ps(k, _mm256_setzero_ps(), _CMP_NEQ_OQ));
-        m = _mm256_max_ps(m, v);
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + j), sc);
+        _mm256_storeu_ps(s + j, v);
+        __m256 k = _mm256_cmp_ps(_mm256_loadu_ps(keepf + j), _mm256_setzero_ps(), _CMP_NEQ_OQ);
+        m = _mm256_max_ps(m, _mm256_blendv_ps(neg, v, k));
     }
     __m256 mv = _mm256_set1_ps(hmax8(m));
     __m256 sum = _mm256_setzero_ps();
@@ -241,81 +241,44 @@ DK_AVX2 static void softmax_row_avx2(float *s, const float *keepf, long Tp) {
     for (long j = 0; j < Tp; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
 }
 
-DK_AVX2 static void attention_blocked_avx2(const float *q, const float *k, const float *v, long ld,
-                                           float *out, long ldo, const int32_t *keep, long T, long D,
-                                           float scale, float *scratch, float *probs) {
-    const long Tp = (T + 31) & ~31L;
-    float *kt = scratch;                 // [D, Tp]
-    float *keepf = kt + D * Tp;          // [Tp] 1 or 0
-    float *s0 = keepf + Tp, *s1 = s0 + Tp;
+static long round8(long n) { return (n + 7) & ~7L; }
+
+long dk_attention_scratch_floats(long T, long D) {
+    long Tp = round8(T), big = T > D ? T : D;
+    long gemm = T * D + dk_packed_floats(T, D) + dk_packed_floats(D, T) + T * Tp + Tp
+              + dk_gemm_workspace_floats(T, big);
+    long plain = T * (D + 1);
+    return gemm > plain ? gemm : plain;
+}
+
+DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const float *v, long ld,
+                                        float *out, long ldo, const int32_t *keep, long T, long D,
+                                        float scale, float *scratch, float *probs) {
+    const long Tp = round8(T);
+    float *tmp = scratch;                          // [T, D] keys, then [D, T] values transposed
+    float *kpack = tmp + T * D;                    // K as a packed [T, D] weight
+    float *vpack = kpack + dk_packed_floats(T, D); // Vᵀ as a packed [D, T] weight
+    float *S = vpack + dk_packed_floats(D, T);     // [T, Tp] scores, then probabilities
+    float *keepf = S + T * Tp;                     // [Tp]
+    float *ws = keepf + Tp;                        // GEMM workspace
     long valid = 0;
     for (long j = 0; j < T; j++) valid += keep[j] != 0;
     for (long j = 0; j < Tp; j++) keepf[j] = j < T && (keep[j] || !valid) ? 1.0f : 0.0f;
-    for (long d = 0; d < D; d++) {
-        float *row = kt + d * Tp;
-        for (long j = 0; j < T; j++) row[j] = k[j * ld + d];
+    for (long j = 0; j < T; j++) memcpy(tmp + j * D, k + j * ld, (size_t)D * sizeof(float));
+    dk_pack_weight(tmp, T, D, kpack);
+    for (long j = 0; j < T; j++)
+        for (long d = 0; d < D; d++) tmp[d * T + j] = v[j * ld + d];
+    dk_pack_weight(tmp, D, T, vpack);
+    dk_gemm_packed(T, T, D, q, ld, kpack, S, Tp, 0, ws);
+    for (long t = 0; t < T; t++) {
+        float *row = S + t * Tp;
+        // No attendable key at all: HF's finfo.min mask makes every score equal.
+        if (!valid) memset(row, 0, (size_t)T * sizeof(float));
         for (long j = T; j < Tp; j++) row[j] = 0;
+        softmax_row_avx2(row, keepf, Tp, scale);
+        if (probs) memcpy(probs + t * T, row, (size_t)T * sizeof(float));
     }
-    for (long t = 0; t < T; t += 2) {
-        const int two = t + 1 < T;
-        const float *q0 = q + t * ld, *q1 = two ? q0 + ld : q0;
-        // Scores for rows t and t+1, 32 keys per block.
-        for (long j = 0; j < Tp; j += 32) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            const float *kp = kt + j;
-            for (long d = 0; d < D; d++, kp += Tp) {
-                __m256 x0 = _mm256_set1_ps(q0[d]), x1 = _mm256_set1_ps(q1[d]);
-                __m256 k0 = _mm256_loadu_ps(kp), k1 = _mm256_loadu_ps(kp + 8);
-                __m256 k2 = _mm256_loadu_ps(kp + 16), k3 = _mm256_loadu_ps(kp + 24);
-                a0 = _mm256_fmadd_ps(x0, k0, a0); a1 = _mm256_fmadd_ps(x0, k1, a1);
-                a2 = _mm256_fmadd_ps(x0, k2, a2); a3 = _mm256_fmadd_ps(x0, k3, a3);
-                b0 = _mm256_fmadd_ps(x1, k0, b0); b1 = _mm256_fmadd_ps(x1, k1, b1);
-                b2 = _mm256_fmadd_ps(x1, k2, b2); b3 = _mm256_fmadd_ps(x1, k3, b3);
-            }
-            __m256 sc = _mm256_set1_ps(scale);
-            _mm256_storeu_ps(s0 + j, _mm256_mul_ps(a0, sc)); _mm256_storeu_ps(s0 + j + 8, _mm256_mul_ps(a1, sc));
-            _mm256_storeu_ps(s0 + j + 16, _mm256_mul_ps(a2, sc)); _mm256_storeu_ps(s0 + j + 24, _mm256_mul_ps(a3, sc));
-            _mm256_storeu_ps(s1 + j, _mm256_mul_ps(b0, sc)); _mm256_storeu_ps(s1 + j + 8, _mm256_mul_ps(b1, sc));
-            _mm256_storeu_ps(s1 + j + 16, _mm256_mul_ps(b2, sc)); _mm256_storeu_ps(s1 + j + 24, _mm256_mul_ps(b3, sc));
-        }
-        if (!valid) { memset(s0, 0, (size_t)Tp * sizeof(float)); memset(s1, 0, (size_t)Tp * sizeof(float)); }
-        softmax_row_avx2(s0, keepf, Tp);
-        if (two) softmax_row_avx2(s1, keepf, Tp);
-        if (probs) {
-            memcpy(probs + t * T, s0, (size_t)T * sizeof(float));
-            if (two) memcpy(probs + (t + 1) * T, s1, (size_t)T * sizeof(float));
-        }
-        // out rows t, t+1 = P · V, 32 columns per block.
-        for (long d0 = 0; d0 < D; d0 += 32) {
-            const long w = D - d0 < 32 ? D - d0 : 32;   // a multiple of 8
-            __m256 a[4], b[4];
-            for (int i = 0; i < 4; i++) { a[i] = _mm256_setzero_ps(); b[i] = _mm256_setzero_ps(); }
-            for (long j = 0; j < T; j++) {
-                const float *vj = v + j * ld + d0;
-                __m256 p0 = _mm256_set1_ps(s0[j]), p1 = _mm256_set1_ps(s1[j]);
-                for (int i = 0; i < 4; i++) {
-                    if (i * 8 < w) {
-                        __m256 vv = _mm256_loadu_ps(vj + i * 8);
-                        a[i] = _mm256_fmadd_ps(p0, vv, a[i]);
-                        b[i] = _mm256_fmadd_ps(p1, vv, b[i]);
-                    }
-                }
-            }
-            for (int i = 0; i < 4; i++) {
-                if (i * 8 < w) {
-                    _mm256_storeu_ps(out + t * ldo + d0 + i * 8, a[i]);
-                    if (two) _mm256_storeu_ps(out + (t + 1) * ldo + d0 + i * 8, b[i]);
-                }
-            }
-        }
-    }
-}
-
-long dk_attention_scratch_floats(long T, long D) {
-    long Tp = (T + 31) & ~31L;
-    long blocked = D * Tp + 3 * Tp, plain = T * (D + 1);
-    return blocked > plain ? blocked : plain;
+    dk_gemm_packed(T, D, T, S, Tp, vpack, out, ldo, 0, ws);
 }
 
 // ---------------------------------------------------------------- dispatch
@@ -344,7 +307,6 @@ void dk_bias_residual_layernorm(float *x, const float *bias, const float *residu
 void dk_attention_head(const float *q, const float *k, const float *v, long ld,
                        float *out, long ldo, const int32_t *keep, long T, long D,
                        float scale, float *scratch, float *probs) {
-    if (dk_has_avx2() && D % 8 == 0) attention_blocked_avx2(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
-    else if (dk_has_avx2()) attention_avx2(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
+    if (dk_has_avx2()) attention_gemm_avx2(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
     else dk_attention_head_ref(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
 }
