@@ -19,7 +19,7 @@ let package = Package(
         // builds chosen at run time.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Tensor core: shapes, storage, GEMM over BLAS, element-wise kernels.
-        .target(name: "DistilleryTensor", dependencies: ["CBLAS"],
+        .target(name: "DistilleryTensor", dependencies: ["CBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // The one BERT encoder, its heads and its parameter table.
         .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels"],

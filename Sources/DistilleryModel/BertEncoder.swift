@@ -3,8 +3,8 @@
 // Follows HF transformers' `BertModel` in eval mode (dropout off): embeddings (word +
 // position + token type, LayerNorm), then per layer self-attention -> dense -> add & norm
 // -> FFN (GELU) -> dense -> add & norm; then optional pooler (tanh) and classifier.
-// Matrix products go through OpenBLAS (query, key and value fused into one GEMM per
-// layer); bias+GELU, bias+residual+LayerNorm and each attention head are C kernels run
+// Matrix products go through the packed-weight AVX2 GEMM of CKernels (weights packed once
+// at load; query, key and value fused into one GEMM per layer); bias+GELU, bias+residual+LayerNorm and each attention head are C kernels run
 // row-parallel. Activations live in per-model scratch buffers reused across calls, so
 // `forward` is not reentrant: use one encoder per thread.
 // Left out on purpose: training (see the backward pass), relative positions, cross-attention.
@@ -44,16 +44,29 @@ public struct EncoderOutput: Sendable {
     public var attentions: [Tensor] = []
 }
 
-/// A weight matrix of a linear layer. Only dense fp32 for now; packed int8/int4 blocks
-/// will be further cases, so layers never depend on one storage format.
+/// A weight matrix of a linear layer. Dense fp32 (as loaded, or packed for the CKernels
+/// GEMM); packed int8/int4 blocks will be further cases, so layers never depend on one
+/// storage format.
 public enum WeightMatrix: Sendable {
-    /// Row-major `[out, in]`, PyTorch layout.
+    /// Row-major `[out, in]`, PyTorch layout, multiplied through OpenBLAS.
     case float32(Tensor)
+    /// fp32 packed once into 16-column micro-panels for the AVX2 GEMM.
+    case packedFloat32(PackedMatrix)
 
     /// Output features.
-    public var outFeatures: Int { switch self { case .float32(let t): return t.shape[0] } }
+    public var outFeatures: Int {
+        switch self {
+        case .float32(let t): return t.shape[0]
+        case .packedFloat32(let p): return p.outFeatures
+        }
+    }
     /// Input features.
-    public var inFeatures: Int { switch self { case .float32(let t): return t.shape[1] } }
+    public var inFeatures: Int {
+        switch self {
+        case .float32(let t): return t.shape[1]
+        case .packedFloat32(let p): return p.inFeatures
+        }
+    }
 
     /// y[M, out] = x[M, in] · Wᵀ (+ y when `accumulate`).
     @inline(__always)
@@ -64,6 +77,8 @@ public enum WeightMatrix: Sendable {
                 gemmABt(m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
                         b: wp.baseAddress!, ldb: inFeatures, c: y, ldc: outFeatures, accumulate: accumulate)
             }
+        case .packedFloat32(let p):
+            p.multiply(rows: rows, x: x, lda: inFeatures, y: y, ldc: outFeatures, accumulate: accumulate)
         }
     }
 }
@@ -117,22 +132,22 @@ public final class BertEncoder: @unchecked Sendable {
             let qkv = Tensor(shape: [q.shape[0] * 3, q.shape[1]], data: q.data + k.data + v.data)
             return Layer(
                 heads: config.layerHeads[l],
-                qkv: .float32(qkv),
+                qkv: .packedFloat32(PackedMatrix(qkv)),
                 qkvBias: t(p + "attention.self.query.bias").data + t(p + "attention.self.key.bias").data
                     + t(p + "attention.self.value.bias").data,
-                attentionOut: .float32(t(p + "attention.output.dense.weight")),
+                attentionOut: .packedFloat32(PackedMatrix(t(p + "attention.output.dense.weight"))),
                 attentionOutBias: t(p + "attention.output.dense.bias").data,
                 norm1Gamma: t(p + "attention.output.LayerNorm.weight").data,
                 norm1Beta: t(p + "attention.output.LayerNorm.bias").data,
-                ffnIn: .float32(t(p + "intermediate.dense.weight")),
+                ffnIn: .packedFloat32(PackedMatrix(t(p + "intermediate.dense.weight"))),
                 ffnInBias: t(p + "intermediate.dense.bias").data,
-                ffnOut: .float32(t(p + "output.dense.weight")),
+                ffnOut: .packedFloat32(PackedMatrix(t(p + "output.dense.weight"))),
                 ffnOutBias: t(p + "output.dense.bias").data,
                 norm2Gamma: t(p + "output.LayerNorm.weight").data,
                 norm2Beta: t(p + "output.LayerNorm.bias").data)
         }
-        pooler = heads.pooler ? (.float32(t("pooler.dense.weight")), t("pooler.dense.bias").data) : nil
-        classifier = heads.classifierLabels > 0 ? (.float32(t("classifier.weight")), t("classifier.bias").data) : nil
+        pooler = heads.pooler ? (.packedFloat32(PackedMatrix(t("pooler.dense.weight"))), t("pooler.dense.bias").data) : nil
+        classifier = heads.classifierLabels > 0 ? (.packedFloat32(PackedMatrix(t("classifier.weight"))), t("classifier.bias").data) : nil
     }
 
     /// Number of scalar parameters.

@@ -1,0 +1,299 @@
+// Packed-weight SGEMM, C[M, N] = A[M, K] · Wᵀ (+ C), for the Linear layers of the encoder
+// (see include/dk_gemm.h).
+//
+// Follows the BLIS/MLAS scheme for AVX2: the weight is packed once into 16-column
+// micro-panels (k-major), A is packed per call into row micro-panels, and a 6×16
+// micro-kernel keeps 12 ymm accumulators (6 broadcasts of A × 2 loads of W per k, 12
+// FMAs, i.e. 6 cycles per k at Zen 3's two FMA pipes). Loops, outermost first: M blocks
+// of at most MC_MAX rows; K blocks of at most KC_MAX (the packed A block, MC·KC·4 bytes,
+// stays in L2, and the C block stays close while the K blocks add into it); 16-column
+// panels (one panel's K-block slice, KC·64 bytes, stays in L1 while it meets every row
+// panel; the next slice is prefetched meanwhile); row panels. Tails are exact: row tails
+// use 1..5-row instantiations of the same kernel, column tails go through a 6×16 buffer,
+// so nothing is read or written out of bounds. Every C element is the same operations
+// whatever the row panel or split: per K block a float FMA chain over k from zero, then
+// added to C (or stored, for the first block without accumulate). Left out on purpose:
+// alpha/beta, transposed A, AVX-512 (the target has none), threads (the caller splits).
+#include "dk_gemm.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DK_INLINE static inline __attribute__((always_inline))
+#define DK_AVX2 __attribute__((target("avx2,fma")))
+
+#define MR 6                // rows of the micro-kernel
+#define NR DK_GEMM_PANEL    // columns of the micro-kernel = packed panel width
+#define KC_MAX 384          // K block; 384·16·4 = 24 KB of W per panel slice (L1 is 32 KB)
+#define MC_MAX 144          // M block, a multiple of MR; 144·384·4 = 216 KB of packed A (L2 512 KB)
+
+long dk_packed_floats(long N, long K) { return (N + NR - 1) / NR * NR * K; }
+
+void dk_pack_weight(const float *W, long N, long K, float *packed) {
+    for (long p = 0; p < N; p += NR) {
+        float *dst = packed + p * K;   // panel p / NR starts at (p / NR) · NR · K
+        const long w = N - p < NR ? N - p : NR;
+        for (long j = 0; j < w; j++) {
+            const float *row = W + (p + j) * K;
+            for (long k = 0; k < K; k++) dst[k * NR + j] = row[k];
+        }
+        for (long j = w; j < NR; j++)
+            for (long k = 0; k < K; k++) dst[k * NR + j] = 0;
+    }
+}
+
+/// K block length: K split into equal blocks of at most KC_MAX, rounded up to 8.
+static long k_block(long K) {
+    long blocks = (K + KC_MAX - 1) / KC_MAX;
+    long kc = (K + blocks - 1) / blocks;
+    return (kc + 7) & ~7L;
+}
+
+long dk_gemm_workspace_floats(long M, long K) {
+    long mc = (M + MR - 1) / MR * MR;
+    if (mc > MC_MAX) mc = MC_MAX;
+    long kc = k_block(K);
+    if (kc > K) kc = K;
+    return mc * kc;
+}
+
+// ---------------------------------------------------------------- portable reference
+
+void dk_gemm_packed_ref(long M, long N, long K, const float *A, long lda, const float *packed,
+                        float *C, long ldc, int accumulate, float *workspace) {
+    (void)workspace;
+    const long kcb = k_block(K);
+    for (long i = 0; i < M; i++) {
+        const float *a = A + i * lda;
+        float *c = C + i * ldc;
+        for (long j = 0; j < N; j += NR) {
+            const long cols = N - j < NR ? N - j : NR;
+            const float *w = packed + j * K;
+            for (long k0 = 0; k0 < K; k0 += kcb) {
+                const long k1 = K - k0 < kcb ? K : k0 + kcb;
+                float acc[NR] = {0};   // one row × one panel: 16 independent sums (vectorises)
+                for (long k = k0; k < k1; k++)
+                    for (long l = 0; l < NR; l++) acc[l] += a[k] * w[k * NR + l];
+                const int add = accumulate || k0 > 0;
+                for (long l = 0; l < cols; l++) c[j + l] = add ? c[j + l] + acc[l] : acc[l];
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- AVX2 + FMA
+
+#include <immintrin.h>
+
+/// Packs rows [0, rows) × k [0, kc) of A (rows ≤ MR) into one micro-panel: dst[k·rows + r].
+DK_AVX2 static void pack_a_panel(const float *A, long lda, long rows, long kc, float *dst) {
+    long k = 0;
+    if (rows == 6 || rows == 4) {
+        const float *r0 = A, *r1 = A + lda, *r2 = A + 2 * lda, *r3 = A + 3 * lda;
+        const float *r4 = A + 4 * lda, *r5 = A + 5 * lda;
+        for (; k + 8 <= kc; k += 8) {
+            // Transpose rows × 8 k: rows 0-3 by the 4×4 unpack/shuffle network (one per
+            // 128-bit lane), rows 4-5 by one unpack; each k gets 4 (+ 2) floats.
+            __m256 a = _mm256_loadu_ps(r0 + k), b = _mm256_loadu_ps(r1 + k);
+            __m256 c = _mm256_loadu_ps(r2 + k), d = _mm256_loadu_ps(r3 + k);
+            __m256 ab0 = _mm256_unpacklo_ps(a, b), ab1 = _mm256_unpackhi_ps(a, b);
+            __m256 cd0 = _mm256_unpacklo_ps(c, d), cd1 = _mm256_unpackhi_ps(c, d);
+            __m256 q0 = _mm256_shuffle_ps(ab0, cd0, _MM_SHUFFLE(1, 0, 1, 0));   // k 0 | k 4
+            __m256 q1 = _mm256_shuffle_ps(ab0, cd0, _MM_SHUFFLE(3, 2, 3, 2));   // k 1 | k 5
+            __m256 q2 = _mm256_shuffle_ps(ab1, cd1, _MM_SHUFFLE(1, 0, 1, 0));   // k 2 | k 6
+            __m256 q3 = _mm256_shuffle_ps(ab1, cd1, _MM_SHUFFLE(3, 2, 3, 2));   // k 3 | k 7
+            if (rows == 4) {
+                float *o = dst + k * 4;
+                _mm256_storeu_ps(o, _mm256_permute2f128_ps(q0, q1, 0x20));
+                _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(q2, q3, 0x20));
+                _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(q0, q1, 0x31));
+                _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(q2, q3, 0x31));
+                continue;
+            }
+            __m256 e = _mm256_loadu_ps(r4 + k), f = _mm256_loadu_ps(r5 + k);
+            __m256 ef0 = _mm256_unpacklo_ps(e, f), ef1 = _mm256_unpackhi_ps(e, f);
+            float *o = dst + k * 6;
+            __m128 e0 = _mm256_castps256_ps128(ef0), e1 = _mm256_castps256_ps128(ef1);
+            __m128 e4 = _mm256_extractf128_ps(ef0, 1), e5 = _mm256_extractf128_ps(ef1, 1);
+            _mm_storeu_ps(o + 0, _mm256_castps256_ps128(q0));  _mm_storel_pi((__m64 *)(o + 4), e0);
+            _mm_storeu_ps(o + 6, _mm256_castps256_ps128(q1));  _mm_storeh_pi((__m64 *)(o + 10), e0);
+            _mm_storeu_ps(o + 12, _mm256_castps256_ps128(q2)); _mm_storel_pi((__m64 *)(o + 16), e1);
+            _mm_storeu_ps(o + 18, _mm256_castps256_ps128(q3)); _mm_storeh_pi((__m64 *)(o + 22), e1);
+            _mm_storeu_ps(o + 24, _mm256_extractf128_ps(q0, 1)); _mm_storel_pi((__m64 *)(o + 28), e4);
+            _mm_storeu_ps(o + 30, _mm256_extractf128_ps(q1, 1)); _mm_storeh_pi((__m64 *)(o + 34), e4);
+            _mm_storeu_ps(o + 36, _mm256_extractf128_ps(q2, 1)); _mm_storel_pi((__m64 *)(o + 40), e5);
+            _mm_storeu_ps(o + 42, _mm256_extractf128_ps(q3, 1)); _mm_storeh_pi((__m64 *)(o + 46), e5);
+        }
+    }
+    for (; k < kc; k++)
+        for (long r = 0; r < rows; r++) dst[k * rows + r] = A[r * lda + k];
+}
+
+/// The micro-kernel: c[0..rows, 0..16) = (c +) a-panel · b-panel over kc, `rows` a
+/// compile-time constant after inlining. a: [kc][rows] packed A, b: [kc][16] packed W.
+/// The products are summed from zero and C is added once at the end, so the C tile
+/// (prefetched here) is read after the k loop has hidden its latency.
+DK_AVX2 DK_INLINE void kernel_rows(long kc, const float *a, const float *b, float *c, long ldc,
+                                   int load_c, const int rows) {
+    __m256 x[MR], y[MR];
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + NR - 1), _MM_HINT_T0);
+        x[r] = _mm256_setzero_ps();
+        y[r] = _mm256_setzero_ps();
+    }
+    // One k step: two 8-float halves of the W row (unaligned loads: the packed buffer's
+    // alignment is the caller's; PackedMatrix gives 64 bytes), one broadcast per row.
+#define DK_STEP(i)                                                                  \
+    do {                                                                            \
+        __m256 b0 = _mm256_loadu_ps(b + (i) * NR);                                  \
+        __m256 b1 = _mm256_loadu_ps(b + (i) * NR + 8);                              \
+        for (int r = 0; r < MR; r++) {                                              \
+            if (r >= rows) break;                                                   \
+            __m256 ar = _mm256_broadcast_ss(a + (i) * rows + r);                    \
+            x[r] = _mm256_fmadd_ps(ar, b0, x[r]);                                   \
+            y[r] = _mm256_fmadd_ps(ar, b1, y[r]);                                   \
+        }                                                                           \
+    } while (0)
+    long k = 0;
+    for (; k + 4 <= kc; k += 4) {
+        DK_STEP(0); DK_STEP(1); DK_STEP(2); DK_STEP(3);
+        a += 4 * rows;
+        b += 4 * NR;
+    }
+    for (; k < kc; k++) {
+        DK_STEP(0);
+        a += rows;
+        b += NR;
+    }
+#undef DK_STEP
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
+        if (load_c) {
+            x[r] = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), x[r]);
+            y[r] = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), y[r]);
+        }
+        _mm256_storeu_ps(c + r * ldc, x[r]);
+        _mm256_storeu_ps(c + r * ldc + 8, y[r]);
+    }
+}
+
+DK_AVX2 static void kernel_any(long kc, const float *a, const float *b, float *c, long ldc,
+                               int load_c, long rows) {
+    switch (rows) {
+    case 6: kernel_rows(kc, a, b, c, ldc, load_c, 6); break;
+    case 5: kernel_rows(kc, a, b, c, ldc, load_c, 5); break;
+    case 4: kernel_rows(kc, a, b, c, ldc, load_c, 4); break;
+    case 3: kernel_rows(kc, a, b, c, ldc, load_c, 3); break;
+    case 2: kernel_rows(kc, a, b, c, ldc, load_c, 2); break;
+    default: kernel_rows(kc, a, b, c, ldc, load_c, 1); break;
+    }
+}
+
+/// One tile of `rows` × `cols` (cols < 16 goes through a 6×16 buffer).
+DK_AVX2 static void tile(long kc, const float *a, const float *b, float *c, long ldc,
+                         int load_c, long rows, long cols) {
+    if (cols == NR) { kernel_any(kc, a, b, c, ldc, load_c, rows); return; }
+    float buf[MR * NR] __attribute__((aligned(32))) = {0};
+    if (load_c)
+        for (long r = 0; r < rows; r++) memcpy(buf + r * NR, c + r * ldc, (size_t)cols * sizeof(float));
+    kernel_any(kc, a, b, buf, NR, load_c, rows);
+    for (long r = 0; r < rows; r++) memcpy(c + r * ldc, buf + r * NR, (size_t)cols * sizeof(float));
+}
+
+/// Height of the row panel starting at row i of an M block of mc rows: 6, except that a
+/// tail of 1-3 rows is merged with the panel before it and the two re-split as 4 + 3,
+/// 4 + 4 or 5 + 4 (a k step costs max(rows, 4) cycles: FMA latency 4 over 2·rows
+/// chains at 2 FMAs per cycle, so 6 + 2 rows take 10 cycles per k and 4 + 4 take 8).
+static long panel_rows(long i, long mc) {
+    const long left = mc - i;
+    if (left >= MR + 4 || left <= MR) return left < MR ? left : MR;
+    return left == 7 ? 4 : left == 8 ? 4 : left == 9 ? 5 : MR;   // left in 7..9
+}
+
+DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, const float *packed,
+                              float *C, long ldc, int accumulate, float *ws) {
+    const long kcb = k_block(K);
+    for (long i0 = 0; i0 < M; i0 += MC_MAX) {
+        const long mc = M - i0 < MC_MAX ? M - i0 : MC_MAX;
+        for (long k0 = 0; k0 < K; k0 += kcb) {
+            const long kc = K - k0 < kcb ? K - k0 : kcb;
+            const int load_c = accumulate || k0 > 0;
+            for (long i = 0, rows; i < mc; i += rows) {
+                rows = panel_rows(i, mc);
+                pack_a_panel(A + (i0 + i) * lda + k0, lda, rows, kc, ws + i * kc);
+            }
+            for (long j = 0; j < N; j += NR) {
+                const long cols = N - j < NR ? N - j : NR;
+                const float *b = packed + j * K + k0 * NR;
+                // Prefetch the next panel's slice (kc·64 bytes) in equal parts while the
+                // row panels of this one run, so its first tile does not wait on L3.
+                const char *next = (const char *)(b + NR * K);
+                const long lines = j + NR < N ? kc : 0;
+                long line = 0;
+                for (long i = 0, rows; i < mc; i += rows) {
+                    rows = panel_rows(i, mc);
+                    for (const long end = lines * (i + rows) / mc; line < end; line++)
+                        _mm_prefetch(next + line * 64, _MM_HINT_T0);
+                    tile(kc, ws + i * kc, b, C + (i0 + i) * ldc + j, ldc, load_c, rows, cols);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- dispatch and workspace
+
+static int gemm_avx2_state = -1;
+int dk_gemm_has_avx2(void) {
+    if (gemm_avx2_state < 0) {
+        __builtin_cpu_init();
+        gemm_avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return gemm_avx2_state;
+}
+
+void dk_gemm_packed(long M, long N, long K, const float *A, long lda, const float *packed,
+                    float *C, long ldc, int accumulate, float *workspace) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {   // an empty sum: C stays (accumulate) or becomes 0
+        if (!accumulate) for (long i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    if (dk_gemm_has_avx2()) gemm_avx2(M, N, K, A, lda, packed, C, ldc, accumulate, workspace);
+    else dk_gemm_packed_ref(M, N, K, A, lda, packed, C, ldc, accumulate, workspace);
+}
+
+// Per-thread workspace: one buffer per thread behind a pthread key whose destructor
+// frees it when the thread exits (dispatch pool threads come and go).
+typedef struct { float *data; long floats; } thread_ws;
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+static void ws_free(void *p) {
+    thread_ws *w = p;
+    free(w->data);
+    free(w);
+}
+static void ws_init(void) { pthread_key_create(&ws_key, ws_free); }
+
+float *dk_gemm_thread_workspace(long floats) {
+    pthread_once(&ws_once, ws_init);
+    thread_ws *w = pthread_getspecific(ws_key);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (!w) return NULL;
+        pthread_setspecific(ws_key, w);
+    }
+    if (w->floats < floats) {
+        free(w->data);
+        w->data = NULL;
+        w->floats = 0;
+        size_t bytes = ((size_t)(floats > 0 ? floats : 1) * sizeof(float) + 63) & ~(size_t)63;
+        float *p = aligned_alloc(64, bytes);
+        if (!p) return NULL;
+        w->data = p;
+        w->floats = floats;
+    }
+    return w->data;
+}

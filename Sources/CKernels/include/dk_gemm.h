@@ -1,0 +1,54 @@
+// dk_gemm: single-precision GEMM against a weight packed once at load time.
+//
+// C[M, N] = A[M, K] · Wᵀ (+ C) for a PyTorch-layout weight W [N, K] (row-major), the
+// product of every Linear layer. W is packed once into micro-panels of 16 output features
+// (k-major inside a panel: for each k, 16 consecutive floats; zero-padded past N); A is
+// packed per call into 6-row panels in a caller-provided workspace. The AVX2+FMA build is
+// a BLIS-style 6×16 micro-kernel chosen at run time (`__builtin_cpu_supports`); the
+// portable `_ref` twin reads the same packed format. Single-threaded: the caller splits
+// rows (or 16-column panels) over its threads. Shapes: M rows of activations, N output
+// features, K input features; lda/ldc are row strides in floats (lda >= K, ldc >= N).
+#ifndef DISTILLERY_DK_GEMM_H
+#define DISTILLERY_DK_GEMM_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Output features per packed panel; a panel holds K·16 floats.
+#define DK_GEMM_PANEL 16
+
+/// Floats of the packed buffer for a weight [N, K]: ceil(N / 16) · 16 · K.
+long dk_packed_floats(long N, long K);
+
+/// Packs W [N, K] (row-major) into `packed` (dk_packed_floats(N, K) floats; 64-byte
+/// alignment recommended). Panel p, element (k, j) holds W[16p + j, k], 0 past N.
+void dk_pack_weight(const float *W, long N, long K, float *packed);
+
+/// Floats of the per-call workspace dk_gemm_packed needs for M rows and K.
+long dk_gemm_workspace_floats(long M, long K);
+
+/// C[M, N] = A[M, K] · Wᵀ, or C += A · Wᵀ when `accumulate` != 0, W given packed.
+/// `workspace` holds dk_gemm_workspace_floats(M, K) floats owned by the calling thread.
+/// Every C[i, j] is computed by the same operations however M is split, or N at
+/// multiples of 16 (per K block of at most 384: a float sum over k from zero, then added
+/// to C), so results depend only on the inputs, not on the caller's thread split.
+/// Dispatches to AVX2+FMA when available; the `_ref` twin differs only by FMA rounding.
+void dk_gemm_packed(long M, long N, long K, const float *A, long lda, const float *packed,
+                    float *C, long ldc, int accumulate, float *workspace);
+/// Portable C of the same product over the same packed format (no workspace needed).
+void dk_gemm_packed_ref(long M, long N, long K, const float *A, long lda, const float *packed,
+                        float *C, long ldc, int accumulate, float *workspace);
+
+/// Returns 1 when dk_gemm_packed uses the AVX2+FMA micro-kernel, 0 for the portable one.
+int dk_gemm_has_avx2(void);
+
+/// A 64-byte aligned buffer of at least `floats` floats private to the calling thread,
+/// reused across calls (grown when too small) and freed when the thread exits. Meant for
+/// the dk_gemm_packed workspace of pool threads; NULL only when allocation fails.
+float *dk_gemm_thread_workspace(long floats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

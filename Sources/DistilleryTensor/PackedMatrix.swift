@@ -1,0 +1,97 @@
+// PackedMatrix: a Linear-layer weight packed once for the AVX2 GEMM of CKernels.
+//
+// The weight W [out, in] (PyTorch layout) is repacked at load time into the 16-column
+// micro-panels `dk_gemm_packed` reads (see CKernels/include/dk_gemm.h), so a forward pass
+// only packs its activations. The packed floats live in a 64-byte aligned allocation owned
+// by a final class (a Swift array only guarantees 16 bytes, and a 64-byte row of a panel
+// would then straddle two cache lines). `multiply` splits the work over
+// `Compute.threads` workers with `Compute.parallelRanges`: whole 6-row panels of the
+// output when there are enough of them, otherwise whole 16-column panels. Either way every
+// output element is computed by the same sequence of operations, so results are bitwise
+// identical for any thread count. Left out on purpose: alpha/beta scaling, transposed
+// activations, and quantized weights (those will be further formats beside this one).
+import CKernels
+
+/// A weight matrix `[out, in]` packed for `y = x · Wᵀ (+ y)` with the CKernels GEMM.
+public struct PackedMatrix: Sendable {
+    /// Output features (rows of the original weight).
+    public let outFeatures: Int
+    /// Input features (columns of the original weight).
+    public let inFeatures: Int
+    private let storage: PackedStorage
+
+    /// Packs a 2-D weight `[out, in]` (row-major, PyTorch layout).
+    public init(_ weight: Tensor) {
+        precondition(weight.shape.count == 2 && weight.shape[0] > 0 && weight.shape[1] > 0,
+                     "PackedMatrix: expected a non-empty 2-D weight [out, in], got \(weight.shapeDescription)")
+        outFeatures = weight.shape[0]
+        inFeatures = weight.shape[1]
+        storage = PackedStorage(count: dk_packed_floats(outFeatures, inFeatures))
+        weight.data.withUnsafeBufferPointer { w in
+            dk_pack_weight(w.baseAddress!, outFeatures, inFeatures, storage.pointer)
+        }
+    }
+
+    /// Row panels each worker needs before rows (not columns) are split across threads;
+    /// below this the activations are shared and 16-column panels are split instead.
+    /// Measured on 2 cores (Zen 3): at M = 128 both splits run within noise of each other
+    /// on the MiniLM shapes; the row split avoids packing A twice, so it is the default.
+    static let minimumRowPanelsPerWorker = 4
+
+    /// y[M, out] = x[M, in] · Wᵀ, or y += x · Wᵀ when `accumulate`.
+    ///
+    /// `x` holds `rows` rows of `lda` ≥ `inFeatures` floats, `y` rows of `ldc` ≥
+    /// `outFeatures` floats; only the first `outFeatures` columns of each `y` row are
+    /// written. Runs on `Compute.threads` workers; results do not depend on their number.
+    public func multiply(rows: Int, x: UnsafePointer<Float>, lda: Int,
+                         y: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        precondition(rows >= 0 && lda >= inFeatures && ldc >= outFeatures,
+                     "PackedMatrix.multiply: rows \(rows), lda \(lda), ldc \(ldc) for a [\(outFeatures), \(inFeatures)] weight (need lda >= in, ldc >= out)")
+        guard rows > 0 else { return }
+        let (n, k, packed) = (outFeatures, inFeatures, UnsafePointer(storage.pointer))
+        let rowPanels = (rows + 5) / 6, colPanels = (n + 15) / 16
+        let workers = Compute.threads
+        if workers <= 1 || (rowPanels < workers * Self.minimumRowPanelsPerWorker && colPanels < workers) {
+            Self.run(rows, n, k, x, lda, packed, y, ldc, accumulate)
+            return
+        }
+        let shared = UnsafeSendable((x, y))
+        if rowPanels >= workers * Self.minimumRowPanelsPerWorker {
+            Compute.parallelRanges(rowPanels) { panels in
+                let (x, y) = shared.value
+                let lo = panels.lowerBound * 6, hi = min(rows, panels.upperBound * 6)
+                Self.run(hi - lo, n, k, x + lo * lda, lda, packed, y + lo * ldc, ldc, accumulate)
+            }
+        } else {
+            Compute.parallelRanges(colPanels) { panels in
+                let (x, y) = shared.value
+                let lo = panels.lowerBound * 16, hi = min(n, panels.upperBound * 16)
+                Self.run(rows, hi - lo, k, x, lda, packed + lo * k, y + lo, ldc, accumulate)
+            }
+        }
+    }
+
+    /// One single-threaded dk_gemm_packed call with this thread's reusable workspace.
+    private static func run(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Float>, _ lda: Int,
+                            _ packed: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                            _ ldc: Int, _ accumulate: Bool) {
+        let floats = dk_gemm_workspace_floats(m, k)
+        guard let workspace = dk_gemm_thread_workspace(floats) else {
+            fatalError("PackedMatrix.multiply: could not allocate a \(floats)-float GEMM workspace")
+        }
+        dk_gemm_packed(m, n, k, x, lda, packed, y, ldc, accumulate ? 1 : 0, workspace)
+    }
+}
+
+/// The packed floats, 64-byte aligned, immutable after packing (hence Sendable).
+private final class PackedStorage: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+
+    init(count: Int) {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride,
+                                                   alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
