@@ -231,7 +231,7 @@ public struct SplitMix64: Sendable {
 }
 
 /// JSON string literal with the escapes JSON requires.
-func jsonString(_ s: String) -> String {
+public func jsonString(_ s: String) -> String {
     var out = "\""
     out.reserveCapacity(s.utf8.count + 2)
     for u in s.unicodeScalars {

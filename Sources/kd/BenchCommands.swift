@@ -5,6 +5,7 @@
 // threads). Peers (PyTorch, ONNX Runtime) are run by benchmarks/peer_latency.py in the
 // same run; this command measures only Distillery.
 import ArgumentParser
+import DistilleryData
 import DistilleryModel
 import DistilleryTensor
 import Foundation
@@ -114,18 +115,5 @@ struct TokenizerThroughput: ParsableCommand {
         } else {
             print(String(format: "%d lines x %d passes: %d tokens in %.3f s = %.0f tokens/s", lines.count, repeats, tokens, seconds, rate))
         }
-    }
-}
-
-/// A small seeded generator (SplitMix64) for reproducible benchmark inputs.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

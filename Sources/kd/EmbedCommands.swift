@@ -1,5 +1,6 @@
 // kd tokenize / embed / predict: run a model over lines of text.
 import ArgumentParser
+import DistilleryData
 import DistilleryModel
 import DistilleryTensor
 import Foundation
@@ -30,20 +31,11 @@ struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sentence embeddings as JSON lines: {\"text\", \"embedding\"}.")
 
-    @Option(help: "Distillery model file (.h5).") var model: String
-    @Option(help: "Input file, one text per line.") var input: String
-    @Option(help: "Output JSONL file (default: stdout).") var output: String?
+    @OptionGroup var options: LineRunOptions
     @Option(help: "Pooling: mean or cls (default: the model's own).") var pooling: String?
     @Flag(help: "L2-normalize the embeddings (default: the model's own setting).") var normalize = false
-    @Option(name: .customLong("max-length"), help: "Truncate to this many tokens (default: 128, or the model's positions if fewer).") var maxLength: Int?
-    @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
-    @Flag(help: "Input lines are space-separated token ids, special tokens included.") var pretokenized = false
-    @OptionGroup var threads: ThreadOptions
 
     func run() throws {
-        try threads.apply()
-        guard batchSize >= 1 else { throw CLIError("--batch-size \(batchSize) must be at least 1") }
-        if let output { try checkOutputPath(output, flag: "--output") }
         var mode: PoolingMode? = nil
         if let pooling {
             guard let m = PoolingMode(rawValue: pooling) else {
@@ -51,22 +43,16 @@ struct Embed: ParsableCommand {
             }
             mode = m
         }
-        let model = try LoadedModel(path: model)
-        let maxLength = self.maxLength ?? min(128, model.encoder.config.maxPositions)
-        try checkMaxLength(maxLength, model: model)
-        let lines = try readInputLines(input)
-        let sequences = try model.encodeLines(lines, maxLength: maxLength, pretokenized: pretokenized, source: input)
+        let (model, lines, sequences) = try options.load()
         let poolMode = mode ?? model.pooling
         let doNormalize = normalize || model.normalize
         var rows = [String](repeating: "", count: lines.count)
-        try runBatched(model, sequences: sequences, batchSize: batchSize) { i, out, row, batch in
+        try runBatched(model, sequences: sequences, batchSize: options.batchSize) { i, out, row, batch in
             let pooled = pool(out.lastHidden, mask: batch.mask, mode: poolMode, normalize: doNormalize)
             let H = pooled.shape[1]
             rows[i] = "{\"text\":\(jsonString(lines[i])),\"embedding\":\(jsonFloats(pooled.data[(row * H)..<((row + 1) * H)]))}"
         }
-        var sink = OutputSink(path: output)
-        for r in rows { sink.write(r) }
-        try sink.finish()
+        try options.write(rows)
     }
 }
 
@@ -74,31 +60,19 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify lines with a model that has a classifier: {\"text\", \"label\", \"probs\", \"logits\"}.")
 
-    @Option(help: "Distillery model file (.h5) with a classification head.") var model: String
-    @Option(help: "Input file, one text per line.") var input: String
-    @Option(help: "Output JSONL file (default: stdout).") var output: String?
-    @Option(name: .customLong("max-length"), help: "Truncate to this many tokens (default: 128, or the model's positions if fewer).") var maxLength: Int?
-    @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
-    @Flag(help: "Input lines are space-separated token ids, special tokens included.") var pretokenized = false
-    @OptionGroup var threads: ThreadOptions
+    @OptionGroup var options: LineRunOptions
 
     func run() throws {
-        try threads.apply()
-        guard batchSize >= 1 else { throw CLIError("--batch-size \(batchSize) must be at least 1") }
-        if let output { try checkOutputPath(output, flag: "--output") }
-        let model = try LoadedModel(path: model)
-        guard model.encoder.heads.classifierLabels > 0 else {
-            throw CLIError("\(self.model): the model has no classifier head — fine-tune it first (kd finetune) or use 'kd embed'")
+        let (model, lines, sequences) = try options.load { model in
+            guard model.encoder.heads.classifierLabels > 0 else {
+                throw CLIError("\(model.path): the model has no classifier head — fine-tune it first (kd finetune) or use 'kd embed'")
+            }
         }
-        let maxLength = self.maxLength ?? min(128, model.encoder.config.maxPositions)
-        try checkMaxLength(maxLength, model: model)
-        let lines = try readInputLines(input)
-        let sequences = try model.encodeLines(lines, maxLength: maxLength, pretokenized: pretokenized, source: input)
         let labelCount = model.encoder.heads.classifierLabels
         let names = model.encoder.config.labels.count == labelCount
             ? model.encoder.config.labels : (0..<labelCount).map { "LABEL_\($0)" }
         var rows = [String](repeating: "", count: lines.count)
-        try runBatched(model, sequences: sequences, batchSize: batchSize) { i, out, row, _ in
+        try runBatched(model, sequences: sequences, batchSize: options.batchSize) { i, out, row, _ in
             let logits = out.logits!
             let L = logits.shape[1]
             let rowLogits = Tensor(shape: [1, L], data: Array(logits.data[(row * L)..<((row + 1) * L)]))
@@ -106,6 +80,37 @@ struct Predict: ParsableCommand {
             let best = probs.indices.max { probs[$0] < probs[$1] }!
             rows[i] = "{\"text\":\(jsonString(lines[i])),\"label\":\(jsonString(names[best])),\"probs\":\(jsonFloats(probs)),\"logits\":\(jsonFloats(rowLogits.data))}"
         }
+        try options.write(rows)
+    }
+}
+
+/// Options and steps shared by the commands that run a model over lines of input.
+struct LineRunOptions: ParsableArguments {
+    @Option(help: "Distillery model file (.h5).") var model: String
+    @Option(help: "Input file, one text per line.") var input: String
+    @Option(help: "Output JSONL file (default: stdout).") var output: String?
+    @Option(name: .customLong("max-length"), help: "Truncate to this many tokens (default: 128, or the model's positions if fewer).") var maxLength: Int?
+    @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
+    @Flag(help: "Input lines are space-separated token ids, special tokens included.") var pretokenized = false
+    @OptionGroup var threads: ThreadOptions
+
+    /// Checks the flags, loads the model (then `check` on it), reads and encodes the input,
+    /// all before anything is written.
+    func load(check: (LoadedModel) throws -> Void = { _ in }) throws -> (LoadedModel, [String], [[Int32]]) {
+        try threads.apply()
+        guard batchSize >= 1 else { throw CLIError("--batch-size \(batchSize) must be at least 1") }
+        if let output { try checkOutputPath(output, flag: "--output") }
+        let model = try LoadedModel(path: model)
+        try check(model)
+        let maxLength = self.maxLength ?? min(128, model.encoder.config.maxPositions)
+        try checkMaxLength(maxLength, model: model)
+        let lines = try readInputLines(input)
+        let sequences = try model.encodeLines(lines, maxLength: maxLength, pretokenized: pretokenized, source: input)
+        return (model, lines, sequences)
+    }
+
+    /// Writes one line per row to --output (atomically) or stdout.
+    func write(_ rows: [String]) throws {
         var sink = OutputSink(path: output)
         for r in rows { sink.write(r) }
         try sink.finish()

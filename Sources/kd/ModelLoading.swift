@@ -44,6 +44,31 @@ struct TokenizerOptions: Codable {
     }
 }
 
+/// A teacher file with its parsed config and tokenizer (what fine-tuning starts from).
+struct TeacherSource {
+    let path: String
+    let file: TeacherFile
+    let config: BertConfig
+    let tokenizer: WordPieceTokenizer
+
+    init(path: String) throws {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CLIError("\(path): no such file — import a model first with 'kd import SRC --out \(path)'")
+        }
+        do { file = try TeacherFile.read(URL(fileURLWithPath: path)) } catch {
+            let message = CLIError(file: path, error).description
+            throw CLIError(message.contains("kd import") ? message
+                           : "\(message) (--model takes a Distillery model file; convert weights with 'kd import SRC --out model.h5')")
+        }
+        do { config = try BertConfig(json: file.configJSON, source: "\(path) (config_json)") } catch {
+            throw CLIError(file: path, error)
+        }
+        tokenizer = try TokenizerOptions.parse(file.tokenizerOptionsJSON, source: path)
+            .makeTokenizer(vocabulary: file.vocabulary, source: path)
+    }
+}
+
 /// A model loaded from a Distillery HDF5 file, with its tokenizer and pooling settings.
 struct LoadedModel {
     let path: String
@@ -53,28 +78,14 @@ struct LoadedModel {
     let normalize: Bool
 
     init(path: String) throws {
+        let source = try TeacherSource(path: path)
         self.path = path
-        let url = URL(fileURLWithPath: path)
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw CLIError("\(path): no such file — import a model first with 'kd import SRC --out \(path)'")
-        }
-        let file: TeacherFile
-        do { file = try TeacherFile.read(url) } catch {
-            let message = CLIError(file: path, error).description
-            throw CLIError(message.contains("kd import") ? message
-                           : "\(message) (--model takes a Distillery model file; convert weights with 'kd import SRC --out model.h5')")
-        }
-        let config: BertConfig
-        do { config = try BertConfig(json: file.configJSON, source: "\(path) (config_json)") } catch {
-            throw CLIError(file: path, error)
-        }
         var tensors: [String: Tensor] = [:]
-        for (name, tensor) in file.tensors { tensors[name] = tensor }
-        do { encoder = try BertEncoder(config: config, tensors: tensors) } catch { throw CLIError(file: path, error) }
-        tokenizer = try TokenizerOptions.parse(file.tokenizerOptionsJSON, source: path)
-            .makeTokenizer(vocabulary: file.vocabulary, source: path)
-        pooling = PoolingMode(rawValue: file.pooling) ?? .mean
-        normalize = file.normalize
+        for (name, tensor) in source.file.tensors { tensors[name] = tensor }
+        do { encoder = try BertEncoder(config: source.config, tensors: tensors) } catch { throw CLIError(file: path, error) }
+        tokenizer = source.tokenizer
+        pooling = PoolingMode(rawValue: source.file.pooling) ?? .mean
+        normalize = source.file.normalize
     }
 
     /// Tokenizes lines (or parses pretokenized id lines) into padded batches.

@@ -3,6 +3,7 @@
 // Input is UTF-8 text, one item per line; a trailing newline is optional, a CRLF ending is
 // accepted. An empty line or invalid UTF-8 is an error naming the line. Output files are
 // written to a temporary sibling and renamed, so a failed run leaves nothing behind.
+import DistilleryData
 import Foundation
 
 /// Reads the lines of `path` (stdin when nil), rejecting invalid UTF-8 and empty lines.
@@ -99,25 +100,6 @@ func writeAtomically(_ data: Data, to path: String) throws {
         if let error = error as? CLIError { throw error }
         throw CLIError("\(path): cannot write (\(error.localizedDescription))")
     }
-}
-
-/// JSON string literal with the escapes JSON requires.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    out.reserveCapacity(s.utf8.count + 2)
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where u.value < 0x20 || u.value == 0x7F:
-            out += String(format: "\\u%04x", u.value)
-        default: out.unicodeScalars.append(u)
-        }
-    }
-    return out + "\""
 }
 
 /// JSON array of floats, each printed with its shortest round-trip representation.

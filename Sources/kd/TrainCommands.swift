@@ -19,31 +19,6 @@ import WeightIO
 
 // MARK: - Shared loading
 
-/// A teacher file with its parsed config and tokenizer (what fine-tuning starts from).
-struct TeacherSource {
-    let path: String
-    let file: TeacherFile
-    let config: BertConfig
-    let tokenizer: WordPieceTokenizer
-
-    init(path: String) throws {
-        self.path = path
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw CLIError("\(path): no such file — import a model first with 'kd import SRC --out \(path)'")
-        }
-        do { file = try TeacherFile.read(URL(fileURLWithPath: path)) } catch {
-            let message = CLIError(file: path, error).description
-            throw CLIError(message.contains("kd import") ? message
-                           : "\(message) (--model takes a Distillery model file; convert weights with 'kd import SRC --out model.h5')")
-        }
-        do { config = try BertConfig(json: file.configJSON, source: "\(path) (config_json)") } catch {
-            throw CLIError(file: path, error)
-        }
-        tokenizer = try TokenizerOptions.parse(file.tokenizerOptionsJSON, source: path)
-            .makeTokenizer(vocabulary: file.vocabulary, source: path)
-    }
-}
-
 /// One `{"id","text","label"}` line of a prepared split.
 struct LabeledText {
     let id: String
