@@ -90,6 +90,36 @@ func labelIndices(_ examples: [LabeledText], labels: [String], file: String, kno
     }
 }
 
+/// Where fine-tuning starts: the teacher's encoder (and pooler, when it has one) plus a
+/// fresh seeded classification head, as one parameter block (kd finetune, kd bench train-step).
+struct ClassifierStart {
+    /// The teacher's config with `labels` set.
+    let config: BertConfig
+    /// The teacher's tensors without any old classifier (what the run fingerprint covers).
+    let encoderTensors: [(name: String, tensor: Tensor)]
+    let model: BertTrainingModel
+    let parameters: ParameterBlock
+}
+
+extension TeacherSource {
+    /// The teacher with a new `labels.count`-way head initialized from `seed`.
+    func classifierStart(labels: [String], seed: UInt64) throws -> ClassifierStart {
+        var config = self.config
+        config.labels = labels
+        let encoderTensors = file.tensors.filter { !$0.name.hasPrefix("classifier.") }
+        var tensors = Dictionary(uniqueKeysWithValues: encoderTensors.map { ($0.name, $0.tensor) })
+        let hasPooler = tensors["pooler.dense.weight"] != nil
+        for (name, t) in freshHeadTensors(hiddenSize: config.hiddenSize, classes: labels.count, seed: seed, pooler: !hasPooler) {
+            tensors[name] = t
+        }
+        do {
+            let model = try BertTrainingModel(config: config, classes: labels.count)
+            let parameters = try ParameterBlock(layout: model.layout, tensors: tensors)
+            return ClassifierStart(config: config, encoderTensors: encoderTensors, model: model, parameters: parameters)
+        } catch { throw CLIError(file: path, error) }
+    }
+}
+
 // MARK: - kd finetune
 
 struct Finetune: ParsableCommand {
@@ -189,20 +219,8 @@ struct Finetune: ParsableCommand {
         let dev = zip(devRows, devLabelIndex).map { TrainingExample(ids: teacher.tokenizer.encode($0.text, maxLength: limit).ids, label: $1) }
 
         // The model: the teacher's encoder (+ pooler), a fresh seeded head.
-        var config = teacher.config
-        config.labels = labels
-        let encoderTensors = teacher.file.tensors.filter { !$0.name.hasPrefix("classifier.") }
-        var tensors = Dictionary(uniqueKeysWithValues: encoderTensors.map { ($0.name, $0.tensor) })
-        let hasPooler = tensors["pooler.dense.weight"] != nil
-        for (name, t) in freshHeadTensors(hiddenSize: config.hiddenSize, classes: labels.count, seed: seed, pooler: !hasPooler) {
-            tensors[name] = t
-        }
-        let trainingModel: BertTrainingModel
-        let initial: ParameterBlock
-        do {
-            trainingModel = try BertTrainingModel(config: config, classes: labels.count)
-            initial = try ParameterBlock(layout: trainingModel.layout, tensors: tensors)
-        } catch { throw CLIError(file: model, error) }
+        let start = try teacher.classifierStart(labels: labels, seed: seed)
+        let (config, encoderTensors, trainingModel, initial) = (start.config, start.encoderTensors, start.model, start.parameters)
 
         let perEpoch = Trainer.stepsPerEpoch(examples: train.count, batchSize: batch)
         let total = min(maxSteps ?? Int.max, epochs * perEpoch)

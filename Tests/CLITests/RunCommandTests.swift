@@ -180,6 +180,28 @@ final class BenchTests: CLITestCase {
                  contains: ["--seq 65", "64 positions"])
     }
 
+    func testTrainStepJSON() throws {
+        let r = runOK(["bench", "train-step", "--model", try SharedModel.tinyPath(), "--batch", "2", "--seq", "8",
+                       "--threads", "1", "--labels", "3", "--warmup", "1", "--iters", "2", "--json"])
+        let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]], r.stdout)
+        XCTAssertEqual(rows.count, 1)
+        let row = rows[0]
+        XCTAssertEqual(row["batch"] as? Int, 2)
+        XCTAssertEqual(row["seq"] as? Int, 8)
+        XCTAssertEqual(row["threads"] as? Int, 1)
+        XCTAssertEqual(row["iters"] as? Int, 2)
+        XCTAssertEqual(row["labels"] as? Int, 3)
+        for key in ["median_ms", "p90_ms", "seq_per_s", "loss_first", "loss_last"] {
+            let v = try XCTUnwrap((row[key] as? NSNumber)?.doubleValue, "missing \(key)")
+            XCTAssertTrue(v.isFinite && v > 0, "\(key) = \(v)")
+        }
+    }
+
+    func testTrainStepSeqBeyondPositionsFails() throws {
+        runFails(["bench", "train-step", "--model", try SharedModel.tinyPath(), "--seq", "65", "--iters", "1"],
+                 contains: ["--seq 65", "64 positions"])
+    }
+
     func testTokenizerThroughputJSON() throws {
         let r = runOK(["bench", "tokenizer", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path,
                        "--repeats", "2", "--json"])
