@@ -27,12 +27,9 @@ pooling/normalization, int8 paths, and any GPU.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import json
-import math
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -48,6 +45,7 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import BertModel  # noqa: E402
+from peer_common import IDLE_LOAD, log, machine_info, parse_kd_json, summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SEED = 1234
@@ -59,12 +57,6 @@ ORT_PARITY_TOL = 1e-3
 AUTO_SECONDS_PER_RUN = 8.0
 AUTO_MIN_ITERS, AUTO_MAX_ITERS = 10, 200
 AUTO_WARMUP_SECONDS, AUTO_MIN_WARMUP = 1.0, 2
-# 1-minute load average above this before we start means someone else is using the CPU.
-IDLE_LOAD = 0.5
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def int_list(s: str) -> list[int]:
@@ -77,14 +69,6 @@ def make_inputs(batch: int, seq: int, vocab_size: int) -> dict[str, np.ndarray]:
     ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP] in the BERT uncased vocab
     return {"input_ids": ids, "attention_mask": np.ones_like(ids),
             "token_type_ids": np.zeros_like(ids)}
-
-
-def summarize(times_ms: list[float], batch: int, warmup: int) -> dict:
-    a = np.asarray(times_ms)
-    median = float(np.median(a))
-    return {"median_ms": round(median, 3), "p90_ms": round(float(np.percentile(a, 90)), 3),
-            "p99_ms": round(float(np.percentile(a, 99)), 3),
-            "seq_per_s": round(batch / (median / 1000.0), 2), "iters": len(a), "warmup": warmup}
 
 
 def time_fn(fn, warmup: int | None, iters: int | None) -> tuple[list[float], int]:
@@ -225,17 +209,6 @@ def bench_ort(onnx_path: Path, configs, seq, warmup, iters, vocab_size) -> list[
 
 # ----------------------------------------------------------------------------- kd
 
-def parse_kd_json(text: str) -> list[dict]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        start, end = text.find("["), text.rfind("]")  # tolerate log lines around the JSON
-        if start < 0 or end <= start:
-            raise
-        data = json.loads(text[start:end + 1])
-    return data if isinstance(data, list) else [data]
-
-
 def bench_kd(kd: Path, kd_model: str, configs, seq, extra: list[str]) -> list[dict]:
     if not (kd.is_file() and os.access(kd, os.X_OK)):
         log(f"kd: no executable at {kd} — skipping the kd column (build it with "
@@ -266,27 +239,6 @@ def bench_kd(kd: Path, kd_model: str, configs, seq, extra: list[str]) -> list[di
 
 
 # ----------------------------------------------------------------------------- report
-
-def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        load = None
-    return {"load_at_start": load, "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "cpu": cpu, "cores": os.cpu_count(),
-            "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "onnxruntime": ort.__version__,
-            "numpy": np.__version__}
-
 
 def side_by_side(results: list[dict], configs, seq) -> str:
     def find(backend, b, t):
@@ -349,7 +301,8 @@ def main() -> None:
 
     configs = [(b, t) for b in args.batch for t in args.threads]
     backends = set(args.backends.split(","))
-    info = machine_info()
+    info = machine_info(torch=torch.__version__, transformers=transformers.__version__,
+                        onnxruntime=ort.__version__, numpy=np.__version__)
     log(f"{info['cpu']}, {info['cores']} cores; torch {info['torch']}, ORT {info['onnxruntime']}")
     busy = info["load_at_start"] is not None and info["load_at_start"] > IDLE_LOAD
     if busy:

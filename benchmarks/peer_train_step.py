@@ -25,10 +25,8 @@ schedule, evaluation, mixed precision, SDPA attention (kd has no fused attention
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -43,24 +41,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import BertForSequenceClassification  # noqa: E402
+from peer_common import IDLE_LOAD, load_average, log, machine_info, parse_kd_json, summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SEED = 1234
 # `kd finetune`'s defaults, used by `kd bench train-step` too.
 LEARNING_RATE, WEIGHT_DECAY, CLIP_NORM = 5e-5, 0.01, 1.0
-# 1-minute load average above this before we start means someone else is using the CPU.
-IDLE_LOAD = 0.5
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def summarize(times_ms: list[float], batch: int, warmup: int) -> dict:
-    a = np.asarray(times_ms)
-    median = float(np.median(a))
-    return {"median_ms": round(median, 2), "p90_ms": round(float(np.percentile(a, 90)), 2),
-            "seq_per_s": round(batch / (median / 1000.0), 2), "iters": len(a), "warmup": warmup}
 
 
 def bench_torch(model_dir: Path, batch: int, seq: int, threads: int, labels: int,
@@ -108,17 +94,6 @@ def bench_torch(model_dir: Path, batch: int, seq: int, threads: int, labels: int
     return r
 
 
-def parse_kd_json(text: str) -> list[dict]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        start, end = text.find("["), text.rfind("]")  # tolerate log lines around the JSON
-        if start < 0 or end <= start:
-            raise
-        data = json.loads(text[start:end + 1])
-    return data if isinstance(data, list) else [data]
-
-
 def bench_kd(kd: Path, kd_model: str, batch: int, seq: int, threads: int, labels: int,
              warmup: int, iters: int, extra: list[str]) -> dict | None:
     if not (kd.is_file() and os.access(kd, os.X_OK)):
@@ -142,27 +117,6 @@ def bench_kd(kd: Path, kd_model: str, batch: int, seq: int, threads: int, labels
             if k in row}}
     log(f"    median {r['median_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms")
     return r
-
-
-def load_average() -> float | None:
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"load_at_start": load_average(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def table(torch_r: dict | None, kd_r: dict | None, batch: int, seq: int, threads: int) -> str:
@@ -201,7 +155,7 @@ def main() -> None:
         sys.exit("--warmup must be >= 0 and --iters >= 1")
 
     backends = set(args.backends.split(","))
-    info = machine_info()
+    info = machine_info(torch=torch.__version__, transformers=transformers.__version__)
     log(f"{info['cpu']}, {info['cores']} cores; torch {info['torch']}, transformers {info['transformers']}")
     busy = info["load_at_start"] is not None and info["load_at_start"] > IDLE_LOAD
     if busy:
