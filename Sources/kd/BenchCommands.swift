@@ -58,7 +58,7 @@ struct Latency: ParsableCommand {
             print("batch  seq  threads   median ms     p90 ms     p99 ms     seq/s")
         }
         for th in threadCounts {
-            Compute.setThreads(th)
+            try ThreadOptions.apply(th)
             for B in batches { for T in lengths {
                 var rng = SplitMix64(seed: 42)
                 let ids = (0..<(B * T)).map { i -> Int32 in

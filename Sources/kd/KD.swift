@@ -53,9 +53,12 @@ struct ThreadOptions: ParsableArguments {
     var threads: Int = 1
 
     /// OpenBLAS here is built with MAX_THREADS=64.
-    let maximumThreads = 64
+    static let maximumThreads = 64
 
-    func apply() throws {
+    func apply() throws { try Self.apply(threads) }
+
+    /// Checks a `--threads` value and sets it for BLAS and the kernels.
+    static func apply(_ threads: Int) throws {
         guard threads >= 1 && threads <= maximumThreads else {
             throw CLIError("--threads \(threads) is out of range — use 1...\(maximumThreads) (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
         }

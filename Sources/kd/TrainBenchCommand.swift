@@ -36,10 +36,7 @@ struct TrainStepBench: ParsableCommand {
         guard batch >= 1, seq >= 2 else { throw CLIError("--batch must be at least 1 and --seq at least 2 ([CLS] and [SEP])") }
         guard labels >= 2 else { throw CLIError("--labels \(labels) must be at least 2") }
         guard warmup >= 0, iters >= 1 else { throw CLIError("--warmup must be ≥ 0 and --iters ≥ 1") }
-        guard (1...64).contains(threads) else {
-            throw CLIError("--threads \(threads) is out of range — use 1...64 (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
-        }
-        Compute.setThreads(threads)
+        try ThreadOptions.apply(threads)
         let teacher = try TeacherSource(path: model)
         let config = teacher.config
         guard seq <= config.maxPositions else { throw CLIError("--seq \(seq) exceeds the model's \(config.maxPositions) positions") }
