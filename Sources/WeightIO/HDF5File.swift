@@ -40,15 +40,7 @@ public final class HDF5File {
     /// Opens an existing HDF5 file read-only.
     public static func open(_ url: URL) throws -> HDF5File {
         _ = silenceHDF5Errors
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-            throw WeightIOError(.fileNotFound, file: url, "no such file (\(url.path))",
-                                hint: "check the path; relative paths are resolved from the current directory")
-        }
-        if isDirectory.boolValue {
-            throw WeightIOError(.notThisFormat, file: url, "is a directory, expected an HDF5 file",
-                                hint: "pass the .h5 file inside it")
-        }
+        try requireRegularFile(url, expected: "an HDF5 file", hint: "pass the .h5 file inside it")
         let signature = H5Fis_hdf5(url.path)
         if signature == 0 {
             throw WeightIOError(.notThisFormat, file: url, "not an HDF5 file (signature missing)",

@@ -76,15 +76,7 @@ private let kerasHeadProjections: Set<String> = ["query", "key", "value"]
 
 /// Loads a BERT checkpoint in any supported layout and renames it to canonical HF PyTorch keys.
 public func loadCanonicalWeights(from url: URL) throws -> CanonicalWeights {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-        throw WeightIOError(.fileNotFound, file: url, "no such file (\(url.path))",
-                            hint: "check the path; relative paths are resolved from the current directory")
-    }
-    if isDirectory.boolValue {
-        throw WeightIOError(.notThisFormat, file: url, "is a directory, expected a weight file",
-                            hint: "pass model.safetensors or tf_model.h5 inside it")
-    }
+    try requireRegularFile(url, expected: "a weight file", hint: "pass model.safetensors or tf_model.h5 inside it")
     switch url.pathExtension.lowercased() {
     case "safetensors": return try loadSafetensors(url)
     case "h5", "hdf5", "he5": return try loadHDF5(url)
@@ -294,4 +286,17 @@ func naturalOrder(_ a: String, _ b: String) -> Bool {
         return x.text < y.text
     }
     return a.count < b.count
+}
+
+/// Throws unless `url` names an existing file that is not a directory; `expected` and
+/// `directoryHint` word the error for a directory.
+func requireRegularFile(_ url: URL, expected: String, hint directoryHint: String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+        throw WeightIOError(.fileNotFound, file: url, "no such file (\(url.path))",
+                            hint: "check the path; relative paths are resolved from the current directory")
+    }
+    if isDirectory.boolValue {
+        throw WeightIOError(.notThisFormat, file: url, "is a directory, expected \(expected)", hint: directoryHint)
+    }
 }
