@@ -12,8 +12,12 @@
 // use 1..5-row instantiations of the same kernel, column tails go through a 6×16 buffer,
 // so nothing is read or written out of bounds. Every C element is the same operations
 // whatever the row panel or split: per K block a float FMA chain over k from zero, then
-// added to C (or stored, for the first block without accumulate). Left out on purpose:
-// alpha/beta, transposed A, AVX-512 (the target has none), threads (the caller splits).
+// added to C (or stored, for the first block without accumulate). Training adds a
+// transposed A (`dk_gemm_packed_at`: A given as Aᵀ [K, M], packed by contiguous 6-float
+// copies), packing from a strided or a transposed source (`dk_pack_weight_ld`,
+// `dk_pack_weight_transposed`), and `dk_gemm`, a BLAS-like op(A)·op(B) that packs op(B)
+// into a per-thread buffer. Left out on purpose: alpha/beta, AVX-512 (the target has
+// none), threads (the caller splits).
 #include "dk_gemm.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -29,16 +33,34 @@
 
 long dk_packed_floats(long N, long K) { return (N + NR - 1) / NR * NR * K; }
 
-void dk_pack_weight(const float *W, long N, long K, float *packed) {
+void dk_pack_weight_ld(const float *W, long ldw, long N, long K, float *packed) {
     for (long p = 0; p < N; p += NR) {
         float *dst = packed + p * K;   // panel p / NR starts at (p / NR) · NR · K
         const long w = N - p < NR ? N - p : NR;
         for (long j = 0; j < w; j++) {
-            const float *row = W + (p + j) * K;
+            const float *row = W + (p + j) * ldw;
             for (long k = 0; k < K; k++) dst[k * NR + j] = row[k];
         }
         for (long j = w; j < NR; j++)
             for (long k = 0; k < K; k++) dst[k * NR + j] = 0;
+    }
+}
+
+void dk_pack_weight(const float *W, long N, long K, float *packed) { dk_pack_weight_ld(W, K, N, K, packed); }
+
+void dk_pack_weight_transposed(const float *Wt, long ldw, long N, long K, float *packed) {
+    // Wt [K, N]: for each k the panel's 16 values are contiguous in the source row.
+    for (long p = 0; p < N; p += NR) {
+        float *dst = packed + p * K;
+        const long w = N - p < NR ? N - p : NR;
+        if (w == NR) {
+            for (long k = 0; k < K; k++) memcpy(dst + k * NR, Wt + k * ldw + p, NR * sizeof(float));
+        } else {
+            for (long k = 0; k < K; k++) {
+                memcpy(dst + k * NR, Wt + k * ldw + p, (size_t)w * sizeof(float));
+                memset(dst + k * NR + w, 0, (size_t)(NR - w) * sizeof(float));
+            }
+        }
     }
 }
 
@@ -59,12 +81,13 @@ long dk_gemm_workspace_floats(long M, long K) {
 
 // ---------------------------------------------------------------- portable reference
 
-void dk_gemm_packed_ref(long M, long N, long K, const float *A, long lda, const float *packed,
-                        float *C, long ldc, int accumulate, float *workspace) {
-    (void)workspace;
+/// A(i, k) of a row-major A (lda per row) or, when `trans`, of Aᵀ stored [K, M].
+#define A_AT(A, lda, trans, i, k) ((trans) ? (A)[(k) * (lda) + (i)] : (A)[(i) * (lda) + (k)])
+
+static void gemm_ref(long M, long N, long K, const float *A, long lda, int transA, const float *packed,
+                     float *C, long ldc, int accumulate) {
     const long kcb = k_block(K);
     for (long i = 0; i < M; i++) {
-        const float *a = A + i * lda;
         float *c = C + i * ldc;
         for (long j = 0; j < N; j += NR) {
             const long cols = N - j < NR ? N - j : NR;
@@ -72,13 +95,27 @@ void dk_gemm_packed_ref(long M, long N, long K, const float *A, long lda, const 
             for (long k0 = 0; k0 < K; k0 += kcb) {
                 const long k1 = K - k0 < kcb ? K : k0 + kcb;
                 float acc[NR] = {0};   // one row × one panel: 16 independent sums (vectorises)
-                for (long k = k0; k < k1; k++)
-                    for (long l = 0; l < NR; l++) acc[l] += a[k] * w[k * NR + l];
+                for (long k = k0; k < k1; k++) {
+                    const float ak = A_AT(A, lda, transA, i, k);
+                    for (long l = 0; l < NR; l++) acc[l] += ak * w[k * NR + l];
+                }
                 const int add = accumulate || k0 > 0;
                 for (long l = 0; l < cols; l++) c[j + l] = add ? c[j + l] + acc[l] : acc[l];
             }
         }
     }
+}
+
+void dk_gemm_packed_ref(long M, long N, long K, const float *A, long lda, const float *packed,
+                        float *C, long ldc, int accumulate, float *workspace) {
+    (void)workspace;
+    gemm_ref(M, N, K, A, lda, 0, packed, C, ldc, accumulate);
+}
+
+void dk_gemm_packed_at_ref(long M, long N, long K, const float *At, long lda, const float *packed,
+                           float *C, long ldc, int accumulate, float *workspace) {
+    (void)workspace;
+    gemm_ref(M, N, K, At, lda, 1, packed, C, ldc, accumulate);
 }
 
 // ---------------------------------------------------------------- AVX2 + FMA
@@ -127,6 +164,22 @@ DK_AVX2 static void pack_a_panel(const float *A, long lda, long rows, long kc, f
     }
     for (; k < kc; k++)
         for (long r = 0; r < rows; r++) dst[k * rows + r] = A[r * lda + k];
+}
+
+/// Packs rows [0, rows) × k [0, kc) of A given as Aᵀ (row k of At holds A(·, k)): the
+/// panel's `rows` values of each k are contiguous in the source, so this is a copy.
+DK_AVX2 static void pack_at_panel(const float *At, long lda, long rows, long kc, float *dst) {
+    if (rows == MR) {
+        for (long k = 0; k < kc; k++) {
+            const float *src = At + k * lda;
+            _mm_storeu_ps(dst + k * MR, _mm_loadu_ps(src));
+            dst[k * MR + 4] = src[4];
+            dst[k * MR + 5] = src[5];
+        }
+        return;
+    }
+    for (long k = 0; k < kc; k++)
+        for (long r = 0; r < rows; r++) dst[k * rows + r] = At[k * lda + r];
 }
 
 /// The micro-kernel: c[0..rows, 0..16) = (c +) a-panel · b-panel over kc, `rows` a
@@ -212,8 +265,8 @@ static long panel_rows(long i, long mc) {
     return left == 7 ? 4 : left == 8 ? 4 : left == 9 ? 5 : MR;   // left in 7..9
 }
 
-DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, const float *packed,
-                              float *C, long ldc, int accumulate, float *ws) {
+DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, int transA,
+                              const float *packed, float *C, long ldc, int accumulate, float *ws) {
     const long kcb = k_block(K);
     for (long i0 = 0; i0 < M; i0 += MC_MAX) {
         const long mc = M - i0 < MC_MAX ? M - i0 : MC_MAX;
@@ -222,7 +275,8 @@ DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, 
             const int load_c = accumulate || k0 > 0;
             for (long i = 0, rows; i < mc; i += rows) {
                 rows = panel_rows(i, mc);
-                pack_a_panel(A + (i0 + i) * lda + k0, lda, rows, kc, ws + i * kc);
+                if (transA) pack_at_panel(A + k0 * lda + i0 + i, lda, rows, kc, ws + i * kc);
+                else pack_a_panel(A + (i0 + i) * lda + k0, lda, rows, kc, ws + i * kc);
             }
             for (long j = 0; j < N; j += NR) {
                 const long cols = N - j < NR ? N - j : NR;
@@ -254,30 +308,41 @@ int dk_gemm_has_avx2(void) {
     return gemm_avx2_state;
 }
 
-void dk_gemm_packed(long M, long N, long K, const float *A, long lda, const float *packed,
-                    float *C, long ldc, int accumulate, float *workspace) {
+static void gemm_dispatch(long M, long N, long K, const float *A, long lda, int transA,
+                          const float *packed, float *C, long ldc, int accumulate, float *workspace) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {   // an empty sum: C stays (accumulate) or becomes 0
         if (!accumulate) for (long i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
         return;
     }
-    if (dk_gemm_has_avx2()) gemm_avx2(M, N, K, A, lda, packed, C, ldc, accumulate, workspace);
-    else dk_gemm_packed_ref(M, N, K, A, lda, packed, C, ldc, accumulate, workspace);
+    if (dk_gemm_has_avx2()) gemm_avx2(M, N, K, A, lda, transA, packed, C, ldc, accumulate, workspace);
+    else gemm_ref(M, N, K, A, lda, transA, packed, C, ldc, accumulate);
 }
 
-// Per-thread workspace: one buffer per thread behind a pthread key whose destructor
-// frees it when the thread exits (dispatch pool threads come and go).
-typedef struct { float *data; long floats; } thread_ws;
+void dk_gemm_packed(long M, long N, long K, const float *A, long lda, const float *packed,
+                    float *C, long ldc, int accumulate, float *workspace) {
+    gemm_dispatch(M, N, K, A, lda, 0, packed, C, ldc, accumulate, workspace);
+}
+
+void dk_gemm_packed_at(long M, long N, long K, const float *At, long lda, const float *packed,
+                       float *C, long ldc, int accumulate, float *workspace) {
+    gemm_dispatch(M, N, K, At, lda, 1, packed, C, ldc, accumulate, workspace);
+}
+
+// Per-thread buffers: DK_THREAD_BUFFERS slots per thread behind a pthread key whose
+// destructor frees them when the thread exits (dispatch pool threads come and go).
+typedef struct { float *data[DK_THREAD_BUFFERS]; long floats[DK_THREAD_BUFFERS]; } thread_ws;
 static pthread_key_t ws_key;
 static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
 static void ws_free(void *p) {
     thread_ws *w = p;
-    free(w->data);
+    for (int i = 0; i < DK_THREAD_BUFFERS; i++) free(w->data[i]);
     free(w);
 }
 static void ws_init(void) { pthread_key_create(&ws_key, ws_free); }
 
-float *dk_gemm_thread_workspace(long floats) {
+float *dk_thread_buffer(int slot, long floats) {
+    if (slot < 0 || slot >= DK_THREAD_BUFFERS) return NULL;
     pthread_once(&ws_once, ws_init);
     thread_ws *w = pthread_getspecific(ws_key);
     if (!w) {
@@ -285,15 +350,48 @@ float *dk_gemm_thread_workspace(long floats) {
         if (!w) return NULL;
         pthread_setspecific(ws_key, w);
     }
-    if (w->floats < floats) {
-        free(w->data);
-        w->data = NULL;
-        w->floats = 0;
+    if (w->floats[slot] < floats) {
+        free(w->data[slot]);
+        w->data[slot] = NULL;
+        w->floats[slot] = 0;
         size_t bytes = ((size_t)(floats > 0 ? floats : 1) * sizeof(float) + 63) & ~(size_t)63;
         float *p = aligned_alloc(64, bytes);
         if (!p) return NULL;
-        w->data = p;
-        w->floats = floats;
+        w->data[slot] = p;
+        w->floats[slot] = floats;
     }
-    return w->data;
+    return w->data[slot];
+}
+
+float *dk_gemm_thread_workspace(long floats) { return dk_thread_buffer(DK_SLOT_GEMM_WORKSPACE, floats); }
+
+// ---------------------------------------------------------------- op(A) · op(B), one call
+
+/// Packs op(B) as the [N, K] "weight" of C = op(A) · op(B): op(B) = Bᵀ when transB (B is
+/// stored [N, K]), else B [K, N] itself.
+static void pack_op_b(int transB, const float *B, long ldb, long N, long K, float *packed) {
+    if (transB) dk_pack_weight_ld(B, ldb, N, K, packed);
+    else dk_pack_weight_transposed(B, ldb, N, K, packed);
+}
+
+int dk_gemm(int transA, int transB, long M, long N, long K, const float *A, long lda,
+            const float *B, long ldb, float *C, long ldc, int accumulate) {
+    if (M <= 0 || N <= 0) return 0;
+    float *packed = dk_thread_buffer(DK_SLOT_GEMM_PACKED, dk_packed_floats(N, K));
+    float *ws = dk_thread_buffer(DK_SLOT_GEMM_WORKSPACE, dk_gemm_workspace_floats(M, K));
+    if (!packed || !ws) return -1;
+    pack_op_b(transB, B, ldb, N, K, packed);
+    gemm_dispatch(M, N, K, A, lda, transA, packed, C, ldc, accumulate, ws);
+    return 0;
+}
+
+void dk_gemm_ref(int transA, int transB, long M, long N, long K, const float *A, long lda,
+                 const float *B, long ldb, float *C, long ldc, int accumulate) {
+    for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) {
+            float acc = 0;
+            for (long k = 0; k < K; k++)
+                acc += A_AT(A, lda, transA, i, k) * (transB ? B[j * ldb + k] : B[k * ldb + j]);
+            C[i * ldc + j] = accumulate ? C[i * ldc + j] + acc : acc;
+        }
 }

@@ -3,8 +3,9 @@
 // Each kernel body is a static inline function written so that clang vectorises it
 // (fixed 8-lane partial sums instead of serial reductions, branch-free math); it is
 // instantiated twice: once plainly (the `_ref` twin and the fallback) and once under
-// __attribute__((target("avx2,fma"))). exp and erf are polynomial/rational
-// approximations accurate to a few ulp (checked against libm in double by the tests).
+// __attribute__((target("avx2,fma"))). exp and erf (dk_math.h, shared with training.c)
+// are polynomial/rational approximations accurate to a few ulp (checked against libm in
+// double by the tests).
 // Attention's AVX2 build instead runs its two products on the packed GEMM of gemm.c.
 #include "ckernels.h"
 #include <math.h>
@@ -14,47 +15,7 @@
 #define DK_AVX2 __attribute__((target("avx2,fma")))
 #define LANES 8
 
-// ---------------------------------------------------------------- exp and erf
-
-DK_INLINE float dk_expf(float x) {
-    // Cephes-style expf: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial.
-    x = fminf(fmaxf(x, -87.33654f), 88.72283f);
-    float n = rintf(x * 1.44269504088896341f);
-    float r = fmaf(n, -0.693359375f, x);
-    r = fmaf(n, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = fmaf(p, r, 1.3981999507e-3f);
-    p = fmaf(p, r, 8.3334519073e-3f);
-    p = fmaf(p, r, 4.1665795894e-2f);
-    p = fmaf(p, r, 1.6666665459e-1f);
-    p = fmaf(p, r, 5.0000001201e-1f);
-    p = fmaf(p, r * r, r) + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-DK_INLINE float dk_erff(float x) {
-    // Rational approximation of erf on [-4, 4] (the one Eigen and XLA use); erf is
-    // +-1 to float precision outside it.
-    x = fminf(fmaxf(x, -4.0f), 4.0f);
-    float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = fmaf(x2, p, 2.77068142495902e-08f);
-    p = fmaf(x2, p, -2.10102402082508e-06f);
-    p = fmaf(x2, p, -5.69250639462346e-05f);
-    p = fmaf(x2, p, -7.34990630326855e-04f);
-    p = fmaf(x2, p, -2.95459980854025e-03f);
-    p = fmaf(x2, p, -1.60960333262415e-02f);
-    p = x * p;
-    float q = -1.45660718464996e-05f;
-    q = fmaf(x2, q, -2.13374055278905e-04f);
-    q = fmaf(x2, q, -1.68282697438203e-03f);
-    q = fmaf(x2, q, -7.37332916720468e-03f);
-    q = fmaf(x2, q, -1.42647390514189e-02f);
-    return p / q;
-}
+#include "dk_math.h"
 
 void dk_exp_ref(const float *x, float *y, long n) { for (long i = 0; i < n; i++) y[i] = dk_expf(x[i]); }
 void dk_erf_ref(const float *x, float *y, long n) { for (long i = 0; i < n; i++) y[i] = dk_erff(x[i]); }
@@ -187,37 +148,6 @@ void dk_attention_head_ref(const float *q, const float *k, const float *v, long 
 
 #include <immintrin.h>
 #include "dk_gemm.h"
-
-DK_AVX2 static inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.72283f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-DK_AVX2 static inline float hmax8(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-DK_AVX2 static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /// One padded score row in place: s[j] = keep[j] ? exp(scale·s[j] - max) / sum : 0.
 /// `keepf` is 1 or 0 per column (0 on the padding), Tp a multiple of 8.

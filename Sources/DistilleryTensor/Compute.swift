@@ -1,9 +1,11 @@
 // Compute: matrix products through OpenBLAS and the one thread-count knob.
 //
-// Distillery runs one parallel layer at a time: a GEMM uses OpenBLAS's own threads;
-// element-wise and attention kernels split rows over `Compute.threads` workers with
+// Distillery runs one parallel layer at a time: a BLAS GEMM uses OpenBLAS's own threads;
+// our kernels (packed GEMMs included) split rows over `Compute.threads` workers with
 // `concurrentPerform`. No BLAS call is ever made from inside a parallel region, so the
-// two never oversubscribe the cores. Results depend only on the thread count.
+// two never oversubscribe the cores. Results depend only on the thread count. BLAS
+// remains for tests and the odd small product; the hot paths run on `PackedMatrix` and
+// `PackedGemm`.
 import CBLAS
 import Dispatch
 
@@ -35,6 +37,18 @@ public enum Compute {
                 let lo = count * w / workers, hi = count * (w + 1) / workers
                 if lo < hi { box.value(lo..<hi) }
             }
+        }
+    }
+}
+
+extension Compute {
+    /// `parallelRanges` over `0..<count` with chunk boundaries at multiples of `granularity`
+    /// (element-wise kernels: a vector body never meets a tail in mid-array).
+    public static func parallelRanges(_ count: Int, granularity: Int, _ body: (Range<Int>) -> Void) {
+        let chunks = (count + granularity - 1) / granularity
+        parallelRanges(chunks) { r in
+            let lo = r.lowerBound * granularity, hi = min(count, r.upperBound * granularity)
+            if lo < hi { body(lo..<hi) }
         }
     }
 }

@@ -10,7 +10,11 @@
 // `torch.nn.utils.clip_grad_norm_` (coefficient max/(norm + 1e-6), clamped at 1, always
 // applied). Schedules follow HF `get_linear_schedule_with_warmup` and
 // `get_cosine_schedule_with_warmup` under `LambdaLR`: step 0 runs at rate 0 when there is
-// a warm-up. Left out on purpose: amsgrad, per-group learning rates, foreach/fused paths.
+// a warm-up. The update is element-wise and runs row-parallel (`Compute.parallelRanges`);
+// the gradient norm sums fixed blocks of `normBlock` elements in parallel and adds the
+// block sums in order, so it does not depend on the thread count.
+// Left out on purpose: amsgrad, per-group learning rates, foreach/fused paths.
+import DistilleryTensor
 import Foundation
 
 /// Hyper-parameters of AdamW.
@@ -79,24 +83,43 @@ public struct AdamW: Sendable, Equatable {
             let (p, m, v, g) = (pp.baseAddress!, mp.baseAddress!, vp.baseAddress!, gp.baseAddress!)
             for (e, decays) in zip(layout.entries, decayByTensor) {
                 let decay = decays && s.weightDecay != 0
-                for i in e.range {
-                    if decay { p[i] = p[i] * decayFactor }
-                    m[i] = m[i] + oneMinusBeta1 * (g[i] - m[i])
-                    v[i] = v[i] * beta2
-                    v[i] = v[i] + oneMinusBeta2 * g[i] * g[i]
-                    let denominator = v[i].squareRoot() / correction2Root + eps
-                    p[i] = p[i] + negativeStepSize * m[i] / denominator
+                let base = e.offset
+                Compute.parallelRanges(e.count, granularity: 4096) { r in
+                    for i in (base + r.lowerBound)..<(base + r.upperBound) {
+                        if decay { p[i] = p[i] * decayFactor }
+                        m[i] = m[i] + oneMinusBeta1 * (g[i] - m[i])
+                        v[i] = v[i] * beta2
+                        v[i] = v[i] + oneMinusBeta2 * g[i] * g[i]
+                        let denominator = v[i].squareRoot() / correction2Root + eps
+                        p[i] = p[i] + negativeStepSize * m[i] / denominator
+                    }
                 }
             }
         } } } }
     }
 }
 
+/// Elements per partial sum of `gradientNorm` (fixed, so the sum does not depend on threads).
+private let normBlock = 1 << 16
+
 /// The global L2 norm of all gradients (computed in Double, returned as Float).
 public func gradientNorm(_ gradients: Gradients) -> Float {
-    var sum = 0.0
-    for x in gradients.storage { sum += Double(x) * Double(x) }
-    return Float(sum.squareRoot())
+    gradients.storage.withUnsafeBufferPointer { buffer in
+        let g = buffer.baseAddress!, n = buffer.count
+        let blocks = (n + normBlock - 1) / normBlock
+        var partial = [Double](repeating: 0, count: blocks)
+        partial.withUnsafeMutableBufferPointer { out in
+            let o = out.baseAddress!
+            Compute.parallelRanges(blocks) { r in
+                for b in r {
+                    var sum = 0.0
+                    for i in (b * normBlock)..<min(n, (b + 1) * normBlock) { sum += Double(g[i]) * Double(g[i]) }
+                    o[b] = sum
+                }
+            }
+        }
+        return Float(partial.reduce(0, +).squareRoot())
+    }
 }
 
 /// Scales all gradients so their global L2 norm is at most `maxNorm`, as
@@ -106,8 +129,9 @@ public func clipGradientNorm(_ gradients: inout Gradients, maxNorm: Float) -> Fl
     let norm = gradientNorm(gradients)
     let coefficient = min(maxNorm / (norm + 1e-6), 1)
     if coefficient < 1 {
-        gradients.storage.withUnsafeMutableBufferPointer { g in
-            for i in g.indices { g[i] *= coefficient }
+        gradients.storage.withUnsafeMutableBufferPointer { buffer in
+            let g = buffer.baseAddress!
+            Compute.parallelRanges(buffer.count, granularity: 4096) { r in for i in r { g[i] *= coefficient } }
         }
     }
     return norm

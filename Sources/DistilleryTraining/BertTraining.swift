@@ -1,5 +1,6 @@
-// BertTraining: the training forward (with cached activations) and backward of a BERT
-// sequence classifier — encoder, tanh pooler over [CLS], linear classifier, cross-entropy.
+// BertTraining: the training forward (with cached activations) of a BERT sequence
+// classifier — encoder, tanh pooler over [CLS], linear classifier, cross-entropy; the
+// backward is in BertBackward.swift.
 //
 // Follows HF `BertForSequenceClassification` in train mode: dropout after the embedding
 // LayerNorm, on the attention probabilities, after each attention-output and FFN-output
@@ -9,49 +10,15 @@
 // returns every activation the backward needs in a `BertActivations` value, and
 // `backward` walks the same layers in reverse, accumulating into a `Gradients` block laid
 // out like the parameters. Per-layer head counts and FFN widths come from the config.
+// For distillation the activations expose what HF's `output_hidden_states` /
+// `output_attentions` give (and, on request, the pre-softmax attention scores), and the
+// backward can be seeded at those. Activation memory comes from a per-model pool of
+// arenas reused across steps (ActivationArena.swift). Parameter blocks may carry extra
+// trailing tensors after the model's own (e.g. distillation projections).
 // Left out on purpose: gradient checkpointing, fused QKV, regression/multi-label losses.
 import DistilleryModel
 import DistilleryTensor
 import Foundation
-
-/// A heap float array whose address is stable for the life of the object (activations).
-public final class FloatBuffer: @unchecked Sendable {
-    /// First element.
-    public let pointer: UnsafeMutablePointer<Float>
-    /// Number of elements.
-    public let count: Int
-
-    /// A zero-filled buffer.
-    public init(count: Int) {
-        self.count = count
-        pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-    }
-
-    /// A buffer holding a copy of `values`.
-    public convenience init(_ values: [Float]) {
-        self.init(count: values.count)
-        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
-    }
-
-    /// The elements as an array (a copy).
-    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
-
-    deinit { pointer.deallocate() }
-}
-
-/// Owns the temporary buffers of one pass. Swift may release an object right after the
-/// last read of its `pointer`, before the callee uses that pointer; buffers made here
-/// live until the workspace does, and the pass keeps the workspace alive explicitly.
-final class Workspace {
-    private var buffers: [FloatBuffer] = []
-    /// A zero-filled buffer that lives as long as the workspace.
-    func buffer(_ count: Int) -> FloatBuffer {
-        let b = FloatBuffer(count: count)
-        buffers.append(b)
-        return b
-    }
-}
 
 /// Dropout probabilities of the four dropout sites of `BertForSequenceClassification`.
 public struct DropoutRates: Sendable, Equatable {
@@ -86,6 +53,8 @@ public struct LayerActivations {
     /// Attention probabilities [B, heads, T, T] before dropout, and the dropout mask.
     public let probabilities: FloatBuffer
     public let probabilityMask: FloatBuffer?
+    /// Pre-softmax scores q·kᵀ/√D before the mask [B, heads, T, T], when the forward kept them.
+    public let scores: FloatBuffer?
     /// Attention context [rows, A] (input of the attention-output dense).
     public let context: FloatBuffer
     /// Dropout mask after the attention-output dense [rows, H].
@@ -110,14 +79,30 @@ public struct BertActivations {
     /// Classifier logits [B, classes].
     public let logits: Tensor
 
+    /// Hidden states as HF's `output_hidden_states` in train mode, each [B·T, H]: index 0
+    /// is the embedding output after dropout, index l (1...layers) the output of layer l.
+    /// Valid while this value (or the buffer itself) is alive.
+    public let hiddenStates: [FloatBuffer]
+    /// Per layer: the attention probabilities [B, heads, T, T] (softmax, before dropout).
+    public var attentionProbabilities: [FloatBuffer] { layers.map(\.probabilities) }
+    /// Per layer: the pre-softmax scores q·kᵀ/√D before the mask [B, heads, T, T], when
+    /// the forward ran with `keepScores`; nil otherwise.
+    public var attentionScores: [FloatBuffer]? {
+        layers.allSatisfy { $0.scores != nil } ? layers.map { $0.scores! } : nil
+    }
+    /// Per layer: everything the backward reads.
+    public let layers: [LayerActivations]
+
     let embeddingSum, embeddingMean, embeddingRstd, embeddingNorm: FloatBuffer
     let embeddingMask: FloatBuffer?
-    let layers: [LayerActivations]
     /// [CLS] states [B, H], pooler pre-activation and tanh output [B, H], dropout mask.
     let cls, poolerPre, pooled: FloatBuffer
     let pooledMask: FloatBuffer?
     /// Classifier input (pooled after dropout) [B, H], logits and softmax probabilities [B, classes].
     let classifierInput, logitsBuffer, softmax: FloatBuffer
+    /// The arena these buffers live in, and where the backward's temporaries start.
+    let lease: ArenaLease
+    let backwardSlot: Int
 }
 
 /// A BERT sequence classifier's training passes: a stateless description of where each
@@ -136,6 +121,8 @@ public struct BertTrainingModel: Sendable {
     }
     let word, position, type, embGamma, embBeta, poolerW, poolerB, classifierW, classifierB: Int
     let layerSlots: [LayerSlots]
+    /// Reusable activation memory (see ActivationArena.swift).
+    let arenas = ArenaPool()
 
     /// A model for `config` with a pooler and a `classes`-way classifier.
     public init(config: BertConfig, classes: Int) throws(ModelError) {
@@ -212,21 +199,29 @@ public struct BertTrainingModel: Sendable {
 
     /// The training forward: logits, loss (when `labels` are given) and cached activations.
     /// Dropout masks are drawn from `rng` at training step `step` (pass `.off` to disable).
+    /// `keepScores` also keeps each layer's pre-softmax attention scores (`attentionScores`).
+    /// `parameters` must start with this model's layout (extra trailing tensors are ignored).
     public func forward(_ batch: EncoderBatch, labels: [Int32]?, parameters: ParameterBlock,
                         dropout: DropoutRates = .off, rng: DropoutRNG = DropoutRNG(seed: 0),
-                        step: Int = 0) throws(ModelError) -> BertActivations {
-        precondition(parameters.layout == layout, "BertTrainingModel.forward: parameter block has another layout")
+                        step: Int = 0, keepScores: Bool = false) throws(ModelError) -> BertActivations {
+        precondition(parameters.layout.starts(with: layout),
+                     "BertTrainingModel.forward: the parameter block does not start with the model's layout")
         try check(batch, labels: labels)
         let B = batch.batchSize, T = batch.sequenceLength, H = config.hiddenSize, D = config.headSize
         let rows = B * T, L = classCount, eps = config.layerNormEps
+        let lease = arenas.lease()
+        let arena = lease.arena
+        func buffer(_ count: Int) -> FloatBuffer { arena.take(count) }
         func dropoutMask(_ count: Int, _ p: Float, _ site: Int) -> FloatBuffer? {
-            p > 0 ? FloatBuffer(rng.mask(count: count, probability: p, stream: DropoutRNG.stream(step: step, site: site))) : nil
+            guard p > 0 else { return nil }
+            let m = arena.take(count)
+            rng.fillMask(m.pointer, count: count, probability: p, stream: DropoutRNG.stream(step: step, site: site))
+            return m
         }
         return parameters.storage.withUnsafeBufferPointer { pp in
             let P = pp.baseAddress!
             // Embeddings: (word + type) + position, LayerNorm, dropout.
-            let embSum = FloatBuffer(count: rows * H), embMean = FloatBuffer(count: rows),
-                embRstd = FloatBuffer(count: rows), embNorm = FloatBuffer(count: rows * H)
+            let embSum = buffer(rows * H), embMean = buffer(rows), embRstd = buffer(rows), embNorm = buffer(rows * H)
             batch.ids.withUnsafeBufferPointer { ids in batch.typeIds.withUnsafeBufferPointer { tids in
                 embeddingForward(out: embSum.pointer, ids: ids.baseAddress!, typeIds: tids.baseAddress!, rows: rows,
                                  sequenceLength: T, hidden: H, word: P + word, position: P + position, type: P + type)
@@ -236,64 +231,68 @@ public struct BertTrainingModel: Sendable {
             let embMask = dropoutMask(rows * H, dropout.hidden, 0)
             var x = embNorm
             if let embMask {
-                x = FloatBuffer(count: rows * H)
+                x = buffer(rows * H)
                 dropoutForward(y: x.pointer, x: embNorm.pointer, mask: embMask.pointer, count: rows * H)
             }
+            var hidden = [x]
             // Encoder layers.
             var layers: [LayerActivations] = []
             batch.mask.withUnsafeBufferPointer { maskp in
                 for (l, s) in layerSlots.enumerated() {
                     let A = s.heads * D, F = s.width
-                    let q = FloatBuffer(count: rows * A), k = FloatBuffer(count: rows * A), v = FloatBuffer(count: rows * A)
+                    let q = buffer(rows * A), k = buffer(rows * A), v = buffer(rows * A)
                     linearForward(y: q.pointer, x: x.pointer, weight: P + s.qW, bias: P + s.qB, rows: rows, inFeatures: H, outFeatures: A)
                     linearForward(y: k.pointer, x: x.pointer, weight: P + s.kW, bias: P + s.kB, rows: rows, inFeatures: H, outFeatures: A)
                     linearForward(y: v.pointer, x: x.pointer, weight: P + s.vW, bias: P + s.vB, rows: rows, inFeatures: H, outFeatures: A)
-                    let probs = FloatBuffer(count: B * s.heads * T * T), ctx = FloatBuffer(count: rows * A)
+                    let probs = buffer(B * s.heads * T * T), ctx = buffer(rows * A)
+                    let scores = keepScores ? buffer(B * s.heads * T * T) : nil
                     let probMask = dropoutMask(B * s.heads * T * T, dropout.attention, site(layer: l, 0))
-                    attentionForward(ctx: ctx.pointer, probs: probs.pointer, q: q.pointer, k: k.pointer, v: v.pointer,
+                    attentionForward(ctx: ctx.pointer, probs: probs.pointer, scores: scores?.pointer,
+                                     q: q.pointer, k: k.pointer, v: v.pointer,
                                      mask: maskp.baseAddress!, dropoutMask: probMask.map { UnsafePointer($0.pointer) },
                                      batch: B, sequenceLength: T, heads: s.heads, headSize: D)
                     // norm1 = LayerNorm(dropout(ctx·Woᵀ + bo) + x)
-                    let n1In = FloatBuffer(count: rows * H)
+                    let n1In = buffer(rows * H)
                     linearForward(y: n1In.pointer, x: ctx.pointer, weight: P + s.oW, bias: P + s.oB, rows: rows, inFeatures: A, outFeatures: H)
                     let aoMask = dropoutMask(rows * H, dropout.hidden, site(layer: l, 1))
                     if let aoMask { dropoutForward(y: n1In.pointer, x: n1In.pointer, mask: aoMask.pointer, count: rows * H) }
-                    for i in 0..<(rows * H) { n1In.pointer[i] += x.pointer[i] }
-                    let n1Mean = FloatBuffer(count: rows), n1Rstd = FloatBuffer(count: rows), n1Out = FloatBuffer(count: rows * H)
+                    residualAdd(n1In.pointer, x.pointer, count: rows * H)
+                    let n1Mean = buffer(rows), n1Rstd = buffer(rows), n1Out = buffer(rows * H)
                     layerNormForward(y: n1Out.pointer, mean: n1Mean.pointer, rstd: n1Rstd.pointer, x: n1In.pointer,
                                      gamma: P + s.n1G, beta: P + s.n1B, rows: rows, cols: H, eps: eps)
                     // out = LayerNorm(dropout(GELU(norm1·W1ᵀ + b1)·W2ᵀ + b2) + norm1)
-                    let pre = FloatBuffer(count: rows * F), act = FloatBuffer(count: rows * F)
+                    let pre = buffer(rows * F), act = buffer(rows * F)
                     linearForward(y: pre.pointer, x: n1Out.pointer, weight: P + s.iW, bias: P + s.iB, rows: rows, inFeatures: H, outFeatures: F)
                     geluForward(y: act.pointer, x: pre.pointer, count: rows * F)
-                    let n2In = FloatBuffer(count: rows * H)
+                    let n2In = buffer(rows * H)
                     linearForward(y: n2In.pointer, x: act.pointer, weight: P + s.fW, bias: P + s.fB, rows: rows, inFeatures: F, outFeatures: H)
                     let ffMask = dropoutMask(rows * H, dropout.hidden, site(layer: l, 2))
                     if let ffMask { dropoutForward(y: n2In.pointer, x: n2In.pointer, mask: ffMask.pointer, count: rows * H) }
-                    for i in 0..<(rows * H) { n2In.pointer[i] += n1Out.pointer[i] }
-                    let n2Mean = FloatBuffer(count: rows), n2Rstd = FloatBuffer(count: rows), out = FloatBuffer(count: rows * H)
+                    residualAdd(n2In.pointer, n1Out.pointer, count: rows * H)
+                    let n2Mean = buffer(rows), n2Rstd = buffer(rows), out = buffer(rows * H)
                     layerNormForward(y: out.pointer, mean: n2Mean.pointer, rstd: n2Rstd.pointer, x: n2In.pointer,
                                      gamma: P + s.n2G, beta: P + s.n2B, rows: rows, cols: H, eps: eps)
                     layers.append(LayerActivations(
-                        input: x, query: q, key: k, value: v, probabilities: probs, probabilityMask: probMask,
+                        input: x, query: q, key: k, value: v, probabilities: probs, probabilityMask: probMask, scores: scores,
                         context: ctx, attentionOutputMask: aoMask, norm1Input: n1In, norm1Mean: n1Mean,
                         norm1Rstd: n1Rstd, norm1Output: n1Out, ffnPre: pre, ffnActivation: act, ffnOutputMask: ffMask,
                         norm2Input: n2In, norm2Mean: n2Mean, norm2Rstd: n2Rstd, output: out))
                     x = out
+                    hidden.append(out)
                 }
             }
             // Pooler over [CLS], dropout, classifier, loss.
-            let cls = FloatBuffer(count: B * H), poolPre = FloatBuffer(count: B * H), pooled = FloatBuffer(count: B * H)
+            let cls = buffer(B * H), poolPre = buffer(B * H), pooled = buffer(B * H)
             for b in 0..<B { (cls.pointer + b * H).update(from: x.pointer + b * T * H, count: H) }
             linearForward(y: poolPre.pointer, x: cls.pointer, weight: P + poolerW, bias: P + poolerB, rows: B, inFeatures: H, outFeatures: H)
             tanhForward(y: pooled.pointer, x: poolPre.pointer, count: B * H)
             let poolMask = dropoutMask(B * H, dropout.classifier, classifierSite)
             var clsIn = pooled
             if let poolMask {
-                clsIn = FloatBuffer(count: B * H)
+                clsIn = buffer(B * H)
                 dropoutForward(y: clsIn.pointer, x: pooled.pointer, mask: poolMask.pointer, count: B * H)
             }
-            let logits = FloatBuffer(count: B * L), softmax = FloatBuffer(count: B * L)
+            let logits = buffer(B * L), softmax = buffer(B * L)
             linearForward(y: logits.pointer, x: clsIn.pointer, weight: P + classifierW, bias: P + classifierB, rows: B, inFeatures: H, outFeatures: L)
             var loss: Double?
             if let labels {
@@ -302,109 +301,11 @@ public struct BertTrainingModel: Sendable {
                 }
             }
             return BertActivations(batch: batch, labels: labels, loss: loss, logits: Tensor(shape: [B, L], data: logits.array),
+                                   hiddenStates: hidden, layers: layers,
                                    embeddingSum: embSum, embeddingMean: embMean, embeddingRstd: embRstd, embeddingNorm: embNorm,
-                                   embeddingMask: embMask, layers: layers, cls: cls, poolerPre: poolPre, pooled: pooled,
-                                   pooledMask: poolMask, classifierInput: clsIn, logitsBuffer: logits, softmax: softmax)
+                                   embeddingMask: embMask, cls: cls, poolerPre: poolPre, pooled: pooled,
+                                   pooledMask: poolMask, classifierInput: clsIn, logitsBuffer: logits, softmax: softmax,
+                                   lease: lease, backwardSlot: arena.position)
         }
-    }
-
-    /// The backward of `forward` for d(loss)/d(loss) = 1: adds every parameter's gradient
-    /// into `gradients` (zero it first for a fresh step). The forward must have had labels.
-    public func backward(_ acts: BertActivations, parameters: ParameterBlock, gradients: inout Gradients) {
-        precondition(parameters.layout == layout && gradients.layout == layout,
-                     "BertTrainingModel.backward: parameter or gradient block has another layout")
-        guard let labels = acts.labels else {
-            preconditionFailure("BertTrainingModel.backward: the forward ran without labels, there is no loss to differentiate")
-        }
-        let batch = acts.batch
-        let B = batch.batchSize, T = batch.sequenceLength, H = config.hiddenSize, D = config.headSize
-        let rows = B * T, L = classCount
-        let ws = Workspace()
-        defer { withExtendedLifetime(ws) {} }
-        parameters.storage.withUnsafeBufferPointer { pp in gradients.storage.withUnsafeMutableBufferPointer { gp in
-            let P = pp.baseAddress!, G = gp.baseAddress!
-            // Loss → classifier → dropout → tanh → pooler.
-            let dLogits = ws.buffer(B * L)
-            labels.withUnsafeBufferPointer { lp in
-                crossEntropyBackward(dLogits: dLogits.pointer, logits: acts.logitsBuffer.pointer, labels: lp.baseAddress!, batch: B, classes: L)
-            }
-            let dPooled = ws.buffer(B * H)
-            linearBackward(dx: dPooled.pointer, dWeight: G + classifierW, dBias: G + classifierB, dy: dLogits.pointer,
-                           x: acts.classifierInput.pointer, weight: P + classifierW, rows: B, inFeatures: H, outFeatures: L)
-            if let m = acts.pooledMask { dropoutBackward(dx: dPooled.pointer, dy: dPooled.pointer, mask: m.pointer, count: B * H) }
-            let dPre = ws.buffer(B * H), dCls = ws.buffer(B * H)
-            tanhBackward(dx: dPre.pointer, dy: dPooled.pointer, y: acts.pooled.pointer, count: B * H)
-            linearBackward(dx: dCls.pointer, dWeight: G + poolerW, dBias: G + poolerB, dy: dPre.pointer,
-                           x: acts.cls.pointer, weight: P + poolerW, rows: B, inFeatures: H, outFeatures: H)
-            // dX: gradient w.r.t. the current layer output; only [CLS] rows receive one at the top.
-            var dX = ws.buffer(rows * H), dIn = ws.buffer(rows * H)
-            for b in 0..<B { (dX.pointer + b * T * H).update(from: dCls.pointer + b * H, count: H) }
-            let dNorm = ws.buffer(rows * H), dBranch = ws.buffer(rows * H), dNorm1 = ws.buffer(rows * H)
-            // Per-layer temporaries at the widest layer's sizes, reused by every layer.
-            let maxA = (layerSlots.map(\.heads).max() ?? 1) * D, maxF = layerSlots.map(\.width).max() ?? 1
-            let dAct = ws.buffer(rows * maxF), dCtx = ws.buffer(rows * maxA)
-            let dq = ws.buffer(rows * maxA), dk = ws.buffer(rows * maxA), dv = ws.buffer(rows * maxA)
-            for (l, s) in layerSlots.enumerated().reversed() {
-                let a = acts.layers[l]
-                let A = s.heads * D, F = s.width
-                // out = LN2(dropout(ffnOut) + norm1): dNorm is the gradient at LN2's input.
-                layerNormBackward(dx: dNorm.pointer, dGamma: G + s.n2G, dBeta: G + s.n2B, dy: dX.pointer,
-                                  x: a.norm2Input.pointer, mean: a.norm2Mean.pointer, rstd: a.norm2Rstd.pointer,
-                                  gamma: P + s.n2G, rows: rows, cols: H)
-                dNorm1.pointer.update(from: dNorm.pointer, count: rows * H)          // residual path
-                var dFfnOut = UnsafePointer(dNorm.pointer)
-                if let m = a.ffnOutputMask {
-                    dropoutBackward(dx: dBranch.pointer, dy: dNorm.pointer, mask: m.pointer, count: rows * H)
-                    dFfnOut = UnsafePointer(dBranch.pointer)
-                }
-                linearBackward(dx: dAct.pointer, dWeight: G + s.fW, dBias: G + s.fB, dy: dFfnOut,
-                               x: a.ffnActivation.pointer, weight: P + s.fW, rows: rows, inFeatures: F, outFeatures: H)
-                geluBackward(dx: dAct.pointer, dy: dAct.pointer, x: a.ffnPre.pointer, count: rows * F)
-                linearBackward(dx: dNorm1.pointer, accumulateInput: true, dWeight: G + s.iW, dBias: G + s.iB,
-                               dy: dAct.pointer, x: a.norm1Output.pointer, weight: P + s.iW,
-                               rows: rows, inFeatures: H, outFeatures: F)
-                // norm1 = LN1(dropout(ctx·Woᵀ + bo) + x)
-                layerNormBackward(dx: dNorm.pointer, dGamma: G + s.n1G, dBeta: G + s.n1B, dy: dNorm1.pointer,
-                                  x: a.norm1Input.pointer, mean: a.norm1Mean.pointer, rstd: a.norm1Rstd.pointer,
-                                  gamma: P + s.n1G, rows: rows, cols: H)
-                dIn.pointer.update(from: dNorm.pointer, count: rows * H)             // residual path
-                var dAttnOut = UnsafePointer(dNorm.pointer)
-                if let m = a.attentionOutputMask {
-                    dropoutBackward(dx: dBranch.pointer, dy: dNorm.pointer, mask: m.pointer, count: rows * H)
-                    dAttnOut = UnsafePointer(dBranch.pointer)
-                }
-                linearBackward(dx: dCtx.pointer, dWeight: G + s.oW, dBias: G + s.oB, dy: dAttnOut,
-                               x: a.context.pointer, weight: P + s.oW, rows: rows, inFeatures: A, outFeatures: H)
-                attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dCtx: dCtx.pointer,
-                                  probs: a.probabilities.pointer, q: a.query.pointer, k: a.key.pointer, v: a.value.pointer,
-                                  dropoutMask: a.probabilityMask.map { UnsafePointer($0.pointer) },
-                                  batch: B, sequenceLength: T, heads: s.heads, headSize: D)
-                for (d, w, bias) in [(dq, s.qW, s.qB), (dk, s.kW, s.kB), (dv, s.vW, s.vB)] {
-                    linearBackward(dx: dIn.pointer, accumulateInput: true, dWeight: G + w, dBias: G + bias,
-                                   dy: d.pointer, x: a.input.pointer, weight: P + w, rows: rows, inFeatures: H, outFeatures: A)
-                }
-                swap(&dX, &dIn)
-            }
-            // Embeddings: dropout → LayerNorm → scatter-add into the three tables.
-            if let m = acts.embeddingMask { dropoutBackward(dx: dX.pointer, dy: dX.pointer, mask: m.pointer, count: rows * H) }
-            layerNormBackward(dx: dNorm.pointer, dGamma: G + embGamma, dBeta: G + embBeta, dy: dX.pointer,
-                              x: acts.embeddingSum.pointer, mean: acts.embeddingMean.pointer, rstd: acts.embeddingRstd.pointer,
-                              gamma: P + embGamma, rows: rows, cols: H)
-            batch.ids.withUnsafeBufferPointer { ids in batch.typeIds.withUnsafeBufferPointer { tids in
-                embeddingBackward(dOut: dNorm.pointer, ids: ids.baseAddress!, typeIds: tids.baseAddress!, rows: rows,
-                                  sequenceLength: T, hidden: H, paddingId: config.padTokenId,
-                                  dWord: G + word, dPosition: G + position, dType: G + type)
-            } }
-        } }
-    }
-
-    /// One forward + backward: the loss and fresh gradients (a convenience for tests and loops).
-    public func lossAndGradients(_ batch: EncoderBatch, labels: [Int32], parameters: ParameterBlock,
-                                 dropout: DropoutRates = .off, rng: DropoutRNG = DropoutRNG(seed: 0),
-                                 step: Int = 0) throws(ModelError) -> (loss: Double, logits: Tensor, gradients: Gradients) {
-        let acts = try forward(batch, labels: labels, parameters: parameters, dropout: dropout, rng: rng, step: step)
-        var grads = Gradients(zeros: layout)
-        backward(acts, parameters: parameters, gradients: &grads)
-        return (acts.loss!, acts.logits, grads)
     }
 }

@@ -6,19 +6,27 @@
 // can collect a whole pass; gradients of activations are written (`=`) unless a flag
 // says to accumulate. Semantics follow PyTorch/HF `BertForSequenceClassification`:
 // embeddings summed as (word + type) + position, `nn.Embedding(padding_idx:)` (the pad
-// row gets no gradient), biased-variance LayerNorm, exact-erf GELU, attention masked by
-// adding `-Float.greatestFiniteMagnitude` (torch.finfo(float32).min, as HF's eager path),
-// softmax cross-entropy averaged over the batch.
-// Threads: element-wise work and the attention softmax are row-parallel with
-// `Compute.parallelRanges`; matrix products — including attention's per-(sequence, head)
-// products, issued one after another — go through `gemm` (OpenBLAS threads) outside any
-// parallel region;
-// reductions over rows (bias and LayerNorm-parameter gradients, embedding scatter-add)
-// run serially in a fixed order so results depend only on the thread count.
-// Row statistics, erf, exp and tanh are evaluated in Double and rounded once.
-// Left out on purpose: fused kernels, mixed precision, attention without a mask.
+// row gets no gradient), biased-variance LayerNorm, exact-erf GELU, attention masked as
+// HF's eager path does by adding torch.finfo(float32).min (masked keys get probability
+// exactly 0, a row with every key masked is uniform), softmax cross-entropy averaged over
+// the batch.
+// Compute: every matrix product runs on the packed AVX2 GEMM (`PackedGemm`; weights are
+// packed per call, which costs one pass over them against rows× as many flops); the
+// row and element-wise kernels (softmax, GELU, LayerNorm, column sums) are the C kernels
+// of dk_training.h. Threads: Linear products split C's row or column panels; attention
+// makes each (sequence, head) a job and runs its small products single-threaded inside;
+// element-wise work is split at multiples of 64; reductions over rows (bias and
+// LayerNorm-parameter gradients, the embedding scatter-add) give each thread whole
+// columns and add rows in order. Results therefore depend only on the inputs and the
+// thread count. LayerNorm statistics are kept in double; softmax, GELU and their
+// derivatives run in float like PyTorch's CPU kernels. Left out on purpose: fusing the
+// element-wise kernels into the GEMMs, mixed precision, attention without a mask.
+import CKernels
 import DistilleryTensor
 import Foundation
+
+/// Elements per chunk when element-wise kernels are split over threads.
+private let elementChunk = 64
 
 // MARK: - Embeddings
 
@@ -38,18 +46,21 @@ public func embeddingForward(out: UnsafeMutablePointer<Float>, ids: UnsafePointe
 }
 
 /// Scatter-adds dOut [rows, H] into the three tables' gradients. Rows whose id equals
-/// `paddingId` add nothing to dWord (as `nn.Embedding(padding_idx:)`). Serial: ids repeat.
+/// `paddingId` add nothing to dWord (as `nn.Embedding(padding_idx:)`). Ids repeat, so
+/// threads split the H columns and each adds the rows in order.
 public func embeddingBackward(dOut: UnsafePointer<Float>, ids: UnsafePointer<Int32>,
                               typeIds: UnsafePointer<Int32>, rows: Int, sequenceLength T: Int, hidden H: Int,
                               paddingId: Int?, dWord: UnsafeMutablePointer<Float>,
                               dPosition: UnsafeMutablePointer<Float>, dType: UnsafeMutablePointer<Float>) {
-    for i in 0..<rows {
-        let d = dOut + i * H
-        let p = dPosition + (i % T) * H, t = dType + Int(typeIds[i]) * H
-        for c in 0..<H { p[c] += d[c]; t[c] += d[c] }
-        if Int(ids[i]) != paddingId {
-            let w = dWord + Int(ids[i]) * H
-            for c in 0..<H { w[c] += d[c] }
+    Compute.parallelRanges(H) { cols in
+        for i in 0..<rows {
+            let d = dOut + i * H
+            let p = dPosition + (i % T) * H, t = dType + Int(typeIds[i]) * H
+            for c in cols { p[c] += d[c]; t[c] += d[c] }
+            if Int(ids[i]) != paddingId {
+                let w = dWord + Int(ids[i]) * H
+                for c in cols { w[c] += d[c] }
+            }
         }
     }
 }
@@ -57,24 +68,14 @@ public func embeddingBackward(dOut: UnsafePointer<Float>, ids: UnsafePointer<Int
 // MARK: - LayerNorm
 
 /// y = (x − mean) · rstd · γ + β per row of x [rows, C], rstd = 1/sqrt(var + eps) with the
-/// biased variance. Caches mean and rstd [rows] for the backward.
+/// biased variance (statistics in double). Caches mean and rstd [rows] for the backward.
 public func layerNormForward(y: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                              rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                              gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
                              rows: Int, cols C: Int, eps: Float) {
     Compute.parallelRanges(rows) { r in
-        for i in r {
-            let xr = x + i * C, yr = y + i * C
-            var sum = 0.0
-            for c in 0..<C { sum += Double(xr[c]) }
-            let m = sum / Double(C)
-            var sq = 0.0
-            for c in 0..<C { let d = Double(xr[c]) - m; sq += d * d }
-            let s = 1 / (sq / Double(C) + Double(eps)).squareRoot()
-            for c in 0..<C { yr[c] = Float((Double(xr[c]) - m) * s) * gamma[c] + beta[c] }
-            mean[i] = Float(m)
-            rstd[i] = Float(s)
-        }
+        dk_layernorm_forward(x + r.lowerBound * C, y + r.lowerBound * C, mean + r.lowerBound, rstd + r.lowerBound,
+                             gamma, beta, r.count, C, eps)
     }
 }
 
@@ -85,31 +86,14 @@ public func layerNormBackward(dx: UnsafeMutablePointer<Float>, dGamma: UnsafeMut
                               x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                               gamma: UnsafePointer<Float>, rows: Int, cols C: Int, accumulate: Bool = false) {
     Compute.parallelRanges(rows) { r in
-        for i in r {
-            let xr = x + i * C, dyr = dy + i * C, dxr = dx + i * C
-            let m = mean[i], s = rstd[i]
-            var sumG = 0.0, sumGX = 0.0
-            for c in 0..<C {
-                let g = Double(dyr[c] * gamma[c])
-                sumG += g
-                sumGX += g * Double((xr[c] - m) * s)
-            }
-            let meanG = sumG / Double(C), meanGX = sumGX / Double(C)
-            for c in 0..<C {
-                let xh = Double((xr[c] - m) * s)
-                let v = Float(Double(s) * (Double(dyr[c] * gamma[c]) - meanG - xh * meanGX))
-                dxr[c] = accumulate ? dxr[c] + v : v
-            }
-        }
+        let o = r.lowerBound * C
+        dk_layernorm_backward(dx + o, dy + o, x + o, mean + r.lowerBound, rstd + r.lowerBound, gamma,
+                              r.count, C, accumulate ? 1 : 0)
     }
-    // Parameter gradients: a fixed-order serial reduction over rows.
-    for i in 0..<rows {
-        let xr = x + i * C, dyr = dy + i * C
-        let m = mean[i], s = rstd[i]
-        for c in 0..<C {
-            dGamma[c] += dyr[c] * ((xr[c] - m) * s)
-            dBeta[c] += dyr[c]
-        }
+    // Parameter gradients: each thread owns whole columns and adds the rows in order.
+    Compute.parallelRanges(C) { c in
+        dk_layernorm_param_backward(dGamma + c.lowerBound, dBeta + c.lowerBound, dy + c.lowerBound, x + c.lowerBound,
+                                    mean, rstd, rows, c.count, C)
     }
 }
 
@@ -121,11 +105,13 @@ public func linearForward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float
                           rows: Int, inFeatures: Int, outFeatures: Int) {
     guard rows > 0 else { return }
     if let bias {
-        for i in 0..<rows { (y + i * outFeatures).update(from: bias, count: outFeatures) }
+        Compute.parallelRanges(rows) { r in
+            for i in r { (y + i * outFeatures).update(from: bias, count: outFeatures) }
+        }
     }
-    gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
-         a: x, lda: inFeatures, b: weight, ldb: inFeatures,
-         beta: bias == nil ? 0 : 1, c: y, ldc: outFeatures)
+    PackedGemm.multiply(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
+                        a: x, lda: inFeatures, b: weight, ldb: inFeatures,
+                        c: y, ldc: outFeatures, accumulate: bias != nil)
 }
 
 /// dX = dY · W (written, or added when `accumulateInput`; skipped when dx is nil),
@@ -136,44 +122,33 @@ public func linearBackward(dx: UnsafeMutablePointer<Float>?, accumulateInput: Bo
                            rows: Int, inFeatures: Int, outFeatures: Int) {
     guard rows > 0 else { return }
     if let dx {
-        gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,
-             a: dy, lda: outFeatures, b: weight, ldb: inFeatures,
-             beta: accumulateInput ? 1 : 0, c: dx, ldc: inFeatures)
+        PackedGemm.multiply(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,
+                            a: dy, lda: outFeatures, b: weight, ldb: inFeatures,
+                            c: dx, ldc: inFeatures, accumulate: accumulateInput)
     }
-    gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
-         a: dy, lda: outFeatures, b: x, ldb: inFeatures, beta: 1, c: dWeight, ldc: inFeatures)
+    PackedGemm.multiply(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
+                        a: dy, lda: outFeatures, b: x, ldb: inFeatures,
+                        c: dWeight, ldc: inFeatures, accumulate: true)
     if let dBias {
-        for i in 0..<rows {
-            let d = dy + i * outFeatures
-            for j in 0..<outFeatures { dBias[j] += d[j] }
+        Compute.parallelRanges(outFeatures) { c in
+            dk_column_sums(dBias + c.lowerBound, dy + c.lowerBound, rows, c.count, outFeatures)
         }
     }
 }
 
 // MARK: - GELU (exact erf)
 
-private let inverseSqrt2 = 1 / 2.0.squareRoot()
-private let inverseSqrt2Pi = 1 / (2 * Double.pi).squareRoot()
-
 /// y = x · Φ(x) = 0.5 · x · (1 + erf(x/√2)), element-wise over `count` floats.
 public func geluForward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
-    Compute.parallelRanges(count) { r in
-        for i in r {
-            let v = Double(x[i])
-            y[i] = Float(0.5 * v * (1 + Foundation.erf(v * inverseSqrt2)))
-        }
+    Compute.parallelRanges(count, granularity: elementChunk) { r in
+        dk_gelu_forward(x + r.lowerBound, y + r.lowerBound, r.count)
     }
 }
 
-/// dx = dy · (Φ(x) + x · φ(x)), φ the standard normal density.
+/// dx = dy · (Φ(x) + x · φ(x)), φ the standard normal density (dx may alias dy).
 public func geluBackward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, count: Int) {
-    Compute.parallelRanges(count) { r in
-        for i in r {
-            let v = Double(x[i])
-            let cdf = 0.5 * (1 + Foundation.erf(v * inverseSqrt2))
-            let pdf = inverseSqrt2Pi * Foundation.exp(-0.5 * v * v)
-            dx[i] = Float(Double(dy[i]) * (cdf + v * pdf))
-        }
+    Compute.parallelRanges(count, granularity: elementChunk) { r in
+        dk_gelu_backward(dy + r.lowerBound, x + r.lowerBound, dx + r.lowerBound, r.count)
     }
 }
 
@@ -194,13 +169,18 @@ public func tanhBackward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Floa
 /// y = x · mask, where mask holds 0 (dropped) or 1/(1−p) (kept); see `DropoutRNG.mask`.
 public func dropoutForward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                            mask: UnsafePointer<Float>, count: Int) {
-    Compute.parallelRanges(count) { r in for i in r { y[i] = x[i] * mask[i] } }
+    Compute.parallelRanges(count, granularity: elementChunk) { r in for i in r { y[i] = x[i] * mask[i] } }
 }
 
 /// dx = dy · mask (same mask as the forward).
 public func dropoutBackward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
                             mask: UnsafePointer<Float>, count: Int) {
-    Compute.parallelRanges(count) { r in for i in r { dx[i] = dy[i] * mask[i] } }
+    Compute.parallelRanges(count, granularity: elementChunk) { r in for i in r { dx[i] = dy[i] * mask[i] } }
+}
+
+/// y += x, element-wise (a residual connection).
+public func residualAdd(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    Compute.parallelRanges(count, granularity: elementChunk) { r in for i in r { y[i] += x[i] } }
 }
 
 // MARK: - Multi-head self-attention
@@ -209,103 +189,87 @@ public func dropoutBackward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<F
 /// masked keys get probability exactly 0, and a row whose keys are all masked becomes uniform.
 public let attentionMaskedScore: Float = -Float.greatestFiniteMagnitude
 
+/// This thread's [T, T] scratch block for one attention job.
+@inline(__always)
+private func headScratch(_ T: Int) -> UnsafeMutablePointer<Float> {
+    guard let p = dk_thread_buffer(DK_SLOT_USER, T * T) else {
+        fatalError("attention: could not allocate a \(T)×\(T) per-thread scratch block")
+    }
+    return p
+}
+
 /// Scaled dot-product attention for every (sequence, head).
 ///
 /// q, k, v, ctx: [B·T, heads·D], head h in columns h·D..<(h+1)·D (the Linear outputs).
 /// mask: [B, T], 1 = real key, 0 = padding. probs: [B, heads, T, T], softmax of
-/// q·kᵀ/√D + mask, cached for the backward (before dropout). dropoutMask: like probs, or nil.
-/// ctx = (probs · dropoutMask) · v. The three products per (sequence, head) are GEMMs run
-/// one after another (BLAS threads); the masked softmax is row-parallel in between.
+/// q·kᵀ/√D + mask, cached for the backward (before dropout). scores: nil, or [B, heads, T, T]
+/// receiving q·kᵀ/√D before the mask. dropoutMask: like probs, or nil.
+/// ctx = (probs · dropoutMask) · v. Each (sequence, head) is one job on one thread: its two
+/// products run single-threaded on the packed GEMM, the masked softmax in between.
 public func attentionForward(ctx: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
+                             scores: UnsafeMutablePointer<Float>? = nil,
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              mask: UnsafePointer<Int32>, dropoutMask: UnsafePointer<Float>?,
                              batch B: Int, sequenceLength T: Int, heads: Int, headSize D: Int) {
-    let A = heads * D, jobs = B * heads
+    let A = heads * D, jobs = B * heads, TT = T * T
     let scale = 1 / Float(D).squareRoot()
-    // scores[job] = (q_bh · k_bhᵀ) · scale
-    for job in 0..<jobs {
-        let off = (job / heads) * T * A + (job % heads) * D
-        gemm(transA: false, transB: true, m: T, n: T, k: D, alpha: scale, a: q + off, lda: A,
-             b: k + off, ldb: A, beta: 0, c: probs + job * T * T, ldc: T)
-    }
-    // Masked softmax per row, in place; the dropped-out copy when dropout is on.
-    let dropped = dropoutMask.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: jobs * T * T) }
-    defer { dropped?.deallocate() }
-    Compute.parallelRanges(jobs * T) { rows in
-        let e = UnsafeMutablePointer<Double>.allocate(capacity: T)
-        defer { e.deallocate() }
-        for r in rows {
-            let b = r / (heads * T)
-            let row = probs + r * T, m = mask + b * T
-            var maxScore = -Float.infinity
-            for j in 0..<T {
-                if m[j] == 0 { row[j] += attentionMaskedScore }
-                maxScore = max(maxScore, row[j])
-            }
-            var sum = 0.0
-            for j in 0..<T { e[j] = Foundation.exp(Double(row[j]) - Double(maxScore)); sum += e[j] }
-            for j in 0..<T { row[j] = Float(e[j] / sum) }
+    Compute.parallelRanges(jobs) { range in
+        let dropped = dropoutMask == nil ? nil : headScratch(T)
+        for job in range {
+            let off = (job / heads) * T * A + (job % heads) * D
+            let p = probs + job * TT
+            // S = q_bh · k_bhᵀ, then scale, mask and softmax in place.
+            PackedGemm.single(transA: false, transB: true, m: T, n: T, k: D, a: q + off, lda: A,
+                              b: k + off, ldb: A, c: p, ldc: T, accumulate: false)
+            dk_masked_softmax(p, T, p, T, scores.map { $0 + job * TT }, T, mask + (job / heads) * T, T, T, scale)
+            var weights = UnsafePointer(p)
             if let dropped, let dropoutMask {
-                for j in 0..<T { dropped[r * T + j] = row[j] * dropoutMask[r * T + j] }
+                let m = dropoutMask + job * TT
+                for i in 0..<TT { dropped[i] = p[i] * m[i] }
+                weights = UnsafePointer(dropped)
             }
+            // ctx_bh = P̃ · v_bh
+            PackedGemm.single(transA: false, transB: false, m: T, n: D, k: T, a: weights, lda: T,
+                              b: v + off, ldb: A, c: ctx + off, ldc: A, accumulate: false)
         }
-    }
-    let weights = UnsafePointer(dropped ?? probs)
-    // ctx_bh = P̃ · v_bh
-    for job in 0..<jobs {
-        let off = (job / heads) * T * A + (job % heads) * D
-        gemm(transA: false, transB: false, m: T, n: D, k: T, a: weights + job * T * T, lda: T,
-             b: v + off, ldb: A, beta: 0, c: ctx + off, ldc: A)
     }
 }
 
 /// Backward of `attentionForward`: dq, dk, dv [B·T, heads·D] are written.
 /// With P the probabilities, P̃ = P·mask: dV = P̃ᵀ·dCtx, dP = (dCtx·Vᵀ)·mask,
-/// dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = dS·K/√D, dK = dSᵀ·Q/√D.
+/// dS = P ⊙ (dP − rowsum(P ⊙ dP)) + dScores, dQ = dS·K/√D, dK = dSᵀ·Q/√D. `dScores`
+/// (nil, or [B, heads, T, T]) is an extra gradient w.r.t. the pre-mask scores q·kᵀ/√D.
 public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                               dv: UnsafeMutablePointer<Float>, dCtx: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                               v: UnsafePointer<Float>, dropoutMask: UnsafePointer<Float>?,
+                              dScores: UnsafePointer<Float>? = nil,
                               batch B: Int, sequenceLength T: Int, heads: Int, headSize D: Int) {
-    let A = heads * D, jobs = B * heads, n = jobs * T * T
+    let A = heads * D, jobs = B * heads, TT = T * T
     let scale = 1 / Float(D).squareRoot()
-    let dS = UnsafeMutablePointer<Float>.allocate(capacity: n)
-    defer { dS.deallocate() }
-    // P̃ (in dS for now) for dV = P̃ᵀ · dCtx.
-    var weights = probs
-    if let dropoutMask {
-        Compute.parallelRanges(n) { r in for i in r { dS[i] = probs[i] * dropoutMask[i] } }
-        weights = UnsafePointer(dS)
-    }
-    for job in 0..<jobs {
-        let off = (job / heads) * T * A + (job % heads) * D
-        gemm(transA: true, transB: false, m: T, n: D, k: T, a: weights + job * T * T, lda: T,
-             b: dCtx + off, ldb: A, beta: 0, c: dv + off, ldc: A)
-    }
-    // dP = dCtx_bh · v_bhᵀ
-    for job in 0..<jobs {
-        let off = (job / heads) * T * A + (job % heads) * D
-        gemm(transA: false, transB: true, m: T, n: T, k: D, a: dCtx + off, lda: A,
-             b: v + off, ldb: A, beta: 0, c: dS + job * T * T, ldc: T)
-    }
-    // dS = P ⊙ (dP·mask − Σ_j P·dP·mask) · scale, row-parallel, in place.
-    Compute.parallelRanges(jobs * T) { rows in
-        for r in rows {
-            let p = probs + r * T, d = dS + r * T
-            if let dropoutMask { for j in 0..<T { d[j] *= dropoutMask[r * T + j] } }
-            var rowDot = 0.0
-            for j in 0..<T { rowDot += Double(p[j]) * Double(d[j]) }
-            let c = Float(rowDot)
-            for j in 0..<T { d[j] = p[j] == 0 ? 0 : p[j] * (d[j] - c) * scale }
+    Compute.parallelRanges(jobs) { range in
+        let dS = headScratch(T)
+        for job in range {
+            let off = (job / heads) * T * A + (job % heads) * D
+            let p = probs + job * TT, m = dropoutMask.map { $0 + job * TT }
+            // dV = P̃ᵀ · dCtx (P̃ in dS for now)
+            var weights = p
+            if let m {
+                for i in 0..<TT { dS[i] = p[i] * m[i] }
+                weights = UnsafePointer(dS)
+            }
+            PackedGemm.single(transA: true, transB: false, m: T, n: D, k: T, a: weights, lda: T,
+                              b: dCtx + off, ldb: A, c: dv + off, ldc: A, accumulate: false)
+            // dP = dCtx_bh · v_bhᵀ, then dS = scale · (P ⊙ (dP·mask − Σ_j P·dP·mask) + dScores)
+            PackedGemm.single(transA: false, transB: true, m: T, n: T, k: D, a: dCtx + off, lda: A,
+                              b: v + off, ldb: A, c: dS, ldc: T, accumulate: false)
+            dk_softmax_backward(dS, T, p, T, m, T, dScores.map { $0 + job * TT }, T, T, T, scale)
+            // dQ = dS · k_bh, dK = dSᵀ · q_bh
+            PackedGemm.single(transA: false, transB: false, m: T, n: D, k: T, a: dS, lda: T,
+                              b: k + off, ldb: A, c: dq + off, ldc: A, accumulate: false)
+            PackedGemm.single(transA: true, transB: false, m: T, n: D, k: T, a: dS, lda: T,
+                              b: q + off, ldb: A, c: dk + off, ldc: A, accumulate: false)
         }
-    }
-    // dQ = dS · k_bh, dK = dSᵀ · q_bh
-    for job in 0..<jobs {
-        let off = (job / heads) * T * A + (job % heads) * D
-        gemm(transA: false, transB: false, m: T, n: D, k: T, a: dS + job * T * T, lda: T,
-             b: k + off, ldb: A, beta: 0, c: dq + off, ldc: A)
-        gemm(transA: true, transB: false, m: T, n: D, k: T, a: dS + job * T * T, lda: T,
-             b: q + off, ldb: A, beta: 0, c: dk + off, ldc: A)
     }
 }
 

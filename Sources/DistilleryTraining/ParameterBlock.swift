@@ -6,6 +6,8 @@
 // quantization use the same `ParameterLayout`, so everything that walks "all parameters"
 // walks one list. Value type (copy-on-write array); the training code takes one pointer
 // to the block per pass and indexes it through precomputed offsets.
+// A block may extend a model's layout with trailing tensors (`starts(with:)`): the model
+// reads and writes its own prefix only, so another module can append its parameters.
 // Left out on purpose: non-float buffers (position ids) — they are not parameters.
 import DistilleryModel
 import DistilleryTensor
@@ -58,6 +60,10 @@ public struct ParameterLayout: Sendable, Equatable {
         }
         return entries[i].offset
     }
+
+    /// True when this layout's first tensors are exactly `prefix`'s (same names, shapes and
+    /// offsets), e.g. a model's layout with distillation projections appended after it.
+    public func starts(with prefix: ParameterLayout) -> Bool { entries.starts(with: prefix.entries) }
 
     public static func == (a: ParameterLayout, b: ParameterLayout) -> Bool { a.entries == b.entries }
 }

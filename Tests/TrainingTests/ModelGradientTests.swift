@@ -69,6 +69,78 @@ final class ModelGradientTests: XCTestCase {
         XCTAssertNotEqual(a, b)
     }
 
+    /// The distillation seeds: φ = ½·CE + Σ c·logits + Σ_l Σ c_l·hidden_l + Σ_l Σ c'_l·scores_l
+    /// (hidden states 0, 1, 2 — embedding output after dropout and both layer outputs —
+    /// and the pre-softmax scores of both layers), dropout on, against central differences.
+    func testBackwardSeedsAtLogitsHiddenStatesAndScores() throws {
+        var config = BertConfig(vocabSize: 11, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 6,
+                                maxPositions: 8, typeVocabSize: 2, layerNormEps: 1e-12)
+        config.layerHeads = [2, 1]
+        config.layerIntermediateSizes = [6, 3]
+        let model = try BertTrainingModel(config: config, classes: 3)
+        var rng = TestRNG(seed: 78)
+        var parameters = ParameterBlock(zeros: model.layout)
+        for e in model.layout.entries {
+            let values: [Float] = e.name.hasSuffix("LayerNorm.weight") ? rng.floats(e.count, 0.7, 1.3) : rng.floats(e.count, -0.5, 0.5)
+            parameters.storage.replaceSubrange(e.range, with: values)
+        }
+        let (B, T, H) = (2, 4, 8)
+        let batch = EncoderBatch(ids: [2, 5, 0, 3, 2, 7, 9, 0], typeIds: [0, 0, 1, 1, 0, 0, 0, 0],
+                                 mask: [1, 1, 1, 1, 1, 1, 0, 0], batchSize: B, sequenceLength: T)
+        let labels: [Int32] = [1, 2]
+        let dropout = DropoutRates(hidden: 0.2, attention: 0.2, classifier: 0.2)
+        let seed = DropoutRNG(seed: 124)
+        let labelWeight: Float = 0.5
+        let cLogits = rng.floats(B * 3)
+        let cHidden = (0...2).map { _ in rng.floats(B * T * H) }
+        let cScores = config.layerHeads.map { rng.floats(B * $0 * T * T) }
+        func phi(_ p: ParameterBlock) throws -> Double {
+            let a = try model.forward(batch, labels: labels, parameters: p, dropout: dropout, rng: seed, step: 2, keepScores: true)
+            var total = Double(labelWeight) * a.loss!
+            func dot(_ c: [Float], _ x: [Float]) -> Double { zip(c, x).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+            total += dot(cLogits, a.logits.data)
+            for l in 0...2 { total += dot(cHidden[l], a.hiddenStates[l].array) }
+            for l in 0..<2 { total += dot(cScores[l], a.attentionScores![l].array) }
+            return total
+        }
+        let seeds = BackwardSeeds(labelWeight: labelWeight, logits: Tensor(shape: [B, 3], data: cLogits),
+                                  hiddenStates: Dictionary(uniqueKeysWithValues: (0...2).map { ($0, Tensor(shape: [B * T, H], data: cHidden[$0])) }),
+                                  attentionScores: Dictionary(uniqueKeysWithValues: (0..<2).map {
+                                      ($0, Tensor(shape: [B, config.layerHeads[$0], T, T], data: cScores[$0])) }))
+        for threads in [1, 2] {
+            Compute.setThreads(threads)
+            let acts = try model.forward(batch, labels: labels, parameters: parameters, dropout: dropout, rng: seed, step: 2)
+            var grads = Gradients(zeros: model.layout)
+            model.backward(acts, parameters: parameters, gradients: &grads, seeds: seeds)
+            var numeric = [Double](repeating: 0, count: parameters.storage.count)
+            var p = parameters
+            for i in 0..<p.storage.count {
+                let saved = p.storage[i]
+                let h = modelFiniteDifferenceStep * max(1, abs(saved))
+                p.storage[i] = saved + h
+                let up = try phi(p)
+                p.storage[i] = saved - h
+                let down = try phi(p)
+                p.storage[i] = saved
+                numeric[i] = (up - down) / (2 * Double(h))
+            }
+            for c in 0..<H { numeric[model.layout.offset("embeddings.word_embeddings.weight") + c] = 0 }   // padding_idx row
+            let err = relativeError(grads.storage, numeric)
+            print("seeded model gradient check, \(threads) thread(s): relative error \(err)")
+            XCTAssertLessThanOrEqual(err, modelGradientTolerance, "\(threads) thread(s)")
+            // Without the label term the forward needs no labels, and gives the same gradients.
+            var noLabels = seeds
+            noLabels.labelWeight = 0
+            var withLabels = Gradients(zeros: model.layout), without = Gradients(zeros: model.layout)
+            model.backward(acts, parameters: parameters, gradients: &withLabels, seeds: noLabels)
+            let unlabeled = try model.forward(batch, labels: nil, parameters: parameters, dropout: dropout, rng: seed, step: 2)
+            model.backward(unlabeled, parameters: parameters, gradients: &without, seeds: noLabels)
+            XCTAssertEqual(withLabels.storage, without.storage)
+            XCTAssertNotEqual(withLabels.storage, grads.storage, "the label weight changes the gradients")
+        }
+        Compute.setThreads(1)
+    }
+
     func testBadBatchesAreRejected() throws {
         let config = BertConfig(vocabSize: 11, hiddenSize: 8, layerCount: 1, headCount: 2, intermediateSize: 6, maxPositions: 8)
         let model = try BertTrainingModel(config: config, classes: 2)

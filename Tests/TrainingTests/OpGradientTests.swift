@@ -40,6 +40,30 @@ final class OpGradientTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxDifference(dX.array, before.map { 2 * $0 }), 1e-6)
     }
 
+    /// Linear shapes large enough that 2 threads split C by row panels (48 rows) or by
+    /// 16-column panels (7 rows, 40 outputs) in every product of the forward and backward.
+    func testLinearOnSplitShapes() {
+        var rng = TestRNG(seed: 21)
+        for (n, i, o) in [(48, 12, 20), (7, 20, 40)] {
+            let x = rng.floats(n * i), w = rng.floats(o * i), b = rng.floats(o)
+            let y = FloatBuffer(count: n * o), X = FloatBuffer(x), W = FloatBuffer(w), Bb = FloatBuffer(b)
+            linearForward(y: y.pointer, x: X.pointer, weight: W.pointer, bias: Bb.pointer, rows: n, inFeatures: i, outFeatures: o)
+            let xd = x.map(Double.init), wd = w.map(Double.init), bd = b.map(Double.init)
+            XCTAssertLessThanOrEqual(relativeError(y.array, Reference.linear(xd, wd, bd, rows: n, inFeatures: i, outFeatures: o)),
+                                     forwardCheckTolerance, "\(n)×\(i)→\(o)")
+            let wy = rng.floats(n * o), w64 = wy.map(Double.init)
+            let DY = FloatBuffer(wy), dX = FloatBuffer(count: n * i), dW = FloatBuffer(count: o * i), dB = FloatBuffer(count: o)
+            linearBackward(dx: dX.pointer, dWeight: dW.pointer, dBias: dB.pointer, dy: DY.pointer,
+                           x: X.pointer, weight: W.pointer, rows: n, inFeatures: i, outFeatures: o)
+            checkGradient("linear \(n)×\(i)→\(o) dX", analytic: dX.array,
+                          numeric: numericGradient(at: x, weights: w64) { Reference.linear($0, wd, bd, rows: n, inFeatures: i, outFeatures: o) })
+            checkGradient("linear \(n)×\(i)→\(o) dW", analytic: dW.array,
+                          numeric: numericGradient(at: w, weights: w64) { Reference.linear(xd, $0, bd, rows: n, inFeatures: i, outFeatures: o) })
+            checkGradient("linear \(n)×\(i)→\(o) db", analytic: dB.array,
+                          numeric: numericGradient(at: b, weights: w64) { Reference.linear(xd, wd, $0, rows: n, inFeatures: i, outFeatures: o) })
+        }
+    }
+
     func testLayerNorm() {
         // Ordinary rows, a row with a large offset and tiny spread, and a constant row (var = 0).
         var rng = TestRNG(seed: 2)
@@ -238,6 +262,43 @@ final class OpGradientTests: XCTestCase {
         // mask gives). Its scores are absorbed by the mask, so the true dQ/dK is 0 while
         // autograd (PyTorch and ours) passes the softmax gradient through: check dV only.
         checkAttention("all masked", mask: [0, 0, 0, 0, 0, 1, 1, 1, 0, 0], B: B, T: T, heads: 2, D: 3, seed: 15, checkQueryKey: false)
+    }
+
+    /// The pre-mask scores output and a gradient seed at the scores: φ = Σ w·ctx + Σ c·scores.
+    func testAttentionScoresAndScoreSeed() {
+        let (B, T, heads, D) = (2, 5, 2, 3)
+        let mask: [Int32] = [1, 1, 1, 0, 0, 1, 1, 1, 1, 1]
+        let drop = DropoutRNG(seed: 4).mask(count: B * heads * T * T, probability: 0.3, stream: 2)
+        for dropout in [nil, drop] {
+            var rng = TestRNG(seed: 31)
+            let n = B * T * heads * D
+            let q = rng.floats(n), k = rng.floats(n), v = rng.floats(n)
+            let ctx = FloatBuffer(count: n), probs = FloatBuffer(count: B * heads * T * T), scores = FloatBuffer(count: B * heads * T * T)
+            let Q = FloatBuffer(q), K = FloatBuffer(k), Vb = FloatBuffer(v), M = dropout.map { FloatBuffer($0) }
+            mask.withUnsafeBufferPointer { m in
+                attentionForward(ctx: ctx.pointer, probs: probs.pointer, scores: scores.pointer, q: Q.pointer, k: K.pointer, v: Vb.pointer,
+                                 mask: m.baseAddress!, dropoutMask: M.map { UnsafePointer($0.pointer) },
+                                 batch: B, sequenceLength: T, heads: heads, headSize: D)
+            }
+            let qd = q.map(Double.init), kd = k.map(Double.init), vd = v.map(Double.init)
+            XCTAssertLessThanOrEqual(relativeError(scores.array, Reference.attentionScores(qd, kd, B: B, T: T, heads: heads, D: D)),
+                                     forwardCheckTolerance, "scores are q·kᵀ/√D before the mask")
+            let wy = rng.floats(n), ws = rng.floats(B * heads * T * T)
+            func phi(_ q: [Double], _ k: [Double], _ v: [Double]) -> [Double] {
+                Reference.attention(q, k, v, mask: mask, dropout: dropout, B: B, T: T, heads: heads, D: D)
+                    + Reference.attentionScores(q, k, B: B, T: T, heads: heads, D: D)
+            }
+            let weights = (wy + ws).map(Double.init)
+            let dq = FloatBuffer(count: n), dk = FloatBuffer(count: n), dv = FloatBuffer(count: n)
+            let DY = FloatBuffer(wy), DS = FloatBuffer(ws)
+            attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dCtx: DY.pointer, probs: probs.pointer,
+                              q: Q.pointer, k: K.pointer, v: Vb.pointer, dropoutMask: M.map { UnsafePointer($0.pointer) },
+                              dScores: DS.pointer, batch: B, sequenceLength: T, heads: heads, headSize: D)
+            let label = dropout == nil ? "no dropout" : "dropout"
+            checkGradient("attention score seed \(label) dQ", analytic: dq.array, numeric: numericGradient(at: q, weights: weights) { phi($0, kd, vd) })
+            checkGradient("attention score seed \(label) dK", analytic: dk.array, numeric: numericGradient(at: k, weights: weights) { phi(qd, $0, vd) })
+            checkGradient("attention score seed \(label) dV", analytic: dv.array, numeric: numericGradient(at: v, weights: weights) { phi(qd, kd, $0) })
+        }
     }
 
     func testCrossEntropy() {

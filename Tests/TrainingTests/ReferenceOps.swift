@@ -142,6 +142,18 @@ enum Reference {
         return ctx
     }
 
+    /// Pre-mask attention scores q·kᵀ/√D as [B, heads, T, T]; q, k [B·T, heads·D].
+    static func attentionScores(_ q: [Double], _ k: [Double], B: Int, T: Int, heads: Int, D: Int) -> [Double] {
+        let A = heads * D
+        var out = [Double](repeating: 0, count: B * heads * T * T)
+        for b in 0..<B { for h in 0..<heads { for i in 0..<T { for j in 0..<T {
+            var dot = 0.0
+            for d in 0..<D { dot += q[(b * T + i) * A + h * D + d] * k[(b * T + j) * A + h * D + d] }
+            out[((b * heads + h) * T + i) * T + j] = dot / Double(D).squareRoot()
+        } } } }
+        return out
+    }
+
     /// Mean softmax cross-entropy over rows.
     static func crossEntropy(_ z: [Double], labels: [Int32], B: Int, L: Int) -> Double {
         var total = 0.0

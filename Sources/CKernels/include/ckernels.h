@@ -2,8 +2,8 @@
 //
 // Every kernel has a portable `_ref` twin built from the same C body; the public entry
 // point picks the AVX2+FMA build at run time (`__builtin_cpu_supports`), never through
-// -march flags, so one binary runs on any x86-64. Matrix products are not here: they go
-// through OpenBLAS. Shapes use short names: R rows, C columns, T tokens, D head size.
+// -march flags, so one binary runs on any x86-64. Matrix products are in dk_gemm.h, the
+// training kernels in dk_training.h. Shapes use short names: R rows, C columns, T tokens, D head size.
 #ifndef DISTILLERY_CKERNELS_H
 #define DISTILLERY_CKERNELS_H
 #include <stdint.h>

@@ -1,0 +1,114 @@
+// dk_math: float exp and erf shared by the inference (kernels.c) and training
+// (training.c) kernels; private to CKernels (not under include/). Written branch-free so
+// clang vectorises loops over them; accuracy is checked against libm by KernelTests.
+#ifndef DISTILLERY_DK_MATH_H
+#define DISTILLERY_DK_MATH_H
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef DK_INLINE
+#define DK_INLINE static inline __attribute__((always_inline))
+#endif
+
+DK_INLINE float dk_expf(float x) {
+    // Cephes-style expf: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial.
+    x = fminf(fmaxf(x, -87.33654f), 88.72283f);
+    float n = rintf(x * 1.44269504088896341f);
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r) + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+DK_INLINE float dk_erff(float x) {
+    // Rational approximation of erf on [-4, 4] (the one Eigen and XLA use); erf is
+    // +-1 to float precision outside it.
+    x = fminf(fmaxf(x, -4.0f), 4.0f);
+    float x2 = x * x;
+    float p = -2.72614225801306e-10f;
+    p = fmaf(x2, p, 2.77068142495902e-08f);
+    p = fmaf(x2, p, -2.10102402082508e-06f);
+    p = fmaf(x2, p, -5.69250639462346e-05f);
+    p = fmaf(x2, p, -7.34990630326855e-04f);
+    p = fmaf(x2, p, -2.95459980854025e-03f);
+    p = fmaf(x2, p, -1.60960333262415e-02f);
+    p = x * p;
+    float q = -1.45660718464996e-05f;
+    q = fmaf(x2, q, -2.13374055278905e-04f);
+    q = fmaf(x2, q, -1.68282697438203e-03f);
+    q = fmaf(x2, q, -7.37332916720468e-03f);
+    q = fmaf(x2, q, -1.42647390514189e-02f);
+    return p / q;
+}
+
+// ---------------------------------------------------------------- AVX2 twins (8 lanes)
+//
+// The same approximations on 8 floats at a time, for kernels written with intrinsics.
+#include <immintrin.h>
+
+#ifndef DK_AVX2
+#define DK_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+DK_AVX2 static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.72283f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+DK_AVX2 static inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+DK_AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/// erf of 8 floats: the rational approximation of dk_erff.
+DK_AVX2 static inline __m256 erf8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-4.0f)), _mm256_set1_ps(4.0f));
+    __m256 x2 = _mm256_mul_ps(x, x);
+    __m256 p = _mm256_set1_ps(-2.72614225801306e-10f);
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(2.77068142495902e-08f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.10102402082508e-06f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-5.69250639462346e-05f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-7.34990630326855e-04f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-2.95459980854025e-03f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-1.60960333262415e-02f));
+    p = _mm256_mul_ps(x, p);
+    __m256 q = _mm256_set1_ps(-1.45660718464996e-05f);
+    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-2.13374055278905e-04f));
+    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.68282697438203e-03f));
+    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-7.37332916720468e-03f));
+    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.42647390514189e-02f));
+    return _mm256_div_ps(p, q);
+}
+
+#endif

@@ -1,0 +1,177 @@
+// BertBackward: the backward of `BertTrainingModel.forward` and the gradient seeds that
+// distillation losses plug into.
+//
+// Walks the layers of BertTraining.swift in reverse (llm.c style), accumulating into a
+// `Gradients` block laid out like the parameters. The pass is seeded by any combination of
+// the label cross-entropy (with a weight), an external dLoss/dLogits (soft-label losses),
+// extra gradients at HF-indexed hidden states (0 = embedding output after dropout,
+// l = output of layer l) and at the pre-softmax attention scores of a layer — the
+// hooks hidden-state, attention-map and logit distillation need. Temporaries come from the
+// activations' arena, after the forward's buffers. Left out on purpose: seeds at other
+// activations (values, FFN internals), gradients w.r.t. the inputs.
+import DistilleryModel
+import DistilleryTensor
+import Foundation
+
+/// What `backward` differentiates: a weighted label loss plus external gradient seeds.
+public struct BackwardSeeds: Sendable {
+    /// Weight of the label cross-entropy (0 leaves it out; non-zero needs labels in the forward).
+    public var labelWeight: Float
+    /// dLoss/dLogits [B, classes], added to the label loss's (e.g. a soft-label KL term).
+    public var logits: Tensor?
+    /// dLoss/d(hidden state l) [B·T, H] by HF hidden-state index l in 0...layerCount.
+    public var hiddenStates: [Int: Tensor]
+    /// dLoss/d(pre-softmax scores q·kᵀ/√D, before the mask) [B, heads, T, T] by layer 0..<layerCount.
+    public var attentionScores: [Int: Tensor]
+
+    public init(labelWeight: Float = 1, logits: Tensor? = nil, hiddenStates: [Int: Tensor] = [:],
+                attentionScores: [Int: Tensor] = [:]) {
+        self.labelWeight = labelWeight
+        self.logits = logits
+        self.hiddenStates = hiddenStates
+        self.attentionScores = attentionScores
+    }
+
+    /// The label cross-entropy alone (what `lossAndGradients` differentiates).
+    public static let labelLoss = BackwardSeeds()
+}
+
+extension BertTrainingModel {
+    /// Checks `seeds` against the activations' shapes; stops with a message naming the seed.
+    private func validate(_ seeds: BackwardSeeds, _ acts: BertActivations) {
+        let B = acts.batch.batchSize, T = acts.batch.sequenceLength, H = config.hiddenSize
+        if seeds.labelWeight != 0 {
+            precondition(acts.labels != nil, "BertTrainingModel.backward: the forward ran without labels, there is no label loss to differentiate (pass labelWeight: 0)")
+        }
+        if let g = seeds.logits {
+            precondition(g.shape == [B, classCount], "BertTrainingModel.backward: logits seed \(g.shapeDescription), expected [\(B), \(classCount)]")
+        }
+        for (l, g) in seeds.hiddenStates {
+            precondition((0...config.layerCount).contains(l), "BertTrainingModel.backward: hidden-state seed index \(l) outside 0...\(config.layerCount)")
+            precondition(g.shape == [B * T, H], "BertTrainingModel.backward: hidden-state seed \(l) is \(g.shapeDescription), expected [\(B * T), \(H)]")
+        }
+        for (l, g) in seeds.attentionScores {
+            precondition((0..<config.layerCount).contains(l), "BertTrainingModel.backward: attention-score seed layer \(l) outside 0..<\(config.layerCount)")
+            let heads = layerSlots[l].heads
+            precondition(g.shape == [B, heads, T, T], "BertTrainingModel.backward: attention-score seed \(l) is \(g.shapeDescription), expected [\(B), \(heads), \(T), \(T)]")
+        }
+    }
+
+    /// The backward of `forward`: adds every parameter's gradient of the loss that `seeds`
+    /// describes (by default the label cross-entropy) into `gradients` (zero it first for a
+    /// fresh step). Both blocks must start with the model's layout; trailing tensors are
+    /// left untouched.
+    public func backward(_ acts: BertActivations, parameters: ParameterBlock, gradients: inout Gradients,
+                         seeds: BackwardSeeds = .labelLoss) {
+        precondition(parameters.layout.starts(with: layout) && gradients.layout.starts(with: layout),
+                     "BertTrainingModel.backward: the parameter or gradient block does not start with the model's layout")
+        validate(seeds, acts)
+        let batch = acts.batch
+        let B = batch.batchSize, T = batch.sequenceLength, H = config.hiddenSize, D = config.headSize
+        let rows = B * T, L = classCount
+        let arena = acts.lease.arena
+        arena.rewind(to: acts.backwardSlot)
+        func buffer(_ count: Int, zeroed: Bool = false) -> FloatBuffer { arena.take(count, zeroed: zeroed) }
+        /// y += seed (a Tensor of y's size).
+        func add(_ seed: Tensor?, into y: UnsafeMutablePointer<Float>) {
+            guard let seed else { return }
+            seed.data.withUnsafeBufferPointer { s in residualAdd(y, s.baseAddress!, count: s.count) }
+        }
+        parameters.storage.withUnsafeBufferPointer { pp in gradients.storage.withUnsafeMutableBufferPointer { gp in
+            let P = pp.baseAddress!, G = gp.baseAddress!
+            // Loss → classifier → dropout → tanh → pooler.
+            let dLogits = buffer(B * L, zeroed: true)
+            if let labels = acts.labels, seeds.labelWeight != 0 {
+                labels.withUnsafeBufferPointer { lp in
+                    crossEntropyBackward(dLogits: dLogits.pointer, logits: acts.logitsBuffer.pointer, labels: lp.baseAddress!,
+                                         batch: B, classes: L, dLoss: seeds.labelWeight)
+                }
+            }
+            add(seeds.logits, into: dLogits.pointer)
+            let dPooled = buffer(B * H)
+            linearBackward(dx: dPooled.pointer, dWeight: G + classifierW, dBias: G + classifierB, dy: dLogits.pointer,
+                           x: acts.classifierInput.pointer, weight: P + classifierW, rows: B, inFeatures: H, outFeatures: L)
+            if let m = acts.pooledMask { dropoutBackward(dx: dPooled.pointer, dy: dPooled.pointer, mask: m.pointer, count: B * H) }
+            let dPre = buffer(B * H), dCls = buffer(B * H)
+            tanhBackward(dx: dPre.pointer, dy: dPooled.pointer, y: acts.pooled.pointer, count: B * H)
+            linearBackward(dx: dCls.pointer, dWeight: G + poolerW, dBias: G + poolerB, dy: dPre.pointer,
+                           x: acts.cls.pointer, weight: P + poolerW, rows: B, inFeatures: H, outFeatures: H)
+            // dX: gradient w.r.t. the current layer output; only [CLS] rows receive one from the head.
+            var dX = buffer(rows * H, zeroed: true), dNorm1 = buffer(rows * H)
+            for b in 0..<B { (dX.pointer + b * T * H).update(from: dCls.pointer + b * H, count: H) }
+            add(seeds.hiddenStates[layerSlots.count], into: dX.pointer)
+            let dNorm = buffer(rows * H), dBranch = buffer(rows * H)
+            // Per-layer temporaries at the widest layer's sizes, reused by every layer.
+            let maxA = (layerSlots.map(\.heads).max() ?? 1) * D, maxF = layerSlots.map(\.width).max() ?? 1
+            let dAct = buffer(rows * maxF), dCtx = buffer(rows * maxA)
+            let dq = buffer(rows * maxA), dk = buffer(rows * maxA), dv = buffer(rows * maxA)
+            for (l, s) in layerSlots.enumerated().reversed() {
+                let a = acts.layers[l]
+                let A = s.heads * D, F = s.width
+                // out = LN2(dropout(ffnOut) + norm1): dNorm is the gradient at LN2's input.
+                layerNormBackward(dx: dNorm.pointer, dGamma: G + s.n2G, dBeta: G + s.n2B, dy: dX.pointer,
+                                  x: a.norm2Input.pointer, mean: a.norm2Mean.pointer, rstd: a.norm2Rstd.pointer,
+                                  gamma: P + s.n2G, rows: rows, cols: H)
+                var dFfnOut = UnsafePointer(dNorm.pointer)
+                if let m = a.ffnOutputMask {
+                    dropoutBackward(dx: dBranch.pointer, dy: dNorm.pointer, mask: m.pointer, count: rows * H)
+                    dFfnOut = UnsafePointer(dBranch.pointer)
+                }
+                linearBackward(dx: dAct.pointer, dWeight: G + s.fW, dBias: G + s.fB, dy: dFfnOut,
+                               x: a.ffnActivation.pointer, weight: P + s.fW, rows: rows, inFeatures: F, outFeatures: H)
+                geluBackward(dx: dAct.pointer, dy: dAct.pointer, x: a.ffnPre.pointer, count: rows * F)
+                // d(norm1) = residual path (dNorm, no longer read as dy) + FFN path, added in place.
+                linearBackward(dx: dNorm.pointer, accumulateInput: true, dWeight: G + s.iW, dBias: G + s.iB,
+                               dy: dAct.pointer, x: a.norm1Output.pointer, weight: P + s.iW,
+                               rows: rows, inFeatures: H, outFeatures: F)
+                // norm1 = LN1(dropout(ctx·Woᵀ + bo) + x): dNorm1 is the gradient at LN1's input.
+                layerNormBackward(dx: dNorm1.pointer, dGamma: G + s.n1G, dBeta: G + s.n1B, dy: dNorm.pointer,
+                                  x: a.norm1Input.pointer, mean: a.norm1Mean.pointer, rstd: a.norm1Rstd.pointer,
+                                  gamma: P + s.n1G, rows: rows, cols: H)
+                var dAttnOut = UnsafePointer(dNorm1.pointer)
+                if let m = a.attentionOutputMask {
+                    dropoutBackward(dx: dBranch.pointer, dy: dNorm1.pointer, mask: m.pointer, count: rows * H)
+                    dAttnOut = UnsafePointer(dBranch.pointer)
+                }
+                linearBackward(dx: dCtx.pointer, dWeight: G + s.oW, dBias: G + s.oB, dy: dAttnOut,
+                               x: a.context.pointer, weight: P + s.oW, rows: rows, inFeatures: A, outFeatures: H)
+                let scoreSeed = seeds.attentionScores[l]
+                func attention(_ dScores: UnsafePointer<Float>?) {
+                    attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dCtx: dCtx.pointer,
+                                      probs: a.probabilities.pointer, q: a.query.pointer, k: a.key.pointer, v: a.value.pointer,
+                                      dropoutMask: a.probabilityMask.map { UnsafePointer($0.pointer) }, dScores: dScores,
+                                      batch: B, sequenceLength: T, heads: s.heads, headSize: D)
+                }
+                if let scoreSeed { scoreSeed.data.withUnsafeBufferPointer { attention($0.baseAddress!) } } else { attention(nil) }
+                // d(layer input) = residual path (dNorm1, read above) + the three projections.
+                for (d, w, bias) in [(dq, s.qW, s.qB), (dk, s.kW, s.kB), (dv, s.vW, s.vB)] {
+                    linearBackward(dx: dNorm1.pointer, accumulateInput: true, dWeight: G + w, dBias: G + bias,
+                                   dy: d.pointer, x: a.input.pointer, weight: P + w, rows: rows, inFeatures: H, outFeatures: A)
+                }
+                add(seeds.hiddenStates[l], into: dNorm1.pointer)
+                swap(&dX, &dNorm1)
+            }
+            // Embeddings: dropout → LayerNorm → scatter-add into the three tables.
+            if let m = acts.embeddingMask { dropoutBackward(dx: dX.pointer, dy: dX.pointer, mask: m.pointer, count: rows * H) }
+            layerNormBackward(dx: dNorm.pointer, dGamma: G + embGamma, dBeta: G + embBeta, dy: dX.pointer,
+                              x: acts.embeddingSum.pointer, mean: acts.embeddingMean.pointer, rstd: acts.embeddingRstd.pointer,
+                              gamma: P + embGamma, rows: rows, cols: H)
+            batch.ids.withUnsafeBufferPointer { ids in batch.typeIds.withUnsafeBufferPointer { tids in
+                embeddingBackward(dOut: dNorm.pointer, ids: ids.baseAddress!, typeIds: tids.baseAddress!, rows: rows,
+                                  sequenceLength: T, hidden: H, paddingId: config.padTokenId,
+                                  dWord: G + word, dPosition: G + position, dType: G + type)
+            } }
+        } }
+        withExtendedLifetime(acts) {}
+    }
+
+    /// One forward + backward: the loss and fresh gradients (a convenience for tests and loops).
+    public func lossAndGradients(_ batch: EncoderBatch, labels: [Int32], parameters: ParameterBlock,
+                                 dropout: DropoutRates = .off, rng: DropoutRNG = DropoutRNG(seed: 0),
+                                 step: Int = 0) throws(ModelError) -> (loss: Double, logits: Tensor, gradients: Gradients) {
+        let acts = try forward(batch, labels: labels, parameters: parameters, dropout: dropout, rng: rng, step: step)
+        var grads = Gradients(zeros: layout)
+        backward(acts, parameters: parameters, gradients: &grads)
+        return (acts.loss!, acts.logits, grads)
+    }
+}
