@@ -32,10 +32,14 @@ let package = Package(
         .target(name: "DistilleryData"),
         .executableTarget(name: "kd", dependencies: [
             "DistilleryTensor", "DistilleryModel", "WeightIO", "Tokenization", "DistilleryData", "DistilleryTraining",
+            "Distillation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training engine: forward with cached activations + backward, AdamW, schedules.
-        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "WeightIO"],
+        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "CKernels", "WeightIO"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        // Distillation: student specs (JSON), the checked plan, student initialisation, losses.
+        .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),
@@ -44,6 +48,8 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["DistilleryTraining", "DistilleryModel", "DistilleryTensor", "WeightIO", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["DistilleryData", "kd", "TestSupport"]),
+        .testTarget(name: "DistillationTests",
+                    dependencies: ["Distillation", "DistilleryTraining", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport"]),
     ]
 )
