@@ -58,3 +58,43 @@ public struct ClassificationMetrics: Sendable, Equatable {
         self.init(confusion: m)
     }
 }
+
+/// How closely a student follows its teacher on the same inputs: top-1 agreement and the
+/// mean KL(teacher ‖ student) of the softmax distributions at temperature 1, in nats.
+/// KL is evaluated per example in Double from max-shifted log-softmaxes, so logits of any
+/// magnitude are safe; a class the teacher gives probability 0 contributes nothing.
+public struct FidelityMetrics: Sendable, Equatable {
+    /// Fraction of examples whose arg-max class is the same for teacher and student.
+    public let agreement: Double
+    /// Mean over examples of Σ_j p_t(j) · (log p_t(j) − log p_s(j)).
+    public let meanKL: Double
+    public let total: Int
+
+    /// Fidelity of `student` logits to `teacher` logits, one row per example (same class count).
+    public init(teacher: [[Float]], student: [[Float]]) {
+        precondition(teacher.count == student.count, "FidelityMetrics: \(teacher.count) teacher rows vs \(student.count) student rows")
+        var agree = 0, klSum = 0.0
+        for (t, s) in zip(teacher, student) {
+            precondition(t.count == s.count && !t.isEmpty, "FidelityMetrics: teacher and student have different class counts")
+            var bt = 0, bs = 0
+            for c in t.indices.dropFirst() {
+                if t[c] > t[bt] { bt = c }
+                if s[c] > s[bs] { bs = c }
+            }
+            if bt == bs { agree += 1 }
+            let lt = Self.logSoftmax(t), ls = Self.logSoftmax(s)
+            var kl = 0.0
+            for c in t.indices where lt[c] > -.infinity { kl += Foundation.exp(lt[c]) * (lt[c] - ls[c]) }
+            klSum += max(kl, 0)
+        }
+        total = teacher.count
+        agreement = total > 0 ? Double(agree) / Double(total) : 0
+        meanKL = total > 0 ? klSum / Double(total) : 0
+    }
+
+    static func logSoftmax(_ z: [Float]) -> [Double] {
+        let m = Double(z.max()!)
+        let lse = m + Foundation.log(z.reduce(0.0) { $0 + Foundation.exp(Double($1) - m) })
+        return z.map { Double($0) - lse }
+    }
+}

@@ -122,7 +122,54 @@ public enum TrainingEvent: Sendable {
     case step(StepReport)
 }
 
-/// The fine-tuning loop over a fixed train/dev set.
+/// What an optimizer step minimises: the loss of one batch and its gradients. Fine-tuning
+/// uses `ClassificationObjective`; distillation brings its own (teacher signals, projections).
+public protocol TrainingObjective {
+    /// Adds d(loss)/dθ of the examples `rows` (indices into the trainer's training set) into
+    /// `gradients` (zeroed by the caller) and returns the loss. `step` (0-based) seeds dropout.
+    func lossAndGradients(rows: ArraySlice<Int>, step: Int, parameters: ParameterBlock,
+                          gradients: inout Gradients) throws -> Double
+}
+
+/// A padded batch (ids, mask) of `examples[rows]`: length = the longest row, padding `paddingId`.
+public func paddedBatch(_ rows: ArraySlice<Int>, from examples: [TrainingExample], paddingId: Int32) -> (EncoderBatch, [Int32]) {
+    let T = rows.map { examples[$0].ids.count }.max() ?? 1
+    var ids = [Int32](repeating: paddingId, count: rows.count * T)
+    var mask = [Int32](repeating: 0, count: rows.count * T)
+    for (r, i) in rows.enumerated() {
+        for (t, id) in examples[i].ids.enumerated() { ids[r * T + t] = id; mask[r * T + t] = 1 }
+    }
+    return (EncoderBatch(ids: ids, mask: mask, batchSize: rows.count, sequenceLength: T), rows.map { examples[$0].label })
+}
+
+/// Mean cross-entropy of the classifier against the gold labels, with dropout (fine-tuning).
+public struct ClassificationObjective: TrainingObjective {
+    public let model: BertTrainingModel
+    public let examples: [TrainingExample]
+    public let paddingId: Int32
+    public let dropout: DropoutRates
+    public let rng: DropoutRNG
+
+    public init(model: BertTrainingModel, examples: [TrainingExample], paddingId: Int32, dropout: DropoutRates, seed: UInt64) {
+        self.model = model
+        self.examples = examples
+        self.paddingId = paddingId
+        self.dropout = dropout
+        rng = DropoutRNG(seed: seed)
+    }
+
+    public func lossAndGradients(rows: ArraySlice<Int>, step: Int, parameters: ParameterBlock,
+                                 gradients: inout Gradients) throws -> Double {
+        let (batch, labels) = paddedBatch(rows, from: examples, paddingId: paddingId)
+        let acts = try model.forward(batch, labels: labels, parameters: parameters, dropout: dropout, rng: rng, step: step)
+        guard let loss = acts.loss, loss.isFinite else { return acts.loss ?? .nan }
+        model.backward(acts, parameters: parameters, gradients: &gradients)
+        return loss
+    }
+}
+
+/// The training loop over a fixed train/dev set: fine-tuning by default, any
+/// `TrainingObjective` (distillation) when given one.
 public struct Trainer {
     public let model: BertTrainingModel
     public let config: TrainingConfig
@@ -136,6 +183,13 @@ public struct Trainer {
     public var checkpointEvery: Int
     /// Sequences per forward pass when evaluating.
     public var evaluationBatchSize = 64
+    /// The loss each step minimises (default: cross-entropy on the gold labels).
+    public var objective: any TrainingObjective
+    /// Learning rate of each step (default: the config's warm-up + decay schedule).
+    public var learningRate: @Sendable (Int) -> Double
+    /// Dev evaluations (and best-model keeping) start at this step: a distillation stage that
+    /// does not train the classifier yet is not judged by it.
+    public var evaluateFromStep = 0
 
     public init(model: BertTrainingModel, config: TrainingConfig, train: [TrainingExample], dev: [TrainingExample],
                 paddingId: Int32, checkpointURL: URL? = nil, checkpointEvery: Int = 0) {
@@ -147,30 +201,20 @@ public struct Trainer {
         self.paddingId = paddingId
         self.checkpointURL = checkpointURL
         self.checkpointEvery = checkpointEvery
+        objective = ClassificationObjective(model: model, examples: train, paddingId: paddingId, dropout: config.dropout, seed: config.seed)
+        let schedule = config.learningRateSchedule
+        learningRate = { schedule.rate(at: $0) }
     }
 
     /// Batches per epoch.
     public var stepsPerEpoch: Int { Self.stepsPerEpoch(examples: train.count, batchSize: config.batchSize) }
     public static func stepsPerEpoch(examples: Int, batchSize: Int) -> Int { (examples + batchSize - 1) / batchSize }
 
-    /// A padded batch (ids, mask) and its labels.
-    func makeBatch(_ rows: ArraySlice<Int>, from examples: [TrainingExample]) -> (EncoderBatch, [Int32]) {
-        let T = rows.map { examples[$0].ids.count }.max() ?? 1
-        var ids = [Int32](repeating: paddingId, count: rows.count * T)
-        var mask = [Int32](repeating: 0, count: rows.count * T)
-        for (r, i) in rows.enumerated() {
-            for (t, id) in examples[i].ids.enumerated() { ids[r * T + t] = id; mask[r * T + t] = 1 }
-        }
-        return (EncoderBatch(ids: ids, mask: mask, batchSize: rows.count, sequenceLength: T), rows.map { examples[$0].label })
-    }
-
     /// Runs from `state.step` to the end of the run, updating `state` in place.
     public func run(_ state: inout TrainingState, events: (TrainingEvent) throws -> Void) throws {
         let total = config.totalSteps, perEpoch = stepsPerEpoch
-        let schedule = config.learningRateSchedule, dropout = config.dropout
-        let rng = DropoutRNG(seed: config.seed)
         let lengths = train.map(\.ids.count)
-        var gradients = Gradients(zeros: model.layout)
+        var gradients = Gradients(zeros: state.parameters.layout)
         let started = Date()
         var examplesThisRun = 0, stepsThisRun = 0, stepSeconds = 0.0
         while state.step < total {
@@ -184,23 +228,21 @@ public struct Trainer {
                                     hint: "the checkpoint does not match this dataset; start a new run")
             }
             let stepStarted = Date()
-            let (batch, labels) = makeBatch(order.indices[order.offsets[position]..<order.offsets[position + 1]], from: train)
-            let acts = try model.forward(batch, labels: labels, parameters: state.parameters, dropout: dropout, rng: rng, step: step)
-            guard let loss = acts.loss, loss.isFinite else {
-                throw TrainingError("the loss became \(acts.loss.map { "\($0)" } ?? "undefined") at step \(step + 1)",
-                                    hint: "lower --lr or keep --clip on; the run diverged")
-            }
+            let rows = order.indices[order.offsets[position]..<order.offsets[position + 1]]
             gradients.zero()
-            model.backward(acts, parameters: state.parameters, gradients: &gradients)
+            let loss = try objective.lossAndGradients(rows: rows, step: step, parameters: state.parameters, gradients: &gradients)
+            guard loss.isFinite else {
+                throw TrainingError("the loss became \(loss) at step \(step + 1)", hint: "lower --lr or keep --clip on; the run diverged")
+            }
             let norm = config.clipNorm > 0 ? clipGradientNorm(&gradients, maxNorm: Float(config.clipNorm)) : gradientNorm(gradients)
-            let rate = schedule.rate(at: step)
+            let rate = learningRate(step)
             state.optimizer.update(&state.parameters, gradients: gradients, learningRate: rate)
             state.step = step + 1
             stepSeconds += Date().timeIntervalSince(stepStarted)
-            examplesThisRun += batch.batchSize
+            examplesThisRun += rows.count
             stepsThisRun += 1
 
-            if state.step % config.evalEvery == 0 || state.step == total {
+            if state.step > evaluateFromStep && (state.step % config.evalEvery == 0 || state.step == total) {
                 let metrics = try evaluate(state.parameters.storage)
                 let improved = state.best.map { metrics.macroF1 > $0.macroF1 } ?? true
                 if improved {
@@ -215,7 +257,7 @@ public struct Trainer {
                 try events(.checkpoint(step: state.step, url: url))
             }
             try events(.step(StepReport(step: state.step, totalSteps: total, epoch: epoch, stepsPerEpoch: perEpoch,
-                                        loss: loss, learningRate: rate, gradientNorm: norm, examples: batch.batchSize,
+                                        loss: loss, learningRate: rate, gradientNorm: norm, examples: rows.count,
                                         examplesThisRun: examplesThisRun, secondsThisRun: Date().timeIntervalSince(started),
                                         stepsThisRun: stepsThisRun, stepSecondsThisRun: stepSeconds)))
         }
@@ -224,7 +266,7 @@ public struct Trainer {
     /// Dev metrics of the parameters `storage` (inference encoder, dropout off).
     public func evaluate(_ storage: [Float]) throws -> ClassificationMetrics {
         var block = ParameterBlock(zeros: model.layout)
-        block.storage = storage
+        block.storage = Array(storage.prefix(model.layout.totalCount))   // without trailing extras (projections)
         let encoder = try BertEncoder(config: model.config, tensors: block.tensorDictionary)
         let predicted = try classify(encoder: encoder, sequences: dev.map(\.ids), batchSize: evaluationBatchSize, paddingId: paddingId)
         return ClassificationMetrics(truth: dev.map { Int($0.label) }, predicted: predicted, classCount: model.classCount)
@@ -233,8 +275,21 @@ public struct Trainer {
 
 /// The arg-max class of each sequence, run in length-sorted batches; results in input order.
 public func classify(encoder: BertEncoder, sequences: [[Int32]], batchSize: Int, paddingId: Int32) throws -> [Int] {
+    try classifierLogits(encoder: encoder, sequences: sequences, batchSize: batchSize, paddingId: paddingId).map(argmax)
+}
+
+/// Index of the largest value (the first one on ties).
+public func argmax(_ values: [Float]) -> Int {
+    var best = 0
+    for c in values.indices.dropFirst() where values[c] > values[best] { best = c }
+    return best
+}
+
+/// The classifier logits of each sequence, run in length-sorted batches (little padding);
+/// results in input order.
+public func classifierLogits(encoder: BertEncoder, sequences: [[Int32]], batchSize: Int, paddingId: Int32) throws -> [[Float]] {
     let order = sequences.indices.sorted { sequences[$0].count != sequences[$1].count ? sequences[$0].count < sequences[$1].count : $0 < $1 }
-    var predicted = [Int](repeating: 0, count: sequences.count)
+    var out = [[Float]](repeating: [], count: sequences.count)
     for start in stride(from: 0, to: order.count, by: batchSize) {
         let chunk = order[start..<min(start + batchSize, order.count)]
         let T = chunk.map { sequences[$0].count }.max()!
@@ -242,16 +297,12 @@ public func classify(encoder: BertEncoder, sequences: [[Int32]], batchSize: Int,
         for (r, i) in chunk.enumerated() {
             for (t, id) in sequences[i].enumerated() { ids[r * T + t] = id; mask[r * T + t] = 1 }
         }
-        let out = try encoder.forward(EncoderBatch(ids: ids, mask: mask, batchSize: chunk.count, sequenceLength: T))
-        guard let logits = out.logits else {
+        let result = try encoder.forward(EncoderBatch(ids: ids, mask: mask, batchSize: chunk.count, sequenceLength: T))
+        guard let logits = result.logits else {
             throw TrainingError("the model has no classifier head", hint: "fine-tune it first with 'kd finetune'")
         }
         let L = logits.shape[1]
-        for (r, i) in chunk.enumerated() {
-            var best = 0
-            for c in 1..<L where logits.data[r * L + c] > logits.data[r * L + best] { best = c }
-            predicted[i] = best
-        }
+        for (r, i) in chunk.enumerated() { out[i] = Array(logits.data[(r * L)..<((r + 1) * L)]) }
     }
-    return predicted
+    return out
 }

@@ -369,42 +369,71 @@ final class ProgressReporter {
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix of a classifier on a dataset split.")
+        abstract: "Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix of a classifier on a dataset split.",
+        discussion: """
+        With --teacher, also how closely the model follows that teacher on the same split: top-1
+        agreement and mean KL(teacher ‖ student) at temperature 1 (the teacher must have the same labels).
+        """)
 
     @Option(help: "Distillery model file (.h5) with a classification head.") var model: String
     @Option(help: "Prepared dataset folder (kd data prepare).") var data: String
     @Option(help: "Split to evaluate: train, dev or test.") var split = "test"
     @Option(name: .customLong("max-length"), help: "Truncate to this many tokens (default: 128, or the model's positions if fewer).") var maxLength: Int?
     @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
+    @Option(help: "A teacher model (.h5) with the same labels: adds agreement and KL(teacher ‖ model).") var teacher: String?
     @Flag(help: "Print JSON instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
+
+    /// The logits of `loaded` on `rows`, tokenized with its own tokenizer.
+    func logits(_ loaded: LoadedModel, path: String, rows: [LabeledText], maxLength: Int) throws -> [[Float]] {
+        let sequences = rows.map { loaded.tokenizer.encode($0.text, maxLength: maxLength).ids }
+        do {
+            return try classifierLogits(encoder: loaded.encoder, sequences: sequences, batchSize: batchSize, paddingId: loaded.tokenizer.paddingId)
+        } catch { throw CLIError(file: path, error) }
+    }
+
+    /// Label names of a classifier model, or an error naming the file.
+    static func labelNames(_ loaded: LoadedModel, path: String) throws -> [String] {
+        let classes = loaded.encoder.heads.classifierLabels
+        guard classes > 0 else {
+            throw CLIError("\(path): the model has no classifier head — fine-tune it first (kd finetune)")
+        }
+        return loaded.encoder.config.labels.count == classes ? loaded.encoder.config.labels : (0..<classes).map { "LABEL_\($0)" }
+    }
 
     func run() throws {
         try threads.apply()
         guard let split = Split(rawValue: split) else { throw CLIError("--split '\(self.split)' is not one of: train, dev, test") }
         guard batchSize >= 1 else { throw CLIError("--batch-size \(batchSize) must be at least 1") }
         let loaded = try LoadedModel(path: model)
-        let classes = loaded.encoder.heads.classifierLabels
-        guard classes > 0 else {
-            throw CLIError("\(model): the model has no classifier head — fine-tune it first (kd finetune)")
-        }
-        let names = loaded.encoder.config.labels.count == classes ? loaded.encoder.config.labels : (0..<classes).map { "LABEL_\($0)" }
+        let names = try Self.labelNames(loaded, path: model)
         let maxLength = self.maxLength ?? min(128, loaded.encoder.config.maxPositions)
         try checkMaxLength(maxLength, model: loaded)
+        var teacherModel: LoadedModel?
+        if let teacher {
+            let t = try LoadedModel(path: teacher)
+            let teacherNames = try Self.labelNames(t, path: teacher)
+            guard teacherNames == names else {
+                throw CLIError("\(teacher): the teacher's labels (\(teacherNames.joined(separator: ", "))) differ from \(model)'s (\(names.joined(separator: ", "))) — compare a student with the teacher it was distilled from")
+            }
+            try checkMaxLength(maxLength, model: t)
+            teacherModel = t
+        }
         let folder = try PreparedFolder(path: data)
         let rows = try folder.read(split)
         guard !rows.isEmpty else { throw CLIError("\(folder.filePath(split)): no examples to evaluate") }
         let truth = try labelIndices(rows, labels: names, file: folder.filePath(split), known: "the model \(model)")
-        let sequences = rows.map { loaded.tokenizer.encode($0.text, maxLength: maxLength).ids }
-        let predicted: [Int]
-        do {
-            predicted = try classify(encoder: loaded.encoder, sequences: sequences, batchSize: batchSize, paddingId: loaded.tokenizer.paddingId)
-        } catch { throw CLIError(file: model, error) }
-        let metrics = ClassificationMetrics(truth: truth.map(Int.init), predicted: predicted, classCount: classes)
-        print(json ? metricsJSON(metrics, labels: names, split: split.rawValue) : metricsTable(metrics, labels: names, split: split.rawValue))
+        let studentLogits = try logits(loaded, path: model, rows: rows, maxLength: maxLength)
+        let metrics = ClassificationMetrics(truth: truth.map(Int.init), predicted: studentLogits.map(argmax), classCount: names.count)
+        var fidelity: FidelityMetrics?
+        if let teacherModel, let teacher {
+            fidelity = FidelityMetrics(teacher: try logits(teacherModel, path: teacher, rows: rows, maxLength: maxLength), student: studentLogits)
+        }
+        print(json ? metricsJSON(metrics, fidelity: fidelity, labels: names, split: split.rawValue)
+                   : metricsTable(metrics, fidelity: fidelity, labels: names, split: split.rawValue))
     }
 
-    func metricsJSON(_ m: ClassificationMetrics, labels: [String], split: String) -> String {
+    func metricsJSON(_ m: ClassificationMetrics, fidelity: FidelityMetrics?, labels: [String], split: String) -> String {
         func f(_ x: Double) -> String { String(format: "%.6f", x) }
         let perClass = zip(labels, m.perClass).map { name, c in
             "{\"label\":\(jsonString(name)),\"precision\":\(f(c.precision)),\"recall\":\(f(c.recall)),\"f1\":\(f(c.f1)),\"support\":\(c.support)}"
@@ -412,16 +441,21 @@ struct Evaluate: ParsableCommand {
         let confusion = "[" + m.confusion.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]"
         return "{\"model\":\(jsonString(model)),\"data\":\(jsonString(data)),\"split\":\(jsonString(split)),\"examples\":\(m.total),"
             + "\"accuracy\":\(f(m.accuracy)),\"macro_f1\":\(f(m.macroF1)),\"labels\":\(jsonArray(labels)),"
-            + "\"per_class\":[\(perClass.joined(separator: ","))],\"confusion\":\(confusion)}"
+            + "\"per_class\":[\(perClass.joined(separator: ","))],\"confusion\":\(confusion)"
+            + (fidelity.map { ",\"teacher\":\(jsonString(teacher ?? "")),\"agreement\":\(f($0.agreement)),\"mean_kl\":\(f($0.meanKL))" } ?? "") + "}"
     }
 
-    func metricsTable(_ m: ClassificationMetrics, labels: [String], split: String) -> String {
+    func metricsTable(_ m: ClassificationMetrics, fidelity: FidelityMetrics?, labels: [String], split: String) -> String {
         let w = max(5, labels.map(\.count).max() ?? 0)
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func left(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         var lines = ["\(model) on \(data) (\(split), \(m.total) examples)",
-                     String(format: "accuracy  %.4f", m.accuracy), String(format: "macro-F1  %.4f", m.macroF1), "",
-                     pad("label", w) + "  precision  recall      f1  support"]
+                     String(format: "accuracy  %.4f", m.accuracy), String(format: "macro-F1  %.4f", m.macroF1)]
+        if let fidelity, let teacher {
+            lines += ["fidelity to \(teacher)", String(format: "agreement %.4f", fidelity.agreement),
+                      String(format: "mean KL   %.6f (teacher ‖ model, nats, T = 1)", fidelity.meanKL)]
+        }
+        lines += ["", pad("label", w) + "  precision  recall      f1  support"]
         for (name, c) in zip(labels, m.perClass) {
             lines.append(pad(name, w) + String(format: "  %9.4f  %6.4f  %6.4f  %7d", c.precision, c.recall, c.f1, c.support))
         }

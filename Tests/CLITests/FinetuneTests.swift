@@ -78,6 +78,16 @@ final class FinetuneTests: CLITestCase {
         for needle in ["accuracy", "macro-F1", "precision", "confusion matrix", "negative", "positive"] {
             XCTAssertTrue(table.stdout.contains(needle), table.stdout)
         }
+        // Fidelity to a teacher: a model agrees with itself everywhere, at KL 0.
+        let selfEval = runOK(["eval", "--model", out, "--data", data, "--split", "test", "--teacher", out, "--json"])
+        let selfJSON = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(selfEval.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(selfJSON["agreement"] as? Double, 1.0, selfEval.stdout)
+        XCTAssertEqual(selfJSON["mean_kl"] as? Double, 0.0, selfEval.stdout)
+        XCTAssertTrue(runOK(["eval", "--model", out, "--data", data, "--teacher", out]).stdout.contains("agreement 1.0000"))
+        // A teacher with other labels (the tiny fixture's 3-way head) is refused, naming the file.
+        let bad = runKD(["eval", "--model", out, "--data", data, "--teacher", model])
+        XCTAssertEqual(bad.status, 1, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("kd: error: \(model): the teacher's labels (negative, neutral, positive) differ"), bad.stderr)
     }
 
     func testSameSeedGivesIdenticalBytes() throws {
