@@ -6,8 +6,9 @@
 // Every negative HDF5 return becomes a thrown `WeightIOError` naming the file and the
 // object path (with HDF5's own innermost message appended); ids are closed with `defer`
 // and the file id in `deinit`, so nothing traps and nothing leaks.
-// Left out on purpose: hyperslab (partial) reads, compound types, soft/external links
-// (only hard links are followed), and thread safety — the serial HDF5 library is not
+// Chunked, compressed row datasets with hyperslab (row-range) reads and writes live in
+// HDF5RowDatasets.swift. Left out on purpose: compound types, soft/external links (only
+// hard links are followed), and thread safety — the serial HDF5 library is not
 // thread-safe, so use one `HDF5File` from one thread at a time.
 
 import CHDF5
@@ -180,7 +181,7 @@ public final class HDF5File {
         }
     }
 
-    private func shapeOf(dataset d: hid_t, path: String) throws -> [Int] {
+    func shapeOf(dataset d: hid_t, path: String) throws -> [Int] {
         let space = try check(H5Dget_space(d), path, "cannot read the dataspace of '\(path)'")
         defer { H5Sclose(space) }
         return try shapeOf(space: space, object: path)
@@ -484,7 +485,7 @@ public final class HDF5File {
 
     // MARK: Plumbing
 
-    private func openFileID() throws -> hid_t {
+    func openFileID() throws -> hid_t {
         guard fileID >= 0 else {
             throw WeightIOError(.ioFailure, file: url, "the file was already closed",
                                 hint: "this is a caller bug: open the file again")
@@ -492,9 +493,9 @@ public final class HDF5File {
         return fileID
     }
 
-    private func displayPath(_ path: String) -> String { path.isEmpty ? "/" : path }
+    func displayPath(_ path: String) -> String { path.isEmpty ? "/" : path }
 
-    private func withDataset<R>(_ path: String, _ body: (hid_t) throws -> R) throws -> R {
+    func withDataset<R>(_ path: String, _ body: (hid_t) throws -> R) throws -> R {
         let file = try openFileID()
         let d = H5Dopen2(file, path, chdf5_p_default())
         if d < 0 {
@@ -546,12 +547,12 @@ public final class HDF5File {
         return text.isEmpty ? "" : " (HDF5: \(text))"
     }
 
-    private func error(_ kind: WeightIOError.Kind, _ object: String, _ message: String, hint: String) -> WeightIOError {
+    func error(_ kind: WeightIOError.Kind, _ object: String, _ message: String, hint: String) -> WeightIOError {
         WeightIOError(kind, file: url, object: object.isEmpty ? "/" : object, message, hint: hint)
     }
 
     /// Returns `value` when non-negative, else throws an `.ioFailure` naming `object`, with HDF5's message.
-    private func check<T: BinaryInteger>(_ value: T, _ object: String, _ what: String,
+    func check<T: BinaryInteger>(_ value: T, _ object: String, _ what: String,
                                          hint: String = "the file may be corrupt or the disk full; re-create it") throws -> T {
         if value >= 0 { return value }
         throw error(.ioFailure, object, what + HDF5File.hdf5Detail(), hint: hint)

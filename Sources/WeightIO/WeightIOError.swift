@@ -25,6 +25,8 @@ public struct WeightIOError: Error, CustomStringConvertible, Sendable {
         case missingObject
         /// The HDF5 library or the file system reported a failure.
         case ioFailure
+        /// A valid file made from other inputs than this run's (another teacher, data or settings).
+        case mismatch
     }
 
     /// Broad class of the failure.
