@@ -14,7 +14,7 @@ import Tokenization
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (not tests): latency of a model, throughput of a tokenizer.",
-        subcommands: [Latency.self, TokenizerThroughput.self, TrainStepBench.self])
+        subcommands: [Latency.self, TokenizerThroughput.self, TrainStepBench.self, DistillStepBench.self])
 }
 
 /// Parses a comma-separated list of positive integers for `flag`.

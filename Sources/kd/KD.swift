@@ -12,7 +12,7 @@ struct KD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kd",
         abstract: "Distillery: shrink a pretrained BERT and know exactly what you traded.",
-        subcommands: [Import.self, Info.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self, Finetune.self, Evaluate.self, Label.self])
+        subcommands: [Import.self, Info.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self, Finetune.self, Evaluate.self, Label.self, Distill.self])
 
     /// Runs the command, turning any error into one clear line and exit code 1.
     static func main() {

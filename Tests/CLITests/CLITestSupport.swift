@@ -7,6 +7,9 @@
 import Foundation
 import TestSupport
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Paths of the fixtures the CLI tests use.
 enum CLIFixtures {
@@ -122,6 +125,28 @@ class CLITestCase: XCTestCase {
 
     /// A path inside `outDir`.
     func outPath(_ name: String) -> String { outDir.appendingPathComponent(name).path }
+
+    /// Starts kd with stderr into `log`; returns the running process.
+    func start(_ args: [String], log: URL) throws -> Process {
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let p = Process()
+        p.executableURL = KDBinary.url!
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: log)
+        try p.run()
+        return p
+    }
+
+    /// Waits (up to `timeout` s) until `condition` holds; false on timeout.
+    func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(1000)
+        }
+        return condition()
+    }
 
     /// Copies the tiny-bert HF directory into the temp dir (to edit one of its files).
     func copyTinyBert(_ name: String = "hf") throws -> URL {

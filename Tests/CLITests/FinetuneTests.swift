@@ -104,28 +104,6 @@ final class FinetuneTests: CLITestCase {
         XCTAssertNotEqual(outputs[0], outputs[2], "another seed gave the same weights")
     }
 
-    /// Starts kd with stderr into `log`; returns the running process.
-    func start(_ args: [String], log: URL) throws -> Process {
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let p = Process()
-        p.executableURL = KDBinary.url!
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = try FileHandle(forWritingTo: log)
-        try p.run()
-        return p
-    }
-
-    /// Waits (up to `timeout` s) until `condition` holds; false on timeout.
-    func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(1000)
-        }
-        return condition()
-    }
-
     /// Deterministic kill: the run pauses after step 19 (checkpoints at 8 and 16, so step
     /// 17–19 are lost), is SIGKILLed there, and resumes from the step-16 checkpoint.
     func testSIGKILLMidEpochThenResumeIsBitIdentical() throws {
