@@ -48,14 +48,7 @@ struct DistillStepBench: ParsableCommand {
         guard warmup >= 0, iters >= 1 else { throw CLIError("--warmup must be ≥ 0 and --iters ≥ 1") }
         guard temperature > 0, temperature.isFinite else { throw CLIError("--temperature \(temperature) must be > 0") }
         try ThreadOptions.apply(threads)
-        var weights: [LossKind: Double] = [:]
-        for item in losses.split(separator: ",") {
-            let kv = item.split(separator: "=")
-            guard kv.count == 2, let kind = LossKind(rawValue: String(kv[0])), let w = Double(kv[1]), w >= 0 else {
-                throw CLIError("--losses '\(losses)': '\(item)' is not kind=weight (kinds: \(LossKind.allCases.map(\.rawValue).joined(separator: ", ")))")
-            }
-            weights[kind] = w
-        }
+        let weights = try parseLossWeights(losses)
         // The teacher with a classifier: its own, or a fresh seeded one.
         let source = try TeacherSource(path: teacher)
         let classes = source.config.labels.count >= 2 ? source.config.labels.count : labels
@@ -64,7 +57,7 @@ struct DistillStepBench: ParsableCommand {
         guard seq <= source.config.maxPositions else { throw CLIError("--seq \(seq) exceeds the teacher's \(source.config.maxPositions) positions") }
         var plan = try loadPlan(studentPath: student, teacher: source, classes: classes)
         var spec = plan.spec
-        spec.losses = LossWeights(weights)
+        spec.losses = weights
         spec.temperature = temperature
         spec.schedule = .oneStage(epochs: 1)
         do { plan = try DistillationPlan(spec: spec, teacher: start.config, classes: classes) } catch { throw CLIError(error.description) }

@@ -69,15 +69,41 @@ func studentConfigJSON(teacherJSON: String, student: BertConfig, labels: [String
     return try classifierConfigJSON(String(decoding: data, as: UTF8.self), labels: labels)
 }
 
-/// A student spec and its plan against `teacher`, with errors as CLI errors.
-func loadPlan(studentPath: String, teacher: TeacherSource, classes: Int) throws -> DistillationPlan {
+/// Loss weights from a `--losses` value: `kind=weight` pairs separated by commas.
+func parseLossWeights(_ text: String) throws -> LossWeights {
+    var weights: [LossKind: Double] = [:]
+    for item in text.split(separator: ",") {
+        let kv = item.split(separator: "=")
+        guard kv.count == 2, let kind = LossKind(rawValue: String(kv[0])), let w = Double(kv[1]), w >= 0, w.isFinite else {
+            throw CLIError("--losses '\(text)': '\(item)' is not kind=weight with a weight ≥ 0 (kinds: \(LossKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        weights[kind] = w
+    }
+    guard weights.values.contains(where: { $0 > 0 }) else {
+        throw CLIError("--losses '\(text)' turns every loss off — give at least one weight > 0")
+    }
+    return LossWeights(weights)
+}
+
+/// A student spec and its plan against `teacher` (loss weights replaced when `losses` is
+/// given), with errors as CLI errors.
+func loadPlan(studentPath: String, teacher: TeacherSource, classes: Int, losses: LossWeights? = nil) throws -> DistillationPlan {
     guard FileManager.default.fileExists(atPath: studentPath) else {
         throw CLIError("\(studentPath): no such student spec — see students/*.json (e.g. students/distil-l3-h384.json)")
     }
     do {
-        let spec = try StudentSpec(contentsOf: URL(fileURLWithPath: studentPath))
+        var spec = try StudentSpec(contentsOf: URL(fileURLWithPath: studentPath))
+        if let losses {
+            spec.losses = losses
+            if case .twoStage = spec.schedule,
+               !(losses.active.contains(where: \.isPrediction) && losses.active.contains(where: { !$0.isPrediction })) {
+                throw CLIError("--losses: \(studentPath) has a two-stage schedule, which needs an intermediate loss (stage 1) and a prediction loss (stage 2) — use a one-stage student for this ablation")
+            }
+        }
         return try DistillationPlan(spec: spec, teacher: teacher.config, classes: classes)
-    } catch { throw CLIError(error.description) }
+    } catch let error as DistillationError {
+        throw CLIError(losses == nil ? error.description : "\(error.description) (with --losses)")
+    }
 }
 
 // MARK: - kd distill
@@ -109,6 +135,7 @@ struct Distill: ParsableCommand {
     @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps.") var maxSteps: Int?
     @Option(name: .customLong("teacher-states"), help: "Teacher hidden states: auto (cache if it has them), cache, or online.")
     var teacherStates: TeacherStatesMode = .auto
+    @Option(help: "Loss weights replacing the spec's, e.g. hard_ce=1 or soft_ce=5,hard_ce=2 (ablations).") var losses: String?
     @Option(help: "Seed of data order, dropout and random initialisation (default: the spec's, else 13).") var seed: UInt64?
     @Option(help: "Continue from this checkpoint (same teacher, student, labels and flags).") var resume: String?
     @Flag(name: .customLong("plan-only"), help: "Print the plan and the checks, then stop.") var planOnly = false
@@ -146,7 +173,7 @@ struct Distill: ParsableCommand {
         guard teacherLabels.count >= 2 else {
             throw CLIError("\(teacher): the teacher has no classifier head — fine-tune it first (kd finetune), then label with it (kd label)")
         }
-        let plan = try loadPlan(studentPath: student, teacher: source, classes: teacherLabels.count)
+        let plan = try loadPlan(studentPath: student, teacher: source, classes: teacherLabels.count, losses: try losses.map(parseLossWeights))
         print(plan.description)
         let folder = try PreparedFolder(path: data)
         guard folder.manifest.labels == teacherLabels else {

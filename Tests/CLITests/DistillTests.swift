@@ -82,6 +82,11 @@ final class DistillTests: CLITestCase {
             outputs.append(try Data(contentsOf: URL(fileURLWithPath: outPath("w\(i).h5"))))
         }
         XCTAssertEqual(outputs[0], outputs[1], "same seed, same threads: students differ")
+        // An ablation replaces the spec's loss weights: the plan shows only hard CE.
+        let hard = runOK(distillArgs(t, student: student, out: outPath("hard.h5"), ["--losses", "hard_ce=1", "--max-steps", "2",
+                                                                                  "--checkpoint", temp.appendingPathComponent("h.ckpt.h5").path]))
+        XCTAssertTrue(hard.stdout.contains("hard CE ×1") && !hard.stdout.contains("soft CE ×"), hard.stdout)
+        XCTAssertTrue(hard.stdout.contains("teacher hidden states: none needed"), hard.stdout)
     }
 
     /// The run pauses after step 13 (checkpoints every 5), is SIGKILLed, and resumes from step 10.
@@ -138,6 +143,10 @@ final class DistillTests: CLITestCase {
         fails(distillArgs(t, student: good, out: out, ["--teacher-states", "cache"]), ["--teacher-states cache", "re-label with --hidden 0,2"])
         fails(distillArgs((t.teacher, t.data, temp.appendingPathComponent("none.h5").path), student: good, out: out), ["none.h5: no such label cache", "kd label"])
         fails(distillArgs(t, student: temp.appendingPathComponent("missing.json").path, out: out), ["missing.json: no such student spec"])
+        // --losses (ablations): unknown kinds, all off, and a two-stage student without one of its stages' losses.
+        fails(distillArgs(t, student: good, out: out, ["--losses", "bogus=1"]), ["--losses 'bogus=1'", "hard_ce"])
+        fails(distillArgs(t, student: good, out: out, ["--losses", "hard_ce=0"]), ["turns every loss off"])
+        fails(distillArgs(t, student: good, out: out, ["--losses", "hard_ce=1"]), ["two-stage schedule", "one-stage"])
     }
 
     func testBenchDistillStepRuns() throws {
