@@ -97,27 +97,8 @@ struct DistillStepBench: ParsableCommand {
         if !json {
             print("student \(spec.name): \(plan.student.layerCount) layers, hidden \(plan.student.hiddenSize), \(plan.studentParameterCount) parameters (+\(plan.projectionParameterCount) projection); losses \(spec.losses.active.map { "\($0.rawValue)×\(spec.losses[$0])" }.joined(separator: " + ")), T = \(temperature)")
         }
-        for s in 0..<warmup { try step(s) }
-        var times: [Double] = []
-        for s in warmup..<(warmup + iters) {
-            let t0 = now()
-            try step(s)
-            times.append((now() - t0) * 1000)
-        }
-        guard lossValues.allSatisfy(\.isFinite) else { throw CLIError("the loss became \(lossValues) — the step is broken") }
-        times.sort()
-        func pct(_ p: Double) -> Double { times[min(times.count - 1, Int((p * Double(times.count - 1)).rounded()))] }
-        let median = pct(0.5), p90 = pct(0.9), rate = Double(batch) / (median / 1000)
-        if json {
-            let row: [String: Any] = ["batch": batch, "seq": seq, "threads": threads, "median_ms": median, "p90_ms": p90,
-                                      "seq_per_s": rate, "iters": times.count, "warmup": warmup, "student": spec.name,
-                                      "parameters": plan.layout.totalCount, "loss_first": lossValues.first!, "loss_last": lossValues.last!]
-            let data = try JSONSerialization.data(withJSONObject: [row], options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            print("batch  seq  threads   median ms     p90 ms     seq/s  iters")
-            print(String(format: "%5d %4d %8d %11.1f %10.1f %9.1f %6d", batch, seq, threads, median, p90, rate, times.count))
-            print(String(format: "loss %.4f (first step) -> %.4f (last step)", lossValues.first!, lossValues.last!))
-        }
+        let times = try timeSteps(warmup: warmup, iters: iters, step)
+        try printStepTimes(times, batch: batch, seq: seq, threads: threads, losses: lossValues, json: json,
+                           extra: ["student": spec.name, "parameters": plan.layout.totalCount])
     }
 }

@@ -257,21 +257,7 @@ struct Distill: ParsableCommand {
             warmupSteps: Int((Double(schedule.stages[0].steps) * schedule.warmupRatio).rounded(.up)), schedule: .linear,
             weightDecay: weightDecay, clipNorm: clip, evalEvery: evalEvery, seed: runSeed, dropout: objective.dropout,
             modelPath: student, dataPath: labels, threads: threads.threads)
-        var state: TrainingState
-        if let resume {
-            let checkpoint: TrainingCheckpoint
-            do { checkpoint = try TrainingCheckpoint.read(URL(fileURLWithPath: resume), layout: plan.layout) } catch {
-                throw CLIError(file: resume, error)
-            }
-            do { try checkpoint.config.checkResumable(with: config, checkpoint: resume) } catch { throw CLIError(error.description) }
-            if checkpoint.config.threads != threads.threads {
-                warn("\(resume) was written with --threads \(checkpoint.config.threads), this run uses \(threads.threads): results will not be bit-identical to an uninterrupted run")
-            }
-            state = checkpoint.state
-            warn("resuming from \(resume) at step \(state.step)/\(total)")
-        } else {
-            state = TrainingState(parameters: initialBlock, adam: config.adamSettings)
-        }
+        var state = try startingState(resume: resume, layout: plan.layout, config: config, initial: initialBlock, threads: threads.threads)
 
         var trainer = Trainer(model: objective.student, config: config, train: examples, dev: dev, paddingId: source.tokenizer.paddingId,
                               checkpointURL: URL(fileURLWithPath: checkpointPath), checkpointEvery: checkpointEvery ?? evalEvery)
@@ -280,32 +266,15 @@ struct Distill: ParsableCommand {
         trainer.evaluateFromStep = min(schedule.firstPredictionStep, total - 1)
         let progress = ProgressReporter(total: total, epochs: (total + perEpoch - 1) / perEpoch)
         progress.line("distilling \(teacher) into \(plan.spec.name) (\(plan.studentParameterCount) parameters): \(examples.count) examples, \(total) steps of \(config.batchSize) (\(perEpoch) per epoch), \(threads.threads) thread(s)")
-        var last: StepReport?
         var stageShown = -1
-        do {
-            try trainer.run(&state) { event in
-                switch event {
-                case .evaluation(let step, let m, let best):
-                    progress.line(String(format: "step %d: dev accuracy %.4f, macro-F1 %.4f%@", step, m.accuracy, m.macroF1, best ? " (best)" : ""))
-                case .checkpoint(let step, let url):
-                    progress.line("step \(step): checkpoint → \(url.path)")
-                case .step(let report):
-                    let stage = schedule.stageIndex(at: report.step - 1)
-                    if stage != stageShown, schedule.stages.count > 1 {
-                        stageShown = stage
-                        let s = schedule.stages[stage].stage
-                        progress.line("stage \(stage + 1)/\(schedule.stages.count) (\(s.name)): \(s.losses.map(\.rawValue).joined(separator: ", "))")
-                    }
-                    last = report
-                    progress.step(report)
-                    if report.step == pauseAfterStep {
-                        progress.line("paused after step \(report.step) (--debug-pause-after-step)")
-                        while true { sleep(3600) }
-                    }
-                }
+        let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: pauseAfterStep) { report in
+            let stage = schedule.stageIndex(at: report.step - 1)
+            if stage != stageShown, schedule.stages.count > 1 {
+                stageShown = stage
+                let s = schedule.stages[stage].stage
+                progress.line("stage \(stage + 1)/\(schedule.stages.count) (\(s.name)): \(s.losses.map(\.rawValue).joined(separator: ", "))")
             }
-        } catch let error as TrainingError { throw CLIError(error.description) }
-        progress.finish()
+        }
 
         guard let best = state.best else { throw CLIError("no dev evaluation was made — nothing to write") }
         let studentCount = objective.student.layout.totalCount
@@ -316,11 +285,7 @@ struct Distill: ParsableCommand {
                                  vocabulary: source.file.vocabulary, pooling: source.file.pooling, normalize: source.file.normalize,
                                  tokenizerOptionsJSON: source.file.tokenizerOptionsJSON, labelsJSON: jsonArray(teacherLabels))
         do { try output.write(to: URL(fileURLWithPath: out)) } catch { throw CLIError(file: out, error) }
-        if let last, last.stepsThisRun > 0 {
-            print(String(format: "trained %d steps in %.1f s (%.1f ms/step; evaluation and checkpoints %.1f s)", last.stepsThisRun,
-                         last.secondsThisRun, last.stepSecondsThisRun / Double(last.stepsThisRun) * 1000,
-                         last.secondsThisRun - last.stepSecondsThisRun))
-        }
+        printTrainingTime(last)
         print(String(format: "best dev macro-F1 %.4f (accuracy %.4f) at step %d → %@ (%d parameters)", best.macroF1, best.accuracy,
                      best.step, out, studentCount))
     }

@@ -77,28 +77,41 @@ struct TrainStepBench: ParsableCommand {
             print("model \(model): \(config.layerCount) layers, hidden \(config.hiddenSize), \(trainingModel.layout.totalCount) parameters; "
                   + "dropout \(dropout.hidden)/\(dropout.attention)/\(dropout.classifier); kernels: \(kernelISA())")
         }
-        for s in 0..<warmup { try step(s) }
-        var times: [Double] = []
-        for s in warmup..<(warmup + iters) {
-            let t0 = now()
-            try step(s)
-            times.append((now() - t0) * 1000)
-        }
-        guard losses.allSatisfy(\.isFinite) else { throw CLIError("the loss became \(losses) — the step is broken") }
-        times.sort()
-        func pct(_ p: Double) -> Double { times[min(times.count - 1, Int((p * Double(times.count - 1)).rounded()))] }
-        let median = pct(0.5), p90 = pct(0.9), rate = Double(batch) / (median / 1000)
-        if json {
-            let row: [String: Any] = ["batch": batch, "seq": seq, "threads": threads, "median_ms": median, "p90_ms": p90,
-                                      "seq_per_s": rate, "iters": times.count, "warmup": warmup, "labels": labels,
-                                      "parameters": trainingModel.layout.totalCount,
-                                      "loss_first": losses.first!, "loss_last": losses.last!]
-            let data = try JSONSerialization.data(withJSONObject: [row], options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            print("batch  seq  threads   median ms     p90 ms     seq/s  iters")
-            print(String(format: "%5d %4d %8d %11.1f %10.1f %9.1f %6d", batch, seq, threads, median, p90, rate, times.count))
-            print(String(format: "loss %.4f (first step) -> %.4f (last step)", losses.first!, losses.last!))
-        }
+        let times = try timeSteps(warmup: warmup, iters: iters, step)
+        try printStepTimes(times, batch: batch, seq: seq, threads: threads, losses: losses, json: json,
+                           extra: ["labels": labels, "parameters": trainingModel.layout.totalCount])
+    }
+}
+
+/// Runs `step(0..<warmup)` untimed, then `iters` timed steps; the times in ms, sorted.
+func timeSteps(warmup: Int, iters: Int, _ step: (Int) throws -> Void) throws -> [Double] {
+    for s in 0..<warmup { try step(s) }
+    var times: [Double] = []
+    for s in warmup..<(warmup + iters) {
+        let t0 = now()
+        try step(s)
+        times.append((now() - t0) * 1000)
+    }
+    return times.sorted()
+}
+
+/// Prints step times (sorted ms) as one JSON row (plus `extra` fields) or as a table, with
+/// the first and last step's loss; a non-finite loss is an error (the step is broken).
+func printStepTimes(_ times: [Double], batch: Int, seq: Int, threads: Int, losses: [Double], json: Bool,
+                    extra: [String: Any]) throws {
+    guard losses.allSatisfy(\.isFinite) else { throw CLIError("the loss became \(losses) — the step is broken") }
+    func pct(_ p: Double) -> Double { times[min(times.count - 1, Int((p * Double(times.count - 1)).rounded()))] }
+    let median = pct(0.5), p90 = pct(0.9), rate = Double(batch) / (median / 1000)
+    if json {
+        var row: [String: Any] = ["batch": batch, "seq": seq, "threads": threads, "median_ms": median, "p90_ms": p90,
+                                  "seq_per_s": rate, "iters": times.count, "loss_first": losses.first!, "loss_last": losses.last!]
+        row["warmup"] = losses.count - times.count
+        for (k, v) in extra { row[k] = v }
+        let data = try JSONSerialization.data(withJSONObject: [row], options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    } else {
+        print("batch  seq  threads   median ms     p90 ms     seq/s  iters")
+        print(String(format: "%5d %4d %8d %11.1f %10.1f %9.1f %6d", batch, seq, threads, median, p90, rate, times.count))
+        print(String(format: "loss %.4f (first step) -> %.4f (last step)", losses.first!, losses.last!))
     }
 }

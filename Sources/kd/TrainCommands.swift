@@ -235,46 +235,15 @@ struct Finetune: ParsableCommand {
             dropout: DropoutRates(hidden: config.hiddenDropout, attention: config.attentionDropout, classifier: config.classifierDropout),
             modelPath: model, dataPath: data, threads: threads.threads)
 
-        var state: TrainingState
-        if let resume {
-            let checkpoint: TrainingCheckpoint
-            do { checkpoint = try TrainingCheckpoint.read(URL(fileURLWithPath: resume), layout: trainingModel.layout) } catch {
-                throw CLIError(file: resume, error)
-            }
-            do { try checkpoint.config.checkResumable(with: trainingConfig, checkpoint: resume) } catch { throw CLIError(error.description) }
-            if checkpoint.config.threads != threads.threads {
-                warn("\(resume) was written with --threads \(checkpoint.config.threads), this run uses \(threads.threads): results will not be bit-identical to an uninterrupted run")
-            }
-            state = checkpoint.state
-            warn("resuming from \(resume) at step \(state.step)/\(total)")
-        } else {
-            state = TrainingState(parameters: initial, adam: trainingConfig.adamSettings)
-        }
+        var state = try startingState(resume: resume, layout: trainingModel.layout, config: trainingConfig,
+                                      initial: initial, threads: threads.threads)
 
         let trainer = Trainer(model: trainingModel, config: trainingConfig, train: train, dev: dev,
                               paddingId: teacher.tokenizer.paddingId, checkpointURL: URL(fileURLWithPath: checkpointPath),
                               checkpointEvery: checkpointEvery ?? evalEvery)
         let progress = ProgressReporter(total: total, epochs: (total + perEpoch - 1) / perEpoch)
         progress.line("fine-tuning \(model) on \(data): \(train.count) train / \(dev.count) dev examples, \(labels.count) labels, \(total) steps of \(batch) (\(perEpoch) per epoch), \(threads.threads) thread(s)")
-        var last: StepReport?
-        do {
-            try trainer.run(&state) { event in
-                switch event {
-                case .evaluation(let step, let m, let best):
-                    progress.line(String(format: "step %d: dev accuracy %.4f, macro-F1 %.4f%@", step, m.accuracy, m.macroF1, best ? " (best)" : ""))
-                case .checkpoint(let step, let url):
-                    progress.line("step \(step): checkpoint → \(url.path)")
-                case .step(let report):
-                    last = report
-                    progress.step(report)
-                    if report.step == pauseAfterStep {
-                        progress.line("paused after step \(report.step) (--debug-pause-after-step)")
-                        while true { sleep(3600) }
-                    }
-                }
-            }
-        } catch let error as TrainingError { throw CLIError(error.description) }
-        progress.finish()
+        let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: pauseAfterStep)
 
         guard let best = state.best else { throw CLIError("no dev evaluation was made — nothing to write") }
         var bestBlock = ParameterBlock(zeros: trainingModel.layout)
@@ -283,12 +252,7 @@ struct Finetune: ParsableCommand {
                                  vocabulary: teacher.file.vocabulary, pooling: teacher.file.pooling, normalize: teacher.file.normalize,
                                  tokenizerOptionsJSON: teacher.file.tokenizerOptionsJSON, labelsJSON: jsonArray(labels))
         do { try output.write(to: URL(fileURLWithPath: out)) } catch { throw CLIError(file: out, error) }
-        if let last, last.stepsThisRun > 0 {
-            let perStep = last.stepSecondsThisRun / Double(last.stepsThisRun)
-            print(String(format: "trained %d steps in %.1f s (%.1f ms/step, %.1f examples/s; evaluation and checkpoints %.1f s)",
-                         last.stepsThisRun, last.secondsThisRun, perStep * 1000,
-                         Double(last.examplesThisRun) / max(last.stepSecondsThisRun, 1e-9), last.secondsThisRun - last.stepSecondsThisRun))
-        }
+        printTrainingTime(last)
         print(String(format: "best dev macro-F1 %.4f (accuracy %.4f) at step %d → %@", best.macroF1, best.accuracy, best.step, out))
     }
 }
@@ -310,6 +274,60 @@ func jsonArray(_ items: [String]) -> String { "[" + items.map(jsonString).joined
 
 /// A warning line on stderr.
 func warn(_ message: String) { FileHandle.standardError.write(Data("kd: \(message)\n".utf8)) }
+
+/// A fresh state from `initial`, or the state of checkpoint `resume` after checking that it
+/// belongs to this run (same model, data and flags; another thread count only warns).
+func startingState(resume: String?, layout: ParameterLayout, config: TrainingConfig, initial: ParameterBlock,
+                   threads: Int) throws -> TrainingState {
+    guard let resume else { return TrainingState(parameters: initial, adam: config.adamSettings) }
+    let checkpoint: TrainingCheckpoint
+    do { checkpoint = try TrainingCheckpoint.read(URL(fileURLWithPath: resume), layout: layout) } catch {
+        throw CLIError(file: resume, error)
+    }
+    do { try checkpoint.config.checkResumable(with: config, checkpoint: resume) } catch { throw CLIError(error.description) }
+    if checkpoint.config.threads != threads {
+        warn("\(resume) was written with --threads \(checkpoint.config.threads), this run uses \(threads): results will not be bit-identical to an uninterrupted run")
+    }
+    warn("resuming from \(resume) at step \(checkpoint.state.step)/\(config.totalSteps)")
+    return checkpoint.state
+}
+
+/// Runs `trainer` to the end, reporting evaluations, checkpoints and steps on `progress`
+/// (`onStep` sees each step first); returns the last step's report. `pauseAfterStep` (a
+/// hidden test flag) stops the process there so a test can SIGKILL it at a known step.
+func runTraining(_ trainer: Trainer, state: inout TrainingState, progress: ProgressReporter, pauseAfterStep: Int?,
+                 onStep: (StepReport) -> Void = { _ in }) throws -> StepReport? {
+    var last: StepReport?
+    do {
+        try trainer.run(&state) { event in
+            switch event {
+            case .evaluation(let step, let m, let best):
+                progress.line(String(format: "step %d: dev accuracy %.4f, macro-F1 %.4f%@", step, m.accuracy, m.macroF1, best ? " (best)" : ""))
+            case .checkpoint(let step, let url):
+                progress.line("step \(step): checkpoint → \(url.path)")
+            case .step(let report):
+                onStep(report)
+                last = report
+                progress.step(report)
+                if report.step == pauseAfterStep {
+                    progress.line("paused after step \(report.step) (--debug-pause-after-step)")
+                    while true { sleep(3600) }
+                }
+            }
+        }
+    } catch let error as TrainingError { throw CLIError(error.description) }
+    progress.finish()
+    return last
+}
+
+/// "trained N steps in …" for the steps this process ran (nothing when it ran none).
+func printTrainingTime(_ last: StepReport?) {
+    guard let last, last.stepsThisRun > 0 else { return }
+    let perStep = last.stepSecondsThisRun / Double(last.stepsThisRun)
+    print(String(format: "trained %d steps in %.1f s (%.1f ms/step, %.1f examples/s; evaluation and checkpoints %.1f s)",
+                 last.stepsThisRun, last.secondsThisRun, perStep * 1000,
+                 Double(last.examplesThisRun) / max(last.stepSecondsThisRun, 1e-9), last.secondsThisRun - last.stepSecondsThisRun))
+}
 
 /// Training progress on stderr: a redrawn bar on a terminal, periodic plain lines otherwise.
 final class ProgressReporter {

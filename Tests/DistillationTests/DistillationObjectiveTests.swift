@@ -9,6 +9,7 @@ import DistilleryModel
 import DistilleryTensor
 import DistilleryTraining
 import Foundation
+import TestSupport
 import XCTest
 
 /// Float model, central differences with step 1e-2 (relative to |θ|): as the training

@@ -7,6 +7,7 @@ import Distillation
 import DistilleryTensor
 import DistilleryTraining
 import Foundation
+import TestSupport
 import XCTest
 
 /// Losses computed through Float GEMMs (projections, attention scores) vs the Double

@@ -3,8 +3,9 @@
 // differentiate the Double reference by central differences, compare with the Float
 // analytic backward; the references are textbook formulas, written without the kernels'
 // tricks — no max-shift beyond what Double needs, no fused terms).
-// Test targets cannot import each other, so the small helpers are repeated here.
+// TestRNG and relativeError come from TestSupport.
 import Foundation
+import TestSupport
 import XCTest
 
 /// Float backward vs Double finite differences, as a fraction of the largest gradient:
@@ -18,25 +19,6 @@ let lossCheckTolerance = 1e-9
 /// Central-difference step relative to max(1, |x|): truncation h²·f''' ~ 1e-12 and
 /// cancellation 1e-16/h ~ 1e-10 both far below the tolerance for O(1) inputs.
 let finiteDifferenceStep = 1e-6
-
-/// Seeded uniform numbers for test inputs (SplitMix64).
-struct TestRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform(_ lo: Double = -1, _ hi: Double = 1) -> Double {
-        lo + (hi - lo) * Double(next() >> 11) / Double(1 << 53)
-    }
-    mutating func floats(_ n: Int, _ lo: Double = -1, _ hi: Double = 1) -> [Float] {
-        (0..<n).map { _ in Float(uniform(lo, hi)) }
-    }
-}
 
 /// Gradient of a scalar Double function by central differences, step relative to |x|.
 func numericGradient(at x: [Float], step: Double = finiteDifferenceStep, _ f: ([Double]) -> Double) -> [Double] {
@@ -53,15 +35,6 @@ func numericGradient(at x: [Float], step: Double = finiteDifferenceStep, _ f: ([
         grad[i] = (up - down) / (2 * h)
     }
     return grad
-}
-
-/// max |a − b| / max |b|: the error as a fraction of the largest reference value.
-func relativeError(_ a: [Float], _ b: [Double]) -> Double {
-    precondition(a.count == b.count, "relativeError: \(a.count) vs \(b.count) elements")
-    let scale = max(b.map(abs).max() ?? 0, 1e-30)
-    var worst = 0.0
-    for i in 0..<a.count { worst = max(worst, abs(Double(a[i]) - b[i])) }
-    return worst / scale
 }
 
 /// Asserts a Float analytic gradient against a Double numeric one (which must not be all

@@ -8,6 +8,7 @@ import DistilleryModel
 import DistilleryTensor
 import DistilleryTraining
 import Foundation
+import TestSupport
 import XCTest
 
 /// Sample standard deviation of ~5,000 N(0, σ²) draws vs σ: the estimate's own standard

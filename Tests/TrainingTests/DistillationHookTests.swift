@@ -7,6 +7,7 @@ import DistilleryModel
 import DistilleryTensor
 import DistilleryTraining
 import Foundation
+import TestSupport
 import XCTest
 
 /// Training forward (dropout off) vs the inference encoder: two fp32 implementations of

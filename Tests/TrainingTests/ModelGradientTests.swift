@@ -5,6 +5,7 @@ import DistilleryModel
 import DistilleryTensor
 import DistilleryTraining
 import Foundation
+import TestSupport
 import XCTest
 
 /// Float model, central differences with step `modelFiniteDifferenceStep`: the loss is a

@@ -4,6 +4,7 @@
 import DistilleryTensor
 import DistilleryTraining
 import Foundation
+import TestSupport
 import XCTest
 
 final class OpGradientTests: XCTestCase {

@@ -8,6 +8,7 @@
 // is compared with the same reference.
 import DistilleryTraining
 import Foundation
+import TestSupport
 import XCTest
 
 /// Float backward vs Double finite differences, as a fraction of the tensor's largest
@@ -22,29 +23,6 @@ let forwardCheckTolerance = 1e-5
 /// truncation error h²·f''' (~1e-12) and the cancellation error 1e-16/h (~1e-10) are both
 /// far below the tolerance.
 let finiteDifferenceStep = 1e-6
-
-/// Seeded uniform numbers for test inputs (SplitMix64).
-struct TestRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi).
-    mutating func uniform(_ lo: Double = -1, _ hi: Double = 1) -> Double {
-        lo + (hi - lo) * Double(next() >> 11) / Double(1 << 53)
-    }
-    mutating func floats(_ n: Int, _ lo: Double = -1, _ hi: Double = 1) -> [Float] {
-        (0..<n).map { _ in Float(uniform(lo, hi)) }
-    }
-    mutating func doubles(_ n: Int, _ lo: Double = -1, _ hi: Double = 1) -> [Double] {
-        (0..<n).map { _ in uniform(lo, hi) }
-    }
-}
 
 /// Gradient of φ(x) = Σ_i w_i f(x)_i by central differences in Double.
 func numericGradient(at x: [Float], weights w: [Double], _ f: ([Double]) -> [Double]) -> [Double] {
@@ -62,15 +40,6 @@ func numericGradient(at x: [Float], weights w: [Double], _ f: ([Double]) -> [Dou
         grad[i] = (up - down) / (2 * h)
     }
     return grad
-}
-
-/// max |a − b| / max(max |b|, 1e-30): the error as a fraction of the largest reference value.
-func relativeError(_ a: [Float], _ b: [Double]) -> Double {
-    precondition(a.count == b.count, "relativeError: \(a.count) vs \(b.count) elements")
-    let scale = max(b.map(abs).max() ?? 0, 1e-30)
-    var worst = 0.0
-    for i in 0..<a.count { worst = max(worst, abs(Double(a[i]) - b[i])) }
-    return worst / scale
 }
 
 /// Asserts a Float analytic gradient against a Double numeric one; returns the error.
