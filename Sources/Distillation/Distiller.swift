@@ -86,6 +86,24 @@ public struct StagedSchedule: Sendable {
     }
 }
 
+extension DistillationPlan {
+    /// Teacher hidden-state indices and 0-based teacher layers (for attention scores) that
+    /// the losses in `active` read at this plan's pairs.
+    public func teacherNeeds(_ active: Set<LossKind>) -> (hidden: [Int], scores: [Int]) {
+        var hidden: Set<Int> = [], scores: Set<Int> = []
+        for p in pairs {
+            for k in p.losses where active.contains(k) {
+                switch k {
+                case .embeddingMSE, .hiddenMSE, .hiddenCosine: hidden.insert(p.teacherLayer)
+                case .attentionMSE: scores.insert(p.teacherLayer - 1)
+                case .softCE, .hardCE: break
+                }
+            }
+        }
+        return (hidden.sorted(), scores.sorted())
+    }
+}
+
 /// Loss values of the last step, by loss (for logs).
 public struct DistillationLossParts: Sendable {
     public var values: [LossKind: Double] = [:]
@@ -122,21 +140,6 @@ public final class DistillationObjective: TrainingObjective {
         rng = DropoutRNG(seed: seed)
     }
 
-    /// Teacher hidden-state indices and 0-based teacher layers (scores) the losses of `active` need.
-    public func teacherNeeds(_ active: Set<LossKind>) -> (hidden: [Int], scores: [Int]) {
-        var hidden: Set<Int> = [], scores: Set<Int> = []
-        for p in plan.pairs {
-            for k in p.losses where active.contains(k) {
-                switch k {
-                case .embeddingMSE, .hiddenMSE, .hiddenCosine: hidden.insert(p.teacherLayer)
-                case .attentionMSE: scores.insert(p.teacherLayer - 1)
-                case .softCE, .hardCE: break
-                }
-            }
-        }
-        return (hidden.sorted(), scores.sorted())
-    }
-
     public func lossAndGradients(rows: ArraySlice<Int>, step: Int, parameters: ParameterBlock,
                                  gradients: inout Gradients) throws -> Double {
         let stage = schedule.stages[schedule.stageIndex(at: step)].stage
@@ -144,7 +147,7 @@ public final class DistillationObjective: TrainingObjective {
         let w = plan.spec.losses
         let (batch, labels) = paddedBatch(rows, from: examples, paddingId: paddingId)
         let B = batch.batchSize, T = batch.sequenceLength, rows2 = B * T, L = student.classCount
-        let needs = teacherNeeds(active)
+        let needs = plan.teacherNeeds(active)
         let acts = try student.forward(batch, labels: nil, parameters: parameters, dropout: dropout, rng: rng, step: step,
                                        keepScores: !needs.scores.isEmpty)
         var parts = DistillationLossParts()

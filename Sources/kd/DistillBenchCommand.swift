@@ -71,9 +71,7 @@ struct DistillStepBench: ParsableCommand {
         let online = try OnlineTeacher(config: start.config, classes: classes, tensors: teacherTensors)
         let (input, _) = paddedBatch(ArraySlice(0..<batch), from: examples, paddingId: source.tokenizer.paddingId)
         let schedule = StagedSchedule(stages: plan.stages, stepsPerEpoch: 1, peakRate: TrainStepBench.learningRate, warmupRatio: 0)
-        let probe = try DistillationObjective(plan: plan, examples: examples, teacherLogits: [[Float]](repeating: [], count: batch),
-                                              teacherStates: nil, schedule: schedule, paddingId: source.tokenizer.paddingId, seed: seed)
-        let needs = probe.teacherNeeds(Set(spec.losses.active))
+        let needs = plan.teacherNeeds(Set(spec.losses.active))
         let teacherActs = try online.model.forward(input, labels: nil, parameters: online.parameters, keepScores: !needs.scores.isEmpty)
         let L = classes
         let teacherLogits = (0..<batch).map { Array(teacherActs.logits.data[($0 * L)..<(($0 + 1) * L)]) }

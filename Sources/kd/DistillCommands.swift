@@ -197,7 +197,6 @@ struct Distill: ParsableCommand {
         let maxLength = cache.settings.maxLength
         let dev = zip(devRows, devLabels).map { TrainingExample(ids: source.tokenizer.encode($0.text, maxLength: maxLength).ids, label: $1) }
 
-        // Teacher hidden states: from the cache when it holds every layer the plan needs.
         let initial: InitializedStudent
         let teacherTensors = Dictionary(uniqueKeysWithValues: source.file.tensors.map { ($0.name, $0.tensor) })
         let runSeed = seed ?? plan.spec.training.seed ?? 13
@@ -213,9 +212,8 @@ struct Distill: ParsableCommand {
         let perEpoch = Trainer.stepsPerEpoch(examples: examples.count, batchSize: batch ?? plan.spec.training.batchSize ?? 32)
         let schedule = StagedSchedule(stages: plan.stages, stepsPerEpoch: perEpoch, peakRate: lr ?? plan.spec.training.learningRate ?? 5e-5,
                                       warmupRatio: warmup ?? plan.spec.training.warmupRatio ?? 0.1)
-        var objective = try DistillationObjective(plan: plan, examples: examples, teacherLogits: teacherLogits, teacherStates: nil,
-                                                  schedule: schedule, paddingId: source.tokenizer.paddingId, seed: runSeed)
-        let needs = objective.teacherNeeds(allLosses)
+        // Teacher hidden states: from the cache when it holds every layer the plan needs.
+        let needs = plan.teacherNeeds(allLosses)
         let cached = Set(cache.settings.hiddenLayers)
         let cacheHasAll = needs.scores.isEmpty && needs.hidden.allSatisfy(cached.contains)
         var statesNote = "teacher hidden states: none needed"
@@ -234,7 +232,7 @@ struct Distill: ParsableCommand {
                 statesNote = "teacher hidden states \(needs.hidden)\(needs.scores.isEmpty ? "" : ", attention scores of layers \(needs.scores.map { $0 + 1 })"): teacher run online on each batch (the cache holds \(cache.settings.hiddenLayers.isEmpty ? "logits only" : "hidden states \(cache.settings.hiddenLayers.sorted())"))"
             }
         }
-        objective = try DistillationObjective(plan: plan, examples: examples, teacherLogits: teacherLogits, teacherStates: states,
+        let objective = try DistillationObjective(plan: plan, examples: examples, teacherLogits: teacherLogits, teacherStates: states,
                                               schedule: schedule, paddingId: source.tokenizer.paddingId, seed: runSeed)
         let augmented = cache.copies.filter { $0 > 0 }.count
         print("training data: \(examples.count) cached examples (\(examples.count - augmented) original, \(augmented) augmented, soft labels only), max length \(maxLength); dev \(dev.count)")
