@@ -1,5 +1,6 @@
 # Distillery: the two commands of the README, and the steps they are made of.
-#   make demo   set up a fresh machine, import the default teacher, embed sentences
+#   make demo   set up a fresh machine, import the default teacher, embed sentences, then
+#               fine-tune it on sms-spam, cache its soft labels and distil a 3-layer student
 #   make test   set up, build and run the whole test suite
 #   make tuned-teachers   fine-tune MiniLM on the three packaged datasets (out/*.h5)
 SHELL := /bin/bash
@@ -23,6 +24,7 @@ demo: teacher
 	$(KD_RELEASE) info $(TEACHER) | head -4
 	$(KD_RELEASE) embed --model $(TEACHER) --input examples/sentences.txt --output out-embeddings.jsonl --threads 2
 	@python3 scripts/show_similarity.py out-embeddings.jsonl
+	scripts/demo-distill.sh
 
 test: setup
 	swift build --build-tests
