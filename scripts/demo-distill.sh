@@ -26,9 +26,8 @@ if [ ! -f "$OUT/sms-labels.h5" ]; then
 fi
 if [ ! -f "$OUT/sms-l3.h5" ]; then
     step "distil a 3-layer student (1 epoch)"
-    STEPS=$(python3 -c "import json,math; m=json.load(open('$DATA/manifest.json')); print(math.ceil(sum(m['counts']['train'].values())/32))")
     "$KD" distill --teacher "$OUT/sms-teacher.h5" --student students/distil-l3-h384.json --labels "$OUT/sms-labels.h5" \
-        --data "$DATA" --out "$OUT/sms-l3.h5" --max-steps "$STEPS" --threads "$THREADS"
+        --data "$DATA" --out "$OUT/sms-l3.h5" --epochs 1 --threads "$THREADS"
 fi
 
 step "teacher vs student on the test split"

@@ -87,12 +87,30 @@ func parseLossWeights(_ text: String) throws -> LossWeights {
 
 /// A student spec and its plan against `teacher` (loss weights replaced when `losses` is
 /// given), with errors as CLI errors.
-func loadPlan(studentPath: String, teacher: TeacherSource, classes: Int, losses: LossWeights? = nil) throws -> DistillationPlan {
+func loadPlan(studentPath: String, teacher: TeacherSource, classes: Int, losses: LossWeights? = nil,
+              epochs: String? = nil) throws -> DistillationPlan {
     guard FileManager.default.fileExists(atPath: studentPath) else {
         throw CLIError("\(studentPath): no such student spec — see students/*.json (e.g. students/distil-l3-h384.json)")
     }
     do {
         var spec = try StudentSpec(contentsOf: URL(fileURLWithPath: studentPath))
+        if let epochs {
+            let counts = epochs.split(separator: ",").map { Int($0) }
+            switch (spec.schedule, counts.count) {
+            case (.oneStage, 1):
+                guard let n = counts[0], n >= 1 else { throw CLIError("--epochs '\(epochs)' must be a whole number ≥ 1") }
+                spec.schedule = .oneStage(epochs: n)
+            case (.twoStage, 2):
+                guard let a = counts[0], let b = counts[1], a >= 1, b >= 1 else {
+                    throw CLIError("--epochs '\(epochs)' must be two whole numbers ≥ 1 (intermediate,prediction)")
+                }
+                spec.schedule = .twoStage(intermediateEpochs: a, predictionEpochs: b)
+            case (.oneStage, _):
+                throw CLIError("--epochs '\(epochs)': \(studentPath) has a one-stage schedule — give one number of epochs")
+            case (.twoStage, _):
+                throw CLIError("--epochs '\(epochs)': \(studentPath) has a two-stage schedule — give intermediate,prediction epochs, e.g. 4,3")
+            }
+        }
         if let losses {
             spec.losses = losses
             if case .twoStage = spec.schedule,
@@ -132,7 +150,8 @@ struct Distill: ParsableCommand {
     @Option(name: .customLong("eval-every"), help: "Evaluate on dev every N steps (default: once per epoch).") var evalEvery: Int?
     @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N steps (default: at each evaluation).") var checkpointEvery: Int?
     @Option(help: "Checkpoint file (default: OUT with .ckpt.h5).") var checkpoint: String?
-    @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps.") var maxSteps: Int?
+    @Option(help: "Epochs replacing the spec's schedule: N (one-stage) or intermediate,prediction (two-stage).") var epochs: String?
+    @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps (the learning-rate schedule stays the full run's).") var maxSteps: Int?
     @Option(name: .customLong("teacher-states"), help: "Teacher hidden states: auto (cache if it has them), cache, or online.")
     var teacherStates: TeacherStatesMode = .auto
     @Option(help: "Loss weights replacing the spec's, e.g. hard_ce=1 or soft_ce=5,hard_ce=2 (ablations).") var losses: String?
@@ -173,7 +192,8 @@ struct Distill: ParsableCommand {
         guard teacherLabels.count >= 2 else {
             throw CLIError("\(teacher): the teacher has no classifier head — fine-tune it first (kd finetune), then label with it (kd label)")
         }
-        let plan = try loadPlan(studentPath: student, teacher: source, classes: teacherLabels.count, losses: try losses.map(parseLossWeights))
+        let plan = try loadPlan(studentPath: student, teacher: source, classes: teacherLabels.count,
+                                losses: try losses.map(parseLossWeights), epochs: epochs)
         print(plan.description)
         let folder = try PreparedFolder(path: data)
         guard folder.manifest.labels == teacherLabels else {

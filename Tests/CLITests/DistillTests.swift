@@ -83,10 +83,11 @@ final class DistillTests: CLITestCase {
         }
         XCTAssertEqual(outputs[0], outputs[1], "same seed, same threads: students differ")
         // An ablation replaces the spec's loss weights: the plan shows only hard CE.
-        let hard = runOK(distillArgs(t, student: student, out: outPath("hard.h5"), ["--losses", "hard_ce=1", "--max-steps", "2",
+        let hard = runOK(distillArgs(t, student: student, out: outPath("hard.h5"), ["--losses", "hard_ce=1", "--epochs", "1", "--max-steps", "2",
                                                                                   "--checkpoint", temp.appendingPathComponent("h.ckpt.h5").path]))
         XCTAssertTrue(hard.stdout.contains("hard CE ×1") && !hard.stdout.contains("soft CE ×"), hard.stdout)
         XCTAssertTrue(hard.stdout.contains("teacher hidden states: none needed"), hard.stdout)
+        XCTAssertTrue(hard.stdout.contains("schedule: one stage, 1 epoch"), hard.stdout)
     }
 
     /// The run pauses after step 13 (checkpoints every 5), is SIGKILLed, and resumes from step 10.
@@ -147,6 +148,8 @@ final class DistillTests: CLITestCase {
         fails(distillArgs(t, student: good, out: out, ["--losses", "bogus=1"]), ["--losses 'bogus=1'", "hard_ce"])
         fails(distillArgs(t, student: good, out: out, ["--losses", "hard_ce=0"]), ["turns every loss off"])
         fails(distillArgs(t, student: good, out: out, ["--losses", "hard_ce=1"]), ["two-stage schedule", "one-stage"])
+        fails(distillArgs(t, student: good, out: out, ["--epochs", "2"]), ["--epochs '2'", "two-stage schedule", "4,3"])
+        fails(distillArgs(t, student: good, out: out, ["--epochs", "0,1"]), ["--epochs '0,1'", "≥ 1"])
     }
 
     func testBenchDistillStepRuns() throws {
