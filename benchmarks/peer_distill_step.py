@@ -118,7 +118,8 @@ def bench_kd(kd: Path, kd_model: str, kd_student: str, batch: int, seq: int, thr
         return None
     cmd = [str(kd), "bench", "distill-step", "--teacher", kd_model, "--student", kd_student,
            "--batch", str(batch), "--seq", str(seq), "--threads", str(threads), "--labels", str(labels),
-           "--temperature", str(TEMPERATURE), "--warmup", str(warmup), "--iters", str(iters), "--json"]
+           "--losses", "soft_ce=1,hidden_mse=1", "--temperature", str(TEMPERATURE),
+           "--warmup", str(warmup), "--iters", str(iters), "--json"]
     log(f"  kd: {shlex.join(cmd)}")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
