@@ -35,13 +35,14 @@ test: setup
 FINETUNE_FLAGS_sms-spam := --epochs 3
 FINETUNE_FLAGS_bbc-news := --epochs 4 --max-length 256
 FINETUNE_FLAGS_tweet-sentiment := --epochs 1
+EVAL_FLAGS_bbc-news := --max-length 256
 
 data/%/manifest.json: | release
 	$(KD_RELEASE) data prepare $* --out data/$*
 
 out/%.h5: data/%/manifest.json | teacher
 	$(KD_RELEASE) finetune --model $(TEACHER) --data data/$* --out $@ $(FINETUNE_FLAGS_$*) --threads 2
-	$(KD_RELEASE) eval --model $@ --data data/$* --split test
+	$(KD_RELEASE) eval --model $@ --data data/$* --split test $(EVAL_FLAGS_$*)
 
 tuned-teachers: out/sms-spam.h5 out/bbc-news.h5 out/tweet-sentiment.h5
 
