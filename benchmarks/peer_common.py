@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -60,3 +62,27 @@ def parse_kd_json(text: str) -> list[dict]:
             raise
         data = json.loads(text[start:end + 1])
     return data if isinstance(data, list) else [data]
+
+
+def run_kd_step_bench(kd: Path, args: list[str], batch: int, seq: int, threads: int) -> dict | None:
+    """Runs `kd bench <args> --json` (a step benchmark: train-step, distill-step) and returns
+    its row as a result dict, or None (logged) when kd is missing, fails or prints no JSON."""
+    if not (kd.is_file() and os.access(kd, os.X_OK)):
+        log(f"kd: no executable at {kd} — skipping the kd column (build it with `swift build -c release`)")
+        return None
+    cmd = [str(kd), "bench", *args, "--json"]
+    log(f"  kd: {shlex.join(cmd)}")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        log(f"    kd failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+        return None
+    try:
+        row = parse_kd_json(proc.stdout)[0]
+    except (json.JSONDecodeError, ValueError, IndexError) as e:
+        log(f"    kd printed no JSON ({e}); stdout tail: {proc.stdout.strip()[-400:]}")
+        return None
+    r = {"backend": "kd", "batch": batch, "seq": seq, "threads": threads,
+         **{k: row[k] for k in ("median_ms", "p90_ms", "seq_per_s", "iters", "warmup", "loss_first", "loss_last")
+            if k in row}}
+    log(f"    median {r['median_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms")
+    return r

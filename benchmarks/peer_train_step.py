@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import BertForSequenceClassification  # noqa: E402
-from peer_common import IDLE_LOAD, load_average, log, machine_info, parse_kd_json, summarize  # noqa: E402
+from peer_common import IDLE_LOAD, load_average, log, machine_info, run_kd_step_bench, summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SEED = 1234
@@ -96,27 +95,9 @@ def bench_torch(model_dir: Path, batch: int, seq: int, threads: int, labels: int
 
 def bench_kd(kd: Path, kd_model: str, batch: int, seq: int, threads: int, labels: int,
              warmup: int, iters: int, extra: list[str]) -> dict | None:
-    if not (kd.is_file() and os.access(kd, os.X_OK)):
-        log(f"kd: no executable at {kd} — skipping the kd column (build it with `swift build -c release`)")
-        return None
-    cmd = [str(kd), "bench", "train-step", "--model", kd_model, "--batch", str(batch), "--seq", str(seq),
-           "--threads", str(threads), "--labels", str(labels), "--warmup", str(warmup),
-           "--iters", str(iters), "--json", *extra]
-    log(f"  kd: {shlex.join(cmd)}")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        log(f"    kd failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
-        return None
-    try:
-        row = parse_kd_json(proc.stdout)[0]
-    except (json.JSONDecodeError, ValueError, IndexError) as e:
-        log(f"    kd printed no JSON ({e}); stdout tail: {proc.stdout.strip()[-400:]}")
-        return None
-    r = {"backend": "kd", "batch": batch, "seq": seq, "threads": threads,
-         **{k: row[k] for k in ("median_ms", "p90_ms", "seq_per_s", "iters", "warmup", "loss_first", "loss_last")
-            if k in row}}
-    log(f"    median {r['median_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms")
-    return r
+    return run_kd_step_bench(kd, ["train-step", "--model", kd_model, "--batch", str(batch), "--seq", str(seq),
+                                  "--threads", str(threads), "--labels", str(labels), "--warmup", str(warmup),
+                                  "--iters", str(iters), *extra], batch, seq, threads)
 
 
 def table(torch_r: dict | None, kd_r: dict | None, batch: int, seq: int, threads: int) -> str:
