@@ -7,8 +7,12 @@ HF transformers, fp32, eager attention, one thread, model.train() with every dro
 probability set to 0 (so the pass is deterministic and Distillery's own dropout RNG
 does not have to reproduce torch's).
 
-Two cases, each a group:
+Three cases, each a group:
   base    the fixture as committed (2 layers x 4 heads, FFN 64).
+  mean    the same encoder and classifier with a mean-pooling head instead of the pooler
+          (Distillery's `distillery_classifier_pooling: "mean"`): logits =
+          classifier(sum_t mask_t h_t / sum_t mask_t) over the last hidden states; HF has no
+          such class, so it is `MeanPooledClassifier` below around the fixture's BertModel.
   pruned  the same weights with heads and FFN neurons removed per layer (layer 0 keeps
           heads 0,2,3 and 48 neurons, layer 1 heads 1,3 and 40 neurons), the shapes
           Distillery's config keys `distillery_layer_heads` and
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -122,6 +127,24 @@ def prune(model: BertForSequenceClassification) -> None:
     model.train()
 
 
+class MeanPooledClassifier(torch.nn.Module):
+    """The fixture's encoder (pooler dropped) and classifier on the masked mean."""
+
+    def __init__(self, model: BertForSequenceClassification) -> None:
+        super().__init__()
+        self.bert = model.bert
+        self.bert.pooler = None
+        self.classifier = model.classifier
+
+    def forward(self, input_ids, token_type_ids, attention_mask, labels):
+        states = self.bert(input_ids=input_ids, token_type_ids=token_type_ids,
+                           attention_mask=attention_mask).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * m).sum(dim=1) / m.sum(dim=1).clamp(min=1)
+        logits = self.classifier(pooled)
+        return SimpleNamespace(logits=logits, loss=torch.nn.functional.cross_entropy(logits, labels))
+
+
 def canonical(name: str) -> str:
     return name[len("bert."):] if name.startswith("bert.") else name
 
@@ -130,7 +153,7 @@ def decays(name: str) -> bool:
     return not (name.endswith(".bias") or name.endswith("LayerNorm.weight"))
 
 
-def run_case(g: h5py.Group, model: BertForSequenceClassification, inputs: dict, store_initial: bool,
+def run_case(g: h5py.Group, model: torch.nn.Module, inputs: dict, store_initial: bool,
              store_final: bool) -> None:
     for k, v in inputs.items():
         g.create_dataset(k, data=v.numpy().astype(np.int64))
@@ -190,6 +213,8 @@ def main() -> None:
         pruned = load_model()
         prune(pruned)
         run_case(f.create_group("pruned"), pruned, inputs, store_initial=True, store_final=False)
+        run_case(f.create_group("mean"), MeanPooledClassifier(load_model()).train(), inputs, store_initial=False,
+                 store_final=False)
     print(f"wrote {OUT.relative_to(ROOT)} ({OUT.stat().st_size} bytes)")
 
 

@@ -97,7 +97,7 @@ public struct DistillationPlan: Sendable {
 
     /// The student's tensors in canonical order (encoder, pooler, classifier).
     public var studentShapes: [(name: String, shape: [Int])] {
-        bertParameterShapes(student, heads: BertHeads(pooler: true, classifierLabels: classes))
+        bertParameterShapes(student, heads: student.classifierHeads(classes: classes))
     }
     /// The projections, in pair order.
     public var projections: [ProjectionSpec] { pairs.compactMap(\.projection) }
@@ -108,9 +108,9 @@ public struct DistillationPlan: Sendable {
     /// The parameter layout of `parameterShapes`.
     public var layout: ParameterLayout { ParameterLayout(parameterShapes) }
 
-    /// Parameters of the teacher with a pooler and (when `classes` > 0) a classifier.
+    /// Parameters of the teacher with its classifier heads (a pooler unless it mean-pools).
     public var teacherParameterCount: Int {
-        bertParameterShapes(teacher, heads: BertHeads(pooler: true, classifierLabels: classes)).reduce(0) { $0 + $1.shape.reduce(1, *) }
+        bertParameterShapes(teacher, heads: teacher.classifierHeads(classes: classes)).reduce(0) { $0 + $1.shape.reduce(1, *) }
     }
     /// Parameters of the student (what is kept after distillation).
     public var studentParameterCount: Int { studentShapes.reduce(0) { $0 + $1.shape.reduce(1, *) } }
@@ -331,7 +331,8 @@ extension DistillationPlan: CustomStringConvertible {
             return String(out.reversed())
         }
         let ratio = Double(studentParameterCount) / Double(teacherParameterCount)
-        let head = classes > 0 ? "with pooler and \(classes)-class classifier" : "with pooler"
+        let pooler = student.classifierPooling == .cls ? "pooler" : "mean pooling"
+        let head = classes > 0 ? "with \(pooler) and \(classes)-class classifier" : "with \(pooler)"
         lines.append("parameters (\(head)): teacher \(count(teacherParameterCount)), student \(count(studentParameterCount)) (\(String(format: "%.1f", 100 * ratio))% of the teacher), projections \(count(projectionParameterCount))" + (projections.isEmpty ? "" : " (\(projections.count) × \(count(projections[0].parameterCount)), dropped after training)"))
         return lines.joined(separator: "\n")
     }

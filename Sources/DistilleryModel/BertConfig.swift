@@ -3,7 +3,10 @@
 // Follows the keys of HF transformers' `BertConfig`. Per-layer head counts and FFN
 // widths (after structured pruning) are Distillery's own optional keys
 // `distillery_layer_heads` and `distillery_layer_intermediate_sizes`; without them every
-// layer has `num_attention_heads` heads and `intermediate_size` FFN neurons.
+// layer has `num_attention_heads` heads and `intermediate_size` FFN neurons. How the
+// classifier reads the sequence is `distillery_classifier_pooling`: "cls" (default, HF's
+// tanh pooler over [CLS]) or "mean" (the classifier on the masked mean of the last hidden
+// states, no pooler — the recipe for encoders trained for mean pooling, e.g. all-MiniLM).
 // Left out on purpose: relative position embeddings, decoder/cross-attention options,
 // activations other than exact-erf GELU.
 import Foundation
@@ -31,9 +34,18 @@ public struct BertConfig: Sendable, Equatable {
     public var layerHeads: [Int]
     /// FFN width of each layer (all `intermediateSize` unless pruned).
     public var layerIntermediateSizes: [Int]
+    /// What the classifier reads: the pooler over [CLS] (`.cls`, HF) or the masked mean of
+    /// the last hidden states without a pooler (`.mean`).
+    public var classifierPooling: PoolingMode = .cls
 
     /// Size of one attention head: `hiddenSize / headCount`.
     public var headSize: Int { hiddenSize / headCount }
+
+    /// The heads a `classes`-way classifier of this config carries: a pooler only when the
+    /// classifier reads [CLS] through it.
+    public func classifierHeads(classes: Int) -> BertHeads {
+        BertHeads(pooler: classifierPooling == .cls, classifierLabels: classes)
+    }
 
     /// Creates a config from explicit sizes (used by tests and student definitions).
     public init(vocabSize: Int, hiddenSize: Int, layerCount: Int, headCount: Int,
@@ -112,6 +124,13 @@ public struct BertConfig: Sendable, Equatable {
         classifierDropout = try probability("classifier_dropout") ?? hiddenDropout
         if let heads = dict["distillery_layer_heads"] as? [Int] { layerHeads = heads }
         if let widths = dict["distillery_layer_intermediate_sizes"] as? [Int] { layerIntermediateSizes = widths }
+        if let value = dict["distillery_classifier_pooling"] {
+            guard let name = value as? String, let mode = PoolingMode(rawValue: name) else {
+                throw ModelError.badConfig(source, "'distillery_classifier_pooling' is \(value)",
+                                           hint: "it is \"cls\" (pooler over [CLS]) or \"mean\" (mean of the last hidden states)")
+            }
+            classifierPooling = mode
+        }
         try validate(source: source)
     }
 

@@ -2,7 +2,8 @@
 //
 // Follows HF transformers' `BertModel` in eval mode (dropout off): embeddings (word +
 // position + token type, LayerNorm), then per layer self-attention -> dense -> add & norm
-// -> FFN (GELU) -> dense -> add & norm; then optional pooler (tanh) and classifier.
+// -> FFN (GELU) -> dense -> add & norm; then optional pooler (tanh) and classifier (on the
+// pooler output, or on the masked mean of the last states when the config mean-pools).
 // Matrix products go through the packed-weight AVX2 GEMM of CKernels (weights packed once
 // at load; query, key and value fused into one GEMM per layer); bias+GELU, bias+residual+LayerNorm and each attention head are C kernels run
 // row-parallel. Activations live in per-model scratch buffers reused across calls, so
@@ -146,6 +147,18 @@ public final class BertEncoder: @unchecked Sendable {
                 norm2Gamma: t(p + "output.LayerNorm.weight").data,
                 norm2Beta: t(p + "output.LayerNorm.bias").data)
         }
+        if heads.classifierLabels > 0 {
+            let h = config.hiddenSize
+            switch config.classifierPooling {
+            case .cls where !heads.pooler:
+                throw ModelError.missingTensor(name: "pooler.dense.weight", expected: [h, h],
+                                               hint: "a [CLS] classifier reads the pooler; if this classifier was trained on mean pooling, the config needs \"distillery_classifier_pooling\": \"mean\"")
+            case .mean where heads.pooler:
+                throw ModelError.unexpectedTensors(["pooler.dense.bias", "pooler.dense.weight"],
+                                                   hint: "the config says distillery_classifier_pooling \"mean\": the classifier reads the mean of the last hidden states and has no pooler")
+            default: break
+            }
+        }
         pooler = heads.pooler ? (.packedFloat32(PackedMatrix(t("pooler.dense.weight"))), t("pooler.dense.bias").data) : nil
         classifier = heads.classifierLabels > 0 ? (.packedFloat32(PackedMatrix(t("classifier.weight"))), t("classifier.bias").data) : nil
     }
@@ -247,8 +260,9 @@ public final class BertEncoder: @unchecked Sendable {
         var out = EncoderOutput(lastHidden: Tensor(shape: [B, T, H], data: Array(UnsafeBufferPointer(start: x, count: rows * H))))
         out.hiddenStates = hidden
         out.attentions = attentions
+        // The classifier reads the pooler output (tanh(W · h_CLS + b)) or the masked mean.
+        var classifierInput: [Float]?
         if let pooler {
-            // pooled = tanh(W · h_CLS + b)
             var cls = [Float](repeating: 0, count: B * H)
             for b in 0..<B { for c in 0..<H { cls[b * H + c] = x[b * T * H + c] } }
             var pooled = [Float](repeating: 0, count: B * H)
@@ -258,15 +272,22 @@ public final class BertEncoder: @unchecked Sendable {
             } }
             for i in 0..<pooled.count { pooled[i] = Float(Foundation.tanh(Double(pooled[i]))) }
             out.pooled = Tensor(shape: [B, H], data: pooled)
-            if let classifier {
-                let L = classifier.bias.count
-                var logits = [Float](repeating: 0, count: B * L)
-                for b in 0..<B { for j in 0..<L { logits[b * L + j] = classifier.bias[j] } }
-                pooled.withUnsafeBufferPointer { pp in logits.withUnsafeMutableBufferPointer { lp in
-                    classifier.weight.apply(rows: B, x: pp.baseAddress!, y: lp.baseAddress!, accumulate: true)
-                } }
-                out.logits = Tensor(shape: [B, L], data: logits)
-            }
+            classifierInput = pooled
+        } else if config.classifierPooling == .mean, classifier != nil {
+            var mean = [Float](repeating: 0, count: B * H)
+            batch.mask.withUnsafeBufferPointer { m in mean.withUnsafeMutableBufferPointer { o in
+                maskedMeanForward(out: o.baseAddress!, x: x, mask: m.baseAddress!, batch: B, sequenceLength: T, hidden: H)
+            } }
+            classifierInput = mean
+        }
+        if let classifier, let classifierInput {
+            let L = classifier.bias.count
+            var logits = [Float](repeating: 0, count: B * L)
+            for b in 0..<B { for j in 0..<L { logits[b * L + j] = classifier.bias[j] } }
+            classifierInput.withUnsafeBufferPointer { pp in logits.withUnsafeMutableBufferPointer { lp in
+                classifier.weight.apply(rows: B, x: pp.baseAddress!, y: lp.baseAddress!, accumulate: true)
+            } }
+            out.logits = Tensor(shape: [B, L], data: logits)
         }
         return out
     }

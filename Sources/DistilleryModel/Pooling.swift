@@ -21,15 +21,12 @@ public func pool(_ states: Tensor, mask: [Int32], mode: PoolingMode, normalize: 
         case .cls:
             for c in 0..<H { out[b * H + c] = states.data[b * T * H + c] }
         case .mean:
-            // Accumulate in Double so the mean does not depend on summation order.
-            var acc = [Double](repeating: 0, count: H)
-            var n = 0
-            for t in 0..<T where mask[b * T + t] != 0 {
-                n += 1
-                for c in 0..<H { acc[c] += Double(states.data[(b * T + t) * H + c]) }
-            }
-            let denom = Double(max(n, 1))   // sentence-transformers clamps the count at 1e-9
-            for c in 0..<H { out[b * H + c] = Float(acc[c] / denom) }
+            states.data.withUnsafeBufferPointer { x in mask.withUnsafeBufferPointer { m in
+                out.withUnsafeMutableBufferPointer { o in
+                    maskedMeanForward(out: o.baseAddress! + b * H, x: x.baseAddress! + b * T * H,
+                                      mask: m.baseAddress! + b * T, batch: 1, sequenceLength: T, hidden: H)
+                }
+            } }
         }
         if normalize {
             var sq = 0.0
@@ -39,6 +36,40 @@ public func pool(_ states: Tensor, mask: [Int32], mode: PoolingMode, normalize: 
         }
     }
     return Tensor(shape: [B, H], data: out)
+}
+
+/// out[b] = mean of x[b, t] over the tokens with mask[b, t] ≠ 0 (`x` is [B, T, H], `out`
+/// [B, H]). Accumulates in Double so the mean does not depend on summation order; the count
+/// is clamped at 1 (sentence-transformers clamps at 1e-9).
+public func maskedMeanForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, mask: UnsafePointer<Int32>,
+                              batch B: Int, sequenceLength T: Int, hidden H: Int) {
+    var acc = [Double](repeating: 0, count: H)
+    for b in 0..<B {
+        for c in 0..<H { acc[c] = 0 }
+        var n = 0
+        for t in 0..<T where mask[b * T + t] != 0 {
+            n += 1
+            let row = x + (b * T + t) * H
+            for c in 0..<H { acc[c] += Double(row[c]) }
+        }
+        let denom = Double(max(n, 1))
+        for c in 0..<H { out[b * H + c] = Float(acc[c] / denom) }
+    }
+}
+
+/// The backward of `maskedMeanForward`: dx[b, t] += dy[b] / count for the tokens with
+/// mask[b, t] ≠ 0; padding rows get nothing.
+public func maskedMeanBackward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Int32>,
+                               batch B: Int, sequenceLength T: Int, hidden H: Int) {
+    for b in 0..<B {
+        var n = 0
+        for t in 0..<T where mask[b * T + t] != 0 { n += 1 }
+        let scale = 1 / Float(max(n, 1))
+        for t in 0..<T where mask[b * T + t] != 0 {
+            let row = dx + (b * T + t) * H
+            for c in 0..<H { row[c] += dy[b * H + c] * scale }
+        }
+    }
 }
 
 /// Row-wise softmax of `[B, L]` logits, computed in Double.

@@ -79,7 +79,7 @@ extension BertTrainingModel {
         }
         parameters.storage.withUnsafeBufferPointer { pp in gradients.storage.withUnsafeMutableBufferPointer { gp in
             let P = pp.baseAddress!, G = gp.baseAddress!
-            // Loss → classifier → dropout → tanh → pooler.
+            // Loss → classifier → dropout → tanh → pooler (or → masked mean).
             let dLogits = buffer(B * L, zeroed: true)
             if let labels = acts.labels, seeds.labelWeight != 0 {
                 labels.withUnsafeBufferPointer { lp in
@@ -92,13 +92,20 @@ extension BertTrainingModel {
             linearBackward(dx: dPooled.pointer, dWeight: G + classifierW, dBias: G + classifierB, dy: dLogits.pointer,
                            x: acts.classifierInput.pointer, weight: P + classifierW, rows: B, inFeatures: H, outFeatures: L)
             if let m = acts.pooledMask { dropoutBackward(dx: dPooled.pointer, dy: dPooled.pointer, mask: m.pointer, count: B * H) }
-            let dPre = buffer(B * H), dCls = buffer(B * H)
-            tanhBackward(dx: dPre.pointer, dy: dPooled.pointer, y: acts.pooled.pointer, count: B * H)
-            linearBackward(dx: dCls.pointer, dWeight: G + poolerW, dBias: G + poolerB, dy: dPre.pointer,
-                           x: acts.cls.pointer, weight: P + poolerW, rows: B, inFeatures: H, outFeatures: H)
-            // dX: gradient w.r.t. the current layer output; only [CLS] rows receive one from the head.
+            // dX: gradient w.r.t. the current layer output; from the head only [CLS] rows
+            // receive one (pooler), or every real token (masked mean).
             var dX = buffer(rows * H, zeroed: true), dNorm1 = buffer(rows * H)
-            for b in 0..<B { (dX.pointer + b * T * H).update(from: dCls.pointer + b * H, count: H) }
+            if let pooler, let cls = acts.cls {
+                let dPre = buffer(B * H), dCls = buffer(B * H)
+                tanhBackward(dx: dPre.pointer, dy: dPooled.pointer, y: acts.pooled.pointer, count: B * H)
+                linearBackward(dx: dCls.pointer, dWeight: G + pooler.weight, dBias: G + pooler.bias, dy: dPre.pointer,
+                               x: cls.pointer, weight: P + pooler.weight, rows: B, inFeatures: H, outFeatures: H)
+                for b in 0..<B { (dX.pointer + b * T * H).update(from: dCls.pointer + b * H, count: H) }
+            } else {
+                batch.mask.withUnsafeBufferPointer { m in
+                    maskedMeanBackward(dx: dX.pointer, dy: dPooled.pointer, mask: m.baseAddress!, batch: B, sequenceLength: T, hidden: H)
+                }
+            }
             add(seeds.hiddenStates[layerSlots.count], into: dX.pointer)
             let dNorm = buffer(rows * H), dBranch = buffer(rows * H)
             // Per-layer temporaries at the widest layer's sizes, reused by every layer.

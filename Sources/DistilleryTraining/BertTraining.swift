@@ -1,6 +1,7 @@
 // BertTraining: the training forward (with cached activations) of a BERT sequence
-// classifier — encoder, tanh pooler over [CLS], linear classifier, cross-entropy; the
-// backward is in BertBackward.swift.
+// classifier — encoder, tanh pooler over [CLS] (or the masked mean of the last hidden
+// states when the config says `classifierPooling: .mean`), linear classifier,
+// cross-entropy; the backward is in BertBackward.swift.
 //
 // Follows HF `BertForSequenceClassification` in train mode: dropout after the embedding
 // LayerNorm, on the attention probabilities, after each attention-output and FFN-output
@@ -95,8 +96,10 @@ public struct BertActivations {
 
     let embeddingSum, embeddingMean, embeddingRstd, embeddingNorm: FloatBuffer
     let embeddingMask: FloatBuffer?
-    /// [CLS] states [B, H], pooler pre-activation and tanh output [B, H], dropout mask.
-    let cls, poolerPre, pooled: FloatBuffer
+    /// [CLS] states and pooler pre-activation [B, H] (nil when mean-pooling), the pooled
+    /// vector [B, H] (tanh output or masked mean), its dropout mask.
+    let cls, poolerPre: FloatBuffer?
+    let pooled: FloatBuffer
     let pooledMask: FloatBuffer?
     /// Classifier input (pooled after dropout) [B, H], logits and softmax probabilities [B, classes].
     let classifierInput, logitsBuffer, softmax: FloatBuffer
@@ -112,19 +115,22 @@ public struct BertTrainingModel: Sendable {
     public let config: BertConfig
     /// Number of classes of the classifier.
     public let classCount: Int
-    /// Canonical parameter layout (encoder, pooler, classifier).
+    /// Canonical parameter layout (encoder, pooler unless mean-pooling, classifier).
     public let layout: ParameterLayout
 
     struct LayerSlots: Sendable {
         var heads: Int, width: Int
         var qW, qB, kW, kB, vW, vB, oW, oB, n1G, n1B, iW, iB, fW, fB, n2G, n2B: Int
     }
-    let word, position, type, embGamma, embBeta, poolerW, poolerB, classifierW, classifierB: Int
+    let word, position, type, embGamma, embBeta, classifierW, classifierB: Int
+    /// The pooler's weight and bias offsets; nil when the classifier reads the masked mean.
+    let pooler: (weight: Int, bias: Int)?
     let layerSlots: [LayerSlots]
     /// Reusable activation memory (see ActivationArena.swift).
     let arenas = ArenaPool()
 
-    /// A model for `config` with a pooler and a `classes`-way classifier.
+    /// A model for `config` with a `classes`-way classifier (and a pooler unless the config
+    /// mean-pools).
     public init(config: BertConfig, classes: Int) throws(ModelError) {
         try config.validate()
         guard classes >= 2 else {
@@ -133,7 +139,7 @@ public struct BertTrainingModel: Sendable {
         }
         self.config = config
         classCount = classes
-        let layout = ParameterLayout(config: config, heads: BertHeads(pooler: true, classifierLabels: classes))
+        let layout = ParameterLayout(config: config, heads: config.classifierHeads(classes: classes))
         self.layout = layout
         func o(_ name: String) -> Int { layout.offset(name) }
         word = o("embeddings.word_embeddings.weight")
@@ -141,8 +147,7 @@ public struct BertTrainingModel: Sendable {
         type = o("embeddings.token_type_embeddings.weight")
         embGamma = o("embeddings.LayerNorm.weight")
         embBeta = o("embeddings.LayerNorm.bias")
-        poolerW = o("pooler.dense.weight")
-        poolerB = o("pooler.dense.bias")
+        pooler = config.classifierPooling == .cls ? (o("pooler.dense.weight"), o("pooler.dense.bias")) : nil
         classifierW = o("classifier.weight")
         classifierB = o("classifier.bias")
         layerSlots = (0..<config.layerCount).map { l in
@@ -281,11 +286,20 @@ public struct BertTrainingModel: Sendable {
                     hidden.append(out)
                 }
             }
-            // Pooler over [CLS], dropout, classifier, loss.
-            let cls = buffer(B * H), poolPre = buffer(B * H), pooled = buffer(B * H)
-            for b in 0..<B { (cls.pointer + b * H).update(from: x.pointer + b * T * H, count: H) }
-            linearForward(y: poolPre.pointer, x: cls.pointer, weight: P + poolerW, bias: P + poolerB, rows: B, inFeatures: H, outFeatures: H)
-            tanhForward(y: pooled.pointer, x: poolPre.pointer, count: B * H)
+            // Pooler over [CLS] (or the masked mean), dropout, classifier, loss.
+            let pooled = buffer(B * H)
+            var cls: FloatBuffer?, poolPre: FloatBuffer?
+            if let pooler {
+                let c = buffer(B * H), pre = buffer(B * H)
+                for b in 0..<B { (c.pointer + b * H).update(from: x.pointer + b * T * H, count: H) }
+                linearForward(y: pre.pointer, x: c.pointer, weight: P + pooler.weight, bias: P + pooler.bias, rows: B, inFeatures: H, outFeatures: H)
+                tanhForward(y: pooled.pointer, x: pre.pointer, count: B * H)
+                (cls, poolPre) = (c, pre)
+            } else {
+                batch.mask.withUnsafeBufferPointer { m in
+                    maskedMeanForward(out: pooled.pointer, x: x.pointer, mask: m.baseAddress!, batch: B, sequenceLength: T, hidden: H)
+                }
+            }
             let poolMask = dropoutMask(B * H, dropout.classifier, classifierSite)
             var clsIn = pooled
             if let poolMask {

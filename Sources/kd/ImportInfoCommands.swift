@@ -161,6 +161,9 @@ struct Info: ParsableCommand {
             print("file: \(file) (distillery-teacher, \(formatBytes(size)))")
             print("architecture: BERT encoder, \(config.layerCount) layers, hidden \(config.hiddenSize), heads \(config.layerHeads.map(String.init).joined(separator: "/")), FFN \(config.layerIntermediateSizes.map(String.init).joined(separator: "/")), positions \(config.maxPositions), vocab \(config.vocabSize)")
             if !config.labels.isEmpty { print("labels: \(config.labels.joined(separator: ", "))") }
+            if t.tensors.contains(where: { $0.name == "classifier.weight" }) {
+                print("classifier: on \(config.classifierPooling == .mean ? "the mean of the last hidden states (no pooler)" : "the tanh pooler over [CLS]")")
+            }
             print("pooling: \(t.pooling)\(t.normalize ? " + L2 normalize" : ""); tokenizer: \(t.tokenizerOptionsJSON)")
             printTensors(t.tensors.map { ($0.name, "float32", $0.tensor.shape) })
         } else {

@@ -90,10 +90,11 @@ func labelIndices(_ examples: [LabeledText], labels: [String], file: String, kno
     }
 }
 
-/// Where fine-tuning starts: the teacher's encoder (and pooler, when it has one) plus a
-/// fresh seeded classification head, as one parameter block (kd finetune, kd bench train-step).
+/// Where fine-tuning starts: the teacher's encoder (and pooler, when it has one and the
+/// classifier reads [CLS]) plus a fresh seeded classification head, as one parameter block
+/// (kd finetune, kd bench train-step).
 struct ClassifierStart {
-    /// The teacher's config with `labels` set.
+    /// The teacher's config with `labels` (and the classifier pooling) set.
     let config: BertConfig
     /// The teacher's tensors without any old classifier (what the run fingerprint covers).
     let encoderTensors: [(name: String, tensor: Tensor)]
@@ -102,14 +103,18 @@ struct ClassifierStart {
 }
 
 extension TeacherSource {
-    /// The teacher with a new `labels.count`-way head initialized from `seed`.
-    func classifierStart(labels: [String], seed: UInt64) throws -> ClassifierStart {
+    /// The teacher with a new `labels.count`-way head initialized from `seed`; `pooling`
+    /// overrides what the classifier reads (default: the teacher config's choice). A mean-
+    /// pooling head drops the teacher's pooler.
+    func classifierStart(labels: [String], seed: UInt64, pooling: PoolingMode? = nil) throws -> ClassifierStart {
         var config = self.config
         config.labels = labels
-        let encoderTensors = file.tensors.filter { !$0.name.hasPrefix("classifier.") }
+        if let pooling { config.classifierPooling = pooling }
+        let usesPooler = config.classifierPooling == .cls
+        let encoderTensors = file.tensors.filter { !$0.name.hasPrefix("classifier.") && (usesPooler || !$0.name.hasPrefix("pooler.")) }
         var tensors = Dictionary(uniqueKeysWithValues: encoderTensors.map { ($0.name, $0.tensor) })
-        let hasPooler = tensors["pooler.dense.weight"] != nil
-        for (name, t) in freshHeadTensors(hiddenSize: config.hiddenSize, classes: labels.count, seed: seed, pooler: !hasPooler) {
+        let needsPooler = usesPooler && tensors["pooler.dense.weight"] == nil
+        for (name, t) in freshHeadTensors(hiddenSize: config.hiddenSize, classes: labels.count, seed: seed, pooler: needsPooler) {
             tensors[name] = t
         }
         do {
@@ -148,6 +153,7 @@ struct Finetune: ParsableCommand {
     @Option(help: "Checkpoint file (default: OUT with .ckpt.h5).") var checkpoint: String?
     @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps (the schedule ends there).") var maxSteps: Int?
     @Option(help: "Seed of data order, dropout and head initialization.") var seed: UInt64 = 13
+    @Option(help: "What the classifier reads: cls (HF BertForSequenceClassification: tanh pooler over [CLS]) or mean (the masked mean of the last hidden states, no pooler; for encoders trained for mean pooling). Default: the model's own, cls for a plain BERT.") var pooling: String?
     @Option(help: "Continue from this checkpoint (same model, data and flags).") var resume: String?
     @Option(name: .customLong("debug-pause-after-step"), help: .hidden) var pauseAfterStep: Int?
     @OptionGroup var threads: ThreadOptions
@@ -172,6 +178,9 @@ struct Finetune: ParsableCommand {
         }
         guard let decay = LearningRateSchedule.Decay(rawValue: schedule) else {
             throw CLIError("--schedule '\(schedule)' is not one of: linear, cosine")
+        }
+        if let pooling, PoolingMode(rawValue: pooling) == nil {
+            throw CLIError("--pooling '\(pooling)' is not one of: cls, mean")
         }
         return decay
     }
@@ -219,7 +228,7 @@ struct Finetune: ParsableCommand {
         let dev = zip(devRows, devLabelIndex).map { TrainingExample(ids: teacher.tokenizer.encode($0.text, maxLength: limit).ids, label: $1) }
 
         // The model: the teacher's encoder (+ pooler), a fresh seeded head.
-        let start = try teacher.classifierStart(labels: labels, seed: seed)
+        let start = try teacher.classifierStart(labels: labels, seed: seed, pooling: pooling.flatMap(PoolingMode.init(rawValue:)))
         let (config, encoderTensors, trainingModel, initial) = (start.config, start.encoderTensors, start.model, start.parameters)
 
         let perEpoch = Trainer.stepsPerEpoch(examples: train.count, batchSize: batch)
@@ -248,7 +257,7 @@ struct Finetune: ParsableCommand {
         guard let best = state.best else { throw CLIError("no dev evaluation was made — nothing to write") }
         var bestBlock = ParameterBlock(zeros: trainingModel.layout)
         bestBlock.storage = best.storage
-        let output = TeacherFile(tensors: bestBlock.tensors, configJSON: try classifierConfigJSON(teacher.file.configJSON, labels: labels),
+        let output = TeacherFile(tensors: bestBlock.tensors, configJSON: try classifierConfigJSON(teacher.file.configJSON, labels: labels, pooling: config.classifierPooling),
                                  vocabulary: teacher.file.vocabulary, pooling: teacher.file.pooling, normalize: teacher.file.normalize,
                                  tokenizerOptionsJSON: teacher.file.tokenizerOptionsJSON, labelsJSON: jsonArray(labels))
         do { try output.write(to: URL(fileURLWithPath: out)) } catch { throw CLIError(file: out, error) }
@@ -258,10 +267,11 @@ struct Finetune: ParsableCommand {
 }
 
 /// The teacher's config.json with the new head's labels (`id2label`, `label2id`) and architecture.
-func classifierConfigJSON(_ text: String, labels: [String]) throws -> String {
+func classifierConfigJSON(_ text: String, labels: [String], pooling: PoolingMode? = nil) throws -> String {
     guard var object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
         throw CLIError("the model's config_json is not a JSON object — re-import the model")
     }
+    if let pooling { object["distillery_classifier_pooling"] = pooling == .cls ? nil : pooling.rawValue }
     object["id2label"] = Dictionary(uniqueKeysWithValues: labels.enumerated().map { (String($0), $1) })
     object["label2id"] = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })
     object["architectures"] = ["BertForSequenceClassification"]

@@ -178,6 +178,28 @@ final class FinetuneTests: CLITestCase {
                  contains: ["no such checkpoint"])
     }
 
+    /// `--pooling mean`: the classifier reads the masked mean of the last hidden states; the
+    /// output has no pooler, says so in its config, learns the toy task, and a fine-tune
+    /// that starts from it keeps mean pooling unless told otherwise.
+    func testMeanPoolingHead() throws {
+        let (model, data) = (try SharedModel.tinyPath(), try ToyData.path())
+        let out = outPath("mean.h5")
+        runOK(runArgs(model: model, data: data, out: out, ["--lr", "2e-3", "--pooling", "mean", "--checkpoint", temp.appendingPathComponent("c.h5").path]))
+        let info = runOK(["info", out])
+        XCTAssertFalse(info.stdout.contains("pooler.dense"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("classifier.weight"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("classifier: on the mean of the last hidden states (no pooler)"), info.stdout)
+        let eval = runOK(["eval", "--model", out, "--data", data, "--split", "test", "--json"])
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(json["accuracy"] as? Double), 0.75, eval.stdout)
+        // Continuing from the mean-pooled model: still no pooler; --pooling cls brings a fresh one.
+        runOK(runArgs(model: out, data: data, out: outPath("again.h5"), ["--epochs", "1", "--checkpoint", temp.appendingPathComponent("c2.h5").path]))
+        XCTAssertFalse(runOK(["info", outPath("again.h5")]).stdout.contains("pooler.dense"))
+        runOK(runArgs(model: out, data: data, out: outPath("cls.h5"), ["--epochs", "1", "--pooling", "cls", "--checkpoint", temp.appendingPathComponent("c3.h5").path]))
+        let clsInfo = runOK(["info", outPath("cls.h5")]).stdout
+        XCTAssertTrue(clsInfo.contains("pooler.dense") && clsInfo.contains("classifier: on the tanh pooler over [CLS]"), clsInfo)
+    }
+
     func testBadInputs() throws {
         let (model, data) = (try SharedModel.tinyPath(), try ToyData.path())
         let out = outPath("x.h5")
@@ -204,6 +226,7 @@ final class FinetuneTests: CLITestCase {
         // Flags.
         runFails(runArgs(model: model, data: data, out: out, ["--schedule", "step"]), contains: ["--schedule 'step'"])
         runFails(runArgs(model: model, data: data, out: out, ["--warmup", "2.5"]), contains: ["--warmup '2.5'"])
+        runFails(runArgs(model: model, data: data, out: out, ["--pooling", "max"]), contains: ["--pooling 'max'", "cls, mean"])
         // kd eval: a dataset whose labels the model does not know.
         runFails(["eval", "--model", temp.appendingPathComponent("m.h5").path, "--data", bad, "--split", "dev"],
                  contains: ["label 'sarcastic' is unknown to the model"])

@@ -18,11 +18,23 @@ let modelFiniteDifferenceStep: Float = 1e-2
 
 final class ModelGradientTests: XCTestCase {
     func testWholeModelGradientWithDropoutAndPrunedLayers() throws {
+        try checkWholeModelGradient(pooling: .cls)
+    }
+
+    /// The mean-pooling head (no pooler; the classifier reads the masked mean, so every real
+    /// token's state gets a gradient from the head and padded ones none).
+    func testWholeModelGradientWithMeanPoolingHead() throws {
+        try checkWholeModelGradient(pooling: .mean)
+    }
+
+    func checkWholeModelGradient(pooling: PoolingMode) throws {
         var config = BertConfig(vocabSize: 11, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 6,
                                 maxPositions: 8, typeVocabSize: 2, layerNormEps: 1e-12)
         config.layerHeads = [2, 1]
         config.layerIntermediateSizes = [6, 3]
+        config.classifierPooling = pooling
         let model = try BertTrainingModel(config: config, classes: 3)
+        XCTAssertEqual(model.layout.entries.contains { $0.name.hasPrefix("pooler.") }, pooling == .cls)
         var rng = TestRNG(seed: 77)
         var parameters = ParameterBlock(zeros: model.layout)
         for e in model.layout.entries {
@@ -60,7 +72,7 @@ final class ModelGradientTests: XCTestCase {
                 let d = zip(grads.storage[e.range], numeric[e.range]).map { abs(Double($0) - $1) }.max()! / scale
                 if d > worstTensor.1 { worstTensor = (e.name, d) }
             }
-            print("model gradient check, \(threads) thread(s): relative error \(err), worst tensor \(worstTensor.0)")
+            print("model gradient check (\(pooling) pooling), \(threads) thread(s): relative error \(err), worst tensor \(worstTensor.0)")
             XCTAssertLessThanOrEqual(err, modelGradientTolerance, "\(threads) thread(s), worst \(worstTensor.0)")
         }
         Compute.setThreads(1)

@@ -2,8 +2,10 @@
 // probabilities 0, eager attention, fp32) on the tiny fixture: the loss, every parameter
 // gradient, and 5 AdamW steps with clipping and a warm-up/decay schedule, from
 // Tests/Fixtures/tiny-bert/training-golden.h5 (scripts/make_training_golden.py).
-// Two cases: the fixture as committed, and a copy with per-layer head counts and FFN
-// widths (pruned), whose initial weights the golden file holds.
+// Three cases: the fixture as committed, a copy with per-layer head counts and FFN widths
+// (pruned), whose initial weights the golden file holds, and the fixture with a
+// mean-pooling classifier head instead of the pooler (a small torch module around HF's
+// BertModel in the script).
 import DistilleryModel
 import DistilleryTensor
 import DistilleryTraining
@@ -59,6 +61,10 @@ final class TrainingParityTests: XCTestCase {
         } else {
             let weights = try loadCanonicalWeights(from: dir.appendingPathComponent("model.safetensors"))
             tensors = Dictionary(uniqueKeysWithValues: weights.tensors.map { ($0.name, $0.tensor) })
+            if group == "mean" {
+                config.classifierPooling = .mean
+                tensors = tensors.filter { !$0.key.hasPrefix("pooler.") }
+            }
         }
         let model = try BertTrainingModel(config: config, classes: 3)
         let parameters = try ParameterBlock(layout: model.layout, tensors: tensors)
@@ -103,6 +109,13 @@ final class TrainingParityTests: XCTestCase {
         XCTAssertEqual(c.parameters.tensor("encoder.layer.1.attention.self.query.weight").shape, [16, 32])
         XCTAssertEqual(c.parameters.tensor("encoder.layer.0.intermediate.dense.weight").shape, [48, 32])
         for threads in [1, 2] { try checkGradients(c, threads: threads) }
+    }
+
+    func testMeanPoolingHeadMatchesPyTorch() throws {
+        let c = try loadCase("mean")
+        XCTAssertFalse(c.parameters.layout.entries.contains { $0.name.hasPrefix("pooler.") })
+        for threads in [1, 2] { try checkGradients(c, threads: threads) }
+        _ = try runSteps(c)
     }
 
     /// 5 AdamW steps exactly as the golden script: loss before each step, clipping norm,
