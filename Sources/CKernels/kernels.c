@@ -175,7 +175,7 @@ static long round8(long n) { return (n + 7) & ~7L; }
 
 long dk_attention_scratch_floats(long T, long D) {
     long Tp = round8(T), big = T > D ? T : D;
-    long gemm = T * D + dk_packed_floats(T, D) + dk_packed_floats(D, T) + T * Tp + Tp
+    long gemm = dk_packed_floats(T, D) + dk_packed_floats(D, T) + T * Tp + Tp
               + dk_gemm_workspace_floats(T, big);
     long plain = T * (D + 1);
     return gemm > plain ? gemm : plain;
@@ -185,8 +185,7 @@ DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const fl
                                         float *out, long ldo, const int32_t *keep, long T, long D,
                                         float scale, float *scratch, float *probs) {
     const long Tp = round8(T);
-    float *tmp = scratch;                          // [T, D] keys, then [D, T] values transposed
-    float *kpack = tmp + T * D;                    // K as a packed [T, D] weight
+    float *kpack = scratch;                        // K as a packed [T, D] weight
     float *vpack = kpack + dk_packed_floats(T, D); // Vᵀ as a packed [D, T] weight
     float *S = vpack + dk_packed_floats(D, T);     // [T, Tp] scores, then probabilities
     float *keepf = S + T * Tp;                     // [Tp]
@@ -194,11 +193,10 @@ DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const fl
     long valid = 0;
     for (long j = 0; j < T; j++) valid += keep[j] != 0;
     for (long j = 0; j < Tp; j++) keepf[j] = j < T && (keep[j] || !valid) ? 1.0f : 0.0f;
-    for (long j = 0; j < T; j++) memcpy(tmp + j * D, k + j * ld, (size_t)D * sizeof(float));
-    dk_pack_weight(tmp, T, D, kpack);
-    for (long j = 0; j < T; j++)
-        for (long d = 0; d < D; d++) tmp[d * T + j] = v[j * ld + d];
-    dk_pack_weight(tmp, D, T, vpack);
+    // Both packed straight from the strided rows: K [T, D] as the weight of S = Q·Kᵀ, and
+    // V [T, D] as the transposed source of the weight Vᵀ [D, T] of out = P·V.
+    dk_pack_weight_ld(k, ld, T, D, kpack);
+    dk_pack_weight_transposed(v, ld, D, T, vpack);
     dk_gemm_packed(T, T, D, q, ld, kpack, S, Tp, 0, ws);
     for (long t = 0; t < T; t++) {
         float *row = S + t * Tp;

@@ -239,13 +239,13 @@ struct Distill: ParsableCommand {
         var statesNote = "teacher hidden states: none needed"
         var states: TeacherStates?
         if !needs.hidden.isEmpty || !needs.scores.isEmpty {
-            switch teacherStates {
-            case .cache where !cacheHasAll:
+            if teacherStates == .cache && !cacheHasAll {
                 throw CLIError("\(labels): --teacher-states cache, but the plan needs teacher hidden states \(needs.hidden)\(needs.scores.isEmpty ? "" : " and attention scores of layers \(needs.scores.map { $0 + 1 })") and the cache holds hidden states \(cache.settings.hiddenLayers.sorted()) — re-label with --hidden \(needs.hidden.map(String.init).joined(separator: ",")), or use --teacher-states online")
-            case .cache, .auto where cacheHasAll:
+            }
+            if teacherStates != .online && cacheHasAll {
                 states = CachedTeacherStates(cache: cache)
                 statesNote = "teacher hidden states \(needs.hidden): read from \(labels)"
-            default:
+            } else {
                 do { states = try OnlineTeacher(config: source.config, classes: teacherLabels.count, tensors: teacherTensors) } catch {
                     throw CLIError(file: teacher, error)
                 }

@@ -128,7 +128,7 @@ class CLITestCase: XCTestCase {
 
     /// Starts kd with stderr into `log`; returns the running process.
     func start(_ args: [String], log: URL) throws -> Process {
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let p = Process()
         p.executableURL = KDBinary.url!
         p.arguments = args
