@@ -222,6 +222,7 @@ public struct DistillationPlan: Sendable {
         s.hiddenDropout = teacher.hiddenDropout
         s.attentionDropout = teacher.attentionDropout
         s.classifierDropout = teacher.classifierDropout
+        s.classifierPooling = teacher.classifierPooling   // the student reads the sequence as its teacher does
         do { try s.validate(source: src) } catch {
             throw DistillationError(src, keyPath: "architecture", "does not make a valid BERT config: \(error)", hint: "fix the sizes")
         }

@@ -71,6 +71,27 @@ final class DistillTests: CLITestCase {
         XCTAssertTrue(online.stdout.contains("teacher hidden states [0, 2]: teacher run online"), online.stdout)
     }
 
+    /// A mean-pooling teacher (`kd finetune --pooling mean`) gives a mean-pooling student:
+    /// no pooler in the plan's parameter count or the file, and eval/predict read it.
+    func testMeanPoolingTeacherGivesMeanPoolingStudent() throws {
+        let (model, data) = (try SharedModel.tinyPath(), try ToyData.path())
+        let teacher = temp.appendingPathComponent("mean-teacher.h5").path
+        runOK(["finetune", "--model", model, "--data", data, "--out", teacher, "--epochs", "1", "--batch", "8", "--max-length", "16",
+               "--max-steps", "2", "--pooling", "mean", "--threads", "1", "--checkpoint", temp.appendingPathComponent("t.ckpt.h5").path])
+        let labels = temp.appendingPathComponent("mean-labels.h5").path
+        runOK(["label", "--teacher", teacher, "--data", data, "--out", labels, "--max-length", "16", "--threads", "1"])
+        let out = outPath("mean-student.h5")
+        let r = runOK(distillArgs((teacher, data, labels), student: try spec("narrow"), out: out,
+                                  ["--max-steps", "4", "--checkpoint", temp.appendingPathComponent("s.ckpt.h5").path]))
+        XCTAssertTrue(r.stdout.contains("with mean pooling and 2-class classifier"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("teacher run online"), r.stdout)
+        let info = runOK(["info", out]).stdout
+        XCTAssertTrue(info.contains("classifier: on the mean of the last hidden states (no pooler)"), info)
+        XCTAssertFalse(info.contains("pooler.dense"), info)
+        let eval = runOK(["eval", "--model", out, "--data", data, "--split", "test", "--teacher", teacher, "--json"])
+        XCTAssertTrue(eval.stdout.contains("\"agreement\""), eval.stdout)
+    }
+
     func testAttentionScoreLossAtEqualWidthAndSameSeedSameBytes() throws {
         let t = try setUpCache(["--augment", "1"])
         let student = try spec("wide", hidden: 32, heads: 4, losses: ["soft_ce": 1, "attention_mse": 1, "hidden_mse": 1],
