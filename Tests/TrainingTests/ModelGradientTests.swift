@@ -27,20 +27,28 @@ final class ModelGradientTests: XCTestCase {
         try checkWholeModelGradient(pooling: .mean)
     }
 
-    func checkWholeModelGradient(pooling: PoolingMode) throws {
+    /// A 2-layer model of hidden 8 whose second layer is pruned (1 head, FFN 3), 3 classes,
+    /// with seeded random weights (LayerNorm scales near 1).
+    func prunedTinyModel(pooling: PoolingMode = .cls, seed: UInt64) throws -> (BertTrainingModel, ParameterBlock) {
         var config = BertConfig(vocabSize: 11, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 6,
                                 maxPositions: 8, typeVocabSize: 2, layerNormEps: 1e-12)
         config.layerHeads = [2, 1]
         config.layerIntermediateSizes = [6, 3]
         config.classifierPooling = pooling
         let model = try BertTrainingModel(config: config, classes: 3)
-        XCTAssertEqual(model.layout.entries.contains { $0.name.hasPrefix("pooler.") }, pooling == .cls)
-        var rng = TestRNG(seed: 77)
+        var rng = TestRNG(seed: seed)
         var parameters = ParameterBlock(zeros: model.layout)
         for e in model.layout.entries {
             let values: [Float] = e.name.hasSuffix("LayerNorm.weight") ? rng.floats(e.count, 0.7, 1.3) : rng.floats(e.count, -0.5, 0.5)
             parameters.storage.replaceSubrange(e.range, with: values)
         }
+        return (model, parameters)
+    }
+
+    func checkWholeModelGradient(pooling: PoolingMode) throws {
+        let (model, parameters) = try prunedTinyModel(pooling: pooling, seed: 77)
+        let config = model.config
+        XCTAssertEqual(model.layout.entries.contains { $0.name.hasPrefix("pooler.") }, pooling == .cls)
         let batch = EncoderBatch(ids: [2, 5, 0, 3, 2, 7, 9, 0], typeIds: [0, 0, 1, 1, 0, 0, 0, 0],
                                  mask: [1, 1, 1, 1, 1, 1, 0, 0], batchSize: 2, sequenceLength: 4)
         let labels: [Int32] = [1, 2]
@@ -86,17 +94,9 @@ final class ModelGradientTests: XCTestCase {
     /// (hidden states 0, 1, 2 — embedding output after dropout and both layer outputs —
     /// and the pre-softmax scores of both layers), dropout on, against central differences.
     func testBackwardSeedsAtLogitsHiddenStatesAndScores() throws {
-        var config = BertConfig(vocabSize: 11, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 6,
-                                maxPositions: 8, typeVocabSize: 2, layerNormEps: 1e-12)
-        config.layerHeads = [2, 1]
-        config.layerIntermediateSizes = [6, 3]
-        let model = try BertTrainingModel(config: config, classes: 3)
-        var rng = TestRNG(seed: 78)
-        var parameters = ParameterBlock(zeros: model.layout)
-        for e in model.layout.entries {
-            let values: [Float] = e.name.hasSuffix("LayerNorm.weight") ? rng.floats(e.count, 0.7, 1.3) : rng.floats(e.count, -0.5, 0.5)
-            parameters.storage.replaceSubrange(e.range, with: values)
-        }
+        let (model, parameters) = try prunedTinyModel(seed: 78)
+        let config = model.config
+        var rng = TestRNG(seed: 79)   // the seed coefficients
         let (B, T, H) = (2, 4, 8)
         let batch = EncoderBatch(ids: [2, 5, 0, 3, 2, 7, 9, 0], typeIds: [0, 0, 1, 1, 0, 0, 0, 0],
                                  mask: [1, 1, 1, 1, 1, 1, 0, 0], batchSize: B, sequenceLength: T)
