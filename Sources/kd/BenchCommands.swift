@@ -31,15 +31,23 @@ func parseIntList(_ text: String, flag: String) throws -> [Int] {
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 struct Latency: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Forward-pass latency per batch size, length and thread count.")
+    static let configuration = CommandConfiguration(
+        abstract: "Forward-pass latency per batch size, length and thread count.",
+        discussion: """
+        Several --model flags compare models in one run: for each configuration the models take
+        turns (--rounds rounds, each a slice of the time budget), so a machine whose speed drifts
+        over minutes (a shared host, turbo) affects every model alike. The table and JSON then
+        also give each model's speed-up over the first (median against median).
+        """)
 
-    @Option(help: "Distillery model file (.h5).") var model: String
+    @Option(help: "Distillery model file (.h5); repeat to compare models.") var model: [String]
     @Option(help: "Batch sizes, comma-separated.") var batch = "1,32"
     @Option(help: "Sequence lengths, comma-separated.") var seq = "128"
     @Option(help: "Thread counts, comma-separated.") var threads = "1"
     @Option(help: "Warm-up passes per configuration.") var warmup = 3
-    @Option(help: "Timed passes per configuration (0: as many as fit in --seconds, at least 10).") var iters = 0
-    @Option(help: "Time budget per configuration when --iters is 0.") var seconds = 5.0
+    @Option(help: "Timed passes per configuration and model (0: as many as fit in --seconds, at least 10).") var iters = 0
+    @Option(help: "Time budget per configuration and model when --iters is 0.") var seconds = 5.0
+    @Option(help: "Turns the models take per configuration (default: 1 for one model, 5 for several).") var rounds: Int?
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() throws {
@@ -47,41 +55,63 @@ struct Latency: ParsableCommand {
         let lengths = try parseIntList(seq, flag: "--seq")
         let threadCounts = try parseIntList(threads, flag: "--threads")
         guard warmup >= 0, iters >= 0, seconds > 0 else { throw CLIError("--warmup, --iters and --seconds must not be negative") }
-        let loaded = try LoadedModel(path: model)
-        let config = loaded.encoder.config
-        for T in lengths where T > config.maxPositions {
-            throw CLIError("--seq \(T) exceeds the model's \(config.maxPositions) positions")
+        guard !model.isEmpty else { throw CLIError("--model: give at least one model file") }
+        let turns = rounds ?? (model.count > 1 ? 5 : 1)
+        guard turns >= 1 else { throw CLIError("--rounds \(turns) must be at least 1") }
+        let loaded = try model.map { try LoadedModel(path: $0) }
+        for (path, m) in zip(model, loaded) {
+            for T in lengths where T > m.encoder.config.maxPositions {
+                throw CLIError("--seq \(T) exceeds the model's \(m.encoder.config.maxPositions) positions (\(path))")
+            }
         }
         var results: [[String: Any]] = []
         if !json {
-            print("model \(model): \(config.layerCount) layers, hidden \(config.hiddenSize); kernels: \(kernelISA())")
-            print("batch  seq  threads   median ms     p90 ms     p99 ms     seq/s")
+            for (path, m) in zip(model, loaded) {
+                print("model \(path): \(m.encoder.config.layerCount) layers, hidden \(m.encoder.config.hiddenSize); kernels: \(kernelISA())")
+            }
+            if turns > 1 { print("\(model.count) model(s) taking turns, \(turns) rounds per configuration") }
+            print("batch  seq  threads   median ms     p90 ms     p99 ms     seq/s" + (model.count > 1 ? "  speed-up  model" : ""))
         }
         for th in threadCounts {
             try ThreadOptions.apply(th)
             for B in batches { for T in lengths {
-                var rng = SplitMix64(seed: 42)
-                let ids = (0..<(B * T)).map { i -> Int32 in
-                    i % T == 0 ? Int32(loaded.tokenizer.classId) : Int32(rng.next() % UInt64(config.vocabSize))
+                let inputs = loaded.map { m -> EncoderBatch in
+                    var rng = SplitMix64(seed: 42)
+                    let ids = (0..<(B * T)).map { i -> Int32 in
+                        i % T == 0 ? Int32(m.tokenizer.classId) : Int32(rng.next() % UInt64(m.encoder.config.vocabSize))
+                    }
+                    return EncoderBatch(ids: ids, batchSize: B, sequenceLength: T)
                 }
-                let input = EncoderBatch(ids: ids, batchSize: B, sequenceLength: T)
-                for _ in 0..<warmup { _ = try loaded.encoder.forward(input) }
-                var times: [Double] = []
-                let start = now()
-                while true {
-                    let t0 = now()
-                    _ = try loaded.encoder.forward(input)
-                    times.append((now() - t0) * 1000)
-                    if iters > 0 ? times.count >= iters : (times.count >= 10 && now() - start >= seconds) { break }
+                var times = [[Double]](repeating: [], count: loaded.count)
+                for round in 0..<turns {
+                    for (i, m) in loaded.enumerated() {
+                        if round == 0 { for _ in 0..<warmup { _ = try m.encoder.forward(inputs[i]) } }
+                        // This round's share of the passes (or of the time), at least 10 over all rounds.
+                        let target = iters > 0 ? iters * (round + 1) / turns : 10 * (round + 1) / turns
+                        let budget = seconds / Double(turns)
+                        let start = now()
+                        while times[i].count < target || (iters == 0 && now() - start < budget) {
+                            let t0 = now()
+                            _ = try m.encoder.forward(inputs[i])
+                            times[i].append((now() - t0) * 1000)
+                        }
+                    }
                 }
-                times.sort()
-                func pct(_ p: Double) -> Double { times[min(times.count - 1, Int((p * Double(times.count - 1)).rounded()))] }
-                let median = pct(0.5), p90 = pct(0.9), p99 = pct(0.99)
-                let rate = Double(B) / (median / 1000)
-                results.append(["batch": B, "seq": T, "threads": th, "median_ms": median, "p90_ms": p90,
-                                "p99_ms": p99, "seq_per_s": rate, "iters": times.count])
-                if !json {
-                    print(String(format: "%5d %4d %8d %11.2f %10.2f %10.2f %9.1f", B, T, th, median, p90, p99, rate))
+                var firstMedian = 0.0
+                for (i, path) in model.enumerated() {
+                    let sorted = times[i].sorted()
+                    func pct(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p * Double(sorted.count - 1)).rounded()))] }
+                    let median = pct(0.5), p90 = pct(0.9), p99 = pct(0.99)
+                    if i == 0 { firstMedian = median }
+                    let rate = Double(B) / (median / 1000)
+                    var record: [String: Any] = ["batch": B, "seq": T, "threads": th, "median_ms": median, "p90_ms": p90,
+                                                 "p99_ms": p99, "seq_per_s": rate, "iters": sorted.count, "model": path]
+                    if model.count > 1 { record["speedup_vs_first"] = firstMedian / median }
+                    results.append(record)
+                    if !json {
+                        let line = String(format: "%5d %4d %8d %11.2f %10.2f %10.2f %9.1f", B, T, th, median, p90, p99, rate)
+                        print(model.count > 1 ? line + String(format: "  %7.2f×  ", firstMedian / median) + path : line)
+                    }
                 }
             } }
         }

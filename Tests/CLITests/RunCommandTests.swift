@@ -175,6 +175,24 @@ final class BenchTests: CLITestCase {
         }
     }
 
+    /// Several models take turns: one row per model and configuration, each with its own
+    /// passes, the model's path, and the speed-up over the first model.
+    func testLatencyComparesModelsInTurns() throws {
+        let tiny = try SharedModel.tinyPath()
+        let r = runOK(["bench", "latency", "--model", tiny, "--model", tiny, "--batch", "1", "--seq", "8",
+                       "--iters", "4", "--rounds", "3", "--warmup", "1", "--json"])
+        let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]], r.stdout)
+        XCTAssertEqual(rows.count, 2)
+        XCTAssertEqual(rows.compactMap { $0["model"] as? String }, [tiny, tiny])
+        XCTAssertEqual(rows.compactMap { $0["iters"] as? Int }, [4, 4])
+        XCTAssertEqual((rows[0]["speedup_vs_first"] as? NSNumber)?.doubleValue, 1.0)
+        let other = try XCTUnwrap((rows[1]["speedup_vs_first"] as? NSNumber)?.doubleValue)
+        XCTAssertTrue(other.isFinite && other > 0, "\(other)")
+        let table = runOK(["bench", "latency", "--model", tiny, "--model", tiny, "--batch", "1", "--seq", "8", "--iters", "2"])
+        XCTAssertTrue(table.stdout.contains("2 model(s) taking turns, 5 rounds") && table.stdout.contains("speed-up"), table.stdout)
+        runFails(["bench", "latency", "--model", tiny, "--rounds", "0", "--iters", "1"], contains: ["--rounds 0"])
+    }
+
     func testLatencySeqBeyondPositionsFails() throws {
         runFails(["bench", "latency", "--model", try SharedModel.tinyPath(), "--seq", "65", "--iters", "1", "--json"],
                  contains: ["--seq 65", "64 positions"])
