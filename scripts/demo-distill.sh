@@ -33,20 +33,20 @@ fi
 step "teacher vs student on the test split"
 "$KD" eval --model "$OUT/sms-teacher.h5" --data "$DATA" --split test --json > "$OUT/teacher.eval.json"
 "$KD" eval --model "$OUT/sms-l3.h5" --data "$DATA" --split test --teacher "$OUT/sms-teacher.h5" --json > "$OUT/student.eval.json"
-for m in sms-teacher sms-l3; do
-    "$KD" bench latency --model "$OUT/$m.h5" --batch 1 --seq 128 --threads 1 --json > "$OUT/$m.latency.json"
-done
+# Both models in one run, taking turns, so the machine's drift hits both alike.
+"$KD" bench latency --model "$OUT/sms-teacher.h5" --model "$OUT/sms-l3.h5" --batch 1 --seq 128 --threads 1 \
+    --seconds 4 --json > "$OUT/latency.json"
 python3 - "$OUT" <<'EOF'
 import json, os, sys
 out = sys.argv[1]
 def load(name):
     with open(os.path.join(out, name)) as f:
         return json.load(f)
+latency = {os.path.basename(r["model"])[:-3]: r for r in load("latency.json")}
 rows = []
 for label, model, ev in [("teacher (MiniLM-L6, 6 layers)", "sms-teacher", "teacher.eval.json"),
                          ("student (distil-l3-h384)", "sms-l3", "student.eval.json")]:
-    e, lat = load(ev), load(f"{model}.latency.json")
-    lat = lat[0] if isinstance(lat, list) else lat
+    e, lat = load(ev), latency[model]
     size = os.path.getsize(os.path.join(out, f"{model}.h5")) / 1e6
     rows.append((label, e["accuracy"], e["macro_f1"], e.get("agreement"), e.get("mean_kl"), size, lat["median_ms"]))
 print(f"{'model':32} {'accuracy':>8} {'macro-F1':>8} {'agree':>6} {'KL':>8} {'file MB':>8} {'b1 ms':>7}")
