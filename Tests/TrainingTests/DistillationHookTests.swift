@@ -22,12 +22,7 @@ final class DistillationHookTests: XCTestCase {
         config.layerHeads = [2, 1]
         config.layerIntermediateSizes = [6, 3]
         let model = try BertTrainingModel(config: config, classes: 3)
-        var rng = TestRNG(seed: 91)
-        var parameters = ParameterBlock(zeros: model.layout)
-        for e in model.layout.entries {
-            let values: [Float] = e.name.hasSuffix("LayerNorm.weight") ? rng.floats(e.count, 0.7, 1.3) : rng.floats(e.count, -0.5, 0.5)
-            parameters.storage.replaceSubrange(e.range, with: values)
-        }
+        let parameters = seededParameters(model.layout, seed: 91)
         let batch = EncoderBatch(ids: [2, 5, 6, 3, 1, 2, 7, 9, 4, 0], typeIds: [0, 0, 1, 1, 1, 0, 0, 0, 0, 0],
                                  mask: [1, 1, 1, 1, 1, 1, 1, 1, 0, 0], batchSize: 2, sequenceLength: 5)
         return (model, parameters, batch, [0, 2])

@@ -16,12 +16,7 @@ final class MeanPoolingTests: XCTestCase {
                                 maxPositions: 8, typeVocabSize: 2, layerNormEps: 1e-12)
         config.classifierPooling = .mean
         let model = try BertTrainingModel(config: config, classes: 3)
-        var rng = TestRNG(seed: 5)
-        var parameters = ParameterBlock(zeros: model.layout)
-        for e in model.layout.entries {
-            let values: [Float] = e.name.hasSuffix("LayerNorm.weight") ? rng.floats(e.count, 0.7, 1.3) : rng.floats(e.count, -0.5, 0.5)
-            parameters.storage.replaceSubrange(e.range, with: values)
-        }
+        let parameters = seededParameters(model.layout, seed: 5)
         let batch = EncoderBatch(ids: [2, 5, 6, 3, 1, 2, 7, 9, 4, 0], mask: [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],
                                  batchSize: 2, sequenceLength: 5)
         return (model, parameters, batch)

@@ -36,12 +36,7 @@ final class ModelGradientTests: XCTestCase {
         config.layerIntermediateSizes = [6, 3]
         config.classifierPooling = pooling
         let model = try BertTrainingModel(config: config, classes: 3)
-        var rng = TestRNG(seed: seed)
-        var parameters = ParameterBlock(zeros: model.layout)
-        for e in model.layout.entries {
-            let values: [Float] = e.name.hasSuffix("LayerNorm.weight") ? rng.floats(e.count, 0.7, 1.3) : rng.floats(e.count, -0.5, 0.5)
-            parameters.storage.replaceSubrange(e.range, with: values)
-        }
+        let parameters = seededParameters(model.layout, seed: seed)
         return (model, parameters)
     }
 
