@@ -147,18 +147,6 @@ public final class BertEncoder: @unchecked Sendable {
                 norm2Gamma: t(p + "output.LayerNorm.weight").data,
                 norm2Beta: t(p + "output.LayerNorm.bias").data)
         }
-        if heads.classifierLabels > 0 {
-            let h = config.hiddenSize
-            switch config.classifierPooling {
-            case .cls where !heads.pooler:
-                throw ModelError.missingTensor(name: "pooler.dense.weight", expected: [h, h],
-                                               hint: "a [CLS] classifier reads the pooler; if this classifier was trained on mean pooling, the config needs \"distillery_classifier_pooling\": \"mean\"")
-            case .mean where heads.pooler:
-                throw ModelError.unexpectedTensors(["pooler.dense.bias", "pooler.dense.weight"],
-                                                   hint: "the config says distillery_classifier_pooling \"mean\": the classifier reads the mean of the last hidden states and has no pooler")
-            default: break
-            }
-        }
         pooler = heads.pooler ? (.packedFloat32(PackedMatrix(t("pooler.dense.weight"))), t("pooler.dense.bias").data) : nil
         classifier = heads.classifierLabels > 0 ? (.packedFloat32(PackedMatrix(t("classifier.weight"))), t("classifier.bias").data) : nil
     }

@@ -54,7 +54,8 @@ public func bertParameterShapes(_ c: BertConfig, heads: BertHeads) -> [(name: St
 
 /// Checks a named weight set against the config strictly — every expected tensor present
 /// with the right shape, nothing unexpected, all values finite — and returns it in the
-/// canonical order. Which heads exist is read from the names present.
+/// canonical order. Which heads exist is read from the names present; a classifier must
+/// come with a pooler exactly when the config's classifier reads [CLS] through one.
 public func validateBertParameters(_ config: BertConfig, tensors: [String: Tensor]) throws(ModelError)
     -> (heads: BertHeads, parameters: [(name: String, tensor: Tensor)]) {
     let classifierLabels = tensors["classifier.weight"]?.shape.first ?? 0
@@ -62,6 +63,18 @@ public func validateBertParameters(_ config: BertConfig, tensors: [String: Tenso
     if classifierLabels > 0, !config.labels.isEmpty, config.labels.count != classifierLabels {
         throw ModelError.badConfig("config", "id2label names \(config.labels.count) labels but 'classifier.weight' has \(classifierLabels) rows",
                                    hint: "the config does not belong to these weights; fix id2label")
+    }
+    if classifierLabels > 0 {
+        let h = config.hiddenSize
+        switch config.classifierPooling {
+        case .cls where !heads.pooler:
+            throw ModelError.missingTensor(name: "pooler.dense.weight", expected: [h, h],
+                                           hint: "a [CLS] classifier reads the pooler; if this classifier was trained on mean pooling, the config needs \"distillery_classifier_pooling\": \"mean\"")
+        case .mean where heads.pooler:
+            throw ModelError.unexpectedTensors(["pooler.dense.bias", "pooler.dense.weight"],
+                                               hint: "the config says distillery_classifier_pooling \"mean\": the classifier reads the mean of the last hidden states and has no pooler")
+        default: break
+        }
     }
     let expected = bertParameterShapes(config, heads: heads)
     var ordered: [(name: String, tensor: Tensor)] = []

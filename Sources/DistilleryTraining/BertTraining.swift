@@ -96,9 +96,9 @@ public struct BertActivations {
 
     let embeddingSum, embeddingMean, embeddingRstd, embeddingNorm: FloatBuffer
     let embeddingMask: FloatBuffer?
-    /// [CLS] states and pooler pre-activation [B, H] (nil when mean-pooling), the pooled
-    /// vector [B, H] (tanh output or masked mean), its dropout mask.
-    let cls, poolerPre: FloatBuffer?
+    /// [CLS] states [B, H] (nil when mean-pooling), the pooled vector [B, H] (tanh output
+    /// or masked mean), its dropout mask.
+    let cls: FloatBuffer?
     let pooled: FloatBuffer
     let pooledMask: FloatBuffer?
     /// Classifier input (pooled after dropout) [B, H], logits and softmax probabilities [B, classes].
@@ -139,7 +139,8 @@ public struct BertTrainingModel: Sendable {
         }
         self.config = config
         classCount = classes
-        let layout = ParameterLayout(config: config, heads: config.classifierHeads(classes: classes))
+        let heads = config.classifierHeads(classes: classes)
+        let layout = ParameterLayout(config: config, heads: heads)
         self.layout = layout
         func o(_ name: String) -> Int { layout.offset(name) }
         word = o("embeddings.word_embeddings.weight")
@@ -147,7 +148,7 @@ public struct BertTrainingModel: Sendable {
         type = o("embeddings.token_type_embeddings.weight")
         embGamma = o("embeddings.LayerNorm.weight")
         embBeta = o("embeddings.LayerNorm.bias")
-        pooler = config.classifierPooling == .cls ? (o("pooler.dense.weight"), o("pooler.dense.bias")) : nil
+        pooler = heads.pooler ? (o("pooler.dense.weight"), o("pooler.dense.bias")) : nil
         classifierW = o("classifier.weight")
         classifierB = o("classifier.bias")
         layerSlots = (0..<config.layerCount).map { l in
@@ -288,13 +289,13 @@ public struct BertTrainingModel: Sendable {
             }
             // Pooler over [CLS] (or the masked mean), dropout, classifier, loss.
             let pooled = buffer(B * H)
-            var cls: FloatBuffer?, poolPre: FloatBuffer?
+            var cls: FloatBuffer?
             if let pooler {
                 let c = buffer(B * H), pre = buffer(B * H)
                 for b in 0..<B { (c.pointer + b * H).update(from: x.pointer + b * T * H, count: H) }
                 linearForward(y: pre.pointer, x: c.pointer, weight: P + pooler.weight, bias: P + pooler.bias, rows: B, inFeatures: H, outFeatures: H)
                 tanhForward(y: pooled.pointer, x: pre.pointer, count: B * H)
-                (cls, poolPre) = (c, pre)
+                cls = c
             } else {
                 batch.mask.withUnsafeBufferPointer { m in
                     maskedMeanForward(out: pooled.pointer, x: x.pointer, mask: m.baseAddress!, batch: B, sequenceLength: T, hidden: H)
@@ -317,7 +318,7 @@ public struct BertTrainingModel: Sendable {
             return BertActivations(batch: batch, labels: labels, loss: loss, logits: Tensor(shape: [B, L], data: logits.array),
                                    hiddenStates: hidden, layers: layers,
                                    embeddingSum: embSum, embeddingMean: embMean, embeddingRstd: embRstd, embeddingNorm: embNorm,
-                                   embeddingMask: embMask, cls: cls, poolerPre: poolPre, pooled: pooled,
+                                   embeddingMask: embMask, cls: cls, pooled: pooled,
                                    pooledMask: poolMask, classifierInput: clsIn, logitsBuffer: logits, softmax: softmax,
                                    lease: lease, backwardSlot: arena.position)
         }
