@@ -40,10 +40,7 @@ final class DistillationObjectiveTests: XCTestCase {
     func randomBlock(_ layout: ParameterLayout, seed: UInt64) -> ParameterBlock {
         var rng = TestRNG(seed: seed)
         var block = ParameterBlock(zeros: layout)
-        for e in layout.entries {
-            let v = e.name.hasSuffix("LayerNorm.weight") ? rng.floats(e.count, 0.7, 1.3) : rng.floats(e.count, -0.5, 0.5)
-            block.storage.replaceSubrange(e.range, with: v)
-        }
+        for e in layout.entries { block.storage.replaceSubrange(e.range, with: rng.modelValues(for: e.name, count: e.count)) }
         return block
     }
 

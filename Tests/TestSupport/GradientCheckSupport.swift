@@ -23,6 +23,11 @@ public struct TestRNG {
     public mutating func doubles(_ n: Int, _ lo: Double = -1, _ hi: Double = 1) -> [Double] {
         (0..<n).map { _ in uniform(lo, hi) }
     }
+    /// Random values for the tensor `name` of a small test model: LayerNorm scales in
+    /// [0.7, 1.3] (near 1, so no layer collapses), everything else in [-0.5, 0.5].
+    public mutating func modelValues(for name: String, count: Int) -> [Float] {
+        name.hasSuffix("LayerNorm.weight") ? floats(count, 0.7, 1.3) : floats(count, -0.5, 0.5)
+    }
 }
 
 /// max |a − b| / max(max |b|, 1e-30): the error as a fraction of the largest reference value.

@@ -146,14 +146,10 @@ enum Reference {
     }
 }
 
-/// A parameter block of seeded random values for the small test models: LayerNorm scales
-/// in [0.7, 1.3], everything else in [-0.5, 0.5].
+/// A parameter block of seeded random values for the small test models (`TestRNG.modelValues`).
 func seededParameters(_ layout: ParameterLayout, seed: UInt64) -> ParameterBlock {
     var rng = TestRNG(seed: seed)
     var block = ParameterBlock(zeros: layout)
-    for e in layout.entries {
-        let values = e.name.hasSuffix("LayerNorm.weight") ? rng.floats(e.count, 0.7, 1.3) : rng.floats(e.count, -0.5, 0.5)
-        block.storage.replaceSubrange(e.range, with: values)
-    }
+    for e in layout.entries { block.storage.replaceSubrange(e.range, with: rng.modelValues(for: e.name, count: e.count)) }
     return block
 }
