@@ -1,53 +1,16 @@
-// Double-precision reference forwards of the distillation losses and the finite-difference
-// machinery of the gradient checks (the method of Tests/TrainingTests/ReferenceOps.swift:
-// differentiate the Double reference by central differences, compare with the Float
-// analytic backward; the references are textbook formulas, written without the kernels'
-// tricks — no max-shift beyond what Double needs, no fused terms).
-// TestRNG and relativeError come from TestSupport.
+// Double-precision reference forwards of the distillation losses, for the gradient checks
+// (the method of TestSupport/GradientCheckSupport.swift: differentiate the Double reference
+// by central differences, compare with the Float analytic backward; the references are
+// textbook formulas, written without the kernels' tricks — no max-shift beyond what Double
+// needs, no fused terms).
+// TestRNG, numericGradient and checkGradient come from TestSupport.
 import Foundation
 import TestSupport
 import XCTest
 
-/// Float backward vs Double finite differences, as a fraction of the largest gradient:
-/// the backward rounds once per element from Double (~6e-8 relative) plus the Float
-/// inputs' own rounding, while a wrong formula is off by O(1). 1e-4 sits between them
-/// with margin on both sides (the same constant as the training ops' checks).
-let gradientCheckTolerance = 1e-4
 /// Float-input loss vs the Double reference on the same (Float-rounded) inputs, relative:
 /// the kernels sum in Double, so only the final rounding and summation order differ.
 let lossCheckTolerance = 1e-9
-/// Central-difference step relative to max(1, |x|): truncation h²·f''' ~ 1e-12 and
-/// cancellation 1e-16/h ~ 1e-10 both far below the tolerance for O(1) inputs.
-let finiteDifferenceStep = 1e-6
-
-/// Gradient of a scalar Double function by central differences, step relative to |x|.
-func numericGradient(at x: [Float], step: Double = finiteDifferenceStep, _ f: ([Double]) -> Double) -> [Double] {
-    var xd = x.map(Double.init)
-    var grad = [Double](repeating: 0, count: x.count)
-    for i in 0..<x.count {
-        let h = step * max(1, abs(xd[i]))
-        let saved = xd[i]
-        xd[i] = saved + h
-        let up = f(xd)
-        xd[i] = saved - h
-        let down = f(xd)
-        xd[i] = saved
-        grad[i] = (up - down) / (2 * h)
-    }
-    return grad
-}
-
-/// Asserts a Float analytic gradient against a Double numeric one (which must not be all
-/// zero, so the check can fail); returns the error.
-@discardableResult
-func checkGradient(_ name: String, analytic: [Float], numeric: [Double], tolerance: Double = gradientCheckTolerance,
-                   file: StaticString = #filePath, line: UInt = #line) -> Double {
-    let err = relativeError(analytic, numeric)
-    print("gradient check \(name): relative error \(err)")
-    XCTAssertLessThanOrEqual(err, tolerance, "gradient \(name)", file: file, line: line)
-    XCTAssertTrue(numeric.contains { $0 != 0 }, "\(name): numeric gradient is all zero — the check could not fail", file: file, line: line)
-    return err
-}
 
 /// Runs `body` with pointers to Float and Int32 arrays (test inputs, never mutated).
 func withBuffers<R>(_ a: [Float], _ b: [Float], _ mask: [Int32],

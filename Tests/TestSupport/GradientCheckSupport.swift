@@ -1,6 +1,58 @@
 // Test helpers shared by the gradient-checking targets (TrainingTests, DistillationTests):
-// seeded inputs and the relative error every gradient and forward check reports.
+// seeded inputs, central differences in Double and the check every gradient test makes.
+//
+// The method: differentiate a Double reference forward (a textbook formula, written
+// independently of the Float kernels) by central differences — accurate to ~1e-9 — and
+// compare that with the Float analytic backward, so a check tests the backward formula,
+// not float noise.
 import Foundation
+import XCTest
+
+/// Float backward vs Double finite differences, as a fraction of the tensor's largest
+/// gradient. Float kernels carry ~6e-8 relative rounding per operation, compounded over
+/// sums of tens of terms and a few chained ops (~1e-6); a wrong formula is off by O(1).
+/// 1e-4 sits between the two with two orders of margin on each side.
+public let gradientCheckTolerance = 1e-4
+/// Central-difference step relative to max(1, |x|). The references are Double, so the
+/// truncation error h²·f''' (~1e-12) and the cancellation error 1e-16/h (~1e-10) are both
+/// far below the tolerance.
+public let finiteDifferenceStep = 1e-6
+
+/// Gradient of a scalar Double function by central differences, step relative to |x|.
+public func numericGradient(at x: [Float], step: Double = finiteDifferenceStep, _ f: ([Double]) -> Double) -> [Double] {
+    var xd = x.map(Double.init)
+    var grad = [Double](repeating: 0, count: x.count)
+    for i in 0..<x.count {
+        let h = step * max(1, abs(xd[i]))
+        let saved = xd[i]
+        xd[i] = saved + h
+        let up = f(xd)
+        xd[i] = saved - h
+        let down = f(xd)
+        xd[i] = saved
+        grad[i] = (up - down) / (2 * h)
+    }
+    return grad
+}
+
+/// Gradient of φ(x) = Σ_i w_i f(x)_i by central differences: the backward of a vector
+/// function seeded with the upstream gradient w.
+public func numericGradient(at x: [Float], weights w: [Double], _ f: ([Double]) -> [Double]) -> [Double] {
+    numericGradient(at: x) { v in zip(f(v), w).reduce(0) { $0 + $1.0 * $1.1 } }
+}
+
+/// Asserts a Float analytic gradient against a Double numeric one; returns the error. A
+/// numeric gradient that is all zero must be matched by an all-zero analytic one (an input
+/// that cannot move the output); it fails otherwise, so the check can always fail.
+@discardableResult
+public func checkGradient(_ name: String, analytic: [Float], numeric: [Double], tolerance: Double = gradientCheckTolerance,
+                          file: StaticString = #filePath, line: UInt = #line) -> Double {
+    let err = relativeError(analytic, numeric)
+    print("gradient check \(name): relative error \(err)")
+    XCTAssertLessThanOrEqual(err, tolerance, "gradient \(name)", file: file, line: line)
+    XCTAssertTrue(numeric.contains { $0 != 0 } || analytic.allSatisfy { $0 == 0 }, "\(name): numeric gradient is all zero", file: file, line: line)
+    return err
+}
 
 /// Seeded uniform numbers for test inputs (SplitMix64).
 public struct TestRNG {

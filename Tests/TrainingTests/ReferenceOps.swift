@@ -1,57 +1,17 @@
-// Double-precision reference forwards of the training ops and the finite-difference
-// machinery the gradient checks use.
+// Double-precision reference forwards of the training ops.
 //
 // Each reference is the textbook formula written independently of the Float kernels
 // (naive loops, no caching). A gradient check differentiates the *reference* forward by
-// central differences in Double — accurate to ~1e-9 — and compares that with the Float
-// analytic backward, so it tests the backward formula, not float noise. The Float forward
-// is compared with the same reference.
+// central differences in Double (numericGradient, checkGradient: TestSupport) and compares
+// that with the Float analytic backward. The Float forward is compared with the same reference.
 import DistilleryTraining
 import Foundation
 import TestSupport
 import XCTest
 
-/// Float backward vs Double finite differences, as a fraction of the tensor's largest
-/// gradient. Float kernels carry ~6e-8 relative rounding per operation, compounded over
-/// sums of tens of terms and a few chained ops (~1e-6); a wrong formula is off by O(1).
-/// 1e-4 sits between the two with two orders of margin on each side.
-let gradientCheckTolerance = 1e-4
 /// Float forward vs Double reference forward, as a fraction of the largest output: the
 /// same rounding argument without the backward's extra chain of operations.
 let forwardCheckTolerance = 1e-5
-/// Central-difference step relative to max(1, |x|). The references are Double, so the
-/// truncation error h²·f''' (~1e-12) and the cancellation error 1e-16/h (~1e-10) are both
-/// far below the tolerance.
-let finiteDifferenceStep = 1e-6
-
-/// Gradient of φ(x) = Σ_i w_i f(x)_i by central differences in Double.
-func numericGradient(at x: [Float], weights w: [Double], _ f: ([Double]) -> [Double]) -> [Double] {
-    var xd = x.map(Double.init)
-    var grad = [Double](repeating: 0, count: x.count)
-    func phi(_ v: [Double]) -> Double { zip(f(v), w).reduce(0) { $0 + $1.0 * $1.1 } }
-    for i in 0..<x.count {
-        let h = finiteDifferenceStep * max(1, abs(xd[i]))
-        let saved = xd[i]
-        xd[i] = saved + h
-        let up = phi(xd)
-        xd[i] = saved - h
-        let down = phi(xd)
-        xd[i] = saved
-        grad[i] = (up - down) / (2 * h)
-    }
-    return grad
-}
-
-/// Asserts a Float analytic gradient against a Double numeric one; returns the error.
-@discardableResult
-func checkGradient(_ name: String, analytic: [Float], numeric: [Double],
-                   tolerance: Double = gradientCheckTolerance, file: StaticString = #filePath, line: UInt = #line) -> Double {
-    let err = relativeError(analytic, numeric)
-    print("gradient check \(name): relative error \(err)")
-    XCTAssertLessThanOrEqual(err, tolerance, "gradient \(name)", file: file, line: line)
-    XCTAssertTrue(numeric.contains { $0 != 0 } || analytic.allSatisfy { $0 == 0 }, "\(name): numeric gradient is all zero", file: file, line: line)
-    return err
-}
 
 /// Runs `body` with mutable pointers to each array (zero to four of them).
 func withPointers<R>(_ a: inout [Float], _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
