@@ -1,5 +1,6 @@
-"""Helpers shared by the peer benchmark scripts (peer_latency.py, peer_train_step.py):
-logging, timing summaries, machine facts, and reading `kd ... --json` output."""
+"""Helpers shared by the peer benchmark scripts (peer_latency.py, peer_train_step.py,
+peer_distill_step.py): logging, timing summaries, machine facts, reading `kd ... --json`
+output, and running two backends in turns."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +10,9 @@ import platform
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -85,4 +88,60 @@ def run_kd_step_bench(kd: Path, args: list[str], batch: int, seq: int, threads: 
          **{k: row[k] for k in ("median_ms", "p90_ms", "seq_per_s", "iters", "warmup", "loss_first", "loss_last")
             if k in row}}
     log(f"    median {r['median_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms")
+    return r
+
+
+def time_steps(step: Callable[[], None], warmup: int, iters: int) -> list[float]:
+    """Runs `step` warmup times untimed, then iters times; the timed ones in ms."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter_ns()
+        step()
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    return times
+
+
+def in_turns(rounds: int, torch_round: Callable[[], dict] | None,
+             kd_round: Callable[[], dict | None] | None) -> tuple[dict | None, dict | None, float | None]:
+    """Runs the two backends' step benchmarks in turns, `rounds` times (who goes first
+    alternates), so both see the same drift of a shared host's speed; each round is one
+    `warmup + iters` run of each. Returns each backend's result with median_ms and p90_ms the
+    medians over rounds of the rounds' own values (per-round rows under "rounds"), and the
+    median over rounds of kd/torch median time. A backend that is None, or whose round
+    returns None (kd failed), is left out."""
+    torch_rows: list[dict] = []
+    kd_rows: list[dict] = []
+    for r in range(rounds):
+        turns = [(torch_round, torch_rows), (kd_round, kd_rows)]
+        for run, rows in (turns if r % 2 == 0 else turns[::-1]):
+            if run is None:
+                continue
+            row = run()
+            if row is None:
+                return combine(torch_rows), None, None
+            rows.append(row)
+    torch_r, kd_r = combine(torch_rows), combine(kd_rows)
+    ratio = (float(np.median([k["median_ms"] / t["median_ms"] for k, t in zip(kd_rows, torch_rows)]))
+             if torch_rows and kd_rows else None)
+    return torch_r, kd_r, ratio
+
+
+def combine(rows: list[dict]) -> dict | None:
+    """One result from per-round results of one backend and configuration: medians over
+    rounds of median_ms, p90_ms and p99_ms (those every round has), seq/s from that median,
+    the first round's loss_first and the last round's loss_last, the rounds under "rounds"."""
+    if not rows:
+        return None
+    r = dict(rows[-1])
+    timing = [k for k in ("median_ms", "p90_ms", "p99_ms") if all(k in row for row in rows)]
+    r.pop("p99_ms", None)
+    for key in timing:
+        r[key] = round(float(np.median([row[key] for row in rows])), 3)
+    r["seq_per_s"] = round(r["batch"] / (r["median_ms"] / 1000.0), 2)
+    if "loss_first" in rows[0]:
+        r["loss_first"] = rows[0]["loss_first"]
+    r.pop("round", None)
+    r["rounds"] = [{k: row[k] for k in ("round", *timing) if k in row} for row in rows]
     return r

@@ -17,7 +17,9 @@ hidden states are computed once before timing, as a soft-label cache provides th
          --warmup W --iters N --json` as a subprocess (only with --kd).
 
 Inputs: random token ids (fixed seed, [CLS] ... [SEP], every position valid); no gold
-labels (soft and hidden losses only). Median and p90 ms per step.
+labels (soft and hidden losses only). The backends take turns (--rounds, who goes first
+alternates) so both see the same drift of a shared host; median and p90 ms per step are
+medians over rounds, kd/PyTorch the median of the rounds' ratios.
 
   .venv-ref/bin/python benchmarks/peer_distill_step.py --model-dir .cache/minilm-l6 \
       --batch 32 --seq 128 --threads 2 \
@@ -31,7 +33,6 @@ import copy
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -42,15 +43,18 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import transformers  # noqa: E402
 from transformers import BertForSequenceClassification  # noqa: E402
-from peer_common import IDLE_LOAD, load_average, log, machine_info, run_kd_step_bench, summarize  # noqa: E402
+from peer_common import (IDLE_LOAD, in_turns, load_average, log, machine_info, run_kd_step_bench,  # noqa: E402
+                         summarize, time_steps)
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SEED = 1234
 LEARNING_RATE, WEIGHT_DECAY, CLIP_NORM, TEMPERATURE = 5e-5, 0.01, 1.0, 2.0
 
 
-def bench_torch(model_dir: Path, batch: int, seq: int, threads: int, labels: int, layers: int,
-                warmup: int, iters: int) -> dict:
+def torch_round(model_dir: Path, batch: int, seq: int, threads: int, labels: int, layers: int,
+                warmup: int, iters: int):
+    """Builds teacher signals, student and optimizer once; returns a function that runs one
+    round (warm-up + timed steps, continuing the same run) and returns its result."""
     torch.set_num_threads(threads)
     torch.manual_seed(INPUT_SEED)
     teacher = BertForSequenceClassification.from_pretrained(
@@ -94,19 +98,16 @@ def bench_torch(model_dir: Path, batch: int, seq: int, threads: int, labels: int
         optimizer.step()
         losses.append(loss.item())
 
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter_ns()
-        step()
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-    r = {"backend": "torch-eager", "batch": batch, "seq": seq, "threads": threads, "student_layers": layers,
-         "teacher_layers_mapped": mapped, **summarize(times, batch, warmup),
-         "loss_first": losses[0], "loss_last": losses[-1]}
-    log(f"  torch-eager: median {r['median_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms ({r['iters']} steps); "
-        f"loss {losses[0]:.4f} -> {losses[-1]:.4f}; student layers from teacher layers {mapped}")
-    return r
+    def run() -> dict:
+        losses.clear()
+        times = time_steps(step, warmup, iters)
+        r = {"backend": "torch-eager", "batch": batch, "seq": seq, "threads": threads, "student_layers": layers,
+             "teacher_layers_mapped": mapped, **summarize(times, batch, warmup),
+             "loss_first": losses[0], "loss_last": losses[-1]}
+        log(f"  torch-eager: median {r['median_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms ({r['iters']} steps); "
+            f"loss {losses[0]:.4f} -> {losses[-1]:.4f}; student layers from teacher layers {mapped}")
+        return r
+    return run
 
 
 def bench_kd(kd: Path, kd_model: str, kd_student: str, batch: int, seq: int, threads: int, labels: int,
@@ -128,7 +129,8 @@ def main() -> None:
     ap.add_argument("--labels", type=int, default=3)
     ap.add_argument("--student-layers", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=5, help="timed steps per round")
+    ap.add_argument("--rounds", type=int, default=3, help="the backends take turns this many times")
     ap.add_argument("--backends", default="torch,kd", help="subset of torch,kd")
     ap.add_argument("--kd", type=Path, help="path to the kd binary")
     ap.add_argument("--kd-model", default="teachers/minilm-l6/teacher.h5")
@@ -137,8 +139,8 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.model_dir / "model.safetensors").exists():
         sys.exit(f"no model at {args.model_dir}/model.safetensors — run scripts/fetch-teacher.sh")
-    if args.warmup < 0 or args.iters < 1:
-        sys.exit("--warmup must be >= 0 and --iters >= 1")
+    if args.warmup < 0 or args.iters < 1 or args.rounds < 1:
+        sys.exit("--warmup must be >= 0, --iters and --rounds >= 1")
 
     backends = set(args.backends.split(","))
     info = machine_info(torch=torch.__version__, transformers=transformers.__version__)
@@ -146,12 +148,14 @@ def main() -> None:
     if busy:
         log(f"warning: load average {info['load_at_start']} at start — numbers will be inflated")
     shape = (args.batch, args.seq, args.threads, args.labels)
-    torch_r = (bench_torch(args.model_dir, *shape, args.student_layers, args.warmup, args.iters)
-               if "torch" in backends else None)
-    kd_r = (bench_kd(args.kd, args.kd_model, args.kd_student, *shape, args.warmup, args.iters)
-            if "kd" in backends and args.kd else None)
+    torch_r, kd_r, ratio = in_turns(
+        args.rounds,
+        torch_round(args.model_dir, *shape, args.student_layers, args.warmup, args.iters)
+        if "torch" in backends else None,
+        (lambda: bench_kd(args.kd, args.kd_model, args.kd_student, *shape, args.warmup, args.iters))
+        if "kd" in backends and args.kd else None)
     info["load_at_end"] = load_average()
-    ratio = f"{kd_r['median_ms'] / torch_r['median_ms']:.2f}×" if kd_r and torch_r else "—"
+    ratio = f"{ratio:.2f}×" if ratio is not None else "—"
 
     def ms(r, k):
         return f"{r[k]:.1f}" if r else "—"
@@ -173,6 +177,8 @@ def main() -> None:
             f"- step: student forward (dropout on) + KL at T={TEMPERATURE} (×T²) + hidden-state MSE on every "
             f"student layer, backward, clip {CLIP_NORM}, AdamW (lr {LEARNING_RATE}, wd {WEIGHT_DECAY}); "
             f"teacher signals cached before timing\n"
+            f"- {args.rounds} rounds in turns, each {args.warmup} warm-up + {args.iters} timed steps per backend; "
+            f"ms are medians over rounds, the ratio the median of the rounds' ratios\n"
             f"- command: `{shlex.join(sys.argv)}`\n\nRatios < 1 mean kd is faster.\n\n{report}\n")
 
 

@@ -17,7 +17,10 @@ position valid, sequence length exactly --seq):
                             as a subprocess (only with --kd; skipped if the binary is absent).
 
 Backends run one after another (all torch configs, then ORT, then kd) so that no thread
-pool of one spins while another is being timed. Not measured on purpose: tokenization,
+pool of one spins while another is being timed, and take turns: the whole sequence runs
+--rounds times, starting each round with the next backend, so all see the same drift of a
+shared host's speed. Reported ms are medians over rounds of each round's median (p90,
+p99); kd/PyTorch and kd/ORT are medians over rounds of the rounds' ratios. Not measured on purpose: tokenization,
 pooling/normalization, int8 paths, and any GPU.
 
   .venv-ref/bin/python benchmarks/peer_latency.py --model-dir .cache/minilm-l6 \
@@ -45,7 +48,7 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import BertModel  # noqa: E402
-from peer_common import IDLE_LOAD, log, machine_info, parse_kd_json, summarize  # noqa: E402
+from peer_common import IDLE_LOAD, combine, log, machine_info, parse_kd_json, summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SEED = 1234
@@ -241,6 +244,8 @@ def bench_kd(kd: Path, kd_model: str, configs, seq, extra: list[str]) -> list[di
 # ----------------------------------------------------------------------------- report
 
 def side_by_side(results: list[dict], configs, seq) -> str:
+    """`results` are the combined rows; each carries its rounds, so a ratio is the median
+    over rounds of the two backends' ratio in the same round."""
     def find(backend, b, t):
         return next((r for r in results if r["backend"] == backend and r["batch"] == b
                      and r["threads"] == t), None)
@@ -249,7 +254,11 @@ def side_by_side(results: list[dict], configs, seq) -> str:
         return f"{r['median_ms']:.2f}" if r else "—"
 
     def ratio(a, b):
-        return f"{a['median_ms'] / b['median_ms']:.2f}×" if a and b else "—"
+        if not (a and b):
+            return "—"
+        theirs = {y["round"]: y["median_ms"] for y in b["rounds"]}
+        per_round = [x["median_ms"] / theirs[x["round"]] for x in a["rounds"] if x["round"] in theirs]
+        return f"{float(np.median(per_round)):.2f}×" if per_round else "—"
 
     lines = ["| config | kd median ms | PyTorch median ms | ORT median ms | kd/PyTorch | kd/ORT |",
              "|---|---:|---:|---:|---:|---:|"]
@@ -264,12 +273,14 @@ def side_by_side(results: list[dict], configs, seq) -> str:
 
 
 def detail_table(results: list[dict]) -> str:
-    lines = ["| backend | batch | seq | threads | median ms | p90 ms | p99 ms | seq/s | iters |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| backend | batch | seq | threads | median ms | p90 ms | p99 ms | seq/s | iters | round medians ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
+        p99 = f"{r['p99_ms']:.2f}" if "p99_ms" in r else "—"
+        rounds = ", ".join(f"{x['median_ms']:.2f}" for x in r["rounds"])
         lines.append(f"| {r['backend']} | {r['batch']} | {r['seq']} | {r['threads']} | "
-                     f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
-                     f"{r['seq_per_s']:.1f} | {r.get('iters', '—')} |")
+                     f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {p99} | "
+                     f"{r['seq_per_s']:.1f} | {r.get('iters', '—')} | {rounds} |")
     return "\n".join(lines)
 
 
@@ -287,6 +298,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=None,
                     help=f"timed runs per config (default: ~{AUTO_SECONDS_PER_RUN:g} s worth, "
                          f"{AUTO_MIN_ITERS}..{AUTO_MAX_ITERS})")
+    ap.add_argument("--rounds", type=int, default=3, help="the backends take turns this many times")
     ap.add_argument("--onnx-path", type=Path, default=ROOT / ".cache/onnx/minilm-l6.onnx",
                     help="git-ignored export cache")
     ap.add_argument("--backends", default="torch,ort,kd", help="subset of torch,ort,kd")
@@ -308,16 +320,28 @@ def main() -> None:
     if busy:
         log(f"warning: load average {info['load_at_start']} at start — other work is running; "
             f"numbers will be inflated")
+    if args.rounds < 1:
+        sys.exit("--rounds must be >= 1")
     t_start = time.perf_counter()
-    results: list[dict] = []
+    runs = {}
     if "torch" in backends:
-        results += bench_torch(args.model_dir, configs, args.seq, args.warmup, args.iters)
+        runs["torch"] = lambda: bench_torch(args.model_dir, configs, args.seq, args.warmup, args.iters)
     if "ort" in backends:
         vocab = json.loads((args.model_dir / "config.json").read_text())["vocab_size"]
         onnx_path = export_onnx(args.model_dir, args.onnx_path)
-        results += bench_ort(onnx_path, configs, args.seq, args.warmup, args.iters, vocab)
+        runs["ort"] = lambda: bench_ort(onnx_path, configs, args.seq, args.warmup, args.iters, vocab)
     if "kd" in backends and args.kd:
-        results += bench_kd(args.kd, args.kd_model, configs, args.seq, shlex.split(args.kd_args))
+        runs["kd"] = lambda: bench_kd(args.kd, args.kd_model, configs, args.seq, shlex.split(args.kd_args))
+    rows: list[dict] = []
+    names = list(runs)
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[:r % len(names)] if names else []
+        log(f"round {r + 1}/{args.rounds}: {', '.join(order)}")
+        for name in order:
+            rows += [{**x, "round": r} for x in runs[name]()]
+    keys = list(dict.fromkeys((x["backend"], x["batch"], x["threads"]) for x in rows))
+    # A configuration that failed in some round is compared over the rounds both sides have.
+    results = [combine([x for x in rows if (x["backend"], x["batch"], x["threads"]) == k]) for k in keys]
     elapsed = time.perf_counter() - t_start
 
     table = side_by_side(results, configs, args.seq)
@@ -338,6 +362,8 @@ def main() -> None:
             f"- load average at start: {info['load_at_start']}"
             f"{' (machine busy: numbers inflated)' if busy else ''}\n"
             f"- inputs: random token ids (seed {INPUT_SEED}), all positions valid\n"
+            f"- {args.rounds} rounds, the backends in turns; ms are medians over rounds, ratios the "
+            f"median of the rounds' ratios\n"
             f"- command: `{shlex.join(sys.argv)}`\n\n"
             f"PyTorch = the faster of eager and sdpa attention (named in the cell); "
             f"ratios < 1 mean kd is faster.\n\n{table}\n\n## All runs\n\n{detail_table(results)}\n")

@@ -14,8 +14,10 @@ clip the global gradient norm to 1.0, one AdamW update. Setup:
          --warmup W --iters N --json` as a subprocess (only with --kd; skipped if absent).
 
 Inputs: random token ids (fixed seed, [CLS] ... [SEP], every position valid, length exactly
---seq), random labels. Warm-up steps first, then timed steps; median and p90 ms per step.
-The two backends run one after another. Not measured: data loading, padding, the LR
+--seq), random labels. The backends take turns (--rounds, who goes first alternates),
+each round warm-up steps then timed steps, so both see the same drift of a shared host;
+the median and p90 ms per step are medians over rounds, and kd/PyTorch is the median of
+the rounds' ratios. Not measured: data loading, padding, the LR
 schedule, evaluation, mixed precision, SDPA attention (kd has no fused attention either).
 
   .venv-ref/bin/python benchmarks/peer_train_step.py --model-dir .cache/minilm-l6 \
@@ -29,7 +31,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,7 +41,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import BertForSequenceClassification  # noqa: E402
-from peer_common import IDLE_LOAD, load_average, log, machine_info, run_kd_step_bench, summarize  # noqa: E402
+from peer_common import (IDLE_LOAD, in_turns, load_average, log, machine_info, run_kd_step_bench,  # noqa: E402
+                         summarize, time_steps)
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SEED = 1234
@@ -48,8 +50,10 @@ INPUT_SEED = 1234
 LEARNING_RATE, WEIGHT_DECAY, CLIP_NORM = 5e-5, 0.01, 1.0
 
 
-def bench_torch(model_dir: Path, batch: int, seq: int, threads: int, labels: int,
-                warmup: int, iters: int) -> dict:
+def torch_round(model_dir: Path, batch: int, seq: int, threads: int, labels: int,
+                warmup: int, iters: int):
+    """Builds the PyTorch model and optimizer once; returns a function that runs one round
+    (warm-up + timed steps, continuing the same training run) and returns its result."""
     torch.set_num_threads(threads)
     torch.manual_seed(INPUT_SEED)
     model = BertForSequenceClassification.from_pretrained(
@@ -79,18 +83,15 @@ def bench_torch(model_dir: Path, batch: int, seq: int, threads: int, labels: int
         optimizer.step()
         losses.append(loss.item())
 
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter_ns()
-        step()
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-    r = {"backend": "torch-eager", "batch": batch, "seq": seq, "threads": threads,
-         **summarize(times, batch, warmup), "loss_first": losses[0], "loss_last": losses[-1]}
-    log(f"  torch-eager: median {r['median_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms ({r['iters']} steps); "
-        f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-    return r
+    def run() -> dict:
+        losses.clear()
+        times = time_steps(step, warmup, iters)
+        r = {"backend": "torch-eager", "batch": batch, "seq": seq, "threads": threads,
+             **summarize(times, batch, warmup), "loss_first": losses[0], "loss_last": losses[-1]}
+        log(f"  torch-eager: median {r['median_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms ({r['iters']} steps); "
+            f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+        return r
+    return run
 
 
 def bench_kd(kd: Path, kd_model: str, batch: int, seq: int, threads: int, labels: int,
@@ -100,11 +101,11 @@ def bench_kd(kd: Path, kd_model: str, batch: int, seq: int, threads: int, labels
                                   "--iters", str(iters), *extra], batch, seq, threads)
 
 
-def table(torch_r: dict | None, kd_r: dict | None, batch: int, seq: int, threads: int) -> str:
+def table(torch_r: dict | None, kd_r: dict | None, ratio: float | None, batch: int, seq: int, threads: int) -> str:
     def ms(r, k):
         return f"{r[k]:.1f}" if r else "—"
 
-    ratio = f"{kd_r['median_ms'] / torch_r['median_ms']:.2f}×" if kd_r and torch_r else "—"
+    ratio = f"{ratio:.2f}×" if ratio is not None else "—"
     return "\n".join([
         "| config | kd median ms | kd p90 ms | PyTorch median ms | PyTorch p90 ms | kd/PyTorch |",
         "|---|---:|---:|---:|---:|---:|",
@@ -122,7 +123,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--labels", type=int, default=3, help="classes of the fresh head")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps")
-    ap.add_argument("--iters", type=int, default=5, help="timed steps")
+    ap.add_argument("--iters", type=int, default=5, help="timed steps per round")
+    ap.add_argument("--rounds", type=int, default=3, help="the backends take turns this many times")
     ap.add_argument("--backends", default="torch,kd", help="subset of torch,kd")
     ap.add_argument("--kd", type=Path, help="path to the kd binary")
     ap.add_argument("--kd-model", default="teachers/minilm-l6/teacher.h5")
@@ -132,8 +134,8 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.model_dir / "model.safetensors").exists():
         sys.exit(f"no model at {args.model_dir}/model.safetensors — run scripts/fetch-teacher.sh")
-    if args.warmup < 0 or args.iters < 1:
-        sys.exit("--warmup must be >= 0 and --iters >= 1")
+    if args.warmup < 0 or args.iters < 1 or args.rounds < 1:
+        sys.exit("--warmup must be >= 0, --iters and --rounds >= 1")
 
     backends = set(args.backends.split(","))
     info = machine_info(torch=torch.__version__, transformers=transformers.__version__)
@@ -143,19 +145,21 @@ def main() -> None:
         log(f"warning: load average {info['load_at_start']} at start — other work is running; "
             f"numbers will be inflated")
     shape = (args.batch, args.seq, args.threads, args.labels, args.warmup, args.iters)
-    torch_r = bench_torch(args.model_dir, *shape) if "torch" in backends else None
-    kd_r = (bench_kd(args.kd, args.kd_model, *shape, shlex.split(args.kd_args))
-            if "kd" in backends and args.kd else None)
+    torch_r, kd_r, ratio = in_turns(
+        args.rounds,
+        torch_round(args.model_dir, *shape) if "torch" in backends else None,
+        (lambda: bench_kd(args.kd, args.kd_model, *shape, shlex.split(args.kd_args)))
+        if "kd" in backends and args.kd else None)
     info["load_at_end"] = load_average()
 
-    report = table(torch_r, kd_r, args.batch, args.seq, args.threads)
+    report = table(torch_r, kd_r, ratio, args.batch, args.seq, args.threads)
     print(report)
     results = [r for r in (torch_r, kd_r) if r]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"format": "distillery-peer-train-step", "format_version": 1,
                                          "machine": info, "command": shlex.join(sys.argv),
-                                         "results": results}, indent=2) + "\n")
+                                         "kd_over_torch": ratio, "results": results}, indent=2) + "\n")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
@@ -167,7 +171,8 @@ def main() -> None:
             f"- step: zero grads, forward + cross-entropy ({args.labels} labels, dropout on), backward, "
             f"clip 1.0, AdamW (lr {LEARNING_RATE}, wd {WEIGHT_DECAY}); PyTorch eager attention\n"
             f"- inputs: random token ids (seed {INPUT_SEED}), all positions valid; "
-            f"{args.warmup} warm-up + {args.iters} timed steps\n"
+            f"{args.rounds} rounds in turns, each {args.warmup} warm-up + {args.iters} timed steps per backend; "
+            f"ms are medians over rounds, the ratio the median of the rounds' ratios\n"
             f"- command: `{shlex.join(sys.argv)}`\n\n"
             f"Ratios < 1 mean kd is faster.\n\n{report}\n")
 
