@@ -64,6 +64,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var hiddenDropout: Float
     public var attentionDropout: Float
     public var classifierDropout: Float
+    /// How the classifier head started: nil for a fresh random head, "probe" for a head
+    /// fitted on the frozen encoder's features first (LP-FT). Optional so that checkpoints
+    /// written before the field existed read as random.
+    public var headInit: String?
     /// Informational: where the model and data came from, and the thread count.
     public var modelPath: String
     public var dataPath: String
@@ -80,12 +84,14 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         case weightDecay = "weight_decay", clipNorm = "clip_norm", evalEvery = "eval_every", seed
         case hiddenDropout = "hidden_dropout", attentionDropout = "attention_dropout"
         case classifierDropout = "classifier_dropout", modelPath = "model_path", dataPath = "data_path", threads
+        case headInit = "head_init"
     }
 
     public init(modelFingerprint: String, dataSHA256: String, labels: [String], trainExamples: Int, devExamples: Int,
                 epochs: Int, totalSteps: Int, batchSize: Int, maxLength: Int, learningRate: Double, warmupSteps: Int,
                 schedule: LearningRateSchedule.Decay, weightDecay: Double, clipNorm: Double, evalEvery: Int,
-                seed: UInt64, dropout: DropoutRates, modelPath: String, dataPath: String, threads: Int) {
+                seed: UInt64, dropout: DropoutRates, modelPath: String, dataPath: String, threads: Int,
+                headInit: String? = nil) {
         self.modelFingerprint = modelFingerprint
         self.dataSHA256 = dataSHA256
         self.labels = labels
@@ -108,6 +114,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         self.modelPath = modelPath
         self.dataPath = dataPath
         self.threads = threads
+        self.headInit = headInit
     }
 
     public var dropout: DropoutRates { DropoutRates(hidden: hiddenDropout, attention: attentionDropout, classifier: classifierDropout) }

@@ -154,6 +154,7 @@ struct Finetune: ParsableCommand {
     @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps (the schedule ends there).") var maxSteps: Int?
     @Option(help: "Seed of data order, dropout and head initialization.") var seed: UInt64 = 13
     @Option(help: "What the classifier reads: cls (HF BertForSequenceClassification: tanh pooler over [CLS]) or mean (the masked mean of the last hidden states, no pooler; for encoders trained for mean pooling). Default: the model's own, cls for a plain BERT.") var pooling: String?
+    @Option(name: .customLong("head-init"), help: "How the new classifier starts: random (HF: N(0, 0.02) weights, zero bias) or probe (LP-FT: first fitted alone on the frozen encoder's features of the train split as a logistic regression, L2 as scikit-learn's C = 1, then everything is fine-tuned from there).") var headInit = "random"
     @Option(help: "Continue from this checkpoint (same model, data and flags).") var resume: String?
     @Option(name: .customLong("debug-pause-after-step"), help: .hidden) var pauseAfterStep: Int?
     @OptionGroup var threads: ThreadOptions
@@ -181,6 +182,9 @@ struct Finetune: ParsableCommand {
         }
         if let pooling, PoolingMode(rawValue: pooling) == nil {
             throw CLIError("--pooling '\(pooling)' is not one of: cls, mean")
+        }
+        guard ["random", "probe"].contains(headInit) else {
+            throw CLIError("--head-init '\(headInit)' is not one of: random, probe")
         }
         return decay
     }
@@ -229,7 +233,8 @@ struct Finetune: ParsableCommand {
 
         // The model: the teacher's encoder (+ pooler), a fresh seeded head.
         let start = try teacher.classifierStart(labels: labels, seed: seed, pooling: pooling.flatMap(PoolingMode.init(rawValue:)))
-        let (config, encoderTensors, trainingModel, initial) = (start.config, start.encoderTensors, start.model, start.parameters)
+        let (config, encoderTensors, trainingModel) = (start.config, start.encoderTensors, start.model)
+        var initial = start.parameters
 
         let perEpoch = Trainer.stepsPerEpoch(examples: train.count, batchSize: batch)
         let total = min(maxSteps ?? Int.max, epochs * perEpoch)
@@ -242,15 +247,19 @@ struct Finetune: ParsableCommand {
             batchSize: batch, maxLength: maxLength, learningRate: lr, warmupSteps: warmupSteps(total: total), schedule: decay,
             weightDecay: weightDecay, clipNorm: clip, evalEvery: evalEvery, seed: seed,
             dropout: DropoutRates(hidden: config.hiddenDropout, attention: config.attentionDropout, classifier: config.classifierDropout),
-            modelPath: model, dataPath: data, threads: threads.threads)
+            modelPath: model, dataPath: data, threads: threads.threads, headInit: headInit == "probe" ? "probe" : nil)
 
+        let progress = ProgressReporter(total: total, epochs: (total + perEpoch - 1) / perEpoch)
+        if headInit == "probe", resume == nil {
+            try probeHead(&initial, config: config, train: train, classes: labels.count, paddingId: teacher.tokenizer.paddingId,
+                          progress: progress)
+        }
         var state = try startingState(resume: resume, layout: trainingModel.layout, config: trainingConfig,
                                       initial: initial, threads: threads.threads)
 
         let trainer = Trainer(model: trainingModel, config: trainingConfig, train: train, dev: dev,
                               paddingId: teacher.tokenizer.paddingId, checkpointURL: URL(fileURLWithPath: checkpointPath),
                               checkpointEvery: checkpointEvery ?? evalEvery)
-        let progress = ProgressReporter(total: total, epochs: (total + perEpoch - 1) / perEpoch)
         progress.line("fine-tuning \(model) on \(data): \(train.count) train / \(dev.count) dev examples, \(labels.count) labels, \(total) steps of \(batch) (\(perEpoch) per epoch), \(threads.threads) thread(s)")
         let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: pauseAfterStep)
 
@@ -264,6 +273,24 @@ struct Finetune: ParsableCommand {
         printTrainingTime(last)
         print(String(format: "best dev macro-F1 %.4f (accuracy %.4f) at step %d → %@", best.macroF1, best.accuracy, best.step, out))
     }
+}
+
+/// LP-FT's first stage: replaces the classifier in `parameters` by the logistic regression
+/// fitted on the frozen encoder's features of `train` (scikit-learn's C = 1: l2 = 1 / n).
+func probeHead(_ parameters: inout ParameterBlock, config: BertConfig, train: [TrainingExample], classes: Int,
+               paddingId: Int32, progress: ProgressReporter) throws {
+    let started = Date()
+    let features: [[Float]]
+    do {
+        features = try classifierFeatures(config: config, tensors: parameters.tensorDictionary, sequences: train.map(\.ids),
+                                          batchSize: 32, paddingId: paddingId)
+    } catch { throw CLIError("linear probe: \(error)") }
+    let fit = fitSoftmaxRegression(features: features, labels: train.map(\.label), classes: classes, l2: 1 / Double(train.count))
+    let w = parameters.layout.entry("classifier.weight")!.range, b = parameters.layout.entry("classifier.bias")!.range
+    parameters.storage.replaceSubrange(w, with: fit.weight)
+    parameters.storage.replaceSubrange(b, with: fit.bias)
+    progress.line(String(format: "linear probe (--head-init probe): train accuracy %.4f, objective %.4f, %d L-BFGS iterations (max |gradient| %.1e), %.1f s",
+                         fit.accuracy, fit.objective, fit.iterations, fit.gradientMax, Date().timeIntervalSince(started)))
 }
 
 /// The teacher's config.json with the new head's labels (`id2label`, `label2id`) and architecture.

@@ -200,6 +200,25 @@ final class FinetuneTests: CLITestCase {
         XCTAssertTrue(clsInfo.contains("pooler.dense") && clsInfo.contains("classifier: on the tanh pooler over [CLS]"), clsInfo)
     }
 
+    /// `--head-init probe` (LP-FT): the head is first fitted on the frozen features. With the
+    /// first step at learning rate 0 (warm-up), the kept model is the probe's head on the
+    /// untouched encoder, so its train accuracy is the one the probe reports. A checkpoint of
+    /// a probe run does not resume as a random-head run.
+    func testProbeHeadInit() throws {
+        let (model, data) = (try SharedModel.tinyPath(), try ToyData.path())
+        let out = temp.appendingPathComponent("probe.h5").path, ckpt = temp.appendingPathComponent("probe.ckpt.h5").path
+        let r = runOK(runArgs(model: model, data: data, out: out, ["--head-init", "probe", "--max-steps", "1", "--eval-every", "1",
+                                                                   "--checkpoint", ckpt]))
+        let line = try XCTUnwrap(r.stderr.split(separator: "\n").first { $0.hasPrefix("linear probe (--head-init probe): train accuracy ") }, r.stderr)
+        let probeAccuracy = try XCTUnwrap(Double(line.split(separator: " ")[6].dropLast()), String(line))
+        let eval = runOK(["eval", "--model", out, "--data", data, "--split", "train", "--max-length", "16", "--json"])
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+        let trainRows = try String(contentsOfFile: data + "/train.jsonl", encoding: .utf8).split(separator: "\n").count
+        XCTAssertEqual(try XCTUnwrap(json["accuracy"] as? Double), probeAccuracy, accuracy: 1.0 / Double(trainRows) + 1e-4, eval.stdout)
+        runFails(runArgs(model: model, data: data, out: outPath("x.h5"), ["--max-steps", "1", "--eval-every", "1", "--checkpoint", ckpt, "--resume", ckpt]),
+                 contains: ["head_init differs", "\"probe\" in the checkpoint"])
+    }
+
     func testBadInputs() throws {
         let (model, data) = (try SharedModel.tinyPath(), try ToyData.path())
         let out = outPath("x.h5")
@@ -227,6 +246,7 @@ final class FinetuneTests: CLITestCase {
         runFails(runArgs(model: model, data: data, out: out, ["--schedule", "step"]), contains: ["--schedule 'step'"])
         runFails(runArgs(model: model, data: data, out: out, ["--warmup", "2.5"]), contains: ["--warmup '2.5'"])
         runFails(runArgs(model: model, data: data, out: out, ["--pooling", "max"]), contains: ["--pooling 'max'", "cls, mean"])
+        runFails(runArgs(model: model, data: data, out: out, ["--head-init", "zeros"]), contains: ["--head-init 'zeros'", "random, probe"])
         // kd eval: a dataset whose labels the model does not know.
         runFails(["eval", "--model", temp.appendingPathComponent("m.h5").path, "--data", bad, "--split", "dev"],
                  contains: ["label 'sarcastic' is unknown to the model"])
