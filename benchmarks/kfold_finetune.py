@@ -122,7 +122,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13, help="seed of the folds (kd finetune gets its own --seed default)")
     ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the frozen baseline")
-    ap.add_argument("--json", help="also write the report as JSON here")
+    ap.add_argument("--json", help="also write the report as JSON here (with every text's predictions)")
+    ap.add_argument("--against", help="the --json of another run on the same folds (e.g. other fine-tuning flags): "
+                                      "compare the two fine-tuned models text by text on the texts both scored")
     args = ap.parse_args(argv)
     kd, data, work = args.kd, Path(args.data), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -207,6 +209,8 @@ def main() -> None:
                    "correct": sum(b == c for b, c in zip(f, g)), "c": args.c},
         "only_finetuned_right": only_tuned, "only_frozen_right": only_frozen,
         "mcnemar_p": mcnemar_exact(only_tuned, only_frozen), "per_fold": per_fold,
+        "predictions": [{"id": rows[i]["id"], "fold": fold_of[i], "label": gold[i], "finetuned": tuned_pred[i],
+                   "frozen": frozen_pred[i]} for i in scored],
     }
     print(f"{data.name}, {len(scored)} texts scored out of fold ({len(per_fold)} of {args.folds} folds), "
           f"max length {args.max_length}:")
@@ -215,6 +219,17 @@ def main() -> None:
         print(f"  {name:9s}  accuracy {r['accuracy']:.4f} ({r['correct']}/{len(g)}), macro-F1 {r['macro_f1']:.4f}")
     print(f"  right only when fine-tuned: {only_tuned}, only when frozen: {only_frozen}; "
           f"exact McNemar p = {report['mcnemar_p']:.3g}")
+    if args.against:
+        other = {t["id"]: t for t in json.loads(Path(args.against).read_text())["predictions"]}
+        common = [i for i in scored if rows[i]["id"] in other]
+        mine = sum(tuned_pred[i] == gold[i] for i in common)
+        theirs = sum(other[rows[i]["id"]]["finetuned"] == gold[i] for i in common)
+        only_mine = sum(tuned_pred[i] == gold[i] and other[rows[i]["id"]]["finetuned"] != gold[i] for i in common)
+        only_theirs = sum(tuned_pred[i] != gold[i] and other[rows[i]["id"]]["finetuned"] == gold[i] for i in common)
+        print(f"  against {args.against} on the {len(common)} texts both scored: this run {mine}, that run {theirs} right; "
+              f"only this run {only_mine}, only that run {only_theirs}; exact McNemar p = {mcnemar_exact(only_mine, only_theirs):.3g}")
+        report["against"] = {"file": args.against, "texts": len(common), "this_correct": mine, "that_correct": theirs,
+                             "only_this": only_mine, "only_that": only_theirs, "mcnemar_p": mcnemar_exact(only_mine, only_theirs)}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 
