@@ -145,3 +145,12 @@ def combine(rows: list[dict]) -> dict | None:
     r.pop("round", None)
     r["rounds"] = [{k: row[k] for k in ("round", *timing) if k in row} for row in rows]
     return r
+
+
+def rounds_line(torch_r: dict | None, kd_r: dict | None) -> str:
+    """A markdown line with each round's medians and kd/PyTorch ratio ("" without both)."""
+    if not (torch_r and kd_r):
+        return ""
+    pairs = list(zip(kd_r["rounds"], torch_r["rounds"]))
+    return ("Rounds (kd / PyTorch median ms, ratio): "
+            + "; ".join(f"{k['median_ms']:.0f} / {t['median_ms']:.0f}, {k['median_ms'] / t['median_ms']:.2f}×" for k, t in pairs))

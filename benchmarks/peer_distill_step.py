@@ -44,7 +44,7 @@ import torch.nn.functional as F  # noqa: E402
 import transformers  # noqa: E402
 from transformers import BertForSequenceClassification  # noqa: E402
 from peer_common import (IDLE_LOAD, in_turns, load_average, log, machine_info, run_kd_step_bench,  # noqa: E402
-                         summarize, time_steps)
+                         rounds_line, summarize, time_steps)
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SEED = 1234
@@ -164,7 +164,8 @@ def main() -> None:
         "| config | kd median ms | kd p90 ms | PyTorch median ms | PyTorch p90 ms | kd/PyTorch |",
         "|---|---:|---:|---:|---:|---:|",
         f"| {args.student_layers}-layer student, batch {args.batch}, seq {args.seq}, {args.threads} thr | "
-        f"{ms(kd_r, 'median_ms')} | {ms(kd_r, 'p90_ms')} | {ms(torch_r, 'median_ms')} | {ms(torch_r, 'p90_ms')} | {ratio} |"])
+        f"{ms(kd_r, 'median_ms')} | {ms(kd_r, 'p90_ms')} | {ms(torch_r, 'median_ms')} | {ms(torch_r, 'p90_ms')} | {ratio} |",
+        "", rounds_line(torch_r, kd_r)])
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

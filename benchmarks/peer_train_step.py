@@ -42,7 +42,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import BertForSequenceClassification  # noqa: E402
 from peer_common import (IDLE_LOAD, in_turns, load_average, log, machine_info, run_kd_step_bench,  # noqa: E402
-                         summarize, time_steps)
+                         rounds_line, summarize, time_steps)
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SEED = 1234
@@ -152,7 +152,7 @@ def main() -> None:
         if "kd" in backends and args.kd else None)
     info["load_at_end"] = load_average()
 
-    report = table(torch_r, kd_r, ratio, args.batch, args.seq, args.threads)
+    report = table(torch_r, kd_r, ratio, args.batch, args.seq, args.threads) + "\n\n" + rounds_line(torch_r, kd_r)
     print(report)
     results = [r for r in (torch_r, kd_r) if r]
     if args.json:
