@@ -126,6 +126,8 @@ def main() -> None:
     ap.add_argument("--against", help="the --json of another run on the same folds (e.g. other fine-tuning flags): "
                                       "compare the two fine-tuned models text by text on the texts both scored")
     args = ap.parse_args(argv)
+    if args.folds < 2 or any(k < 0 or k >= args.folds for k in args.only or []):
+        sys.exit(f"--folds must be at least 2 and --only folds in 0..{args.folds - 1}")
     kd, data, work = args.kd, Path(args.data), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
 
@@ -195,6 +197,8 @@ def main() -> None:
               f"frozen {frozen_acc:.4f}{took}", flush=True)
 
     scored = sorted(tuned_pred)
+    if not scored:
+        sys.exit("no fold was run (--only names none)")
     g = [gold[i] for i in scored]
     t = [tuned_pred[i] for i in scored]
     f = [frozen_pred[i] for i in scored]
