@@ -27,11 +27,16 @@ from pathlib import Path
 import torch
 
 
+def one_line(text: str) -> str:
+    """A text as one input line: kd embed / kd predict read one text per line, and whitespace
+    runs tokenize the same as one space."""
+    return " ".join(text.split())
+
+
 def embed(kd: str, model: str, data: Path, split: str, max_length: int, threads: int, work: Path):
     rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines() if line.strip()]
     texts = work / f"{split}.txt"
-    # kd embed reads one text per line; whitespace runs tokenize the same as one space.
-    texts.write_text("".join(" ".join(r["text"].split()) + "\n" for r in rows))
+    texts.write_text("".join(one_line(r["text"]) + "\n" for r in rows))
     out = work / f"{split}.jsonl"
     subprocess.run([kd, "embed", "--model", model, "--input", str(texts), "--output", str(out),
                     "--max-length", str(max_length), "--threads", str(threads)], check=True)

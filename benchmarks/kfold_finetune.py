@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from frozen_baseline import fit  # noqa: E402
+from frozen_baseline import fit, one_line  # noqa: E402
 
 
 def read_rows(data: Path) -> list[dict]:
@@ -58,11 +58,6 @@ def stratified_folds(rows: list[dict], k: int, seed: int) -> list[int]:
         for n, i in enumerate(members):
             fold[i] = n % k
     return fold
-
-
-def one_line(text: str) -> str:
-    # kd embed / kd predict read one text per line; whitespace runs tokenize as one space.
-    return " ".join(text.split())
 
 
 def write_fold(folder: Path, rows, train, dev, test, manifest: dict, k: int, fold: int, seed: int):
