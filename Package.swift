@@ -15,13 +15,14 @@ let package = Package(
         // C shims over system libraries, found through pkg-config.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
-        // Element-wise and attention kernels in C: portable `_ref` twins plus AVX2+FMA
-        // builds chosen at run time.
+        // Kernels in C: packed GEMM, attention, GELU, LayerNorm and their backwards; portable
+        // `_ref` twins plus AVX2+FMA builds chosen at run time.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Tensor core: shapes, storage, GEMM over BLAS, element-wise kernels.
         .target(name: "DistilleryTensor", dependencies: ["CBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
-        // The one BERT encoder, its heads and its parameter table.
+        // The one BERT model: config, parameter block, the forward (inference and training)
+        // with its backward, heads, the inference encoder.
         .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // HDF5 and safetensors readers/writers and the name tables between layouts.
@@ -35,7 +36,7 @@ let package = Package(
             "Distillation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        // Training engine: forward with cached activations + backward, AdamW, schedules.
+        // Training loop: AdamW, schedules, checkpoints, the trainer, metrics, the linear probe.
         .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "CKernels", "WeightIO"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // Distillation: student specs (JSON), the checked plan, student initialisation, losses.

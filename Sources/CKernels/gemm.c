@@ -85,7 +85,7 @@ long dk_gemm_workspace_floats(long M, long K) {
 #define A_AT(A, lda, trans, i, k) ((trans) ? (A)[(k) * (lda) + (i)] : (A)[(i) * (lda) + (k)])
 
 static void gemm_ref(long M, long N, long K, const float *A, long lda, int transA, const float *packed,
-                     float *C, long ldc, int accumulate) {
+                     const float *bias, float *C, long ldc, int accumulate) {
     const long kcb = k_block(K);
     for (long i = 0; i < M; i++) {
         float *c = C + i * ldc;
@@ -100,7 +100,8 @@ static void gemm_ref(long M, long N, long K, const float *A, long lda, int trans
                     for (long l = 0; l < NR; l++) acc[l] += ak * w[k * NR + l];
                 }
                 const int add = accumulate || k0 > 0;
-                for (long l = 0; l < cols; l++) c[j + l] = add ? c[j + l] + acc[l] : acc[l];
+                for (long l = 0; l < cols; l++)
+                    c[j + l] = add ? c[j + l] + acc[l] : bias ? bias[j + l] + acc[l] : acc[l];
             }
         }
     }
@@ -109,13 +110,19 @@ static void gemm_ref(long M, long N, long K, const float *A, long lda, int trans
 void dk_gemm_packed_ref(long M, long N, long K, const float *A, long lda, const float *packed,
                         float *C, long ldc, int accumulate, float *workspace) {
     (void)workspace;
-    gemm_ref(M, N, K, A, lda, 0, packed, C, ldc, accumulate);
+    gemm_ref(M, N, K, A, lda, 0, packed, NULL, C, ldc, accumulate);
+}
+
+void dk_gemm_packed_bias_ref(long M, long N, long K, const float *A, long lda, const float *packed,
+                             const float *bias, float *C, long ldc, float *workspace) {
+    (void)workspace;
+    gemm_ref(M, N, K, A, lda, 0, packed, bias, C, ldc, 0);
 }
 
 void dk_gemm_packed_at_ref(long M, long N, long K, const float *At, long lda, const float *packed,
                            float *C, long ldc, int accumulate, float *workspace) {
     (void)workspace;
-    gemm_ref(M, N, K, At, lda, 1, packed, C, ldc, accumulate);
+    gemm_ref(M, N, K, At, lda, 1, packed, NULL, C, ldc, accumulate);
 }
 
 // ---------------------------------------------------------------- AVX2 + FMA
@@ -187,7 +194,7 @@ DK_AVX2 static void pack_at_panel(const float *At, long lda, long rows, long kc,
 /// The products are summed from zero and C is added once at the end, so the C tile
 /// (prefetched here) is read after the k loop has hidden its latency.
 DK_AVX2 DK_INLINE void kernel_rows(long kc, const float *a, const float *b, float *c, long ldc,
-                                   int load_c, const int rows) {
+                                   int load_c, const float *bias, const int rows) {
     __m256 x[MR], y[MR];
     for (int r = 0; r < MR; r++) {
         if (r >= rows) break;
@@ -226,6 +233,9 @@ DK_AVX2 DK_INLINE void kernel_rows(long kc, const float *a, const float *b, floa
         if (load_c) {
             x[r] = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), x[r]);
             y[r] = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), y[r]);
+        } else if (bias) {   // the same sum as a C pre-filled with the bias and load_c
+            x[r] = _mm256_add_ps(_mm256_loadu_ps(bias), x[r]);
+            y[r] = _mm256_add_ps(_mm256_loadu_ps(bias + 8), y[r]);
         }
         _mm256_storeu_ps(c + r * ldc, x[r]);
         _mm256_storeu_ps(c + r * ldc + 8, y[r]);
@@ -233,25 +243,29 @@ DK_AVX2 DK_INLINE void kernel_rows(long kc, const float *a, const float *b, floa
 }
 
 DK_AVX2 static void kernel_any(long kc, const float *a, const float *b, float *c, long ldc,
-                               int load_c, long rows) {
+                               int load_c, const float *bias, long rows) {
     switch (rows) {
-    case 6: kernel_rows(kc, a, b, c, ldc, load_c, 6); break;
-    case 5: kernel_rows(kc, a, b, c, ldc, load_c, 5); break;
-    case 4: kernel_rows(kc, a, b, c, ldc, load_c, 4); break;
-    case 3: kernel_rows(kc, a, b, c, ldc, load_c, 3); break;
-    case 2: kernel_rows(kc, a, b, c, ldc, load_c, 2); break;
-    default: kernel_rows(kc, a, b, c, ldc, load_c, 1); break;
+    case 6: kernel_rows(kc, a, b, c, ldc, load_c, bias, 6); break;
+    case 5: kernel_rows(kc, a, b, c, ldc, load_c, bias, 5); break;
+    case 4: kernel_rows(kc, a, b, c, ldc, load_c, bias, 4); break;
+    case 3: kernel_rows(kc, a, b, c, ldc, load_c, bias, 3); break;
+    case 2: kernel_rows(kc, a, b, c, ldc, load_c, bias, 2); break;
+    default: kernel_rows(kc, a, b, c, ldc, load_c, bias, 1); break;
     }
 }
 
 /// One tile of `rows` × `cols` (cols < 16 goes through a 6×16 buffer).
 DK_AVX2 static void tile(long kc, const float *a, const float *b, float *c, long ldc,
-                         int load_c, long rows, long cols) {
-    if (cols == NR) { kernel_any(kc, a, b, c, ldc, load_c, rows); return; }
+                         int load_c, const float *bias, long rows, long cols) {
+    if (cols == NR) { kernel_any(kc, a, b, c, ldc, load_c, bias, rows); return; }
     float buf[MR * NR] __attribute__((aligned(32))) = {0};
     if (load_c)
         for (long r = 0; r < rows; r++) memcpy(buf + r * NR, c + r * ldc, (size_t)cols * sizeof(float));
-    kernel_any(kc, a, b, buf, NR, load_c, rows);
+    else if (bias) {   // the bias as the C tile to add to (the same sum)
+        for (long r = 0; r < rows; r++) memcpy(buf + r * NR, bias, (size_t)cols * sizeof(float));
+        load_c = 1;
+    }
+    kernel_any(kc, a, b, buf, NR, load_c, NULL, rows);
     for (long r = 0; r < rows; r++) memcpy(c + r * ldc, buf + r * NR, (size_t)cols * sizeof(float));
 }
 
@@ -266,7 +280,8 @@ static long panel_rows(long i, long mc) {
 }
 
 DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, int transA,
-                              const float *packed, float *C, long ldc, int accumulate, float *ws) {
+                              const float *packed, const float *bias, float *C, long ldc, int accumulate,
+                              float *ws) {
     const long kcb = k_block(K);
     for (long i0 = 0; i0 < M; i0 += MC_MAX) {
         const long mc = M - i0 < MC_MAX ? M - i0 : MC_MAX;
@@ -290,7 +305,7 @@ DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, 
                     rows = panel_rows(i, mc);
                     for (const long end = lines * (i + rows) / mc; line < end; line++)
                         _mm_prefetch(next + line * 64, _MM_HINT_T0);
-                    tile(kc, ws + i * kc, b, C + (i0 + i) * ldc + j, ldc, load_c, rows, cols);
+                    tile(kc, ws + i * kc, b, C + (i0 + i) * ldc + j, ldc, load_c, bias ? bias + j : NULL, rows, cols);
                 }
             }
         }
@@ -309,24 +324,34 @@ int dk_gemm_has_avx2(void) {
 }
 
 static void gemm_dispatch(long M, long N, long K, const float *A, long lda, int transA,
-                          const float *packed, float *C, long ldc, int accumulate, float *workspace) {
+                          const float *packed, const float *bias, float *C, long ldc, int accumulate,
+                          float *workspace) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) {   // an empty sum: C stays (accumulate) or becomes 0
-        if (!accumulate) for (long i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+    if (K <= 0) {   // an empty sum: C stays (accumulate) or becomes the bias, or 0
+        if (!accumulate)
+            for (long i = 0; i < M; i++) {
+                if (bias) memcpy(C + i * ldc, bias, (size_t)N * sizeof(float));
+                else memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+            }
         return;
     }
-    if (dk_gemm_has_avx2()) gemm_avx2(M, N, K, A, lda, transA, packed, C, ldc, accumulate, workspace);
-    else gemm_ref(M, N, K, A, lda, transA, packed, C, ldc, accumulate);
+    if (dk_gemm_has_avx2()) gemm_avx2(M, N, K, A, lda, transA, packed, bias, C, ldc, accumulate, workspace);
+    else gemm_ref(M, N, K, A, lda, transA, packed, bias, C, ldc, accumulate);
 }
 
 void dk_gemm_packed(long M, long N, long K, const float *A, long lda, const float *packed,
                     float *C, long ldc, int accumulate, float *workspace) {
-    gemm_dispatch(M, N, K, A, lda, 0, packed, C, ldc, accumulate, workspace);
+    gemm_dispatch(M, N, K, A, lda, 0, packed, NULL, C, ldc, accumulate, workspace);
+}
+
+void dk_gemm_packed_bias(long M, long N, long K, const float *A, long lda, const float *packed,
+                         const float *bias, float *C, long ldc, float *workspace) {
+    gemm_dispatch(M, N, K, A, lda, 0, packed, bias, C, ldc, 0, workspace);
 }
 
 void dk_gemm_packed_at(long M, long N, long K, const float *At, long lda, const float *packed,
                        float *C, long ldc, int accumulate, float *workspace) {
-    gemm_dispatch(M, N, K, At, lda, 1, packed, C, ldc, accumulate, workspace);
+    gemm_dispatch(M, N, K, At, lda, 1, packed, NULL, C, ldc, accumulate, workspace);
 }
 
 // Per-thread buffers: DK_THREAD_BUFFERS slots per thread behind a pthread key whose
@@ -381,7 +406,7 @@ int dk_gemm(int transA, int transB, long M, long N, long K, const float *A, long
     float *ws = dk_thread_buffer(DK_SLOT_GEMM_WORKSPACE, dk_gemm_workspace_floats(M, K));
     if (!packed || !ws) return -1;
     pack_op_b(transB, B, ldb, N, K, packed);
-    gemm_dispatch(M, N, K, A, lda, transA, packed, C, ldc, accumulate, ws);
+    gemm_dispatch(M, N, K, A, lda, transA, packed, NULL, C, ldc, accumulate, ws);
     return 0;
 }
 

@@ -20,70 +20,120 @@
 void dk_exp_ref(const float *x, float *y, long n) { for (long i = 0; i < n; i++) y[i] = dk_expf(x[i]); }
 void dk_erf_ref(const float *x, float *y, long n) { for (long i = 0; i < n; i++) y[i] = dk_erff(x[i]); }
 
-// ---------------------------------------------------------------- bias + GELU
-
-DK_INLINE void bias_gelu_body(float *x, const float *bias, long rows, long cols) {
-    const float inv_sqrt2 = 0.70710678118654752f;
-    for (long r = 0; r < rows; r++) {
-        float *row = x + r * cols;
-        for (long c = 0; c < cols; c++) {
-            float v = row[c] + bias[c];
-            row[c] = 0.5f * v * (1.0f + dk_erff(v * inv_sqrt2));
-        }
-    }
-}
-DK_AVX2 static void bias_gelu_avx2(float *x, const float *b, long r, long c) { bias_gelu_body(x, b, r, c); }
-void dk_bias_gelu_ref(float *x, const float *b, long r, long c) { bias_gelu_body(x, b, r, c); }
-
-// ---------------------------------------------------------------- bias + residual + LayerNorm
-
 DK_INLINE float sum_lanes(const float *acc) {
     float s = 0;
     for (int l = 0; l < LANES; l++) s += acc[l];
     return s;
 }
 
-DK_INLINE void layernorm_body(float *x, const float *bias, const float *residual,
-                              const float *gamma, const float *beta,
-                              long rows, long cols, float eps) {
+// ---------------------------------------------------------------- bias + GELU
+
+// x + bias, then exact-erf GELU, row by row; `pre` (nullable, may alias x) keeps x + bias
+// for the backward, `act` (may alias x) receives the activation. The bias is added after
+// the product (acc + b), which in IEEE float is the same sum as b + acc.
+DK_INLINE void bias_gelu_body(const float *x, const float *bias, float *pre, float *act, long rows, long cols) {
+    const float inv_sqrt2 = 0.70710678118654752f;
     for (long r = 0; r < rows; r++) {
-        float *row = x + r * cols;
-        const float *res = residual ? residual + r * cols : 0;
-        if (bias && res) { for (long c = 0; c < cols; c++) row[c] += bias[c] + res[c]; }
-        else if (bias) { for (long c = 0; c < cols; c++) row[c] += bias[c]; }
-        else if (res) { for (long c = 0; c < cols; c++) row[c] += res[c]; }
-        float acc[LANES] = {0};
-        long c = 0;
-        for (; c + LANES <= cols; c += LANES)
-            for (int l = 0; l < LANES; l++) acc[l] += row[c + l];
-        float mean = sum_lanes(acc);
-        for (; c < cols; c++) mean += row[c];
-        mean /= (float)cols;
-        float vacc[LANES] = {0};
-        c = 0;
-        for (; c + LANES <= cols; c += LANES)
-            for (int l = 0; l < LANES; l++) { float d = row[c + l] - mean; vacc[l] += d * d; }
-        float var = sum_lanes(vacc);
-        for (; c < cols; c++) { float d = row[c] - mean; var += d * d; }
-        var /= (float)cols;
-        float inv = 1.0f / sqrtf(var + eps);
-        for (c = 0; c < cols; c++) row[c] = (row[c] - mean) * inv * gamma[c] + beta[c];
+        const float *xr = x + r * cols;
+        float *pr = pre ? pre + r * cols : 0, *ar = act + r * cols;
+        for (long c = 0; c < cols; c++) {
+            float v = bias ? xr[c] + bias[c] : xr[c];
+            if (pr) pr[c] = v;
+            ar[c] = 0.5f * v * (1.0f + dk_erff(v * inv_sqrt2));
+        }
     }
 }
-DK_AVX2 static void layernorm_avx2(float *x, const float *b, const float *res, const float *g,
-                                   const float *be, long r, long c, float eps) {
-    layernorm_body(x, b, res, g, be, r, c, eps);
+DK_AVX2 static inline __m256 gelu8(__m256 v) {
+    __m256 cdf = _mm256_add_ps(_mm256_set1_ps(1.0f), erf8(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f))));
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), cdf);
 }
-void dk_bias_residual_layernorm_ref(float *x, const float *b, const float *res, const float *g,
-                                    const float *be, long r, long c, float eps) {
-    layernorm_body(x, b, res, g, be, r, c, eps);
+DK_AVX2 static void bias_gelu_avx2(const float *x, const float *bias, float *pre, float *act, long rows, long cols) {
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *pr = pre ? pre + r * cols : 0, *ar = act + r * cols;
+        long c = 0;
+        for (; c + LANES <= cols; c += LANES) {
+            __m256 v = _mm256_loadu_ps(xr + c);
+            if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
+            if (pr) _mm256_storeu_ps(pr + c, v);
+            _mm256_storeu_ps(ar + c, gelu8(v));
+        }
+        if (c < cols) {   // the last partial vector through a zero-padded buffer
+            float buf[LANES] = {0};
+            long n = cols - c;
+            for (long i = 0; i < n; i++) buf[i] = bias ? xr[c + i] + bias[c + i] : xr[c + i];
+            if (pr) memcpy(pr + c, buf, (size_t)n * sizeof(float));
+            _mm256_storeu_ps(buf, gelu8(_mm256_loadu_ps(buf)));
+            memcpy(ar + c, buf, (size_t)n * sizeof(float));
+        }
+    }
+}
+void dk_bias_gelu_ref(const float *x, const float *bias, float *pre, float *act, long rows, long cols) {
+    bias_gelu_body(x, bias, pre, act, rows, cols);
+}
+
+// ---------------------------------------------------------------- residual + LayerNorm
+
+// Per row: s = (x + bias) ⊙ dropout + residual (each term optional), stored in `sum`
+// (nullable; may alias x) for the backward; then y = (s − mean)·rstd·γ + β with the
+// biased variance, both statistics in double (two passes), stored as float in mean/rstd
+// when those are not NULL. y may alias x or sum. The terms are added in the order the
+// layer computes them: the dense output with its bias, dropout, then the residual.
+DK_INLINE void layernorm_body(const float *x, const float *bias, const float *dropout, const float *residual,
+                              float *sum, float *y, float *mean, float *rstd,
+                              const float *gamma, const float *beta, long rows, long cols, float eps) {
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        float *sr = sum ? sum + r * cols : yr;
+        const float *dr = dropout ? dropout + r * cols : 0, *rr = residual ? residual + r * cols : 0;
+        if (bias || dr || rr) {
+            for (long c = 0; c < cols; c++) {
+                float v = bias ? xr[c] + bias[c] : xr[c];
+                if (dr) v *= dr[c];
+                sr[c] = rr ? v + rr[c] : v;
+            }
+            xr = sr;
+        }
+        double acc[LANES] = {0};
+        long c = 0;
+        for (; c + LANES <= cols; c += LANES)
+            for (int l = 0; l < LANES; l++) acc[l] += (double)xr[c + l];
+        double total = 0;
+        for (int l = 0; l < LANES; l++) total += acc[l];
+        for (; c < cols; c++) total += (double)xr[c];
+        const double m = total / (double)cols;
+        double sacc[LANES] = {0};
+        c = 0;
+        for (; c + LANES <= cols; c += LANES)
+            for (int l = 0; l < LANES; l++) { double d = (double)xr[c + l] - m; sacc[l] += d * d; }
+        double sq = 0;
+        for (int l = 0; l < LANES; l++) sq += sacc[l];
+        for (; c < cols; c++) { double d = (double)xr[c] - m; sq += d * d; }
+        const double s = 1.0 / sqrt(sq / (double)cols + (double)eps);
+        if (sum && xr != sr) memcpy(sr, xr, (size_t)cols * sizeof(float));
+        for (c = 0; c < cols; c++) yr[c] = (float)(((double)xr[c] - m) * s) * gamma[c] + beta[c];
+        if (mean) mean[r] = (float)m;
+        if (rstd) rstd[r] = (float)s;
+    }
+}
+DK_AVX2 static void layernorm_avx2(const float *x, const float *b, const float *d, const float *res, float *sum,
+                                   float *y, float *mean, float *rstd, const float *g, const float *be,
+                                   long r, long c, float eps) {
+    layernorm_body(x, b, d, res, sum, y, mean, rstd, g, be, r, c, eps);
+}
+void dk_residual_layernorm_ref(const float *x, const float *b, const float *d, const float *res, float *sum,
+                               float *y, float *mean, float *rstd, const float *g, const float *be,
+                               long r, long c, float eps) {
+    layernorm_body(x, b, d, res, sum, y, mean, rstd, g, be, r, c, eps);
 }
 
 // ---------------------------------------------------------------- attention, one head
 
 DK_INLINE void attention_body(const float *q, const float *k, const float *v, long ld,
                               float *out, long ldo, const int32_t *keep, long T, long D,
-                              float scale, float *scratch, float *probs) {
+                              float scale, float *scratch, float *probs, float *scores,
+                              const float *dropout, float weight) {
     // kt: K transposed to [D, T] so that scores for one query row are a vectorised
     // sum over D of q[d] * kt[d, :]. s: one row of scores, T floats.
     float *kt = scratch;
@@ -96,10 +146,11 @@ DK_INLINE void attention_body(const float *q, const float *k, const float *v, lo
         const float *qt = q + t * ld;
         for (long j = 0; j < T; j++) s[j] = 0;
         for (long d = 0; d < D; d++) {
-            float qd = qt[d] * scale;
             const float *kd = kt + d * T;
-            for (long j = 0; j < T; j++) s[j] = fmaf(qd, kd[j], s[j]);
+            for (long j = 0; j < T; j++) s[j] = fmaf(qt[d], kd[j], s[j]);
         }
+        for (long j = 0; j < T; j++) s[j] *= scale;
+        if (scores) memcpy(scores + t * T, s, (size_t)T * sizeof(float));
         // No attendable key at all: HF's finfo.min mask makes every score equal, so the
         // row is a uniform average.
         if (!valid) for (long j = 0; j < T; j++) s[j] = 0;
@@ -122,6 +173,8 @@ DK_INLINE void attention_body(const float *q, const float *k, const float *v, lo
         float inv = 1.0f / sum;
         for (j = 0; j < T; j++) s[j] *= inv;
         if (probs) memcpy(probs + t * T, s, (size_t)T * sizeof(float));
+        if (dropout) for (j = 0; j < T; j++) s[j] *= dropout[t * T + j];
+        if (weight != 1.0f) for (j = 0; j < T; j++) s[j] *= weight;
         float *ot = out + t * ldo;
         for (long d = 0; d < D; d++) ot[d] = 0;
         for (j = 0; j < T; j++) {
@@ -134,8 +187,9 @@ DK_INLINE void attention_body(const float *q, const float *k, const float *v, lo
 }
 void dk_attention_head_ref(const float *q, const float *k, const float *v, long ld,
                            float *out, long ldo, const int32_t *keep, long T, long D,
-                           float scale, float *scratch, float *probs) {
-    attention_body(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
+                           float scale, float *scratch, float *probs, float *scores,
+                           const float *dropout, float weight) {
+    attention_body(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs, scores, dropout, weight);
 }
 
 // ---------------------------------------------------------------- attention through the packed GEMM
@@ -183,7 +237,8 @@ long dk_attention_scratch_floats(long T, long D) {
 
 DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const float *v, long ld,
                                         float *out, long ldo, const int32_t *keep, long T, long D,
-                                        float scale, float *scratch, float *probs) {
+                                        float scale, float *scratch, float *probs, float *scores,
+                                        const float *dropout, float weight) {
     const long Tp = round8(T);
     float *kpack = scratch;                        // K as a packed [T, D] weight
     float *vpack = kpack + dk_packed_floats(T, D); // Vᵀ as a packed [D, T] weight
@@ -200,11 +255,14 @@ DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const fl
     dk_gemm_packed(T, T, D, q, ld, kpack, S, Tp, 0, ws);
     for (long t = 0; t < T; t++) {
         float *row = S + t * Tp;
+        if (scores) for (long j = 0; j < T; j++) scores[t * T + j] = row[j] * scale;
         // No attendable key at all: HF's finfo.min mask makes every score equal.
         if (!valid) memset(row, 0, (size_t)T * sizeof(float));
         for (long j = T; j < Tp; j++) row[j] = 0;
         softmax_row_avx2(row, keepf, Tp, scale);
         if (probs) memcpy(probs + t * T, row, (size_t)T * sizeof(float));
+        if (dropout) for (long j = 0; j < T; j++) row[j] *= dropout[t * T + j];
+        if (weight != 1.0f) for (long j = 0; j < T; j++) row[j] *= weight;
     }
     dk_gemm_packed(T, D, T, S, Tp, vpack, out, ldo, 0, ws);
 }
@@ -220,21 +278,22 @@ int dk_has_avx2(void) {
     return avx2_state;
 }
 
-void dk_bias_gelu(float *x, const float *bias, long rows, long cols) {
-    if (dk_has_avx2()) bias_gelu_avx2(x, bias, rows, cols);
-    else dk_bias_gelu_ref(x, bias, rows, cols);
+void dk_bias_gelu(const float *x, const float *bias, float *pre, float *act, long rows, long cols) {
+    if (dk_has_avx2()) bias_gelu_avx2(x, bias, pre, act, rows, cols);
+    else dk_bias_gelu_ref(x, bias, pre, act, rows, cols);
 }
 
-void dk_bias_residual_layernorm(float *x, const float *bias, const float *residual,
-                                const float *gamma, const float *beta,
-                                long rows, long cols, float eps) {
-    if (dk_has_avx2()) layernorm_avx2(x, bias, residual, gamma, beta, rows, cols, eps);
-    else dk_bias_residual_layernorm_ref(x, bias, residual, gamma, beta, rows, cols, eps);
+void dk_residual_layernorm(const float *x, const float *bias, const float *dropout, const float *residual,
+                           float *sum, float *y, float *mean, float *rstd, const float *gamma,
+                           const float *beta, long rows, long cols, float eps) {
+    if (dk_has_avx2()) layernorm_avx2(x, bias, dropout, residual, sum, y, mean, rstd, gamma, beta, rows, cols, eps);
+    else dk_residual_layernorm_ref(x, bias, dropout, residual, sum, y, mean, rstd, gamma, beta, rows, cols, eps);
 }
 
 void dk_attention_head(const float *q, const float *k, const float *v, long ld,
                        float *out, long ldo, const int32_t *keep, long T, long D,
-                       float scale, float *scratch, float *probs) {
-    if (dk_has_avx2()) attention_gemm_avx2(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
-    else dk_attention_head_ref(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs);
+                       float scale, float *scratch, float *probs, float *scores,
+                       const float *dropout, float weight) {
+    if (dk_has_avx2()) attention_gemm_avx2(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs, scores, dropout, weight);
+    else dk_attention_head_ref(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs, scores, dropout, weight);
 }

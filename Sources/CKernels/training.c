@@ -1,16 +1,17 @@
-// Row and element-wise kernels of the training forward/backward (see include/dk_training.h).
+// Backward kernels of the encoder (see include/dk_training.h): softmax, GELU and
+// LayerNorm backward, the fixed-order column sums of bias and LayerNorm-parameter
+// gradients, and the dropout mask. Their forwards are the encoder kernels of kernels.c,
+// shared by inference and training.
 //
 // Same scheme as kernels.c: each kernel body is a static inline function written so that
 // clang vectorises it (fixed-lane partial sums, branch-free selects), instantiated once
 // plainly (the `_ref` twin and the fallback) and once under target("avx2,fma"), chosen at
-// run time by dk_has_avx2(). Softmax and GELU, whose exp/erf clang does not vectorise,
-// have AVX2 builds written with the intrinsics twins of dk_math.h instead; their last
+// run time by dk_has_avx2(). The GELU derivative, whose exp/erf clang does not vectorise,
+// has an AVX2 build written with the intrinsics twins of dk_math.h instead; its last
 // partial vector goes through a zero-padded 8-float buffer, so every element sees the
-// same operations wherever a caller's split falls. exp and erf are the float
-// approximations of dk_math.h (a few ulp). LayerNorm keeps its row statistics in double, as the Double reference the
-// gradient checks use, so a row with a large offset and a tiny spread stays accurate; the
-// attention softmax and GELU run in float (PyTorch does the same). Left out on purpose:
-// fusing these with the GEMMs around them.
+// same operations wherever a caller's split falls. LayerNorm's backward reads the row
+// statistics the forward kept (computed in double). Left out on purpose: fusing these
+// with the GEMMs around them.
 #include "dk_training.h"
 #include "ckernels.h"
 #include "dk_math.h"
@@ -29,100 +30,7 @@ DK_INLINE double lane_sum_d(const double *acc) {
     return s;
 }
 
-// ---------------------------------------------------------------- masked softmax
-
-DK_INLINE void softmax_body(const float *x, long ldx, float *probs, long ldp, float *scores, long lds,
-                            const int32_t *keep, long rows, long T, float scale) {
-    long valid = 0;
-    for (long j = 0; j < T; j++) valid += keep[j] != 0;
-    for (long r = 0; r < rows; r++) {
-        const float *xr = x + r * ldx;
-        float *pr = probs + r * ldp;
-        if (scores) {
-            float *sr = scores + r * lds;
-            for (long j = 0; j < T; j++) sr[j] = xr[j] * scale;
-        }
-        if (!valid) {   // every key masked: HF's finfo.min makes all scores equal
-            for (long j = 0; j < T; j++) pr[j] = 1.0f / (float)T;
-            continue;
-        }
-        for (long j = 0; j < T; j++) pr[j] = xr[j] * scale;
-        float macc[LANES];
-        for (int l = 0; l < LANES; l++) macc[l] = -INFINITY;
-        long j = 0;
-        for (; j + LANES <= T; j += LANES)
-            for (int l = 0; l < LANES; l++) macc[l] = fmaxf(macc[l], keep[j + l] ? pr[j + l] : -INFINITY);
-        float m = -INFINITY;
-        for (int l = 0; l < LANES; l++) m = fmaxf(m, macc[l]);
-        for (; j < T; j++) m = fmaxf(m, keep[j] ? pr[j] : -INFINITY);
-        float acc[LANES] = {0};
-        j = 0;
-        for (; j + LANES <= T; j += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float e = keep[j + l] ? dk_expf(pr[j + l] - m) : 0.0f;
-                pr[j + l] = e;
-                acc[l] += e;
-            }
-        float sum = lane_sum(acc);
-        for (; j < T; j++) {
-            float e = keep[j] ? dk_expf(pr[j] - m) : 0.0f;
-            pr[j] = e;
-            sum += e;
-        }
-        const float inv = 1.0f / sum;
-        for (j = 0; j < T; j++) pr[j] *= inv;
-    }
-}
-DK_AVX2 static void softmax_avx2(const float *x, long ldx, float *probs, long ldp, float *scores, long lds,
-                                 const int32_t *keep, long rows, long T, float scale) {
-    const long Tp = (T + LANES - 1) / LANES * LANES;
-    float keepf[Tp], s[Tp];   // 0/1 per key (0 on the padding), one scaled row
-    long valid = 0;
-    for (long j = 0; j < Tp; j++) {
-        keepf[j] = j < T && keep[j] ? 1.0f : 0.0f;
-        valid += j < T && keep[j];
-    }
-    const __m256 sc = _mm256_set1_ps(scale), neg = _mm256_set1_ps(-INFINITY), zero = _mm256_setzero_ps();
-    for (long r = 0; r < rows; r++) {
-        const float *xr = x + r * ldx;
-        float *pr = probs + r * ldp;
-        if (scores) {
-            float *sr = scores + r * lds;
-            for (long j = 0; j < T; j++) sr[j] = xr[j] * scale;
-        }
-        if (!valid) {   // every key masked: HF's finfo.min makes all scores equal
-            for (long j = 0; j < T; j++) pr[j] = 1.0f / (float)T;
-            continue;
-        }
-        memcpy(s, xr, (size_t)T * sizeof(float));
-        for (long j = T; j < Tp; j++) s[j] = 0;
-        __m256 m = neg;
-        for (long j = 0; j < Tp; j += LANES) {
-            __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + j), sc);
-            _mm256_storeu_ps(s + j, v);
-            __m256 k = _mm256_cmp_ps(_mm256_loadu_ps(keepf + j), zero, _CMP_NEQ_OQ);
-            m = _mm256_max_ps(m, _mm256_blendv_ps(neg, v, k));
-        }
-        const __m256 mv = _mm256_set1_ps(hmax8(m));
-        __m256 sum = zero;
-        for (long j = 0; j < Tp; j += LANES) {
-            __m256 e = _mm256_mul_ps(exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv)), _mm256_loadu_ps(keepf + j));
-            _mm256_storeu_ps(s + j, e);
-            sum = _mm256_add_ps(sum, e);
-        }
-        const __m256 inv = _mm256_set1_ps(1.0f / hsum8(sum));
-        long j = 0;
-        for (; j + LANES <= T; j += LANES) _mm256_storeu_ps(pr + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
-        if (j < T) {
-            _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
-            memcpy(pr + j, s + j, (size_t)(T - j) * sizeof(float));
-        }
-    }
-}
-void dk_masked_softmax_ref(const float *x, long ldx, float *p, long ldp, float *s, long lds,
-                           const int32_t *keep, long rows, long T, float scale) {
-    softmax_body(x, ldx, p, ldp, s, lds, keep, rows, T, scale);
-}
+// ---------------------------------------------------------------- softmax backward
 
 DK_INLINE void softmax_backward_body(float *d, long ldd, const float *p, long ldp, const float *dropout, long ldm,
                                      const float *extra, long lde, long rows, long T, float scale) {
@@ -161,28 +69,6 @@ void dk_softmax_backward_ref(float *d, long ldd, const float *p, long ldp, const
 #define INV_SQRT2 0.70710678118654752f
 #define INV_SQRT_2PI 0.39894228040143268f
 
-DK_INLINE void gelu_forward_body(const float *x, float *y, long n) {
-    for (long i = 0; i < n; i++) {
-        float v = x[i];
-        y[i] = 0.5f * v * (1.0f + dk_erff(v * INV_SQRT2));
-    }
-}
-DK_AVX2 static inline __m256 gelu8(__m256 v) {
-    __m256 cdf = _mm256_add_ps(_mm256_set1_ps(1.0f), erf8(_mm256_mul_ps(v, _mm256_set1_ps(INV_SQRT2))));
-    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), cdf);
-}
-DK_AVX2 static void gelu_forward_avx2(const float *x, float *y, long n) {
-    long i = 0;
-    for (; i + LANES <= n; i += LANES) _mm256_storeu_ps(y + i, gelu8(_mm256_loadu_ps(x + i)));
-    if (i < n) {
-        float buf[LANES] = {0};
-        memcpy(buf, x + i, (size_t)(n - i) * sizeof(float));
-        _mm256_storeu_ps(buf, gelu8(_mm256_loadu_ps(buf)));
-        memcpy(y + i, buf, (size_t)(n - i) * sizeof(float));
-    }
-}
-void dk_gelu_forward_ref(const float *x, float *y, long n) { gelu_forward_body(x, y, n); }
-
 DK_INLINE void gelu_backward_body(const float *dy, const float *x, float *dx, long n) {
     for (long i = 0; i < n; i++) {
         float v = x[i];
@@ -213,39 +99,6 @@ DK_AVX2 static void gelu_backward_avx2(const float *dy, const float *x, float *d
 void dk_gelu_backward_ref(const float *dy, const float *x, float *dx, long n) { gelu_backward_body(dy, x, dx, n); }
 
 // ---------------------------------------------------------------- LayerNorm
-
-DK_INLINE void layernorm_forward_body(const float *x, float *y, float *mean, float *rstd, const float *gamma,
-                                      const float *beta, long rows, long cols, float eps) {
-    for (long r = 0; r < rows; r++) {
-        const float *xr = x + r * cols;
-        float *yr = y + r * cols;
-        double acc[LANES] = {0};
-        long c = 0;
-        for (; c + LANES <= cols; c += LANES)
-            for (int l = 0; l < LANES; l++) acc[l] += (double)xr[c + l];
-        double sum = lane_sum_d(acc);
-        for (; c < cols; c++) sum += (double)xr[c];
-        const double m = sum / (double)cols;
-        double sacc[LANES] = {0};
-        c = 0;
-        for (; c + LANES <= cols; c += LANES)
-            for (int l = 0; l < LANES; l++) { double d = (double)xr[c + l] - m; sacc[l] += d * d; }
-        double sq = lane_sum_d(sacc);
-        for (; c < cols; c++) { double d = (double)xr[c] - m; sq += d * d; }
-        const double s = 1.0 / sqrt(sq / (double)cols + (double)eps);
-        for (c = 0; c < cols; c++) yr[c] = (float)(((double)xr[c] - m) * s) * gamma[c] + beta[c];
-        mean[r] = (float)m;
-        rstd[r] = (float)s;
-    }
-}
-DK_AVX2 static void layernorm_forward_avx2(const float *x, float *y, float *mean, float *rstd, const float *g,
-                                           const float *b, long rows, long cols, float eps) {
-    layernorm_forward_body(x, y, mean, rstd, g, b, rows, cols, eps);
-}
-void dk_layernorm_forward_ref(const float *x, float *y, float *mean, float *rstd, const float *g,
-                              const float *b, long rows, long cols, float eps) {
-    layernorm_forward_body(x, y, mean, rstd, g, b, rows, cols, eps);
-}
 
 DK_INLINE void layernorm_backward_body(float *dx, const float *dy, const float *x, const float *mean,
                                        const float *rstd, const float *gamma, long rows, long cols, int accumulate) {
@@ -369,32 +222,15 @@ DK_AVX2 static void dropout_mask_avx2(uint64_t key, uint64_t first, long count, 
 
 // ---------------------------------------------------------------- dispatch
 
-void dk_masked_softmax(const float *x, long ldx, float *p, long ldp, float *s, long lds,
-                       const int32_t *keep, long rows, long T, float scale) {
-    if (dk_has_avx2()) softmax_avx2(x, ldx, p, ldp, s, lds, keep, rows, T, scale);
-    else dk_masked_softmax_ref(x, ldx, p, ldp, s, lds, keep, rows, T, scale);
-}
-
 void dk_softmax_backward(float *d, long ldd, const float *p, long ldp, const float *m, long ldm,
                          const float *e, long lde, long rows, long T, float scale) {
     if (dk_has_avx2()) softmax_backward_avx2(d, ldd, p, ldp, m, ldm, e, lde, rows, T, scale);
     else dk_softmax_backward_ref(d, ldd, p, ldp, m, ldm, e, lde, rows, T, scale);
 }
 
-void dk_gelu_forward(const float *x, float *y, long n) {
-    if (dk_has_avx2()) gelu_forward_avx2(x, y, n);
-    else dk_gelu_forward_ref(x, y, n);
-}
-
 void dk_gelu_backward(const float *dy, const float *x, float *dx, long n) {
     if (dk_has_avx2()) gelu_backward_avx2(dy, x, dx, n);
     else dk_gelu_backward_ref(dy, x, dx, n);
-}
-
-void dk_layernorm_forward(const float *x, float *y, float *mean, float *rstd, const float *g,
-                          const float *b, long rows, long cols, float eps) {
-    if (dk_has_avx2()) layernorm_forward_avx2(x, y, mean, rstd, g, b, rows, cols, eps);
-    else dk_layernorm_forward_ref(x, y, mean, rstd, g, b, rows, cols, eps);
 }
 
 void dk_layernorm_backward(float *dx, const float *dy, const float *x, const float *mean,

@@ -29,12 +29,12 @@ public protocol TeacherStates {
 
 /// The teacher run on each batch (dropout off): any hidden state or attention score.
 public final class OnlineTeacher: TeacherStates {
-    public let model: BertTrainingModel
+    public let model: BertModel
     public let parameters: ParameterBlock
 
     /// The teacher as a training-engine model over its parameter block (`classes` as its head).
     public init(config: BertConfig, classes: Int, tensors: [String: Tensor]) throws {
-        model = try BertTrainingModel(config: config, classes: classes)
+        model = try BertModel(config: config, classes: classes)
         let wanted = Set(model.layout.entries.map(\.name))
         parameters = try ParameterBlock(layout: model.layout, tensors: tensors.filter { wanted.contains($0.key) })
     }
@@ -112,7 +112,7 @@ public struct DistillationLossParts: Sendable {
 /// One distillation step: student forward, teacher signals, weighted losses, backward.
 public final class DistillationObjective: TrainingObjective {
     public let plan: DistillationPlan
-    public let student: BertTrainingModel
+    public let student: BertModel
     /// Training examples: the ids the teacher saw; label −1 for augmented copies (no gold).
     public let examples: [TrainingExample]
     /// The teacher's logits per example (full vectors; temperature applied here).
@@ -129,7 +129,7 @@ public final class DistillationObjective: TrainingObjective {
                 schedule: StagedSchedule, paddingId: Int32, seed: UInt64) throws {
         precondition(examples.count == teacherLogits.count, "DistillationObjective: \(examples.count) examples, \(teacherLogits.count) teacher rows")
         self.plan = plan
-        student = try BertTrainingModel(config: plan.student, classes: max(plan.classes, 2))
+        student = try BertModel(config: plan.student, classes: max(plan.classes, 2))
         self.examples = examples
         self.teacherLogits = teacherLogits
         self.teacherStates = teacherStates

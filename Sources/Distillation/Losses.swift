@@ -20,6 +20,7 @@
 // Teachers are frozen: no gradient flows to teacher inputs.
 // Left out on purpose: relation-based attention losses (MiniLM), losses on value vectors,
 // parallel loops (these losses cost a few passes over the hidden states, far below a layer).
+import DistilleryModel
 import DistilleryTensor
 import DistilleryTraining
 import Foundation

@@ -24,37 +24,41 @@ public enum PackedGemm {
     /// op(A) is A [m, k] (rows `lda` apart) or, with `transA`, Aᵀ of an A stored [k, m];
     /// op(B) is B [k, n] or, with `transB`, Bᵀ of a B stored [n, k]. Must not be called from
     /// inside a parallel region (use `single` there). Bitwise the same for any thread count.
+    /// With a `bias` [n] (and `transA` false), C = bias + op(A) · op(B), bit for bit a C
+    /// pre-filled with the bias and accumulated.
     public static func multiply(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+                                c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+                                bias: UnsafePointer<Float>? = nil) {
         guard m > 0, n > 0 else { return }
+        precondition(bias == nil || (!accumulate && !transA), "PackedGemm.multiply: a bias needs A untransposed and no accumulation")
         let floats = dk_packed_floats(n, k)
         guard let packed = dk_thread_buffer(DK_SLOT_GEMM_PACKED, floats) else {
             fatalError("PackedGemm.multiply: could not allocate \(floats) floats for the packed operand")
         }
         let colPanels = (n + 15) / 16, rowPanels = (m + 5) / 6
-        let shared = UnsafeSendable((a, b, c, packed))
+        let shared = UnsafeSendable((a, b, c, packed, bias))
         // Pack op(B) panel by panel; panels are independent.
         Compute.parallelRanges(colPanels) { panels in
-            let (_, b, _, packed) = shared.value
+            let (_, b, _, packed, _) = shared.value
             let lo = panels.lowerBound * 16, hi = min(n, panels.upperBound * 16)
             if transB { dk_pack_weight_ld(b + lo * ldb, ldb, hi - lo, k, packed + lo * k) }
             else { dk_pack_weight_transposed(b + lo, ldb, hi - lo, k, packed + lo * k) }
         }
         let workers = Compute.threads
         if workers <= 1 || (rowPanels < workers * minimumRowPanelsPerWorker && colPanels < workers) {
-            run(transA, m, n, k, a, lda, packed, c, ldc, accumulate)
+            run(transA, m, n, k, a, lda, packed, bias, c, ldc, accumulate)
         } else if rowPanels >= workers * minimumRowPanelsPerWorker {
             Compute.parallelRanges(rowPanels) { panels in
-                let (a, _, c, packed) = shared.value
+                let (a, _, c, packed, bias) = shared.value
                 let lo = panels.lowerBound * 6, hi = min(m, panels.upperBound * 6)
-                run(transA, hi - lo, n, k, transA ? a + lo : a + lo * lda, lda, packed, c + lo * ldc, ldc, accumulate)
+                run(transA, hi - lo, n, k, transA ? a + lo : a + lo * lda, lda, packed, bias, c + lo * ldc, ldc, accumulate)
             }
         } else {
             Compute.parallelRanges(colPanels) { panels in
-                let (a, _, c, packed) = shared.value
+                let (a, _, c, packed, bias) = shared.value
                 let lo = panels.lowerBound * 16, hi = min(n, panels.upperBound * 16)
-                run(transA, m, hi - lo, k, a, lda, packed + lo * k, c + lo, ldc, accumulate)
+                run(transA, m, hi - lo, k, a, lda, packed + lo * k, bias.map { $0 + lo }, c + lo, ldc, accumulate)
             }
         }
     }
@@ -71,13 +75,14 @@ public enum PackedGemm {
 
     /// One single-threaded packed GEMM with this thread's reusable workspace.
     private static func run(_ transA: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int,
-                            _ packed: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
-                            _ accumulate: Bool) {
+                            _ packed: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool) {
         let floats = dk_gemm_workspace_floats(m, k)
         guard let workspace = dk_gemm_thread_workspace(floats) else {
             fatalError("PackedGemm: could not allocate a \(floats)-float GEMM workspace")
         }
-        if transA { dk_gemm_packed_at(m, n, k, a, lda, packed, c, ldc, accumulate ? 1 : 0, workspace) }
+        if let bias { dk_gemm_packed_bias(m, n, k, a, lda, packed, bias, c, ldc, workspace) }
+        else if transA { dk_gemm_packed_at(m, n, k, a, lda, packed, c, ldc, accumulate ? 1 : 0, workspace) }
         else { dk_gemm_packed(m, n, k, a, lda, packed, c, ldc, accumulate ? 1 : 0, workspace) }
     }
 }

@@ -24,12 +24,18 @@ public struct PackedMatrix: Sendable {
     public init(_ weight: Tensor) {
         precondition(weight.shape.count == 2 && weight.shape[0] > 0 && weight.shape[1] > 0,
                      "PackedMatrix: expected a non-empty 2-D weight [out, in], got \(weight.shapeDescription)")
-        outFeatures = weight.shape[0]
-        inFeatures = weight.shape[1]
-        storage = PackedStorage(count: dk_packed_floats(outFeatures, inFeatures))
-        weight.data.withUnsafeBufferPointer { w in
-            dk_pack_weight(w.baseAddress!, outFeatures, inFeatures, storage.pointer)
+        self = weight.data.withUnsafeBufferPointer { w in
+            PackedMatrix(rows: weight.shape[0], columns: weight.shape[1], rowMajor: w.baseAddress!)
         }
+    }
+
+    /// Packs `rows` × `columns` floats read row-major from `rowMajor` (a weight [out, in]).
+    public init(rows: Int, columns: Int, rowMajor: UnsafePointer<Float>) {
+        precondition(rows > 0 && columns > 0, "PackedMatrix: expected a non-empty weight, got \(rows)×\(columns)")
+        outFeatures = rows
+        inFeatures = columns
+        storage = PackedStorage(count: dk_packed_floats(rows, columns))
+        dk_pack_weight(rowMajor, rows, columns, storage.pointer)
     }
 
     /// Row panels each worker needs before rows (not columns) are split across threads;
@@ -38,48 +44,52 @@ public struct PackedMatrix: Sendable {
     /// on the MiniLM shapes; the row split avoids packing A twice, so it is the default.
     static let minimumRowPanelsPerWorker = 4
 
-    /// y[M, out] = x[M, in] · Wᵀ, or y += x · Wᵀ when `accumulate`.
+    /// y[M, out] = x[M, in] · Wᵀ, y += x · Wᵀ when `accumulate`, or y = bias + x · Wᵀ
+    /// when a `bias` [out] is given (bit for bit a y pre-filled with the bias, accumulated).
     ///
     /// `x` holds `rows` rows of `lda` ≥ `inFeatures` floats, `y` rows of `ldc` ≥
     /// `outFeatures` floats; only the first `outFeatures` columns of each `y` row are
     /// written. Runs on `Compute.threads` workers; results do not depend on their number.
     public func multiply(rows: Int, x: UnsafePointer<Float>, lda: Int,
-                         y: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+                         y: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+                         bias: UnsafePointer<Float>? = nil) {
         precondition(rows >= 0 && lda >= inFeatures && ldc >= outFeatures,
                      "PackedMatrix.multiply: rows \(rows), lda \(lda), ldc \(ldc) for a [\(outFeatures), \(inFeatures)] weight (need lda >= in, ldc >= out)")
+        precondition(bias == nil || !accumulate, "PackedMatrix.multiply: a bias replaces accumulation, not both")
         guard rows > 0 else { return }
         let (n, k, packed) = (outFeatures, inFeatures, UnsafePointer(storage.pointer))
         let rowPanels = (rows + 5) / 6, colPanels = (n + 15) / 16
         let workers = Compute.threads
         if workers <= 1 || (rowPanels < workers * Self.minimumRowPanelsPerWorker && colPanels < workers) {
-            Self.run(rows, n, k, x, lda, packed, y, ldc, accumulate)
+            Self.run(rows, n, k, x, lda, packed, bias, y, ldc, accumulate)
             return
         }
-        let shared = UnsafeSendable((x, y))
+        let shared = UnsafeSendable((x, y, bias))
         if rowPanels >= workers * Self.minimumRowPanelsPerWorker {
             Compute.parallelRanges(rowPanels) { panels in
-                let (x, y) = shared.value
+                let (x, y, bias) = shared.value
                 let lo = panels.lowerBound * 6, hi = min(rows, panels.upperBound * 6)
-                Self.run(hi - lo, n, k, x + lo * lda, lda, packed, y + lo * ldc, ldc, accumulate)
+                Self.run(hi - lo, n, k, x + lo * lda, lda, packed, bias, y + lo * ldc, ldc, accumulate)
             }
         } else {
             Compute.parallelRanges(colPanels) { panels in
-                let (x, y) = shared.value
+                let (x, y, bias) = shared.value
                 let lo = panels.lowerBound * 16, hi = min(n, panels.upperBound * 16)
-                Self.run(rows, hi - lo, k, x, lda, packed + lo * k, y + lo, ldc, accumulate)
+                Self.run(rows, hi - lo, k, x, lda, packed + lo * k, bias.map { $0 + lo }, y + lo, ldc, accumulate)
             }
         }
     }
 
     /// One single-threaded dk_gemm_packed call with this thread's reusable workspace.
     private static func run(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Float>, _ lda: Int,
-                            _ packed: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                            _ ldc: Int, _ accumulate: Bool) {
+                            _ packed: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                            _ y: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool) {
         let floats = dk_gemm_workspace_floats(m, k)
         guard let workspace = dk_gemm_thread_workspace(floats) else {
             fatalError("PackedMatrix.multiply: could not allocate a \(floats)-float GEMM workspace")
         }
-        dk_gemm_packed(m, n, k, x, lda, packed, y, ldc, accumulate ? 1 : 0, workspace)
+        if let bias { dk_gemm_packed_bias(m, n, k, x, lda, packed, bias, y, ldc, workspace) }
+        else { dk_gemm_packed(m, n, k, x, lda, packed, y, ldc, accumulate ? 1 : 0, workspace) }
     }
 }
 

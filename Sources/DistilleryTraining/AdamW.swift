@@ -14,6 +14,7 @@
 // the gradient norm sums fixed blocks of `normBlock` elements in parallel and adds the
 // block sums in order, so it does not depend on the thread count.
 // Left out on purpose: amsgrad, per-group learning rates, foreach/fused paths.
+import DistilleryModel
 import DistilleryTensor
 import Foundation
 

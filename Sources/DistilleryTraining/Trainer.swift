@@ -144,13 +144,13 @@ public func paddedBatch(_ rows: ArraySlice<Int>, from examples: [TrainingExample
 
 /// Mean cross-entropy of the classifier against the gold labels, with dropout (fine-tuning).
 public struct ClassificationObjective: TrainingObjective {
-    public let model: BertTrainingModel
+    public let model: BertModel
     public let examples: [TrainingExample]
     public let paddingId: Int32
     public let dropout: DropoutRates
     public let rng: DropoutRNG
 
-    public init(model: BertTrainingModel, examples: [TrainingExample], paddingId: Int32, dropout: DropoutRates, seed: UInt64) {
+    public init(model: BertModel, examples: [TrainingExample], paddingId: Int32, dropout: DropoutRates, seed: UInt64) {
         self.model = model
         self.examples = examples
         self.paddingId = paddingId
@@ -171,7 +171,7 @@ public struct ClassificationObjective: TrainingObjective {
 /// The training loop over a fixed train/dev set: fine-tuning by default, any
 /// `TrainingObjective` (distillation) when given one.
 public struct Trainer {
-    public let model: BertTrainingModel
+    public let model: BertModel
     public let config: TrainingConfig
     public let train: [TrainingExample]
     public let dev: [TrainingExample]
@@ -191,7 +191,7 @@ public struct Trainer {
     /// does not train the classifier yet is not judged by it.
     public var evaluateFromStep = 0
 
-    public init(model: BertTrainingModel, config: TrainingConfig, train: [TrainingExample], dev: [TrainingExample],
+    public init(model: BertModel, config: TrainingConfig, train: [TrainingExample], dev: [TrainingExample],
                 paddingId: Int32, checkpointURL: URL? = nil, checkpointEvery: Int = 0) {
         precondition(config.batchSize >= 1 && !train.isEmpty, "Trainer: empty training set or batch size < 1")
         self.model = model

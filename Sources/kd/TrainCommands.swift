@@ -98,7 +98,7 @@ struct ClassifierStart {
     let config: BertConfig
     /// The teacher's tensors without any old classifier (what the run fingerprint covers).
     let encoderTensors: [(name: String, tensor: Tensor)]
-    let model: BertTrainingModel
+    let model: BertModel
     let parameters: ParameterBlock
 }
 
@@ -118,7 +118,7 @@ extension TeacherSource {
             tensors[name] = t
         }
         do {
-            let model = try BertTrainingModel(config: config, classes: labels.count)
+            let model = try BertModel(config: config, classes: labels.count)
             let parameters = try ParameterBlock(layout: model.layout, tensors: tensors)
             return ClassifierStart(config: config, encoderTensors: encoderTensors, model: model, parameters: parameters)
         } catch { throw CLIError(file: path, error) }

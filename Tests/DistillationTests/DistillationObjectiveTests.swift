@@ -47,7 +47,7 @@ final class DistillationObjectiveTests: XCTestCase {
     func check(_ spec: StudentSpec, file: StaticString = #filePath, line: UInt = #line) throws {
         let teacherConfig = tinyTeacher()
         let plan = try DistillationPlan(spec: spec, teacher: teacherConfig, classes: 3)
-        let teacherModel = try BertTrainingModel(config: teacherConfig, classes: 3)
+        let teacherModel = try BertModel(config: teacherConfig, classes: 3)
         let teacher = try OnlineTeacher(config: teacherConfig, classes: 3,
                                         tensors: randomBlock(teacherModel.layout, seed: 5).tensorDictionary)
         let examples = [TrainingExample(ids: [1, 4, 6, 2], label: 2), TrainingExample(ids: [1, 9, 2], label: -1),

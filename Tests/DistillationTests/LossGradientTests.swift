@@ -5,6 +5,7 @@
 // cosine loss of parallel vectors = 0).
 import Distillation
 import DistilleryTensor
+import DistilleryModel
 import DistilleryTraining
 import Foundation
 import TestSupport

@@ -76,7 +76,7 @@ final class StudentInitTests: XCTestCase {
         XCTAssertEqual(Set(s.projections.keys), Set(plan.projections.flatMap { [$0.weightName, $0.biasName] }), file: file, line: line)
         XCTAssertNoThrow(try ParameterBlock(layout: plan.layout, tensors: s.allTensors), file: file, line: line)
         // The plan's layout begins with exactly the training model's own layout.
-        if let model = try? BertTrainingModel(config: plan.student, classes: plan.classes) {
+        if let model = try? BertModel(config: plan.student, classes: plan.classes) {
             XCTAssertEqual(model.layout.entries, Array(plan.layout.entries.prefix(model.layout.entries.count)), file: file, line: line)
             XCTAssertEqual(plan.layout.entries.count - model.layout.entries.count, 2 * plan.projections.count, file: file, line: line)
         } else {

@@ -49,9 +49,14 @@ final class KernelTests: XCTestCase {
             let rows = 3
             let x = randomFloats(rows * cols, seed: UInt64(cols), scale: 6)
             let bias = randomFloats(cols, seed: 99, scale: 1)
-            var fast = x, ref = x
-            dk_bias_gelu(&fast, bias, rows, cols)
-            dk_bias_gelu_ref(&ref, bias, rows, cols)
+            var fast = [Float](repeating: .nan, count: x.count), ref = fast, pre = fast
+            dk_bias_gelu(x, bias, &pre, &fast, rows, cols)
+            dk_bias_gelu_ref(x, bias, nil, &ref, rows, cols)
+            // In place (x, pre and act one buffer) gives the same bits.
+            var inPlace = x
+            inPlace.withUnsafeMutableBufferPointer { p in dk_bias_gelu(p.baseAddress!, bias, p.baseAddress!, p.baseAddress!, rows, cols) }
+            XCTAssertEqual(inPlace, fast, "in place, cols \(cols)")
+            XCTAssertEqual(pre, (0..<(rows * cols)).map { x[$0] + bias[$0 % cols] }, "pre-activation kept, cols \(cols)")
             for i in 0..<(rows * cols) {
                 let v = Double(x[i]) + Double(bias[i % cols])
                 let exact = 0.5 * v * (1 + Foundation.erf(v / 2.0.squareRoot()))
@@ -67,13 +72,26 @@ final class KernelTests: XCTestCase {
             let x = randomFloats(rows * cols, seed: UInt64(cols) + 7, scale: 3)
             let residual = randomFloats(rows * cols, seed: 5, scale: 1)
             let bias = randomFloats(cols, seed: 6), gamma = randomFloats(cols, seed: 8), beta = randomFloats(cols, seed: 9)
-            var fast = x, ref = x
-            dk_bias_residual_layernorm(&fast, bias, residual, gamma, beta, rows, cols, 1e-12)
-            dk_bias_residual_layernorm_ref(&ref, bias, residual, gamma, beta, rows, cols, 1e-12)
+            // Dropout scales the dense output (with its bias) before the residual is added.
+            let drop = randomFloats(rows * cols, seed: 10).map { $0 < -0.5 ? Float(0) : 1.25 }
+            var fast = [Float](repeating: .nan, count: x.count), ref = fast, sum = fast
+            var meanKept = [Float](repeating: .nan, count: rows), rstdKept = meanKept
+            dk_residual_layernorm(x, bias, drop, residual, &sum, &fast, &meanKept, &rstdKept, gamma, beta, rows, cols, 1e-12)
+            dk_residual_layernorm_ref(x, bias, drop, residual, nil, &ref, nil, nil, gamma, beta, rows, cols, 1e-12)
+            XCTAssertEqual(sum, (0..<(rows * cols)).map { (x[$0] + bias[$0 % cols]) * drop[$0] + residual[$0] }, "sum kept, cols \(cols)")
+            // In place (y over x, no sum kept) gives the same bits.
+            var inPlace = x
+            inPlace.withUnsafeMutableBufferPointer { p in
+                dk_residual_layernorm(p.baseAddress!, bias, drop, residual, nil, p.baseAddress!, nil, nil, gamma, beta, rows, cols, 1e-12)
+            }
+            XCTAssertEqual(inPlace, fast, "in place, cols \(cols)")
             for r in 0..<rows {
-                let v = (0..<cols).map { Double(x[r * cols + $0]) + Double(bias[$0]) + Double(residual[r * cols + $0]) }
+                let v = (0..<cols).map { (Double(x[r * cols + $0]) + Double(bias[$0])) * Double(drop[r * cols + $0]) + Double(residual[r * cols + $0]) }
                 let mean = v.reduce(0, +) / Double(cols)
                 let variance = v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(cols)
+                XCTAssertEqual(Double(meanKept[r]), mean, accuracy: 1e-5 * max(1, abs(mean)), "mean kept, cols \(cols)")
+                let rstd = 1 / (variance + 1e-12).squareRoot()
+                XCTAssertEqual(Double(rstdKept[r]), rstd, accuracy: 1e-5 * rstd, "rstd kept, cols \(cols)")
                 for c in 0..<cols {
                     let exact = (v[c] - mean) / (variance + 1e-12).squareRoot() * Double(gamma[c]) + Double(beta[c])
                     // cols 1: variance 0, output is beta exactly; otherwise float rounding.
@@ -97,8 +115,8 @@ final class KernelTests: XCTestCase {
                 var scratch = [Float](repeating: 0, count: dk_attention_scratch_floats(T, D))
                 qkv.withUnsafeBufferPointer { p in
                     let q = p.baseAddress!, k = q + D, v = q + 2 * D
-                    dk_attention_head(q, k, v, ld, &fast, D, keep, T, D, scale, &scratch, &probs)
-                    dk_attention_head_ref(q, k, v, ld, &ref, D, keep, T, D, scale, &scratch, nil)
+                    dk_attention_head(q, k, v, ld, &fast, D, keep, T, D, scale, &scratch, &probs, nil, nil, 1)
+                    dk_attention_head_ref(q, k, v, ld, &ref, D, keep, T, D, scale, &scratch, nil, nil, nil, 1)
                 }
                 for t in 0..<T {
                     var s = (0..<T).map { j -> Double in
@@ -130,7 +148,7 @@ final class KernelTests: XCTestCase {
         var scratch = [Float](repeating: 0, count: dk_attention_scratch_floats(T, D))
         qkv.withUnsafeBufferPointer { p in
             dk_attention_head(p.baseAddress!, p.baseAddress! + D, p.baseAddress! + 2 * D, 3 * D, &out, D,
-                              [0, 0, 0], T, D, 1, &scratch, nil)
+                              [0, 0, 0], T, D, 1, &scratch, nil, nil, nil, 1)
         }
         for d in 0..<D {
             let mean = (0..<T).map { qkv[$0 * 3 * D + 2 * D + d] }.reduce(0, +) / Float(T)

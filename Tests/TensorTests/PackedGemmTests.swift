@@ -189,3 +189,38 @@ final class PackedGemmTests: XCTestCase {
         XCTAssertEqual(y, [sentinel])
     }
 }
+
+/// The bias epilogue: C = bias + A·Wᵀ must be bit for bit a C pre-filled with the bias and
+/// accumulated (what the training path did before the epilogue existed), for the dispatched
+/// kernel and its `_ref`, across K blocks and column tails, and through PackedMatrix on 1
+/// and 2 threads.
+final class GemmBiasEpilogueTests: XCTestCase {
+    func testBiasEpilogueEqualsPrefilledAccumulate() {
+        for (m, n, k) in [(1, 1, 1), (7, 17, 33), (13, 31, 385), (6, 16, 1000), (129, 33, 63)] {
+            let a = gemmRandom(m * k, seed: UInt64(m * 1000 + k)), w = gemmRandom(n * k, seed: UInt64(n + 7))
+            let bias = gemmRandom(n, seed: 99)
+            var packed = [Float](repeating: 0, count: dk_packed_floats(n, k))
+            dk_pack_weight(w, n, k, &packed)
+            var ws = [Float](repeating: 0, count: dk_gemm_workspace_floats(m, k))
+            var prefilled = (0..<m).flatMap { _ in bias }, prefilledRef = prefilled
+            dk_gemm_packed(m, n, k, a, k, packed, &prefilled, n, 1, &ws)
+            dk_gemm_packed_ref(m, n, k, a, k, packed, &prefilledRef, n, 1, &ws)
+            var fused = [Float](repeating: .nan, count: m * n), fusedRef = fused
+            dk_gemm_packed_bias(m, n, k, a, k, packed, bias, &fused, n, &ws)
+            dk_gemm_packed_bias_ref(m, n, k, a, k, packed, bias, &fusedRef, n, &ws)
+            XCTAssertEqual(fused, prefilled, "\(m)x\(n)x\(k)")
+            XCTAssertEqual(fusedRef, prefilledRef, "_ref \(m)x\(n)x\(k)")
+            let matrix = PackedMatrix(Tensor(shape: [n, k], data: w))
+            for threads in [1, 2] {
+                Compute.setThreads(threads)
+                var y = [Float](repeating: .nan, count: m * n)
+                a.withUnsafeBufferPointer { ap in bias.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer { yp in
+                    matrix.multiply(rows: m, x: ap.baseAddress!, lda: k, y: yp.baseAddress!, ldc: n, accumulate: false,
+                                    bias: bp.baseAddress!)
+                } } }
+                XCTAssertEqual(y, prefilled, "PackedMatrix \(threads) thread(s), \(m)x\(n)x\(k)")
+            }
+            Compute.setThreads(1)
+        }
+    }
+}

@@ -1,5 +1,5 @@
-// Training-kernel tests: the dk_training.h kernels (masked softmax and its backward, GELU
-// and its derivative, LayerNorm forward/backward, column sums) dispatched vs their `_ref`
+// Training-kernel tests: the softmax inside the attention kernel and its backward, GELU and
+// its derivative, LayerNorm forward/backward, column sums dispatched vs their `_ref`
 // twins and vs Double references on awkward sizes; the training GEMM pieces — transposed
 // packing, transposed A, the one-call dk_gemm in all four transpose combinations — against
 // Double products and each other; PackedGemm on 1 and 2 threads, bitwise.
@@ -24,39 +24,53 @@ private func relativeGap(_ a: [Float], _ b: [Double]) -> Double {
 final class TrainingKernelTests: XCTestCase {
     // MARK: softmax
 
-    func testMaskedSoftmaxAgainstReference() {
+    /// The masked softmax inside dk_attention_head, through its `scores` and `probs`
+    /// outputs: scores are scale·q·kᵀ before the mask; probabilities are their softmax with
+    /// masked keys exactly 0 and an all-masked row uniform; dropout and the head weight
+    /// scale only the product with v.
+    func testAttentionSoftmaxScoresDropoutAndHeadWeight() {
         let scale: Float = 0.35
-        for T in awkwardSizes {
+        for T in awkwardSizes.filter({ $0 <= 63 }) {
             for pattern in ["all", "every third masked", "none"] {
-                let rows = 3
-                let x = randomFloats(rows * T, seed: UInt64(T) &* 31, scale: 8)
+                let D = 3, ld = 3 * D
+                let qkv = randomFloats(T * ld, seed: UInt64(T) &* 31, scale: 3)
                 let keep: [Int32] = (0..<T).map { j in pattern == "all" ? 1 : pattern == "none" ? 0 : (j % 3 == 1 ? 0 : 1) }
-                var fast = [Float](repeating: .nan, count: rows * T), ref = fast
-                var sFast = fast, sRef = fast
-                dk_masked_softmax(x, T, &fast, T, &sFast, T, keep, rows, T, scale)
-                dk_masked_softmax_ref(x, T, &ref, T, &sRef, T, keep, rows, T, scale)
-                XCTAssertEqual(sFast, sRef, "scores, T \(T)")
-                XCTAssertEqual(sFast, x.map { $0 * scale }, "scores are scale·x before the mask, T \(T)")
+                let drop = randomFloats(T * T, seed: UInt64(T) + 1).map { $0 < -0.5 ? Float(0) : 1.25 }
+                let weight: Float = 0.75
+                var scratch = [Float](repeating: 0, count: dk_attention_scratch_floats(T, D))
+                var probs = [Float](repeating: .nan, count: T * T), probsRef = probs, scores = probs, scoresRef = probs
+                var out = [Float](repeating: .nan, count: T * D), outRef = out
+                qkv.withUnsafeBufferPointer { p in
+                    let q = p.baseAddress!, k = q + D, v = q + 2 * D
+                    dk_attention_head(q, k, v, ld, &out, D, keep, T, D, scale, &scratch, &probs, &scores, drop, weight)
+                    dk_attention_head_ref(q, k, v, ld, &outRef, D, keep, T, D, scale, &scratch, &probsRef, &scoresRef, drop, weight)
+                }
                 let anyKept = keep.contains(1)
-                for r in 0..<rows {
-                    let s: [Double] = (0..<T).map { Double(x[r * T + $0] * scale) }
+                for t in 0..<T {
                     var m = -Double.infinity
-                    for j in 0..<T where keep[j] != 0 { m = max(m, s[j]) }
-                    let e: [Double] = (0..<T).map { keep[$0] != 0 ? Foundation.exp(s[$0] - m) : 0 }
+                    for j in 0..<T {
+                        let exact = (0..<D).reduce(0.0) { $0 + Double(qkv[t * ld + $1]) * Double(qkv[j * ld + D + $1]) } * Double(scale)
+                        XCTAssertEqual(Double(scores[t * T + j]), exact, accuracy: Double(kernelTolerance), "scores, T \(T)")
+                        XCTAssertEqual(scores[t * T + j], scoresRef[t * T + j], accuracy: kernelTolerance, "scores dispatched vs _ref")
+                        if keep[j] != 0 { m = max(m, Double(scores[t * T + j])) }
+                    }
+                    // The softmax of the kernel's own scores, in Double.
+                    let e: [Double] = (0..<T).map { keep[$0] != 0 ? Foundation.exp(Double(scores[t * T + $0]) - m) : 0 }
                     let z = e.reduce(0, +)
                     for j in 0..<T {
                         let expected = anyKept ? e[j] / z : 1 / Double(T)
-                        XCTAssertEqual(Double(fast[r * T + j]), expected, accuracy: Double(kernelTolerance), "T \(T) \(pattern)")
-                        XCTAssertEqual(fast[r * T + j], ref[r * T + j], accuracy: kernelTolerance, "dispatched vs _ref, T \(T)")
-                        if anyKept && keep[j] == 0 { XCTAssertEqual(fast[r * T + j], 0, "masked key gets exactly 0") }
+                        XCTAssertEqual(Double(probs[t * T + j]), expected, accuracy: Double(kernelTolerance), "T \(T) \(pattern)")
+                        XCTAssertEqual(probs[t * T + j], probsRef[t * T + j], accuracy: kernelTolerance, "dispatched vs _ref, T \(T)")
+                        if anyKept && keep[j] == 0 { XCTAssertEqual(probs[t * T + j], 0, "masked key gets exactly 0") }
+                    }
+                    for d in 0..<D {
+                        let exact = (0..<T).reduce(0.0) {
+                            $0 + Double(weight) * Double(probs[t * T + $1]) * Double(drop[t * T + $1]) * Double(qkv[$1 * ld + 2 * D + d])
+                        }
+                        XCTAssertEqual(Double(out[t * D + d]), exact, accuracy: Double(kernelTolerance), "context with dropout and head weight, T \(T)")
+                        XCTAssertEqual(out[t * D + d], outRef[t * D + d], accuracy: kernelTolerance, "context dispatched vs _ref")
                     }
                 }
-                // In place (x aliasing probs) gives the same.
-                var inPlace = x
-                inPlace.withUnsafeMutableBufferPointer { p in
-                    dk_masked_softmax(p.baseAddress!, T, p.baseAddress!, T, nil, 0, keep, rows, T, scale)
-                }
-                XCTAssertEqual(inPlace, fast, "in place, T \(T)")
             }
         }
     }
@@ -98,8 +112,8 @@ final class TrainingKernelTests: XCTestCase {
             if n > 8 { x[0] = -12; x[1] = 12; x[2] = 0; x[3] = -1e-4 }
             let dy = randomFloats(n, seed: UInt64(n) + 12)
             var y = [Float](repeating: .nan, count: n), yRef = y, dx = y, dxRef = y
-            dk_gelu_forward(x, &y, n)
-            dk_gelu_forward_ref(x, &yRef, n)
+            dk_bias_gelu(x, nil, nil, &y, 1, n)
+            dk_bias_gelu_ref(x, nil, nil, &yRef, 1, n)
             dk_gelu_backward(dy, x, &dx, n)
             dk_gelu_backward_ref(dy, x, &dxRef, n)
             for i in 0..<n {
@@ -133,8 +147,8 @@ final class TrainingKernelTests: XCTestCase {
             let dy = randomFloats(rows * cols, seed: UInt64(cols) + 24)
             var y = [Float](repeating: .nan, count: rows * cols), yRef = y
             var mean = [Float](repeating: .nan, count: rows), rstd = mean, meanRef = mean, rstdRef = mean
-            dk_layernorm_forward(x, &y, &mean, &rstd, gamma, beta, rows, cols, 1e-5)
-            dk_layernorm_forward_ref(x, &yRef, &meanRef, &rstdRef, gamma, beta, rows, cols, 1e-5)
+            dk_residual_layernorm(x, nil, nil, nil, nil, &y, &mean, &rstd, gamma, beta, rows, cols, 1e-5)
+            dk_residual_layernorm_ref(x, nil, nil, nil, nil, &yRef, &meanRef, &rstdRef, gamma, beta, rows, cols, 1e-5)
             XCTAssertEqual(mean, meanRef, "double statistics agree, cols \(cols)")
             for r in 0..<rows {
                 let v = (0..<cols).map { Double(x[r * cols + $0]) }

@@ -16,12 +16,12 @@ import XCTest
 private let hookParityTolerance: Float = 1e-5
 
 final class DistillationHookTests: XCTestCase {
-    static func tinyModel() throws -> (BertTrainingModel, ParameterBlock, EncoderBatch, [Int32]) {
+    static func tinyModel() throws -> (BertModel, ParameterBlock, EncoderBatch, [Int32]) {
         var config = BertConfig(vocabSize: 13, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 6,
                                 maxPositions: 8, typeVocabSize: 2, layerNormEps: 1e-12)
         config.layerHeads = [2, 1]
         config.layerIntermediateSizes = [6, 3]
-        let model = try BertTrainingModel(config: config, classes: 3)
+        let model = try BertModel(config: config, classes: 3)
         let parameters = seededParameters(model.layout, seed: 91)
         let batch = EncoderBatch(ids: [2, 5, 6, 3, 1, 2, 7, 9, 4, 0], typeIds: [0, 0, 1, 1, 1, 0, 0, 0, 0, 0],
                                  mask: [1, 1, 1, 1, 1, 1, 1, 1, 0, 0], batchSize: 2, sequenceLength: 5)
@@ -130,7 +130,7 @@ final class DistillationHookTests: XCTestCase {
         XCTAssertEqual(kept.array, keptValues)
         // Reused arenas give bitwise the same results as fresh ones.
         let again = try model.lossAndGradients(batch, labels: labels, parameters: parameters)
-        let fresh = try BertTrainingModel(config: model.config, classes: 3).lossAndGradients(batch, labels: labels, parameters: parameters)
+        let fresh = try BertModel(config: model.config, classes: 3).lossAndGradients(batch, labels: labels, parameters: parameters)
         XCTAssertEqual(again.loss, fresh.loss)
         XCTAssertEqual(again.gradients.storage, fresh.gradients.storage)
     }

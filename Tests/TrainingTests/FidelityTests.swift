@@ -1,5 +1,6 @@
 // FidelityMetrics (kd eval --teacher): top-1 agreement and mean KL(teacher ‖ student),
 // checked against values worked out by hand.
+import DistilleryModel
 import DistilleryTraining
 import Foundation
 import XCTest

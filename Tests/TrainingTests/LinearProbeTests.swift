@@ -73,7 +73,7 @@ final class LinearProbeTests: XCTestCase {
             var config = BertConfig(vocabSize: 13, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 6,
                                     maxPositions: 8, typeVocabSize: 2, layerNormEps: 1e-12)
             config.classifierPooling = pooling
-            let model = try BertTrainingModel(config: config, classes: 3)
+            let model = try BertModel(config: config, classes: 3)
             let tensors = seededParameters(model.layout, seed: 9).tensorDictionary
             let sequences: [[Int32]] = [[2, 5, 6, 3], [1, 2, 7, 9, 4, 3], [2, 3]]
             let features = try classifierFeatures(config: config, tensors: tensors, sequences: sequences, batchSize: 2, paddingId: 0)

@@ -11,11 +11,11 @@ import TestSupport
 import XCTest
 
 final class MeanPoolingTests: XCTestCase {
-    static func meanModel() throws -> (BertTrainingModel, ParameterBlock, EncoderBatch) {
+    static func meanModel() throws -> (BertModel, ParameterBlock, EncoderBatch) {
         var config = BertConfig(vocabSize: 13, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 6,
                                 maxPositions: 8, typeVocabSize: 2, layerNormEps: 1e-12)
         config.classifierPooling = .mean
-        let model = try BertTrainingModel(config: config, classes: 3)
+        let model = try BertModel(config: config, classes: 3)
         let parameters = seededParameters(model.layout, seed: 5)
         let batch = EncoderBatch(ids: [2, 5, 6, 3, 1, 2, 7, 9, 4, 0], mask: [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],
                                  batchSize: 2, sequenceLength: 5)

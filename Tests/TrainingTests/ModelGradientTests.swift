@@ -16,6 +16,19 @@ import XCTest
 let modelGradientTolerance = 1e-3
 let modelFiniteDifferenceStep: Float = 1e-2
 
+/// A 2-layer model of hidden 8 whose second layer is pruned (1 head, FFN 3), 3 classes,
+/// with seeded random weights (LayerNorm scales near 1).
+func prunedTinyModel(pooling: PoolingMode = .cls, seed: UInt64) throws -> (BertModel, ParameterBlock) {
+    var config = BertConfig(vocabSize: 11, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 6,
+                            maxPositions: 8, typeVocabSize: 2, layerNormEps: 1e-12)
+    config.layerHeads = [2, 1]
+    config.layerIntermediateSizes = [6, 3]
+    config.classifierPooling = pooling
+    let model = try BertModel(config: config, classes: 3)
+    let parameters = seededParameters(model.layout, seed: seed)
+    return (model, parameters)
+}
+
 final class ModelGradientTests: XCTestCase {
     func testWholeModelGradientWithDropoutAndPrunedLayers() throws {
         try checkWholeModelGradient(pooling: .cls)
@@ -25,19 +38,6 @@ final class ModelGradientTests: XCTestCase {
     /// token's state gets a gradient from the head and padded ones none).
     func testWholeModelGradientWithMeanPoolingHead() throws {
         try checkWholeModelGradient(pooling: .mean)
-    }
-
-    /// A 2-layer model of hidden 8 whose second layer is pruned (1 head, FFN 3), 3 classes,
-    /// with seeded random weights (LayerNorm scales near 1).
-    func prunedTinyModel(pooling: PoolingMode = .cls, seed: UInt64) throws -> (BertTrainingModel, ParameterBlock) {
-        var config = BertConfig(vocabSize: 11, hiddenSize: 8, layerCount: 2, headCount: 2, intermediateSize: 6,
-                                maxPositions: 8, typeVocabSize: 2, layerNormEps: 1e-12)
-        config.layerHeads = [2, 1]
-        config.layerIntermediateSizes = [6, 3]
-        config.classifierPooling = pooling
-        let model = try BertTrainingModel(config: config, classes: 3)
-        let parameters = seededParameters(model.layout, seed: seed)
-        return (model, parameters)
     }
 
     func checkWholeModelGradient(pooling: PoolingMode) throws {
@@ -151,7 +151,7 @@ final class ModelGradientTests: XCTestCase {
 
     func testBadBatchesAreRejected() throws {
         let config = BertConfig(vocabSize: 11, hiddenSize: 8, layerCount: 1, headCount: 2, intermediateSize: 6, maxPositions: 8)
-        let model = try BertTrainingModel(config: config, classes: 2)
+        let model = try BertModel(config: config, classes: 2)
         let p = ParameterBlock(zeros: model.layout)
         let ok = EncoderBatch(ids: [1, 2, 3, 4], batchSize: 2, sequenceLength: 2)
         XCTAssertThrowsError(try model.forward(ok, labels: [0, 2], parameters: p)) { error in
@@ -163,6 +163,6 @@ final class ModelGradientTests: XCTestCase {
         XCTAssertThrowsError(try model.forward(EncoderBatch(ids: [1, 20], batchSize: 1, sequenceLength: 2), labels: nil, parameters: p)) { error in
             XCTAssertTrue("\(error)".contains("token id 20"), "\(error)")
         }
-        XCTAssertThrowsError(try BertTrainingModel(config: config, classes: 1))
+        XCTAssertThrowsError(try BertModel(config: config, classes: 1))
     }
 }

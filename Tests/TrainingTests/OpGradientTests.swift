@@ -2,6 +2,7 @@
 // its analytic backward against central differences of that reference (see
 // ReferenceOps.swift for the method and the tolerances), including extreme inputs.
 import DistilleryTensor
+import DistilleryModel
 import DistilleryTraining
 import Foundation
 import TestSupport

@@ -4,6 +4,7 @@
 // (naive loops, no caching). A gradient check differentiates the *reference* forward by
 // central differences in Double (numericGradient, checkGradient: TestSupport) and compares
 // that with the Float analytic backward. The Float forward is compared with the same reference.
+import DistilleryModel
 import DistilleryTraining
 import Foundation
 import TestSupport

@@ -85,7 +85,7 @@ final class CheckpointTests: XCTestCase {
     }
 
     func testRoundTripIsExact() throws {
-        let model = try BertTrainingModel(config: Self.config, classes: 2)
+        let model = try BertModel(config: Self.config, classes: 2)
         var g = SplitMix64(seed: 1)
         var state = TrainingState(parameters: ParameterBlock(zeros: model.layout), adam: AdamWSettings())
         state.parameters.storage = (0..<model.layout.totalCount).map { _ in Float(g.normal()) }
@@ -108,7 +108,7 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(back.state.order, state.order)
         XCTAssertEqual(back.state.best, state.best)
         // Another layout (3 classes) is "another model".
-        let other = try BertTrainingModel(config: Self.config, classes: 3)
+        let other = try BertModel(config: Self.config, classes: 3)
         XCTAssertThrowsError(try TrainingCheckpoint.read(url, layout: other.layout)) { error in
             XCTAssertTrue("\(error)".contains("another model"), "\(error)")
         }

@@ -35,7 +35,7 @@ let parityKeyBiasWeightTolerance: Float = 5e-3
 
 final class TrainingParityTests: XCTestCase {
     struct Case {
-        let model: BertTrainingModel
+        let model: BertModel
         let parameters: ParameterBlock
         let batch: EncoderBatch
         let labels: [Int32]
@@ -66,7 +66,7 @@ final class TrainingParityTests: XCTestCase {
                 tensors = tensors.filter { !$0.key.hasPrefix("pooler.") }
             }
         }
-        let model = try BertTrainingModel(config: config, classes: 3)
+        let model = try BertModel(config: config, classes: 3)
         let parameters = try ParameterBlock(layout: model.layout, tensors: tensors)
         let ids = try file.readInt64s("\(group)/input_ids")
         let batch = EncoderBatch(ids: ids.values.map { Int32($0) },

@@ -1,4 +1,5 @@
-// CKernels: the element-wise and attention kernels of the fp32 encoder.
+// CKernels: the element-wise and attention kernels of the fp32 encoder, one family for
+// inference and training (the backward kernels are in dk_training.h).
 //
 // Every kernel has a portable `_ref` twin built from the same C body; the public entry
 // point picks the AVX2+FMA build at run time (`__builtin_cpu_supports`), never through
@@ -15,32 +16,42 @@ extern "C" {
 /// Returns 1 when the AVX2+FMA builds of the kernels are in use, 0 for the portable ones.
 int dk_has_avx2(void);
 
-/// x[r, c] = gelu_erf(x[r, c] + bias[c]) for x: [R, C], exact-erf GELU (HF "gelu").
-void dk_bias_gelu(float *x, const float *bias, long rows, long cols);
-void dk_bias_gelu_ref(float *x, const float *bias, long rows, long cols);
+/// act[r, c] = gelu_erf(x[r, c] + bias[c]) for x: [R, C], exact-erf GELU (HF "gelu").
+/// `bias` may be NULL; `pre` (nullable) receives x + bias, the pre-activation the backward
+/// reads. `pre` and `act` may alias x.
+void dk_bias_gelu(const float *x, const float *bias, float *pre, float *act, long rows, long cols);
+void dk_bias_gelu_ref(const float *x, const float *bias, float *pre, float *act, long rows, long cols);
 
-/// x[r, :] = LayerNorm(x[r, :] + bias + residual[r, :]) * gamma + beta, x: [R, C].
-/// `bias` and `residual` may be NULL. Two-pass mean/variance in float, like PyTorch.
-void dk_bias_residual_layernorm(float *x, const float *bias, const float *residual,
-                                const float *gamma, const float *beta,
-                                long rows, long cols, float eps);
-void dk_bias_residual_layernorm_ref(float *x, const float *bias, const float *residual,
-                                    const float *gamma, const float *beta,
-                                    long rows, long cols, float eps);
+/// The post-LN step of a BERT layer, per row of x [R, C]:
+///   s = (x + bias) ⊙ dropout + residual      (bias [C], dropout and residual [R, C]; each may be NULL)
+///   y = (s − mean(s)) / sqrt(var(s) + eps) ⊙ gamma + beta   (biased variance)
+/// Statistics are computed in double (two passes). `sum` (nullable, may alias x) keeps s
+/// for the backward; `mean` and `rstd` (nullable, [R]) keep the statistics as float.
+/// y may alias x.
+void dk_residual_layernorm(const float *x, const float *bias, const float *dropout, const float *residual,
+                           float *sum, float *y, float *mean, float *rstd, const float *gamma,
+                           const float *beta, long rows, long cols, float eps);
+void dk_residual_layernorm_ref(const float *x, const float *bias, const float *dropout, const float *residual,
+                               float *sum, float *y, float *mean, float *rstd, const float *gamma,
+                               const float *beta, long rows, long cols, float eps);
 
-/// One attention head of one sequence: out[t, :] = softmax(scale * q[t] . k^T + mask) v.
+/// One attention head of one sequence: out[t, :] = w · (softmax(scale · q[t]·kᵀ + mask) ⊙ dropout[t]) · v.
 /// q, k, v: rows of `ld` floats, the head's D columns at the pointer ([T, D] views);
 /// out: rows of `ldo` floats. `keep[j]` != 0 marks a key that may be attended (padding
 /// keys get probability exactly 0, as HF's finfo.min mask does). A query row whose keys
 /// are all masked gets a uniform average, as HF does. `scratch` holds
-/// dk_attention_scratch_floats(T, D) floats.
-/// When `probs` is not NULL it receives the [T, T] attention probabilities.
+/// dk_attention_scratch_floats(T, D) floats. Optional outputs ([T, T], NULL to skip):
+/// `probs` the probabilities (before dropout), `scores` scale · q·kᵀ before the mask.
+/// `dropout` (nullable, [T, T]) multiplies the probabilities used for the product (0 or
+/// 1/(1−p)); `weight` is the head-mask value (HF's `head_mask`; 1 for none).
 void dk_attention_head(const float *q, const float *k, const float *v, long ld,
                        float *out, long ldo, const int32_t *keep, long T, long D,
-                       float scale, float *scratch, float *probs);
+                       float scale, float *scratch, float *probs, float *scores,
+                       const float *dropout, float weight);
 void dk_attention_head_ref(const float *q, const float *k, const float *v, long ld,
                            float *out, long ldo, const int32_t *keep, long T, long D,
-                           float scale, float *scratch, float *probs);
+                           float scale, float *scratch, float *probs, float *scores,
+                           const float *dropout, float weight);
 
 /// Scratch floats dk_attention_head needs for T tokens and head size D.
 long dk_attention_scratch_floats(long T, long D);

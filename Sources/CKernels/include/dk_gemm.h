@@ -51,6 +51,14 @@ void dk_gemm_packed(long M, long N, long K, const float *A, long lda, const floa
 void dk_gemm_packed_ref(long M, long N, long K, const float *A, long lda, const float *packed,
                         float *C, long ldc, int accumulate, float *workspace);
 
+/// C[M, N] = bias + A · Wᵀ, bias [N] broadcast over the rows: bit for bit what filling
+/// each C row with the bias and calling dk_gemm_packed with accumulate gives, without that
+/// extra pass over C (the bias is added where C would be loaded).
+void dk_gemm_packed_bias(long M, long N, long K, const float *A, long lda, const float *packed,
+                         const float *bias, float *C, long ldc, float *workspace);
+void dk_gemm_packed_bias_ref(long M, long N, long K, const float *A, long lda, const float *packed,
+                             const float *bias, float *C, long ldc, float *workspace);
+
 /// dk_gemm_packed with A given transposed: At [K, M] (rows `lda` >= M floats apart) holds
 /// A(i, k) at At[k·lda + i]. Same packed W, workspace, blocking and determinism.
 void dk_gemm_packed_at(long M, long N, long K, const float *At, long lda, const float *packed,

@@ -1,11 +1,11 @@
-// dk_training: the element-wise and row kernels of the training forward/backward.
+// dk_training: the backward kernels of the encoder (their forwards are in ckernels.h).
 //
-// Softmax over attention scores (with HF's padding mask) and its backward, exact-erf GELU
-// and its derivative, LayerNorm forward/backward with row statistics in double, and the
-// fixed-order column sums of bias and LayerNorm-parameter gradients. Each kernel has a
-// portable `_ref` twin built from the same C body; the public entry point picks the
-// AVX2+FMA build at run time. Every output element is computed by the same operations
-// however the caller splits rows (or columns, for the column sums) over threads.
+// Softmax backward (with HF's padding mask), the exact-erf GELU derivative, LayerNorm
+// backward from the row statistics the forward kept, the fixed-order column sums of bias
+// and LayerNorm-parameter gradients, and the dropout mask. Each kernel has a portable
+// `_ref` twin built from the same C body; the public entry point picks the AVX2+FMA build
+// at run time. Every output element is computed by the same operations however the
+// caller splits rows (or columns, for the column sums) over threads.
 // Shapes: R rows, C columns, T keys per attention row; ld* are row strides in floats.
 #ifndef DISTILLERY_DK_TRAINING_H
 #define DISTILLERY_DK_TRAINING_H
@@ -15,38 +15,19 @@
 extern "C" {
 #endif
 
-/// Attention probabilities of `rows` query rows: s = scale·x[r, j]; scores[r, j] = s when
-/// `scores` is not NULL (before the mask); probs[r, j] = softmax_j(s + mask) where keys with
-/// keep[j] == 0 get probability exactly 0 (HF's finfo.min mask) and a row with no key left
-/// is uniform (1/T, as finfo.min makes every score equal). x may alias probs.
-void dk_masked_softmax(const float *x, long ldx, float *probs, long ldp, float *scores, long lds,
-                       const int32_t *keep, long rows, long T, float scale);
-void dk_masked_softmax_ref(const float *x, long ldx, float *probs, long ldp, float *scores, long lds,
-                           const int32_t *keep, long rows, long T, float scale);
-
 /// Softmax backward in place: d holds dP (w.r.t. the probabilities after dropout when
 /// `dropout` is not NULL, whose mask is applied first); d becomes
 /// scale · (p ⊙ (d − Σ_j p·d) + extra), with p == 0 giving 0 before `extra`. `extra`
-/// (nullable) is a gradient w.r.t. the pre-mask scores s (see dk_masked_softmax); the
+/// (nullable) is a gradient w.r.t. the pre-mask scores s (the `scores` of dk_attention_head); the
 /// result is the gradient w.r.t. the raw products x.
 void dk_softmax_backward(float *d, long ldd, const float *p, long ldp, const float *dropout, long ldm,
                          const float *extra, long lde, long rows, long T, float scale);
 void dk_softmax_backward_ref(float *d, long ldd, const float *p, long ldp, const float *dropout, long ldm,
                              const float *extra, long lde, long rows, long T, float scale);
 
-/// y = x·Φ(x) = 0.5·x·(1 + erf(x/√2)) over n floats (y may alias x).
-void dk_gelu_forward(const float *x, float *y, long n);
-void dk_gelu_forward_ref(const float *x, float *y, long n);
 /// dx = dy·(Φ(x) + x·φ(x)) over n floats (dx may alias dy).
 void dk_gelu_backward(const float *dy, const float *x, float *dx, long n);
 void dk_gelu_backward_ref(const float *dy, const float *x, float *dx, long n);
-
-/// y = (x − mean)·rstd·γ + β per row of x [R, C], biased variance, mean and rstd
-/// computed in double (two passes) and stored as float [R].
-void dk_layernorm_forward(const float *x, float *y, float *mean, float *rstd, const float *gamma,
-                          const float *beta, long rows, long cols, float eps);
-void dk_layernorm_forward_ref(const float *x, float *y, float *mean, float *rstd, const float *gamma,
-                              const float *beta, long rows, long cols, float eps);
 
 /// dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ, x̂ = (x − mean)·rstd, the two means
 /// summed in double; written, or added when `accumulate`.

@@ -1,4 +1,5 @@
-// Ops: the layers of BERT training, each a `forward` with its `backward` right below it.
+// Ops: the layers of BERT, each a `forward` with its `backward` right below it (attention
+// is in AttentionOps.swift). Inference and training call the same functions.
 //
 // Follows llm.c (train_gpt2.c): plain functions over raw row-major float buffers, shapes
 // as arguments, whatever the backward needs from the forward passed in explicitly.
@@ -6,21 +7,18 @@
 // can collect a whole pass; gradients of activations are written (`=`) unless a flag
 // says to accumulate. Semantics follow PyTorch/HF `BertForSequenceClassification`:
 // embeddings summed as (word + type) + position, `nn.Embedding(padding_idx:)` (the pad
-// row gets no gradient), biased-variance LayerNorm, exact-erf GELU, attention masked as
-// HF's eager path does by adding torch.finfo(float32).min (masked keys get probability
-// exactly 0, a row with every key masked is uniform), softmax cross-entropy averaged over
-// the batch.
-// Compute: every matrix product runs on the packed AVX2 GEMM (`PackedGemm`; weights are
-// packed per call, which costs one pass over them against rows× as many flops); the
-// row and element-wise kernels (softmax, GELU, LayerNorm, column sums) are the C kernels
-// of dk_training.h. Threads: Linear products split C's row or column panels; attention
-// makes each (sequence, head) a job and runs its small products single-threaded inside;
-// element-wise work is split at multiples of 64; reductions over rows (bias and
-// LayerNorm-parameter gradients, the embedding scatter-add) give each thread whole
-// columns and add rows in order. Results therefore depend only on the inputs and the
-// thread count. LayerNorm statistics are kept in double; softmax, GELU and their
-// derivatives run in float like PyTorch's CPU kernels. Left out on purpose: fusing the
-// element-wise kernels into the GEMMs, mixed precision, attention without a mask.
+// row gets no gradient), biased-variance LayerNorm, exact-erf GELU, softmax
+// cross-entropy averaged over the batch.
+// Compute: matrix products run on the packed GEMM (`PackedGemm` packs a weight per call;
+// the model's Linear layers go through `WeightMatrix`, which may hold it packed once);
+// a Linear's bias is the GEMM's starting value (its epilogue), not a separate pass. The
+// row and element-wise kernels are C: the forwards of ckernels.h (bias-GELU, residual +
+// LayerNorm) and the backwards of dk_training.h. Threads: Linear products split C's row
+// or column panels; element-wise work is split at multiples of 64; reductions over rows
+// (bias and LayerNorm-parameter gradients, the embedding scatter-add) give each thread
+// whole columns and add rows in order. Results therefore depend only on the inputs and
+// the thread count. LayerNorm statistics are kept in double; GELU and its derivative run
+// in float like PyTorch's CPU kernels. Left out on purpose: mixed precision.
 import CKernels
 import DistilleryTensor
 import Foundation
@@ -68,14 +66,30 @@ public func embeddingBackward(dOut: UnsafePointer<Float>, ids: UnsafePointer<Int
 // MARK: - LayerNorm
 
 /// y = (x − mean) · rstd · γ + β per row of x [rows, C], rstd = 1/sqrt(var + eps) with the
-/// biased variance (statistics in double). Caches mean and rstd [rows] for the backward.
-public func layerNormForward(y: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
-                             rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
+/// biased variance (statistics in double). Caches mean and rstd [rows] for the backward
+/// (either may be nil when no backward follows).
+public func layerNormForward(y: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>?,
+                             rstd: UnsafeMutablePointer<Float>?, x: UnsafePointer<Float>,
                              gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
                              rows: Int, cols C: Int, eps: Float) {
+    residualLayerNormForward(sum: nil, y: y, mean: mean, rstd: rstd, x: x, bias: nil, dropout: nil, residual: nil,
+                             gamma: gamma, beta: beta, rows: rows, cols: C, eps: eps)
+}
+
+/// The post-LN step of a layer: s = (x + bias) ⊙ dropout + residual (each optional), kept in
+/// `sum` when given (it may alias x), then y = LayerNorm(s) as `layerNormForward`. One
+/// fused pass per row (dk_residual_layernorm); y may alias x.
+public func residualLayerNormForward(sum: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
+                                     mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
+                                     x: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                     dropout: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+                                     gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+                                     rows: Int, cols C: Int, eps: Float) {
     Compute.parallelRanges(rows) { r in
-        dk_layernorm_forward(x + r.lowerBound * C, y + r.lowerBound * C, mean + r.lowerBound, rstd + r.lowerBound,
-                             gamma, beta, r.count, C, eps)
+        let o = r.lowerBound * C
+        dk_residual_layernorm(x + o, bias, dropout.map { $0 + o }, residual.map { $0 + o }, sum.map { $0 + o },
+                              y + o, mean.map { $0 + r.lowerBound }, rstd.map { $0 + r.lowerBound },
+                              gamma, beta, r.count, C, eps)
     }
 }
 
@@ -99,39 +113,38 @@ public func layerNormBackward(dx: UnsafeMutablePointer<Float>, dGamma: UnsafeMut
 
 // MARK: - Linear
 
-/// y [rows, out] = x [rows, in] · Wᵀ + b, W [out, in] (PyTorch layout), b optional.
+/// y [rows, out] = x [rows, in] · Wᵀ + b, W [out, in] (PyTorch layout), b optional. The
+/// bias is the GEMM's starting value (`PackedGemm.multiply(bias:)`), not a second pass.
 public func linearForward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                           weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                           rows: Int, inFeatures: Int, outFeatures: Int) {
     guard rows > 0 else { return }
-    if let bias {
-        Compute.parallelRanges(rows) { r in
-            for i in r { (y + i * outFeatures).update(from: bias, count: outFeatures) }
-        }
-    }
     PackedGemm.multiply(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
                         a: x, lda: inFeatures, b: weight, ldb: inFeatures,
-                        c: y, ldc: outFeatures, accumulate: bias != nil)
+                        c: y, ldc: outFeatures, accumulate: false, bias: bias)
 }
 
 /// dX = dY · W (written, or added when `accumulateInput`; skipped when dx is nil),
 /// dW += dYᵀ · X, db += Σ_rows dY.
+/// `dy` rows are `ldy` floats apart (default `outFeatures`; wider when dY is a column block
+/// of a fused buffer, e.g. the query part of [rows, 3·A]).
 public func linearBackward(dx: UnsafeMutablePointer<Float>?, accumulateInput: Bool = false,
                            dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?,
-                           dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                           dy: UnsafePointer<Float>, ldy: Int? = nil, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                            rows: Int, inFeatures: Int, outFeatures: Int) {
     guard rows > 0 else { return }
+    let ldy = ldy ?? outFeatures
     if let dx {
         PackedGemm.multiply(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,
-                            a: dy, lda: outFeatures, b: weight, ldb: inFeatures,
+                            a: dy, lda: ldy, b: weight, ldb: inFeatures,
                             c: dx, ldc: inFeatures, accumulate: accumulateInput)
     }
     PackedGemm.multiply(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
-                        a: dy, lda: outFeatures, b: x, ldb: inFeatures,
+                        a: dy, lda: ldy, b: x, ldb: inFeatures,
                         c: dWeight, ldc: inFeatures, accumulate: true)
     if let dBias {
         Compute.parallelRanges(outFeatures) { c in
-            dk_column_sums(dBias + c.lowerBound, dy + c.lowerBound, rows, c.count, outFeatures)
+            dk_column_sums(dBias + c.lowerBound, dy + c.lowerBound, rows, c.count, ldy)
         }
     }
 }
@@ -141,7 +154,17 @@ public func linearBackward(dx: UnsafeMutablePointer<Float>?, accumulateInput: Bo
 /// y = x · Φ(x) = 0.5 · x · (1 + erf(x/√2)), element-wise over `count` floats.
 public func geluForward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
     Compute.parallelRanges(count, granularity: elementChunk) { r in
-        dk_gelu_forward(x + r.lowerBound, y + r.lowerBound, r.count)
+        dk_bias_gelu(x + r.lowerBound, nil, nil, y + r.lowerBound, 1, r.count)
+    }
+}
+
+/// act = GELU(x + bias) over x [rows, C], bias [C]; `pre` (nil, or aliasing x) keeps x + bias
+/// for the backward. One fused pass per row (dk_bias_gelu); act may alias x.
+public func biasGeluForward(act: UnsafeMutablePointer<Float>, pre: UnsafeMutablePointer<Float>?,
+                            x: UnsafePointer<Float>, bias: UnsafePointer<Float>, rows: Int, cols C: Int) {
+    Compute.parallelRanges(rows) { r in
+        let o = r.lowerBound * C
+        dk_bias_gelu(x + o, bias, pre.map { $0 + o }, act + o, r.count, C)
     }
 }
 
@@ -181,96 +204,6 @@ public func dropoutBackward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<F
 /// y += x, element-wise (a residual connection).
 public func residualAdd(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
     Compute.parallelRanges(count, granularity: elementChunk) { r in for i in r { y[i] += x[i] } }
-}
-
-// MARK: - Multi-head self-attention
-
-/// The additive score of a masked key, torch.finfo(float32).min as in HF's eager attention:
-/// masked keys get probability exactly 0, and a row whose keys are all masked becomes uniform.
-public let attentionMaskedScore: Float = -Float.greatestFiniteMagnitude
-
-/// This thread's [T, T] scratch block for one attention job.
-@inline(__always)
-private func headScratch(_ T: Int) -> UnsafeMutablePointer<Float> {
-    guard let p = dk_thread_buffer(DK_SLOT_USER, T * T) else {
-        fatalError("attention: could not allocate a \(T)×\(T) per-thread scratch block")
-    }
-    return p
-}
-
-/// Scaled dot-product attention for every (sequence, head).
-///
-/// q, k, v, ctx: [B·T, heads·D], head h in columns h·D..<(h+1)·D (the Linear outputs).
-/// mask: [B, T], 1 = real key, 0 = padding. probs: [B, heads, T, T], softmax of
-/// q·kᵀ/√D + mask, cached for the backward (before dropout). scores: nil, or [B, heads, T, T]
-/// receiving q·kᵀ/√D before the mask. dropoutMask: like probs, or nil.
-/// ctx = (probs · dropoutMask) · v. Each (sequence, head) is one job on one thread: its two
-/// products run single-threaded on the packed GEMM, the masked softmax in between.
-public func attentionForward(ctx: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
-                             scores: UnsafeMutablePointer<Float>? = nil,
-                             q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                             mask: UnsafePointer<Int32>, dropoutMask: UnsafePointer<Float>?,
-                             batch B: Int, sequenceLength T: Int, heads: Int, headSize D: Int) {
-    let A = heads * D, jobs = B * heads, TT = T * T
-    let scale = 1 / Float(D).squareRoot()
-    Compute.parallelRanges(jobs) { range in
-        let dropped = dropoutMask == nil ? nil : headScratch(T)
-        for job in range {
-            let off = (job / heads) * T * A + (job % heads) * D
-            let p = probs + job * TT
-            // S = q_bh · k_bhᵀ, then scale, mask and softmax in place.
-            PackedGemm.single(transA: false, transB: true, m: T, n: T, k: D, a: q + off, lda: A,
-                              b: k + off, ldb: A, c: p, ldc: T, accumulate: false)
-            dk_masked_softmax(p, T, p, T, scores.map { $0 + job * TT }, T, mask + (job / heads) * T, T, T, scale)
-            var weights = UnsafePointer(p)
-            if let dropped, let dropoutMask {
-                let m = dropoutMask + job * TT
-                for i in 0..<TT { dropped[i] = p[i] * m[i] }
-                weights = UnsafePointer(dropped)
-            }
-            // ctx_bh = P̃ · v_bh
-            PackedGemm.single(transA: false, transB: false, m: T, n: D, k: T, a: weights, lda: T,
-                              b: v + off, ldb: A, c: ctx + off, ldc: A, accumulate: false)
-        }
-    }
-}
-
-/// Backward of `attentionForward`: dq, dk, dv [B·T, heads·D] are written.
-/// With P the probabilities, P̃ = P·mask: dV = P̃ᵀ·dCtx, dP = (dCtx·Vᵀ)·mask,
-/// dS = P ⊙ (dP − rowsum(P ⊙ dP)) + dScores, dQ = dS·K/√D, dK = dSᵀ·Q/√D. `dScores`
-/// (nil, or [B, heads, T, T]) is an extra gradient w.r.t. the pre-mask scores q·kᵀ/√D.
-public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
-                              dv: UnsafeMutablePointer<Float>, dCtx: UnsafePointer<Float>,
-                              probs: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
-                              v: UnsafePointer<Float>, dropoutMask: UnsafePointer<Float>?,
-                              dScores: UnsafePointer<Float>? = nil,
-                              batch B: Int, sequenceLength T: Int, heads: Int, headSize D: Int) {
-    let A = heads * D, jobs = B * heads, TT = T * T
-    let scale = 1 / Float(D).squareRoot()
-    Compute.parallelRanges(jobs) { range in
-        let dS = headScratch(T)
-        for job in range {
-            let off = (job / heads) * T * A + (job % heads) * D
-            let p = probs + job * TT, m = dropoutMask.map { $0 + job * TT }
-            // dV = P̃ᵀ · dCtx (P̃ in dS for now)
-            var weights = p
-            if let m {
-                for i in 0..<TT { dS[i] = p[i] * m[i] }
-                weights = UnsafePointer(dS)
-            }
-            PackedGemm.single(transA: true, transB: false, m: T, n: D, k: T, a: weights, lda: T,
-                              b: dCtx + off, ldb: A, c: dv + off, ldc: A, accumulate: false)
-            // dP = dCtx_bh · v_bhᵀ, then dS = scale · (P ⊙ (dP·mask − Σ_j P·dP·mask) + dScores)
-            PackedGemm.single(transA: false, transB: true, m: T, n: T, k: D, a: dCtx + off, lda: A,
-                              b: v + off, ldb: A, c: dS, ldc: T, accumulate: false)
-            dk_softmax_backward(dS, T, p, T, m, T, dScores.map { $0 + job * TT }, T, T, T, scale)
-            // dQ = dS · k_bh, dK = dSᵀ · q_bh
-            PackedGemm.single(transA: false, transB: false, m: T, n: D, k: T, a: dS, lda: T,
-                              b: k + off, ldb: A, c: dq + off, ldc: A, accumulate: false)
-            PackedGemm.single(transA: true, transB: false, m: T, n: D, k: T, a: dS, lda: T,
-                              b: q + off, ldb: A, c: dk + off, ldc: A, accumulate: false)
-        }
-    }
 }
 
 // MARK: - Softmax cross-entropy

@@ -1,4 +1,4 @@
-// BertBackward: the backward of `BertTrainingModel.forward` and the gradient seeds that
+// BertBackward: the backward of `BertModel.forward` and the gradient seeds that
 // distillation losses plug into.
 //
 // Walks the layers of BertTraining.swift in reverse (llm.c style), accumulating into a
@@ -9,7 +9,6 @@
 // hooks hidden-state, attention-map and logit distillation need. Temporaries come from the
 // activations' arena, after the forward's buffers. Left out on purpose: seeds at other
 // activations (values, FFN internals), gradients w.r.t. the inputs.
-import DistilleryModel
 import DistilleryTensor
 import Foundation
 
@@ -36,36 +35,42 @@ public struct BackwardSeeds: Sendable {
     public static let labelLoss = BackwardSeeds()
 }
 
-extension BertTrainingModel {
+extension BertModel {
     /// Checks `seeds` against the activations' shapes; stops with a message naming the seed.
     private func validate(_ seeds: BackwardSeeds, _ acts: BertActivations) {
         let B = acts.batch.batchSize, T = acts.batch.sequenceLength, H = config.hiddenSize
         if seeds.labelWeight != 0 {
-            precondition(acts.labels != nil, "BertTrainingModel.backward: the forward ran without labels, there is no label loss to differentiate (pass labelWeight: 0)")
+            precondition(acts.labels != nil, "BertModel.backward: the forward ran without labels, there is no label loss to differentiate (pass labelWeight: 0)")
         }
         if let g = seeds.logits {
-            precondition(g.shape == [B, classCount], "BertTrainingModel.backward: logits seed \(g.shapeDescription), expected [\(B), \(classCount)]")
+            precondition(g.shape == [B, classCount], "BertModel.backward: logits seed \(g.shapeDescription), expected [\(B), \(classCount)]")
         }
         for (l, g) in seeds.hiddenStates {
-            precondition((0...config.layerCount).contains(l), "BertTrainingModel.backward: hidden-state seed index \(l) outside 0...\(config.layerCount)")
-            precondition(g.shape == [B * T, H], "BertTrainingModel.backward: hidden-state seed \(l) is \(g.shapeDescription), expected [\(B * T), \(H)]")
+            precondition((0...config.layerCount).contains(l), "BertModel.backward: hidden-state seed index \(l) outside 0...\(config.layerCount)")
+            precondition(g.shape == [B * T, H], "BertModel.backward: hidden-state seed \(l) is \(g.shapeDescription), expected [\(B * T), \(H)]")
         }
         for (l, g) in seeds.attentionScores {
-            precondition((0..<config.layerCount).contains(l), "BertTrainingModel.backward: attention-score seed layer \(l) outside 0..<\(config.layerCount)")
+            precondition((0..<config.layerCount).contains(l), "BertModel.backward: attention-score seed layer \(l) outside 0..<\(config.layerCount)")
             let heads = layerSlots[l].heads
-            precondition(g.shape == [B, heads, T, T], "BertTrainingModel.backward: attention-score seed \(l) is \(g.shapeDescription), expected [\(B), \(heads), \(T), \(T)]")
+            precondition(g.shape == [B, heads, T, T], "BertModel.backward: attention-score seed \(l) is \(g.shapeDescription), expected [\(B), \(heads), \(T), \(T)]")
         }
     }
 
     /// The backward of `forward`: adds every parameter's gradient of the loss that `seeds`
     /// describes (by default the label cross-entropy) into `gradients` (zero it first for a
     /// fresh step). Both blocks must start with the model's layout; trailing tensors are
-    /// left untouched.
+    /// left untouched. When the forward ran with a head mask, returns dLoss/d(head mask)
+    /// [layer][head] (summed over the batch in a fixed order, in Double).
+    @discardableResult
     public func backward(_ acts: BertActivations, parameters: ParameterBlock, gradients: inout Gradients,
-                         seeds: BackwardSeeds = .labelLoss) {
+                         seeds: BackwardSeeds = .labelLoss) -> [[Double]]? {
         precondition(parameters.layout.starts(with: layout) && gradients.layout.starts(with: layout),
-                     "BertTrainingModel.backward: the parameter or gradient block does not start with the model's layout")
+                     "BertModel.backward: the parameter or gradient block does not start with the model's layout")
+        precondition(classifier != nil && acts.layers.count == layerSlots.count,
+                     "BertModel.backward: needs a classifier and a forward run with cacheForBackward")
         validate(seeds, acts)
+        let classifier = classifier!
+        var headGradients: [[Double]]? = acts.headMask.map { $0.map { [Double](repeating: 0, count: $0.count) } }
         let batch = acts.batch
         let B = batch.batchSize, T = batch.sequenceLength, H = config.hiddenSize, D = config.headSize
         let rows = B * T, L = classCount
@@ -83,21 +88,21 @@ extension BertTrainingModel {
             let dLogits = buffer(B * L, zeroed: true)
             if let labels = acts.labels, seeds.labelWeight != 0 {
                 labels.withUnsafeBufferPointer { lp in
-                    crossEntropyBackward(dLogits: dLogits.pointer, logits: acts.logitsBuffer.pointer, labels: lp.baseAddress!,
+                    crossEntropyBackward(dLogits: dLogits.pointer, logits: acts.logitsBuffer!.pointer, labels: lp.baseAddress!,
                                          batch: B, classes: L, dLoss: seeds.labelWeight)
                 }
             }
             add(seeds.logits, into: dLogits.pointer)
             let dPooled = buffer(B * H)
-            linearBackward(dx: dPooled.pointer, dWeight: G + classifierW, dBias: G + classifierB, dy: dLogits.pointer,
-                           x: acts.classifierInput.pointer, weight: P + classifierW, rows: B, inFeatures: H, outFeatures: L)
+            linearBackward(dx: dPooled.pointer, dWeight: G + classifier.weight, dBias: G + classifier.bias, dy: dLogits.pointer,
+                           x: acts.classifierInput!.pointer, weight: P + classifier.weight, rows: B, inFeatures: H, outFeatures: L)
             if let m = acts.pooledMask { dropoutBackward(dx: dPooled.pointer, dy: dPooled.pointer, mask: m.pointer, count: B * H) }
             // dX: gradient w.r.t. the current layer output; from the head only [CLS] rows
             // receive one (pooler), or every real token (masked mean).
             var dX = buffer(rows * H, zeroed: true), dNorm1 = buffer(rows * H)
             if let pooler, let cls = acts.cls {
                 let dPre = buffer(B * H), dCls = buffer(B * H)
-                tanhBackward(dx: dPre.pointer, dy: dPooled.pointer, y: acts.pooled.pointer, count: B * H)
+                tanhBackward(dx: dPre.pointer, dy: dPooled.pointer, y: acts.pooled!.pointer, count: B * H)
                 linearBackward(dx: dCls.pointer, dWeight: G + pooler.weight, dBias: G + pooler.bias, dy: dPre.pointer,
                                x: cls.pointer, weight: P + pooler.weight, rows: B, inFeatures: H, outFeatures: H)
                 for b in 0..<B { (dX.pointer + b * T * H).update(from: dCls.pointer + b * H, count: H) }
@@ -111,7 +116,9 @@ extension BertTrainingModel {
             // Per-layer temporaries at the widest layer's sizes, reused by every layer.
             let maxA = (layerSlots.map(\.heads).max() ?? 1) * D, maxF = layerSlots.map(\.width).max() ?? 1
             let dAct = buffer(rows * maxF), dCtx = buffer(rows * maxA)
-            let dq = buffer(rows * maxA), dk = buffer(rows * maxA), dv = buffer(rows * maxA)
+            let dQKV = buffer(rows * 3 * maxA)
+            let dHead = acts.headMask == nil ? nil : UnsafeMutablePointer<Double>.allocate(capacity: B * (layerSlots.map(\.heads).max() ?? 1))
+            defer { dHead?.deallocate() }
             for (l, s) in layerSlots.enumerated().reversed() {
                 let a = acts.layers[l]
                 let A = s.heads * D, F = s.width
@@ -143,17 +150,25 @@ extension BertTrainingModel {
                 linearBackward(dx: dCtx.pointer, dWeight: G + s.oW, dBias: G + s.oB, dy: dAttnOut,
                                x: a.context.pointer, weight: P + s.oW, rows: rows, inFeatures: A, outFeatures: H)
                 let scoreSeed = seeds.attentionScores[l]
-                func attention(_ dScores: UnsafePointer<Float>?) {
-                    attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dCtx: dCtx.pointer,
-                                      probs: a.probabilities.pointer, q: a.query.pointer, k: a.key.pointer, v: a.value.pointer,
+                func attention(_ dScores: UnsafePointer<Float>?, _ headWeights: UnsafePointer<Float>?) {
+                    let qkv = a.qkv.pointer, d = dQKV.pointer
+                    attentionBackward(dq: d, dk: d + A, dv: d + 2 * A, dCtx: dCtx.pointer,
+                                      probs: a.probabilities.pointer, q: qkv, k: qkv + A, v: qkv + 2 * A, ld: 3 * A,
                                       dropoutMask: a.probabilityMask.map { UnsafePointer($0.pointer) }, dScores: dScores,
+                                      headWeights: headWeights, dHeadWeights: dHead,
                                       batch: B, sequenceLength: T, heads: s.heads, headSize: D)
                 }
-                if let scoreSeed { scoreSeed.data.withUnsafeBufferPointer { attention($0.baseAddress!) } } else { attention(nil) }
+                acts.headMask.map { $0[l] }.withOptionalBuffer { w in
+                    if let scoreSeed { scoreSeed.data.withUnsafeBufferPointer { attention($0.baseAddress!, w) } } else { attention(nil, w) }
+                }
+                if let dHead {   // per (sequence, head) job → per head, sequences added in order
+                    for h in 0..<s.heads { for b in 0..<B { headGradients![l][h] += dHead[b * s.heads + h] } }
+                }
                 // d(layer input) = residual path (dNorm1, read above) + the three projections.
-                for (d, w, bias) in [(dq, s.qW, s.qB), (dk, s.kW, s.kB), (dv, s.vW, s.vB)] {
+                for (i, (w, bias)) in [(s.qW, s.qB), (s.kW, s.kB), (s.vW, s.vB)].enumerated() {
                     linearBackward(dx: dNorm1.pointer, accumulateInput: true, dWeight: G + w, dBias: G + bias,
-                                   dy: d.pointer, x: a.input.pointer, weight: P + w, rows: rows, inFeatures: H, outFeatures: A)
+                                   dy: dQKV.pointer + i * A, ldy: 3 * A, x: a.input.pointer, weight: P + w,
+                                   rows: rows, inFeatures: H, outFeatures: A)
                 }
                 add(seeds.hiddenStates[l], into: dNorm1.pointer)
                 swap(&dX, &dNorm1)
@@ -170,6 +185,7 @@ extension BertTrainingModel {
             } }
         } }
         withExtendedLifetime(acts) {}
+        return headGradients
     }
 
     /// One forward + backward: the loss and fresh gradients (a convenience for tests and loops).

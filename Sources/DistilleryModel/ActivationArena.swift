@@ -48,6 +48,12 @@ public final class FloatBuffer: @unchecked Sendable {
         pointer = storage.pointer
     }
 
+    /// A buffer holding a copy of another's elements.
+    public convenience init(copying other: FloatBuffer) {
+        self.init(count: other.count)
+        pointer.update(from: other.pointer, count: other.count)
+    }
+
     /// The elements as an array (a copy).
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 

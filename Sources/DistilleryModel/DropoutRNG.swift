@@ -18,7 +18,7 @@ public struct DropoutRNG: Sendable, Equatable {
 
     /// The SplitMix64 finalizer: a bijective 64-bit mix with full avalanche.
     @inline(__always)
-    static func mix(_ z0: UInt64) -> UInt64 {
+    public static func mix(_ z0: UInt64) -> UInt64 {
         var z = z0
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB

@@ -9,7 +9,6 @@
 // A block may extend a model's layout with trailing tensors (`starts(with:)`): the model
 // reads and writes its own prefix only, so another module can append its parameters.
 // Left out on purpose: non-float buffers (position ids) — they are not parameters.
-import DistilleryModel
 import DistilleryTensor
 
 /// Names, shapes and offsets of the tensors of a parameter block, in canonical order.
