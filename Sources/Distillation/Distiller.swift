@@ -31,17 +31,21 @@ public protocol TeacherStates {
 public final class OnlineTeacher: TeacherStates {
     public let model: BertModel
     public let parameters: ParameterBlock
+    /// The teacher is frozen: its Linear weights are packed once, not on every batch.
+    let matrices: ModelMatrices
 
-    /// The teacher as a training-engine model over its parameter block (`classes` as its head).
+    /// The teacher as a model over its parameter block (`classes` as its head).
     public init(config: BertConfig, classes: Int, tensors: [String: Tensor]) throws {
         model = try BertModel(config: config, classes: classes)
         let wanted = Set(model.layout.entries.map(\.name))
         parameters = try ParameterBlock(layout: model.layout, tensors: tensors.filter { wanted.contains($0.key) })
+        matrices = model.packedMatrices(parameters)
     }
 
     public func states(rows: ArraySlice<Int>, batch: EncoderBatch, hidden: [Int], scores: [Int]) throws
         -> (hidden: [Int: [Float]], scores: [Int: [Float]]) {
-        let acts = try model.forward(batch, labels: nil, parameters: parameters, dropout: .off, keepScores: !scores.isEmpty)
+        let options = ForwardOptions(keepScores: !scores.isEmpty, matrices: matrices)
+        let acts = try model.forward(batch, parameters: parameters, options: options)
         var h: [Int: [Float]] = [:], s: [Int: [Float]] = [:]
         for i in hidden { h[i] = acts.hiddenStates[i].array }
         if let all = acts.attentionScores { for l in scores { s[l] = all[l].array } }

@@ -336,6 +336,8 @@ public struct BertModel: Sendable {
                               dropoutMask: (Int, Float, Int) -> FloatBuffer?) -> LayerActivations {
         let s = layerSlots[l], H = config.hiddenSize, D = config.headSize
         let rows = B * T, A = s.heads * D, F = s.width, eps = config.layerNormEps
+        // Without a backward to feed, LayerNorm and GELU write over their inputs.
+        let cache = options.cacheForBackward
         // qkv [rows, 3A] = x · [Wq; Wk; Wv]ᵀ + [bq, bk, bv]: one fused matrix, or three column blocks.
         let qkv = buffer(rows * 3 * A)
         let parts = matrices.qkv[l]
@@ -348,7 +350,7 @@ public struct BertModel: Sendable {
         }
         // Attention: probabilities kept for the backward (or when asked for), dropout, head mask.
         let TT = B * s.heads * T * T
-        let probs = options.cacheForBackward ? buffer(TT) : options.attentions ? FloatBuffer(count: TT) : nil
+        let probs = cache ? buffer(TT) : options.attentions ? FloatBuffer(count: TT) : nil
         let scores = options.keepScores ? buffer(TT) : nil
         let probMask = dropoutMask(TT, options.dropout.attention, site(layer: l, 0))
         let ctx = buffer(rows * A)
@@ -363,19 +365,19 @@ public struct BertModel: Sendable {
         let n1In = buffer(rows * H)
         matrices.attentionOutput[l].apply(rows: rows, x: ctx.pointer, lda: A, y: n1In.pointer, ldc: H, bias: P + s.oB, block: P)
         let aoMask = dropoutMask(rows * H, options.dropout.hidden, site(layer: l, 1))
-        let n1Mean = buffer(rows), n1Rstd = buffer(rows), n1Out = buffer(rows * H)
-        residualLayerNormForward(sum: n1In.pointer, y: n1Out.pointer, mean: n1Mean.pointer, rstd: n1Rstd.pointer,
+        let n1Mean = buffer(rows), n1Rstd = buffer(rows), n1Out = cache ? buffer(rows * H) : n1In
+        residualLayerNormForward(sum: cache ? n1In.pointer : nil, y: n1Out.pointer, mean: n1Mean.pointer, rstd: n1Rstd.pointer,
                                  x: n1In.pointer, bias: nil, dropout: aoMask?.pointer, residual: x.pointer,
                                  gamma: P + s.n1G, beta: P + s.n1B, rows: rows, cols: H, eps: eps)
         // out = LayerNorm(dropout(GELU(norm1·W1ᵀ + b1)·W2ᵀ + b2) + norm1)
-        let pre = buffer(rows * F), act = buffer(rows * F)
+        let pre = buffer(rows * F), act = cache ? buffer(rows * F) : pre
         matrices.ffnIn[l].apply(rows: rows, x: n1Out.pointer, lda: H, y: pre.pointer, ldc: F, bias: P + s.iB, block: P)
         geluForward(y: act.pointer, x: pre.pointer, count: rows * F)
         let n2In = buffer(rows * H)
         matrices.ffnOut[l].apply(rows: rows, x: act.pointer, lda: F, y: n2In.pointer, ldc: H, bias: P + s.fB, block: P)
         let ffMask = dropoutMask(rows * H, options.dropout.hidden, site(layer: l, 2))
-        let n2Mean = buffer(rows), n2Rstd = buffer(rows), out = buffer(rows * H)
-        residualLayerNormForward(sum: n2In.pointer, y: out.pointer, mean: n2Mean.pointer, rstd: n2Rstd.pointer,
+        let n2Mean = buffer(rows), n2Rstd = buffer(rows), out = cache ? buffer(rows * H) : n2In
+        residualLayerNormForward(sum: cache ? n2In.pointer : nil, y: out.pointer, mean: n2Mean.pointer, rstd: n2Rstd.pointer,
                                  x: n2In.pointer, bias: nil, dropout: ffMask?.pointer, residual: n1Out.pointer,
                                  gamma: P + s.n2G, beta: P + s.n2B, rows: rows, cols: H, eps: eps)
         return LayerActivations(
