@@ -40,8 +40,10 @@ let package = Package(
         .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "CKernels", "WeightIO"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // Distillation: student specs (JSON), the checked plan, student initialisation, losses.
-        .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor"],
+        .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor", "Compression"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        // Compression: the axis table, importance scores and structured slicing of a BERT weight set.
+        .target(name: "Compression", dependencies: ["DistilleryModel", "DistilleryTensor"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["DistilleryModel", "WeightIO", "Tokenization", "TestSupport"]),
@@ -51,6 +53,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["DistilleryData", "kd", "TestSupport"]),
         .testTarget(name: "DistillationTests",
                     dependencies: ["Distillation", "DistilleryTraining", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport"]),
     ]
 )

@@ -13,7 +13,8 @@
 //   FFN neuron j of teacher layer l: its intermediate row and bias and its output column —
 // the largest H_s / heads / FFN of each, ties to the lower index, kept in their original
 // order. Every student tensor is the teacher tensor restricted to the kept indices along
-// each axis (one axis table, `sliceAxes`, drives both the scores and the slicing). A sliced
+// each axis (the Compression module's axis table drives both the scores, `ImportanceScores`,
+// and the slicing, `sliceBertParameters`; this file only decides what to keep). A sliced
 // student is a starting point, not the teacher's function: LayerNorm statistics change
 // with fewer dimensions. Student heads must have the teacher's head size (whole heads).
 // Random: HF `BertPreTrainedModel._init_weights` — Linear and embedding weights
@@ -26,6 +27,7 @@
 // Random draws are a pure function of (seed, tensor name), so adding a tensor changes no
 // other tensor's values. Left out on purpose: SVD/PCA-based width reduction, importance
 // scores from gradients (those belong to pruning).
+import Compression
 import DistilleryModel
 import DistilleryTensor
 import DistilleryTraining
@@ -79,71 +81,56 @@ public func initializeStudent(plan: DistillationPlan, teacherTensors: [String: T
         let layers = plan.initLayers!
         let slicing: Bool
         if case .teacherSlice = plan.spec.initialization { slicing = true } else { slicing = false }
-        // Kept indices (nil = everything, i.e. a copy).
-        var hidden: [Int]? = nil
-        var headRows: [[Int]?] = Array(repeating: nil, count: s.layerCount)
-        var neurons: [[Int]?] = Array(repeating: nil, count: s.layerCount)
+        // What to keep of the teacher: its picked layers, and for a slice the strongest
+        // hidden dimensions, heads and FFN neurons (by source layer).
+        var request = SliceRequest(layers: layers)
         if slicing {
-            var hiddenScore = [Double](repeating: 0, count: t.hiddenSize)
-            for (name, tensor) in teacherTensors {
-                guard let axes = sliceAxes(name)?.axes else { continue }
-                for (a, kind) in axes.enumerated() where kind == .hidden { addSquaredSums(tensor, axis: a, into: &hiddenScore) }
+            let scores: ImportanceScores
+            do { scores = try ImportanceScores(squaredNormsOf: teacherTensors, config: t) } catch {
+                throw DistillationError(src, "cannot score the teacher's weights: \(error)", hint: "pass the teacher's full weight set")
             }
-            let K = topIndices(hiddenScore, s.hiddenSize)
-            hidden = K
-            keptHidden = K
-            var allHeads: [[Int]] = [], allNeurons: [[Int]] = []
-            let D = t.headSize
-            for (i, p) in layers.enumerated() {
-                var rowScore = [Double](repeating: 0, count: t.layerHeads[p] * D)
-                var ffnScore = [Double](repeating: 0, count: t.layerIntermediateSizes[p])
-                for (name, tensor) in teacherTensors {
-                    guard let (layer, axes) = sliceAxes(name), layer == p else { continue }
-                    for (a, kind) in axes.enumerated() {
-                        if kind == .heads { addSquaredSums(tensor, axis: a, into: &rowScore) }
-                        if kind == .ffn { addSquaredSums(tensor, axis: a, into: &ffnScore) }
-                    }
+            do {
+                request.hiddenDimensions = try topIndices(scores.hiddenDimensions, keeping: s.hiddenSize)
+                for (i, p) in layers.enumerated() {
+                    request.heads[p] = try topIndices(scores.heads[p], keeping: s.layerHeads[i])
+                    request.neurons[p] = try topIndices(scores.neurons[p], keeping: s.layerIntermediateSizes[i])
                 }
-                let headScore = (0..<t.layerHeads[p]).map { h in rowScore[(h * D)..<((h + 1) * D)].reduce(0, +) }
-                let heads = topIndices(headScore, s.layerHeads[i])
-                allHeads.append(heads)
-                headRows[i] = heads.flatMap { h in (h * D)..<((h + 1) * D) }
-                let J = topIndices(ffnScore, s.layerIntermediateSizes[i])
-                allNeurons.append(J)
-                neurons[i] = J
-                notes.append("student layer \(i) ← teacher layer \(p): heads \(heads), \(J.count) of \(ffnScore.count) FFN neurons")
+            } catch {
+                throw DistillationError(src, keyPath: "architecture", "cannot be sliced from the teacher: \(error)", hint: "the plan should have refused this; check the student's widths")
             }
-            keptHeads = allHeads
-            keptNeurons = allNeurons
-            notes.insert("hidden dimensions: kept \(K.count) of \(t.hiddenSize) by weight norm", at: 0)
+        }
+        let sliced: SlicedModel
+        do { sliced = try sliceBertParameters(t, tensors: teacherTensors, keeping: request) } catch {
+            throw DistillationError(src, keyPath: "init", "cannot take the student from the teacher: \(error)", hint: "check init.layers and the student's widths against the teacher")
+        }
+        if slicing {
+            keptHidden = sliced.hiddenDimensions.indices
+            keptHeads = sliced.heads.map(\.indices)
+            keptNeurons = sliced.neurons.map(\.indices)
+            for (i, p) in layers.enumerated() {
+                notes.append("student layer \(i) ← teacher layer \(p): heads \(sliced.heads[i].indices), \(sliced.neurons[i].count) of \(sliced.neurons[i].sourceCount) FFN neurons")
+            }
+            notes.insert("hidden dimensions: kept \(sliced.hiddenDimensions.count) of \(t.hiddenSize) by weight norm", at: 0)
         } else {
             for (i, p) in layers.enumerated() { notes.append("student layer \(i) ← teacher layer \(p) (copied)") }
         }
         var fromTeacher: [String] = []   // non-layer groups taken from the teacher, for the notes
         for (name, shape) in plan.studentShapes {
-            guard let (layer, axes) = sliceAxes(name) else {
-                preconditionFailure("StudentInit: no axis table entry for '\(name)'")
-            }
-            // Student layer i reads teacher layer layers[i]; everything else keeps its name.
-            let teacherName = layer.map { "encoder.layer.\(layers[$0]).\(name.split(separator: ".", maxSplits: 3)[3])" } ?? name
-            let lists: [[Int]?] = axes.map { kind in
-                switch kind {
-                case .full: return nil
-                case .hidden: return hidden
-                case .heads: return headRows[layer!]
-                case .ffn: return neurons[layer!]
-                }
-            }
-            if let source = teacherTensors[teacherName], name.hasPrefix("classifier.") ? source.shape[0] == plan.classes : true {
-                let sliced = sliceTensor(source, lists)
-                precondition(sliced.shape == shape, "StudentInit: '\(name)' sliced to \(sliced.shape), expected \(shape)")
-                student[name] = sliced
+            // The sliced teacher has the student's names (layers renumbered) and, where the
+            // student has the tensor at all, its shapes — except a classifier over another
+            // class count, or heads the teacher lacks: those start fresh.
+            if let source = sliced.tensors[name], source.shape == shape {
+                student[name] = source
                 let group = String(name.split(separator: ".")[0])
-                if layer == nil, !fromTeacher.contains(group) { fromTeacher.append(group) }
+                if !name.hasPrefix("encoder."), !fromTeacher.contains(group) { fromTeacher.append(group) }
             } else {
+                guard name.hasPrefix("classifier.") || name.hasPrefix("pooler.") else {
+                    throw DistillationError(src, "the teacher slice gives '\(name)' shape \(sliced.tensors[name].map { describeShape($0.shape) } ?? "none"), the student needs \(describeShape(shape))",
+                                            hint: "this is a bug in the plan's shape checks; please report it with the student file")
+                }
                 student[name] = freshTensor(name, shape, std: 0.02, seed: seed, padRow: s.padTokenId)
                 if name.hasSuffix(".weight") {
-                    notes.append("\(name.dropLast(".weight".count)): new (the teacher has \(teacherTensors[teacherName] == nil ? "none" : "one of another shape")), N(0, 0.02²) weights, zero bias")
+                    notes.append("\(name.dropLast(".weight".count)): new (the teacher has \(teacherTensors[name] == nil ? "none" : "one of another shape")), N(0, 0.02²) weights, zero bias")
                 }
             }
         }
@@ -170,90 +157,7 @@ public func initializeStudent(plan: DistillationPlan, teacherTensors: [String: T
                               keptHeads: keptHeads, keptNeurons: keptNeurons, notes: notes)
 }
 
-// MARK: - The axis table
-
-/// What an axis of a BERT tensor indexes.
-enum SliceAxis: Equatable {
-    /// Vocabulary, positions, token types, labels: never sliced.
-    case full
-    /// The hidden size (residual stream).
-    case hidden
-    /// heads·headSize rows/columns of the attention projections.
-    case heads
-    /// FFN neurons.
-    case ffn
-}
-
-/// Axes of each per-layer tensor, by name after `encoder.layer.<l>.`.
-private let layerTensorAxes: [String: [SliceAxis]] = [
-    "attention.self.query.weight": [.heads, .hidden], "attention.self.query.bias": [.heads],
-    "attention.self.key.weight": [.heads, .hidden], "attention.self.key.bias": [.heads],
-    "attention.self.value.weight": [.heads, .hidden], "attention.self.value.bias": [.heads],
-    "attention.output.dense.weight": [.hidden, .heads], "attention.output.dense.bias": [.hidden],
-    "attention.output.LayerNorm.weight": [.hidden], "attention.output.LayerNorm.bias": [.hidden],
-    "intermediate.dense.weight": [.ffn, .hidden], "intermediate.dense.bias": [.ffn],
-    "output.dense.weight": [.hidden, .ffn], "output.dense.bias": [.hidden],
-    "output.LayerNorm.weight": [.hidden], "output.LayerNorm.bias": [.hidden],
-]
-
-/// Axes of the tensors outside the encoder layers.
-private let globalTensorAxes: [String: [SliceAxis]] = [
-    "embeddings.word_embeddings.weight": [.full, .hidden],
-    "embeddings.position_embeddings.weight": [.full, .hidden],
-    "embeddings.token_type_embeddings.weight": [.full, .hidden],
-    "embeddings.LayerNorm.weight": [.hidden], "embeddings.LayerNorm.bias": [.hidden],
-    "pooler.dense.weight": [.hidden, .hidden], "pooler.dense.bias": [.hidden],
-    "classifier.weight": [.full, .hidden], "classifier.bias": [.full],
-]
-
-/// The encoder layer (nil outside the layers) and the axes of the BERT tensor `name`.
-func sliceAxes(_ name: String) -> (layer: Int?, axes: [SliceAxis])? {
-    if let axes = globalTensorAxes[name] { return (nil, axes) }
-    let parts = name.split(separator: ".", maxSplits: 3)
-    guard parts.count == 4, parts[0] == "encoder", parts[1] == "layer", let l = Int(parts[2]),
-          let axes = layerTensorAxes[String(parts[3])] else { return nil }
-    return (l, axes)
-}
-
-// MARK: - Helpers
-
-/// Adds Σ of squared entries per index along `axis` of a 1-D or 2-D tensor to `scores`.
-func addSquaredSums(_ t: Tensor, axis: Int, into scores: inout [Double]) {
-    precondition(t.shape[axis] == scores.count, "score length \(scores.count) vs axis size \(t.shape[axis])")
-    if t.shape.count == 1 {
-        for i in 0..<t.count { scores[i] += Double(t.data[i]) * Double(t.data[i]) }
-        return
-    }
-    let cols = t.shape[1]
-    for r in 0..<t.shape[0] {
-        for c in 0..<cols {
-            let v = Double(t.data[r * cols + c])
-            scores[axis == 0 ? r : c] += v * v
-        }
-    }
-}
-
-/// The indices of the `k` largest scores (ties to the lower index), in ascending order.
-func topIndices(_ scores: [Double], _ k: Int) -> [Int] {
-    let ranked = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
-    return ranked.prefix(k).sorted()
-}
-
-/// `t` restricted to `lists[a]` along each axis a (nil keeps the whole axis); 1-D or 2-D.
-func sliceTensor(_ t: Tensor, _ lists: [[Int]?]) -> Tensor {
-    precondition(lists.count == t.shape.count && t.shape.count <= 2, "sliceTensor: rank \(t.shape.count)")
-    if lists.allSatisfy({ $0 == nil }) { return t }
-    if t.shape.count == 1 {
-        let keep = lists[0]!
-        return Tensor(shape: [keep.count], data: keep.map { t.data[$0] })
-    }
-    let rows = lists[0] ?? Array(0..<t.shape[0]), cols = lists[1] ?? Array(0..<t.shape[1])
-    let n = t.shape[1]
-    var out = [Float]()
-    out.reserveCapacity(rows.count * cols.count)
-    for r in rows { for c in cols { out.append(t.data[r * n + c]) } }
-    return Tensor(shape: [rows.count, cols.count], data: out)
-}
+// MARK: - Fresh tensors
 
 /// FNV-1a of a tensor name: the per-tensor random stream.
 private func nameHash(_ name: String) -> UInt64 {

@@ -9,10 +9,12 @@
 // `TinyBERT/task_distill.py`: uniform layer map, embedding/hidden/attention MSE with a
 // learned projection, two stages). The schema is documented in `students/README.md`.
 // Reading is strict: an unknown key, a wrong type or an out-of-range value is an error that
-// names the file, the key path and what was expected. Checks that need the teacher
+// names the file, the key path and what was expected; sizes are bounded by
+// `BertConfigLimits` before any per-layer list is built from them. Checks that need the teacher
 // (indices in range, head counts, widths) live in `DistillationPlan`.
 // Left out on purpose: comments in JSON, defaults for required keys, teacher-specific keys
 // (vocabulary, positions, LayerNorm eps and activation always come from the teacher).
+import DistilleryModel
 import Foundation
 
 // MARK: - Errors
@@ -148,11 +150,19 @@ public struct StudentArchitecture: Sendable, Equatable {
         guard layers >= 1 else {
             throw o.error("layers", "is \(layers)", hint: "a student needs at least one encoder layer")
         }
+        guard layers <= BertConfigLimits.layers else {
+            throw o.error("layers", "is \(layers)", hint: "a student has 1...\(BertConfigLimits.layers) encoder layers (and at most as many as its teacher)")
+        }
         hiddenSize = try o.int("hidden_size")
         heads = try o.int("heads")
         intermediateSize = try o.int("intermediate_size")
-        for (key, value) in [("hidden_size", hiddenSize), ("heads", heads), ("intermediate_size", intermediateSize)] where value < 1 {
+        let limits = [("hidden_size", hiddenSize, BertConfigLimits.hiddenSize), ("heads", heads, BertConfigLimits.heads),
+                      ("intermediate_size", intermediateSize, BertConfigLimits.intermediateSize)]
+        for (key, value, _) in limits where value < 1 {
             throw o.error(key, "is \(value)", hint: "sizes must be positive")
+        }
+        for (key, value, limit) in limits where value > limit {
+            throw o.error(key, "is \(value), above the limit \(limit)", hint: "a student is smaller than its teacher; no BERT-family encoder is that large")
         }
         guard hiddenSize % heads == 0 else {
             throw o.error("heads", "\(heads) does not divide hidden_size \(hiddenSize)",
@@ -166,8 +176,8 @@ public struct StudentArchitecture: Sendable, Equatable {
         if let bad = layerHeads.firstIndex(where: { $0 < 1 || $0 > heads }) {
             throw o.error("layer_heads", "entry \(bad) is \(layerHeads[bad])", hint: "each layer has 1...\(heads) heads (at most 'heads')")
         }
-        if let bad = layerIntermediateSizes.firstIndex(where: { $0 < 1 }) {
-            throw o.error("layer_intermediate_sizes", "entry \(bad) is \(layerIntermediateSizes[bad])", hint: "FFN widths must be positive")
+        if let bad = layerIntermediateSizes.firstIndex(where: { $0 < 1 || $0 > BertConfigLimits.intermediateSize }) {
+            throw o.error("layer_intermediate_sizes", "entry \(bad) is \(layerIntermediateSizes[bad])", hint: "FFN widths lie in 1...\(BertConfigLimits.intermediateSize)")
         }
     }
 }
@@ -412,6 +422,10 @@ public enum DistillationSchedule: Sendable, Equatable {
     }
 }
 
+/// Largest batch a recipe may suggest: activations are sized batch × length × hidden, and
+/// 65,536 sequences is already far past what fits in memory at any useful length.
+let maximumBatchSize = 1 << 16
+
 /// Training settings a recipe suggests; the CLI's flags override them.
 public struct TrainingDefaults: Sendable, Equatable {
     public var learningRate: Double?
@@ -429,9 +443,13 @@ public struct TrainingDefaults: Sendable, Equatable {
             throw o.error("learning_rate", "is \(lr)", hint: "the learning rate must be a finite number > 0, e.g. 5e-5")
         }
         batchSize = try o.optionalInt("batch_size")
-        if let b = batchSize, b < 1 { throw o.error("batch_size", "is \(b)", hint: "a batch holds at least one example") }
+        if let b = batchSize, b < 1 || b > maximumBatchSize {
+            throw o.error("batch_size", "is \(b)", hint: "a batch holds 1...\(maximumBatchSize) examples")
+        }
         maxLength = try o.optionalInt("max_length")
-        if let m = maxLength, m < 2 { throw o.error("max_length", "is \(m)", hint: "sequences hold [CLS] and [SEP], so at least 2 tokens") }
+        if let m = maxLength, m < 2 || m > BertConfigLimits.positions {
+            throw o.error("max_length", "is \(m)", hint: "sequences hold [CLS] and [SEP], so 2...\(BertConfigLimits.positions) tokens (and at most the teacher's positions)")
+        }
         warmupRatio = try o.optionalDouble("warmup_ratio")
         if let w = warmupRatio, !(w >= 0 && w < 1) { throw o.error("warmup_ratio", "is \(w)", hint: "the warm-up ratio lies in [0, 1)") }
         if let s = try o.optionalInt("seed") {

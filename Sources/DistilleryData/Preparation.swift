@@ -10,7 +10,8 @@
 // seeded SplitMix64 and cut into test, dev and train, so every class appears in every
 // split; finally each split is shuffled. Same input + same seed → byte-identical files.
 // The RNG and the shuffle are implemented here (not the standard library's), so the
-// split does not change with the Swift version.
+// split does not change with the Swift version. A dataset with no usable row is an error,
+// not three empty files.
 import Foundation
 
 /// One labelled text as read from a source, before cleaning.
@@ -148,6 +149,9 @@ public enum DatasetPreparer {
             }
         }
 
+        guard !kept.isEmpty else {
+            throw PreparationError(description: "\(name): none of the \(raw.count) rows is usable (empty text \(dropped.emptyText), empty label \(dropped.emptyLabel), unknown label \(dropped.unknownLabel), conflicting labels \(dropped.conflictingLabels)) — check the text and label columns\(options.labels == nil ? "" : " and the label list") and the file's encoding")
+        }
         let labels = options.labels ?? Array(Set(kept.map(\.label))).sorted()
         var rng = SplitMix64(seed: options.seed)
         let splits = try stratifiedSplit(kept, labels: labels, fractions: options.fractions, rng: &rng)

@@ -10,11 +10,13 @@
 // Layout: all token bytes concatenated in `arena`, token i at `offsets[i]..<offsets[i+1]`;
 // open addressing with linear probing over `slots` (token id, or -1). For duplicate tokens
 // the *last* index wins, as in HF's `load_vocab` (an `OrderedDict` overwritten in order).
+// Ids are Int32 (the tokenizer refuses Int32.max tokens or more before building the table);
+// byte offsets are Int, so a vocabulary file of more than 2 GiB cannot overflow them.
 
 /// Token bytes → id, with the "##" prefix available without concatenation.
 struct VocabularyTable: Sendable {
     private let arena: [UInt8]
-    private let offsets: [Int32]
+    private let offsets: [Int]
     private let slots: [Int32]
     private let mask: Int
     /// Longest token in scalars, for word-initial tokens and for "##" pieces (prefix excluded).
@@ -32,12 +34,12 @@ struct VocabularyTable: Sendable {
 
     init(tokens: [String]) {
         var arena: [UInt8] = []
-        var offsets: [Int32] = [0]
+        var offsets: [Int] = [0]
         offsets.reserveCapacity(tokens.count + 1)
         var longestInitial = 0, longestContinuation = 0
         for token in tokens {
             arena.append(contentsOf: token.utf8)
-            offsets.append(Int32(arena.count))
+            offsets.append(arena.count)
             let scalars = token.unicodeScalars.count
             if token.utf8.starts(with: [0x23, 0x23]) {
                 longestContinuation = max(longestContinuation, scalars - 2)
@@ -50,11 +52,11 @@ struct VocabularyTable: Sendable {
         let mask = capacity - 1
         arena.withUnsafeBufferPointer { bytes in
             for id in 0..<tokens.count {
-                let key = UnsafeBufferPointer(rebasing: bytes[Int(offsets[id])..<Int(offsets[id + 1])])
+                let key = UnsafeBufferPointer(rebasing: bytes[offsets[id]..<offsets[id + 1]])
                 var slot = Int(truncatingIfNeeded: Self.hash(key, seed: Self.hashOffset)) & mask
                 while slots[slot] >= 0 {
                     let other = Int(slots[slot])
-                    let otherKey = UnsafeBufferPointer(rebasing: bytes[Int(offsets[other])..<Int(offsets[other + 1])])
+                    let otherKey = UnsafeBufferPointer(rebasing: bytes[offsets[other]..<offsets[other + 1]])
                     if otherKey.elementsEqual(key) { break }  // duplicate: the later index replaces it
                     slot = (slot + 1) & mask
                 }
@@ -85,7 +87,7 @@ struct VocabularyTable: Sendable {
             while true {
                 let id = slots[slot]
                 if id < 0 { return nil }
-                let start = Int(offsets[Int(id)]), end = Int(offsets[Int(id) + 1])
+                let start = offsets[Int(id)], end = offsets[Int(id) + 1]
                 if end - start == bytes.count + prefix
                     && (!continuation || (arena[start] == 0x23 && arena[start + 1] == 0x23))
                     && (bytes.isEmpty || memcmpEqual(arena.baseAddress! + start + prefix, bytes.baseAddress!, bytes.count)) {

@@ -6,6 +6,7 @@
 // Every negative HDF5 return becomes a thrown `WeightIOError` naming the file and the
 // object path (with HDF5's own innermost message appended); ids are closed with `defer`
 // and the file id in `deinit`, so nothing traps and nothing leaks.
+// Sizes a file declares are checked where they are read (HDF5Limits.swift).
 // Chunked, compressed row datasets with hyperslab (row-range) reads and writes live in
 // HDF5RowDatasets.swift. Left out on purpose: compound types, soft/external links (only
 // hard links are followed), and thread safety — the serial HDF5 library is not
@@ -26,10 +27,13 @@ public final class HDF5File {
     /// Location of the file on disk.
     public let url: URL
     private var fileID: hid_t
+    /// Size of the file on disk when opened read-only (nil for a file being written).
+    let readOnlyByteCount: Int?
 
-    private init(url: URL, fileID: hid_t) {
+    private init(url: URL, fileID: hid_t, readOnlyByteCount: Int?) {
         self.url = url
         self.fileID = fileID
+        self.readOnlyByteCount = readOnlyByteCount
     }
 
     deinit {
@@ -57,7 +61,8 @@ public final class HDF5File {
             throw WeightIOError(.corrupt, file: url, "HDF5 could not open the file\(hdf5Detail())",
                                 hint: "the file may be truncated or written by an incompatible tool; re-export it")
         }
-        return HDF5File(url: url, fileID: id)
+        let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue
+        return HDF5File(url: url, fileID: id, readOnlyByteCount: size ?? 0)
     }
 
     /// Creates (or truncates) an HDF5 file for writing; links keep creation order.
@@ -82,7 +87,7 @@ public final class HDF5File {
             throw WeightIOError(.ioFailure, file: url, "cannot create the file\(hdf5Detail())",
                                 hint: "check that the directory is writable and the disk is not full")
         }
-        return HDF5File(url: url, fileID: id)
+        return HDF5File(url: url, fileID: id, readOnlyByteCount: nil)
     }
 
     /// Flushes and closes the file; further calls on this object throw. Safe to call twice.
@@ -192,7 +197,7 @@ public final class HDF5File {
         guard rank > 0 else { return [] }
         var dims = [hsize_t](repeating: 0, count: rank)
         _ = try check(H5Sget_simple_extent_dims(space, &dims, nil), object, "cannot read the shape of '\(object)'")
-        return dims.map { Int($0) }
+        return try checkedShape(dims, object: object)
     }
 
     // MARK: Reading datasets
@@ -241,6 +246,7 @@ public final class HDF5File {
             defer { H5Tclose(type) }
             let space = try check(H5Dget_space(d), path, "cannot read the dataspace of '\(path)'")
             defer { H5Sclose(space) }
+            try requireStorable(d, path: path, elements: try shapeOf(space: space, object: path).reduce(1, *))
             return try readStringElements(type: type, space: space, object: "dataset '\(path)'") { memoryType, buffer in
                 H5Dread(d, memoryType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), buffer)
             }
@@ -249,6 +255,7 @@ public final class HDF5File {
 
     private func readNumbers<T>(_ d: hid_t, path: String, count: Int, memoryType: hid_t, as: T.Type) throws -> [T] {
         guard count > 0 else { return [] }
+        try requireStorable(d, path: path, elements: count)
         var status: herr_t = 0
         let values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
             status = H5Dread(d, memoryType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), buffer.baseAddress)
@@ -277,6 +284,14 @@ public final class HDF5File {
         }
         let count = Int(try check(H5Sget_simple_extent_npoints(space), object, "cannot size \(object)"))
         guard count > 0 else { return [] }
+        // The buffer below holds count slots of (fixed width + 1) bytes or one pointer each.
+        let slot = H5Tis_variable_str(type) > 0 ? MemoryLayout<UnsafeMutablePointer<CChar>?>.size
+            : Int(exactly: H5Tget_size(type)).flatMap { $0 < Int.max ? $0 + 1 : nil } ?? Int.max
+        let (needed, overflow) = count.multipliedReportingOverflow(by: slot)
+        guard !overflow, needed <= readableBytes(expansion: maximumFilterExpansion) else {
+            throw error(.corrupt, object, "\(object) declares \(count) strings of \(slot) bytes, more than the file can hold",
+                        hint: "the file is truncated, corrupt or hostile; re-export it")
+        }
         let memoryType = try check(H5Tcopy(chdf5_c_s1()), object, "cannot build a string type for \(object)")
         defer { H5Tclose(memoryType) }
         H5Tset_cset(memoryType, H5Tget_cset(type))

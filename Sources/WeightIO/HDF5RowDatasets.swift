@@ -183,8 +183,9 @@ extension HDF5File {
                 throw error(.unsupported, path, "rows \(rows.lowerBound)..<\(rows.upperBound) are outside '\(path)' (\(shape[0]) rows)",
                             hint: "the file holds fewer rows than asked for; was it written completely?")
             }
-            let count = rows.count * shape.dropFirst().reduce(1, *)
+            let count = rows.count * shape.dropFirst().reduce(1, *)   // ≤ the checked element count
             guard count > 0 else { return [] }
+            try requireStorable(d, path: path, elements: count)
             var status: herr_t = 0
             let values = try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
                 try withRowSelection(d, path: path, shape: shape, rows: rows) { memorySpace, fileSpace in
@@ -207,7 +208,7 @@ extension HDF5File {
             if H5Pget_layout(dcpl) == H5D_CHUNKED {
                 var dims = [hsize_t](repeating: 0, count: 32)
                 let rank = try check(H5Pget_chunk(dcpl, 32, &dims), path, "cannot read the chunk shape of '\(path)'")
-                chunkShape = dims.prefix(Int(rank)).map { Int($0) }
+                chunkShape = dims.prefix(Int(rank)).map { Int(clamping: $0) }
             }
             let filterCount = try check(H5Pget_nfilters(dcpl), path, "cannot count the filters of '\(path)'")
             var filters: [String] = []
@@ -222,7 +223,7 @@ extension HDF5File {
                 default: filters.append("filter \(id)")
                 }
             }
-            return HDF5StorageLayout(chunkShape: chunkShape, filters: filters, storedBytes: Int(H5Dget_storage_size(d)))
+            return HDF5StorageLayout(chunkShape: chunkShape, filters: filters, storedBytes: Int(clamping: H5Dget_storage_size(d)))
         }
     }
 

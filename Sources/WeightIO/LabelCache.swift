@@ -28,6 +28,8 @@
 // (JSON int arrays), top_k, augment_copies, augment_probability, augment_neighbours,
 // augment_seed (decimal string: a UInt64), source_rows, shard_index, shard_count,
 // shard_row_start, shard_row_end, examples, tokens, augment_dropped_copies.
+// Opening checks everything the reading methods index with once (LabelCacheChecks.swift):
+// settings and shard ranges, offsets, per-example values, dataset shapes, top-k classes.
 // Temperature is not stored: it is applied at training time, so one cache serves students
 // trained at any temperature. Left out on purpose: labels for dev/test (students are
 // evaluated against gold labels), pair inputs, and float16 storage.
@@ -166,8 +168,15 @@ public struct LabelCacheShard: Sendable, Equatable {
 
     /// Shard `index` of `count` over `sourceRows` rows: the contiguous rows
     /// ⌊index·R/count⌋ ..< ⌊(index+1)·R/count⌋, so the shards tile the rows in order.
+    /// Computed in double width, so any counts (also ones read from a file) are safe; an
+    /// index outside 0..<count gets an empty range at the nearest end.
     public static func split(sourceRows: Int, index: Int, count: Int) -> LabelCacheShard {
-        LabelCacheShard(index: index, count: count, rows: (sourceRows * index / count)..<(sourceRows * (index + 1) / count))
+        func boundary(_ i: Int) -> Int {   // 0 ≤ i ≤ count
+            guard count > 0, sourceRows > 0 else { return 0 }
+            return count.dividingFullWidth(sourceRows.multipliedFullWidth(by: i)).quotient   // ≤ sourceRows: no overflow
+        }
+        let i = max(0, min(index, count))
+        return LabelCacheShard(index: index, count: count, rows: boundary(i)..<boundary(i < count ? i + 1 : i))
     }
 }
 
@@ -229,7 +238,7 @@ public final class LabelCache {
     /// Gold label of each example (−1 for augmented copies).
     public let labels: [Int32]
     let file: HDF5File
-    private let attentionOffsets: [Int64]
+    let attentionOffsets: [Int64]
 
     /// Number of examples (originals and augmented copies).
     public var exampleCount: Int { sourceRows.count }
@@ -285,21 +294,26 @@ public final class LabelCache {
                                                     probability: try file.doubleAttribute("augment_probability"),
                                                     neighbours: try int("augment_neighbours"), seed: seed),
             sourceRows: try int("source_rows"))
-        shard = LabelCacheShard(index: try int("shard_index"), count: try int("shard_count"),
-                                rows: try int("shard_row_start")..<(try int("shard_row_end")))
+        shard = try LabelCache.checkedShard(index: try int("shard_index"), count: try int("shard_count"),
+                                            start: try int("shard_row_start"), end: try int("shard_row_end"),
+                                            settings: settings, url: url)
         droppedCopies = try int("augment_dropped_copies")
         let examples = try int("examples")
+        try LabelCache.checkExampleCount(examples, file: file)
         tokenOffsets = try file.readRows(LabelCachePaths.tokenOffsets, rows: 0..<(examples + 1))
         sourceRows = try file.readRows(LabelCachePaths.sourceRow, rows: 0..<examples)
         copies = try file.readRows(LabelCachePaths.copy, rows: 0..<examples)
         labels = try file.readRows(LabelCachePaths.label, rows: 0..<examples)
         attentionOffsets = settings.attentionLayers.isEmpty ? []
             : try file.readRows(LabelCachePaths.attentionOffsets, rows: 0..<(examples + 1))
+        try checkOffsets()
         guard tokenCount == (try int("tokens")), try file.rowCount(LabelCachePaths.tokenIDs) == tokenCount else {
             throw WeightIOError(.corrupt, file: url, object: LabelCachePaths.tokenIDs,
                                 "token counts disagree (attribute 'tokens', token_offsets, token_ids)",
                                 hint: "the file is incomplete or was edited; re-create it")
         }
+        try checkExamples()
+        try checkDatasetShapes()
     }
 
     // MARK: Checking

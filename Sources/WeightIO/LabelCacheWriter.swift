@@ -104,12 +104,15 @@ public final class LabelCacheWriter {
         guard record.copy >= 0, (record.copy == 0) || record.label == -1 else {
             throw bad("augmented copy \(record.copy) has gold label \(record.label); augmented copies carry −1 (soft labels only)")
         }
+        guard let sourceRow = Int32(exactly: record.sourceRow), let copy = Int32(exactly: record.copy), sourceRow >= 0 else {
+            throw bad("source row \(record.sourceRow) or copy \(record.copy) does not fit the file's int32 columns")
+        }
         do {
             try streams[LabelCachePaths.tokenIDs]!.append(record.tokenIDs)
             tokens += Int64(t)
             try streams[LabelCachePaths.tokenOffsets]!.append([tokens])
-            try streams[LabelCachePaths.sourceRow]!.append([Int32(record.sourceRow)])
-            try streams[LabelCachePaths.copy]!.append([Int32(record.copy)])
+            try streams[LabelCachePaths.sourceRow]!.append([sourceRow])
+            try streams[LabelCachePaths.copy]!.append([copy])
             try streams[LabelCachePaths.label]!.append([record.label])
             switch (record.logits, settings.topK) {
             case (.full(let logits), 0) where logits.count == settings.classes:
