@@ -22,24 +22,27 @@ let package = Package(
         .target(name: "DistilleryTensor", dependencies: ["CBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // The one BERT encoder, its heads and its parameter table.
-        .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels"],
+        .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels", "DistilleryJSON"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // HDF5 and safetensors readers/writers and the name tables between layouts.
-        .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5"]),
+        .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5", "DistilleryJSON"]),
         // BERT basic tokenizer + WordPiece, identical to HF BertTokenizer.
         .target(name: "Tokenization"),
         // Dataset import: CSV, text cleanup, dedup, stratified splits, manifests.
-        .target(name: "DistilleryData"),
+        .target(name: "DistilleryData", dependencies: ["DistilleryJSON"]),
+        // The one JSON mechanism: Codable with one shared encoder configuration, and the
+        // `JSONValue` tree for files read key by key and config surgery.
+        .target(name: "DistilleryJSON"),
         .executableTarget(name: "kd", dependencies: [
             "DistilleryTensor", "DistilleryModel", "WeightIO", "Tokenization", "DistilleryData", "DistilleryTraining",
-            "Distillation",
+            "Distillation", "DistilleryJSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training engine: forward with cached activations + backward, AdamW, schedules.
-        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "CKernels", "WeightIO"],
+        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "CKernels", "WeightIO", "DistilleryJSON"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // Distillation: student specs (JSON), the checked plan, student initialisation, losses.
-        .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor"],
+        .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor", "DistilleryJSON"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),

@@ -9,6 +9,7 @@
 // states, no pooler — the recipe for encoders trained for mean pooling, e.g. all-MiniLM).
 // Left out on purpose: relative position embeddings, decoder/cross-attention options,
 // activations other than exact-erf GELU.
+import DistilleryJSON
 import Foundation
 
 /// Architecture of a BERT encoder and its heads, as HF's `config.json` states it.
@@ -67,29 +68,27 @@ public struct BertConfig: Sendable, Equatable {
 
     /// Parses HF `config.json` text. `source` names the file in error messages.
     public init(json: String, source: String = "config.json") throws(ModelError) {
-        guard let data = json.data(using: .utf8),
-              let object = try? JSONSerialization.jsonObject(with: data),
-              let dict = object as? [String: Any] else {
+        guard let dict = (try? JSONValue.parse(json))?.objectValue else {
             throw ModelError.badConfig(source, "is not a JSON object",
                                        hint: "expected HF config.json text")
         }
         func int(_ key: String, default value: Int? = nil) throws(ModelError) -> Int {
-            if let n = dict[key] as? Int { return n }
+            if let n = dict[key]?.intValue { return n }
             if dict[key] == nil, let value { return value }
             throw ModelError.badConfig(source, "key '\(key)' is \(dict[key] == nil ? "missing" : "not an integer")",
                                        hint: "every BERT config.json has '\(key)'")
         }
-        let modelType = dict["model_type"] as? String ?? "bert"
+        let modelType = dict["model_type"]?.stringValue ?? "bert"
         guard ["bert", "distilbert-like", "minilm"].contains(modelType) || modelType.hasPrefix("bert") else {
             throw ModelError.badConfig(source, "model_type '\(modelType)' is not supported",
                                        hint: "Distillery reads BERT-family encoders (model_type \"bert\")")
         }
-        let act = dict["hidden_act"] as? String ?? "gelu"
+        let act = dict["hidden_act"]?.stringValue ?? "gelu"
         guard act == "gelu" else {
             throw ModelError.badConfig(source, "hidden_act '\(act)' is not supported",
                                        hint: "only exact-erf GELU (\"gelu\") is implemented")
         }
-        let positionType = dict["position_embedding_type"] as? String ?? "absolute"
+        let positionType = dict["position_embedding_type"]?.stringValue ?? "absolute"
         guard positionType == "absolute" else {
             throw ModelError.badConfig(source, "position_embedding_type '\(positionType)' is not supported",
                                        hint: "only absolute position embeddings are implemented")
@@ -99,13 +98,13 @@ public struct BertConfig: Sendable, Equatable {
                   intermediateSize: try int("intermediate_size"),
                   maxPositions: try int("max_position_embeddings", default: 512),
                   typeVocabSize: try int("type_vocab_size", default: 2),
-                  layerNormEps: Float((dict["layer_norm_eps"] as? NSNumber)?.doubleValue ?? 1e-12),
+                  layerNormEps: Float(dict["layer_norm_eps"]?.numberValue ?? 1e-12),
                   padTokenId: try int("pad_token_id", default: 0))
-        if let id2label = dict["id2label"] as? [String: Any], !id2label.isEmpty {
+        if let id2label = dict["id2label"]?.objectValue, !id2label.isEmpty {
             var names = [String](repeating: "", count: id2label.count)
             for (key, value) in id2label {
-                guard let i = Int(key), i >= 0, i < names.count, let name = value as? String else {
-                    throw ModelError.badConfig(source, "id2label has a bad entry '\(key)': \(value)",
+                guard let i = Int(key), i >= 0, i < names.count, let name = value.stringValue else {
+                    throw ModelError.badConfig(source, "id2label has a bad entry '\(key)': \(value.jsonText)",
                                                hint: "id2label maps \"0\"...\"N-1\" to label names")
                 }
                 names[i] = name
@@ -113,20 +112,25 @@ public struct BertConfig: Sendable, Equatable {
             labels = names
         }
         func probability(_ key: String) throws(ModelError) -> Float? {
-            guard let value = dict[key], !(value is NSNull) else { return nil }
-            guard let p = (value as? NSNumber)?.doubleValue, p >= 0, p < 1 else {
-                throw ModelError.badConfig(source, "'\(key)' is \(value)", hint: "dropout probabilities lie in [0, 1)")
+            guard let value = dict[key], value != .null else { return nil }
+            guard let p = value.numberValue, p >= 0, p < 1 else {
+                throw ModelError.badConfig(source, "'\(key)' is \(value.jsonText)", hint: "dropout probabilities lie in [0, 1)")
             }
             return Float(p)
         }
         hiddenDropout = try probability("hidden_dropout_prob") ?? 0.1
         attentionDropout = try probability("attention_probs_dropout_prob") ?? 0.1
         classifierDropout = try probability("classifier_dropout") ?? hiddenDropout
-        if let heads = dict["distillery_layer_heads"] as? [Int] { layerHeads = heads }
-        if let widths = dict["distillery_layer_intermediate_sizes"] as? [Int] { layerIntermediateSizes = widths }
+        func integers(_ key: String) -> [Int]? {
+            guard let items = dict[key]?.arrayValue else { return nil }
+            let values = items.compactMap(\.intValue)
+            return values.count == items.count ? values : nil
+        }
+        if let heads = integers("distillery_layer_heads") { layerHeads = heads }
+        if let widths = integers("distillery_layer_intermediate_sizes") { layerIntermediateSizes = widths }
         if let value = dict["distillery_classifier_pooling"] {
-            guard let name = value as? String, let mode = PoolingMode(rawValue: name) else {
-                throw ModelError.badConfig(source, "'distillery_classifier_pooling' is \(value)",
+            guard let name = value.stringValue, let mode = PoolingMode(rawValue: name) else {
+                throw ModelError.badConfig(source, "'distillery_classifier_pooling' is \(value.jsonText)",
                                            hint: "it is \"cls\" (pooler over [CLS]) or \"mean\" (mean of the last hidden states)")
             }
             classifierPooling = mode

@@ -17,6 +17,7 @@
 // to a temporary sibling and renamed, so a crash or SIGKILL never leaves a partial file
 // under the checkpoint's name. Left out on purpose: keeping several checkpoints (one file,
 // replaced) and compression (weights and moments do not compress).
+import DistilleryJSON
 import DistilleryModel
 import DistilleryTensor
 import Foundation
@@ -125,21 +126,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var adamSettings: AdamWSettings { AdamWSettings(weightDecay: weightDecay) }
 
     /// Compact JSON with sorted keys (the same config always gives the same text).
-    public var json: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
-    }
+    public var json: String { (try? JSONCoding.string(self)) ?? "" }
 
     /// Each field as its JSON text, by key.
     var fieldTexts: [String: String] {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return [:] }
-        var out: [String: String] = [:]
-        for (key, value) in object {
-            let data = (try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys, .fragmentsAllowed])) ?? Data()
-            out[key] = String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
-        }
-        return out
+        guard let object = (try? JSONValue.parse(json))?.objectValue else { return [:] }
+        return object.mapValues { (try? JSONCoding.string($0)) ?? "" }
     }
 
     /// Fields (other than `ignoredOnResume`) whose values differ: (key, this value, other value), sorted by key.
@@ -306,7 +298,7 @@ public struct TrainingCheckpoint {
         }
         let configText = try file.stringAttribute("training_config_json")
         let config: TrainingConfig
-        do { config = try JSONDecoder().decode(TrainingConfig.self, from: Data(configText.utf8)) } catch {
+        do { config = try JSONCoding.decode(TrainingConfig.self, from: configText) } catch {
             throw TrainingError("\(path): training_config_json is unreadable (\(error))", hint: "the checkpoint is damaged; start a new run")
         }
         // The parameters must match the model being resumed, tensor by tensor.

@@ -3,6 +3,7 @@ import ArgumentParser
 import DistilleryData
 import DistilleryModel
 import DistilleryTensor
+import DistilleryJSON
 import Foundation
 import Tokenization
 
@@ -50,7 +51,7 @@ struct Embed: ParsableCommand {
         try runBatched(model, sequences: sequences, batchSize: options.batchSize) { i, out, row, batch in
             let pooled = pool(out.lastHidden, mask: batch.mask, mode: poolMode, normalize: doNormalize)
             let H = pooled.shape[1]
-            rows[i] = "{\"text\":\(jsonString(lines[i])),\"embedding\":\(jsonFloats(pooled.data[(row * H)..<((row + 1) * H)]))}"
+            rows[i] = "{\"text\":\(JSONLine.quoted(lines[i])),\"embedding\":\(jsonFloats(pooled.data[(row * H)..<((row + 1) * H)]))}"
         }
         try options.write(rows)
     }
@@ -78,7 +79,7 @@ struct Predict: ParsableCommand {
             let rowLogits = Tensor(shape: [1, L], data: Array(logits.data[(row * L)..<((row + 1) * L)]))
             let probs = softmaxRows(rowLogits).data
             let best = probs.indices.max { probs[$0] < probs[$1] }!
-            rows[i] = "{\"text\":\(jsonString(lines[i])),\"label\":\(jsonString(names[best])),\"probs\":\(jsonFloats(probs)),\"logits\":\(jsonFloats(rowLogits.data))}"
+            rows[i] = "{\"text\":\(JSONLine.quoted(lines[i])),\"label\":\(JSONLine.quoted(names[best])),\"probs\":\(jsonFloats(probs)),\"logits\":\(jsonFloats(rowLogits.data))}"
         }
         try options.write(rows)
     }

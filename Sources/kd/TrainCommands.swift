@@ -13,6 +13,7 @@ import DistilleryData
 import DistilleryModel
 import DistilleryTensor
 import DistilleryTraining
+import DistilleryJSON
 import Foundation
 import Tokenization
 import WeightIO
@@ -307,7 +308,7 @@ func classifierConfigJSON(_ text: String, labels: [String], pooling: PoolingMode
 }
 
 /// A JSON array of strings.
-func jsonArray(_ items: [String]) -> String { "[" + items.map(jsonString).joined(separator: ",") + "]" }
+func jsonArray(_ items: [String]) -> String { "[" + items.map(JSONLine.quoted).joined(separator: ",") + "]" }
 
 /// A warning line on stderr.
 func warn(_ message: String) { FileHandle.standardError.write(Data("kd: \(message)\n".utf8)) }
@@ -491,13 +492,13 @@ struct Evaluate: ParsableCommand {
     func metricsJSON(_ m: ClassificationMetrics, fidelity: FidelityMetrics?, labels: [String], split: String) -> String {
         func f(_ x: Double) -> String { String(format: "%.6f", x) }
         let perClass = zip(labels, m.perClass).map { name, c in
-            "{\"label\":\(jsonString(name)),\"precision\":\(f(c.precision)),\"recall\":\(f(c.recall)),\"f1\":\(f(c.f1)),\"support\":\(c.support)}"
+            "{\"label\":\(JSONLine.quoted(name)),\"precision\":\(f(c.precision)),\"recall\":\(f(c.recall)),\"f1\":\(f(c.f1)),\"support\":\(c.support)}"
         }
         let confusion = "[" + m.confusion.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]"
-        return "{\"model\":\(jsonString(model)),\"data\":\(jsonString(data)),\"split\":\(jsonString(split)),\"examples\":\(m.total),"
+        return "{\"model\":\(JSONLine.quoted(model)),\"data\":\(JSONLine.quoted(data)),\"split\":\(JSONLine.quoted(split)),\"examples\":\(m.total),"
             + "\"accuracy\":\(f(m.accuracy)),\"macro_f1\":\(f(m.macroF1)),\"labels\":\(jsonArray(labels)),"
             + "\"per_class\":[\(perClass.joined(separator: ","))],\"confusion\":\(confusion)"
-            + (fidelity.map { ",\"teacher\":\(jsonString(teacher ?? "")),\"agreement\":\(f($0.agreement)),\"mean_kl\":\(f($0.meanKL))" } ?? "") + "}"
+            + (fidelity.map { ",\"teacher\":\(JSONLine.quoted(teacher ?? "")),\"agreement\":\(f($0.agreement)),\"mean_kl\":\(f($0.meanKL))" } ?? "") + "}"
     }
 
     func metricsTable(_ m: ClassificationMetrics, fidelity: FidelityMetrics?, labels: [String], split: String) -> String {

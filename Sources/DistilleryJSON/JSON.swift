@@ -1,0 +1,137 @@
+// DistilleryJSON: the one JSON mechanism of the code base — Codable for typed data, the
+// `JSONValue` tree for files read key by key (HF config.json, safetensors headers, student
+// specs) and for config surgery, and one encoder configuration (`JSONCoding`) for every
+// JSON text Distillery writes.
+//
+// Why a tree beside Codable: HF `config.json` files and safetensors headers must be
+// validated with exact kinds (an integer is not a bool, 1.5 is not an integer), which
+// `JSONSerialization`'s NSNumber bridging blurs on Linux; decoding into this enum keeps the
+// distinction. Why one encoder: keys sorted and slashes unescaped everywhere, so the same
+// value always gives the same bytes (checkpoints and label caches record hashes and texts).
+// Left out on purpose: preserving object key order on reading (callers sort what they need).
+import Foundation
+
+/// A JSON value with its exact kind: integers, non-integral numbers and bools kept apart.
+public enum JSONValue: Codable, Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    /// Decodes whatever JSON value is next, keeping its exact kind.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let v = try? container.decode(Bool.self) { self = .bool(v) }
+        else if let v = try? container.decode(Int.self) { self = .int(v) }
+        else if let v = try? container.decode(Double.self) { self = .double(v) }
+        else if let v = try? container.decode(String.self) { self = .string(v) }
+        else if let v = try? container.decode([JSONValue].self) { self = .array(v) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    /// Encodes the value as the JSON kind it holds.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let v): try container.encode(v)
+        case .int(let v): try container.encode(v)
+        case .double(let v): try container.encode(v)
+        case .string(let v): try container.encode(v)
+        case .array(let v): try container.encode(v)
+        case .object(let v): try container.encode(v)
+        }
+    }
+
+    /// Parses UTF-8 JSON text; throws Foundation's decoding error when it is not JSON.
+    public static func parse(_ data: Data) throws -> JSONValue {
+        try JSONCoding.decode(JSONValue.self, from: data)
+    }
+
+    /// Parses JSON text (see `parse(_:)`).
+    public static func parse(_ text: String) throws -> JSONValue { try parse(Data(text.utf8)) }
+
+    /// The kind's name, for error messages ("string", "integer", "array", …).
+    public var kindName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "bool"
+        case .int: return "integer"
+        case .double: return "number"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
+
+    /// The members of an object, nil for any other kind.
+    public var objectValue: [String: JSONValue]? { if case .object(let v) = self { return v } else { return nil } }
+    /// The items of an array, nil for any other kind.
+    public var arrayValue: [JSONValue]? { if case .array(let v) = self { return v } else { return nil } }
+    /// The text of a string, nil for any other kind.
+    public var stringValue: String? { if case .string(let v) = self { return v } else { return nil } }
+    /// The value of an integer, nil for any other kind (1.5 and true are not integers).
+    public var intValue: Int? { if case .int(let v) = self { return v } else { return nil } }
+    /// The value of a bool, nil for any other kind.
+    public var boolValue: Bool? { if case .bool(let v) = self { return v } else { return nil } }
+    /// The value of any number (integer or not), nil for any other kind.
+    public var numberValue: Double? {
+        switch self {
+        case .int(let v): return Double(v)
+        case .double(let v): return v
+        default: return nil
+        }
+    }
+
+    /// Compact JSON text of this value with ", " and ": " separators and sorted keys — the
+    /// safetensors header style, also used to quote values in error messages.
+    public var jsonText: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let v): return v ? "true" : "false"
+        case .int(let v): return String(v)
+        case .double(let v): return String(v)
+        case .string: return (try? JSONCoding.string(self)) ?? "\"\""
+        case .array(let items): return "[" + items.map(\.jsonText).joined(separator: ", ") + "]"
+        case .object(let members):
+            return "{" + members.keys.sorted().map { "\(JSONValue.string($0).jsonText): \(members[$0]!.jsonText)" }
+                .joined(separator: ", ") + "}"
+        }
+    }
+}
+
+/// The one JSON configuration of Distillery: keys sorted, slashes not escaped; compact or
+/// pretty-printed (two-space indent).
+public enum JSONCoding {
+    /// A new encoder with the shared settings.
+    public static func encoder(pretty: Bool = false) -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+                                          : [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    /// The JSON bytes of `value`.
+    public static func data(_ value: some Encodable, pretty: Bool = false) throws -> Data {
+        try encoder(pretty: pretty).encode(value)
+    }
+
+    /// The JSON text of `value`.
+    public static func string(_ value: some Encodable, pretty: Bool = false) throws -> String {
+        String(decoding: try data(value, pretty: pretty), as: UTF8.self)
+    }
+
+    /// Decodes `type` from JSON bytes.
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        try JSONDecoder().decode(type, from: data)
+    }
+
+    /// Decodes `type` from JSON text.
+    public static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
+        try decode(type, from: Data(text.utf8))
+    }
+}
