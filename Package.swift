@@ -34,8 +34,7 @@ let package = Package(
         // `JSONValue` tree for files read key by key and config surgery.
         .target(name: "DistilleryJSON"),
         .executableTarget(name: "kd", dependencies: [
-            "DistilleryTensor", "DistilleryModel", "WeightIO", "Tokenization", "DistilleryData", "DistilleryTraining",
-            "Distillation", "DistilleryJSON",
+            "DistilleryStages", "DistilleryJSON", "DistilleryData", "Distillation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training engine: forward with cached activations + backward, AdamW, schedules.
@@ -44,6 +43,12 @@ let package = Package(
         // Distillation: student specs (JSON), the checked plan, student initialisation, losses.
         .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor", "DistilleryJSON"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        // The stages as library calls (prepare, fine-tune, label, distill, eval, embed/predict,
+        // bench): a configuration value in, a Codable report out, progress through a protocol.
+        .target(name: "DistilleryStages", dependencies: [
+            "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "DistilleryData", "WeightIO",
+            "Tokenization", "DistilleryJSON",
+        ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["DistilleryModel", "WeightIO", "Tokenization", "TestSupport"]),

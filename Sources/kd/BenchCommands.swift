@@ -1,34 +1,15 @@
-// kd bench: latency of a model and throughput of its tokenizer.
-//
-// Latency: fixed random token ids (seeded), every position real, warm-up runs first, then
-// timed forward passes; reports median, p90, p99 and sequences/s per (batch, seq,
-// threads). Peers (PyTorch, ONNX Runtime) are run by benchmarks/peer_latency.py in the
-// same run; this command measures only Distillery.
+// kd bench: benchmarks (not tests) — latency of models, throughput of a tokenizer, and the
+// time of one fine-tuning or distillation step (DistilleryStages' bench functions). The
+// peers (PyTorch, ONNX Runtime) are run by benchmarks/*.py.
 import ArgumentParser
-import DistilleryData
-import DistilleryModel
-import DistilleryTensor
+import DistilleryStages
 import Foundation
-import Tokenization
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (not tests): latency of a model, throughput of a tokenizer.",
         subcommands: [Latency.self, TokenizerThroughput.self, TrainStepBench.self, DistillStepBench.self])
 }
-
-/// Parses a comma-separated list of positive integers for `flag`.
-func parseIntList(_ text: String, flag: String) throws -> [Int] {
-    let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-    let values = parts.compactMap { Int($0) }
-    guard !parts.isEmpty, values.count == parts.count, values.allSatisfy({ $0 >= 1 }) else {
-        throw CLIError("\(flag) '\(text)' must be a comma-separated list of positive integers, e.g. 1,32")
-    }
-    return values
-}
-
-/// Monotonic clock in seconds.
-func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 struct Latency: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,79 +32,15 @@ struct Latency: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() throws {
-        let batches = try parseIntList(batch, flag: "--batch")
-        let lengths = try parseIntList(seq, flag: "--seq")
-        let threadCounts = try parseIntList(threads, flag: "--threads")
-        guard warmup >= 0, iters >= 0, seconds > 0 else { throw CLIError("--warmup, --iters and --seconds must not be negative") }
-        guard !model.isEmpty else { throw CLIError("--model: give at least one model file") }
-        let turns = rounds ?? (model.count > 1 ? 5 : 1)
-        guard turns >= 1 else { throw CLIError("--rounds \(turns) must be at least 1") }
-        let loaded = try model.map { try LoadedModel(path: $0) }
-        for (path, m) in zip(model, loaded) {
-            for T in lengths where T > m.encoder.config.maxPositions {
-                throw CLIError("--seq \(T) exceeds the model's \(m.encoder.config.maxPositions) positions (\(path))")
-            }
-        }
-        var results: [[String: Any]] = []
-        if !json {
-            for (path, m) in zip(model, loaded) {
-                print("model \(path): \(m.encoder.config.layerCount) layers, hidden \(m.encoder.config.hiddenSize); kernels: \(kernelISA())")
-            }
-            if turns > 1 { print("\(model.count) model(s) taking turns, \(turns) rounds per configuration") }
-            print("batch  seq  threads   median ms     p90 ms     p99 ms     seq/s" + (model.count > 1 ? "  speed-up  model" : ""))
-        }
-        for th in threadCounts {
-            try ThreadOptions.apply(th)
-            for B in batches { for T in lengths {
-                let inputs = loaded.map { m -> EncoderBatch in
-                    var rng = SplitMix64(seed: 42)
-                    let ids = (0..<(B * T)).map { i -> Int32 in
-                        i % T == 0 ? Int32(m.tokenizer.classId) : Int32(rng.next() % UInt64(m.encoder.config.vocabSize))
-                    }
-                    return EncoderBatch(ids: ids, batchSize: B, sequenceLength: T)
-                }
-                var times = [[Double]](repeating: [], count: loaded.count)
-                for round in 0..<turns {
-                    for (i, m) in loaded.enumerated() {
-                        if round == 0 { for _ in 0..<warmup { _ = try m.encoder.forward(inputs[i]) } }
-                        // This round's share of the passes (or of the time), at least 10 over all rounds.
-                        let target = iters > 0 ? iters * (round + 1) / turns : 10 * (round + 1) / turns
-                        let budget = seconds / Double(turns)
-                        let start = now()
-                        while times[i].count < target || (iters == 0 && now() - start < budget) {
-                            let t0 = now()
-                            _ = try m.encoder.forward(inputs[i])
-                            times[i].append((now() - t0) * 1000)
-                        }
-                    }
-                }
-                var firstMedian = 0.0
-                for (i, path) in model.enumerated() {
-                    let sorted = times[i].sorted()
-                    func pct(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p * Double(sorted.count - 1)).rounded()))] }
-                    let median = pct(0.5), p90 = pct(0.9), p99 = pct(0.99)
-                    if i == 0 { firstMedian = median }
-                    let rate = Double(B) / (median / 1000)
-                    var record: [String: Any] = ["batch": B, "seq": T, "threads": th, "median_ms": median, "p90_ms": p90,
-                                                 "p99_ms": p99, "seq_per_s": rate, "iters": sorted.count, "model": path]
-                    if model.count > 1 { record["speedup_vs_first"] = firstMedian / median }
-                    results.append(record)
-                    if !json {
-                        let line = String(format: "%5d %4d %8d %11.2f %10.2f %10.2f %9.1f", B, T, th, median, p90, p99, rate)
-                        print(model.count > 1 ? line + String(format: "  %7.2f×  ", firstMedian / median) + path : line)
-                    }
-                }
-            } }
-        }
-        if json {
-            let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        }
+        var config = LatencyConfig(models: model)
+        config.batchSizes = try parseIntList(batch, flag: "--batch")
+        config.lengths = try parseIntList(seq, flag: "--seq")
+        config.threadCounts = try parseIntList(threads, flag: "--threads")
+        (config.warmup, config.iterations, config.seconds, config.rounds) = (warmup, iters, seconds, rounds)
+        let report = try benchLatency(config)
+        if json { try printJSON(report.rows, pretty: true) } else { print(report.text) }
     }
 }
-
-/// Which kernel build runs here.
-func kernelISA() -> String { kernelsUseAVX2() ? "AVX2+FMA" : "portable" }
 
 struct TokenizerThroughput: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenizer", abstract: "Tokenizer throughput (tokens/s, one thread).")
@@ -134,16 +51,59 @@ struct TokenizerThroughput: ParsableCommand {
     @Flag(help: "Print JSON instead of text.") var json = false
 
     func run() throws {
-        guard repeats >= 1 else { throw CLIError("--repeats must be at least 1") }
-        let loaded = try LoadedModel(path: model)
-        let lines = try readInputLines(input, allowEmpty: true)
-        _ = measureTokenizerThroughput(loaded.tokenizer, lines: lines, repeats: 1)  // warm-up
-        let (tokens, seconds) = measureTokenizerThroughput(loaded.tokenizer, lines: lines, repeats: repeats)
-        let rate = Double(tokens) / seconds
-        if json {
-            print("{\"lines\":\(lines.count),\"tokens\":\(tokens),\"seconds\":\(seconds),\"tokens_per_s\":\(rate)}")
-        } else {
-            print(String(format: "%d lines x %d passes: %d tokens in %.3f s = %.0f tokens/s", lines.count, repeats, tokens, seconds, rate))
-        }
+        let report = try benchTokenizer(model: model, input: input, repeats: repeats)
+        if json { try printJSON(report) } else { print(report.text) }
+    }
+}
+
+/// Flags shared by the step benchmarks.
+struct StepBenchOptions: ParsableArguments {
+    @Option(help: "Sequences per step.") var batch = 32
+    @Option(help: "Sequence length (every position real).") var seq = 128
+    @Option(help: "Worker threads.") var threads = 2
+    @Option(help: "Classes of a fresh classifier head.") var labels = 3
+    @Option(help: "Untimed steps first.") var warmup = 2
+    @Option(help: "Timed steps.") var iters = 5
+    @Option(help: "Seed of inputs, labels, initialisation and dropout.") var seed: UInt64 = 13
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    var config: StepBenchConfig {
+        var config = StepBenchConfig()
+        (config.batchSize, config.length, config.threads, config.labels) = (batch, seq, threads, labels)
+        (config.warmup, config.iterations, config.seed) = (warmup, iters, seed)
+        return config
+    }
+
+    /// Prints the timing as a one-row JSON array, or the table.
+    func show(_ report: StepBenchReport) throws {
+        if json { try printJSON([report.timing], pretty: true) } else { print(report.text) }
+    }
+}
+
+struct TrainStepBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-step",
+        abstract: "Time of one fine-tuning step (forward + backward + clip + AdamW) with a fresh classifier head.")
+
+    @Option(help: "Distillery model file (.h5).") var model: String
+    @OptionGroup var options: StepBenchOptions
+
+    func run() throws { try options.show(try benchTrainStep(model: model, options.config)) }
+}
+
+struct DistillStepBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "distill-step",
+        abstract: "Time of one distillation step (student forward + losses + backward + clip + AdamW) on cached teacher signals.")
+
+    @Option(help: "Teacher model file (.h5); a fresh seeded head is added when it has none.") var teacher: String
+    @Option(help: "Student spec (students/*.json).") var student: String
+    @Option(help: "Loss weights replacing the spec's, as kind=weight pairs.") var losses = "soft_ce=1,hidden_mse=1"
+    @Option(help: "Temperature of the soft loss.") var temperature = 2.0
+    @OptionGroup var options: StepBenchOptions
+
+    func run() throws {
+        let weights = try parseLossWeights(losses)
+        try options.show(try benchDistillStep(teacher: teacher, student: student, losses: weights, temperature: temperature, options.config))
     }
 }

@@ -1,10 +1,12 @@
-// kd: Distillery's command line. The only place that wires files to algorithms.
+// kd: Distillery's command line — argument declarations over DistilleryStages.
 //
-// Every subcommand validates its inputs before writing anything, reports errors as one
-// `kd: error: ...` line naming the file/line/flag and a hint, exits non-zero, and writes
-// output files through a temporary file renamed on success.
+// Each subcommand parses its flags, builds the stage's configuration, calls one library
+// function and prints the report it returns (as text, or as JSON with --json). Errors
+// come back as `StageError` and are printed as one `kd: error: ...` line with exit code 1;
+// progress goes to stderr (a bar on a terminal, plain lines otherwise).
 import ArgumentParser
-import DistilleryTensor
+import DistilleryJSON
+import DistilleryStages
 import Foundation
 
 @main
@@ -12,14 +14,15 @@ struct KD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kd",
         abstract: "Distillery: shrink a pretrained BERT and know exactly what you traded.",
-        subcommands: [Import.self, Info.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self, Finetune.self, Evaluate.self, Label.self, Distill.self])
+        subcommands: [Import.self, Info.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self, Finetune.self,
+                      Evaluate.self, Label.self, Distill.self])
 
     /// Runs the command, turning any error into one clear line and exit code 1.
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
-        } catch let error as CLIError {
+        } catch let error as StageError {
             FileHandle.standardError.write(Data("kd: error: \(error.description)\n".utf8))
             Foundation.exit(1)
         } catch {
@@ -28,40 +31,34 @@ struct KD: ParsableCommand {
     }
 }
 
-/// An error the CLI reports as `kd: error: <description>` with exit code 1.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-    /// Wraps any error raised while handling `file`, prefixing the file name when the
-    /// message does not already carry it.
-    init(file: String, _ error: any Error) {
-        let text = String(describing: error)
-        let name = URL(fileURLWithPath: file).lastPathComponent
-        if text.contains(file) {
-            description = text
-        } else if text.hasPrefix(name + ": ") {
-            description = file + text.dropFirst(name.count)   // WeightIO names only the last component
-        } else {
-            description = "\(file): \(text)"
-        }
-    }
-}
-
 /// Options shared by commands that run the model.
 struct ThreadOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads for BLAS and kernels.")
     var threads: Int = 1
+}
 
-    /// OpenBLAS here is built with MAX_THREADS=64.
-    static let maximumThreads = 64
+/// Progress on stderr, warnings prefixed with "kd: ".
+func stderrProgress() -> StageProgress { TextProgress(warningPrefix: "kd: ") }
 
-    func apply() throws { try Self.apply(threads) }
+/// Prints a report as JSON (the shared encoder: sorted keys).
+func printJSON(_ value: some Encodable, pretty: Bool = false) throws {
+    print(try JSONCoding.string(value, pretty: pretty))
+}
 
-    /// Checks a `--threads` value and sets it for BLAS and the kernels.
-    static func apply(_ threads: Int) throws {
-        guard threads >= 1 && threads <= maximumThreads else {
-            throw CLIError("--threads \(threads) is out of range — use 1...\(maximumThreads) (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
-        }
-        Compute.setThreads(threads)
+/// Parses a comma-separated list of positive integers for `flag`.
+func parseIntList(_ text: String, flag: String) throws -> [Int] {
+    let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    let values = parts.compactMap { Int($0) }
+    guard !parts.isEmpty, values.count == parts.count, values.allSatisfy({ $0 >= 1 }) else {
+        throw StageError("\(flag) '\(text)' must be a comma-separated list of positive integers, e.g. 1,32")
     }
+    return values
+}
+
+/// Parses a flag's value into an enum case, or an error listing the choices.
+func parseChoice<T: RawRepresentable & CaseIterable>(_ text: String, flag: String, as type: T.Type) throws -> T where T.RawValue == String {
+    guard let value = T(rawValue: text) else {
+        throw StageError("\(flag) '\(text)' is not one of: \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return value
 }
