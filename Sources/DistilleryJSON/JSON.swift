@@ -1,13 +1,19 @@
 // DistilleryJSON: the one JSON mechanism of the code base — Codable for typed data, the
 // `JSONValue` tree for files read key by key (HF config.json, safetensors headers, student
-// specs) and for config surgery, and one encoder configuration (`JSONCoding`) for every
-// JSON text Distillery writes.
+// specs) and for config surgery, one encoder configuration (`JSONCoding`) for every JSON
+// text Distillery writes, and `JSONLine` for the JSON Lines records whose key order is part
+// of their format.
 //
 // Why a tree beside Codable: HF `config.json` files and safetensors headers must be
 // validated with exact kinds (an integer is not a bool, 1.5 is not an integer), which
 // `JSONSerialization`'s NSNumber bridging blurs on Linux; decoding into this enum keeps the
 // distinction. Why one encoder: keys sorted and slashes unescaped everywhere, so the same
 // value always gives the same bytes (checkpoints and label caches record hashes and texts).
+// Why `JSONLine`: `kd embed` / `kd predict` rows put "text" first, so a reader sees which
+// line a row belongs to, and prepared splits ({"id","text","label"}) are hashed into label
+// caches and checkpoints — their bytes must not change. Its strings escape what JSON
+// requires plus DEL (control characters and U+007F as `\u00xx`, non-ASCII as UTF-8); its
+// floats use Swift's shortest round-trip text, a non-finite float being `null`.
 // Left out on purpose: preserving object key order on reading (callers sort what they need).
 import Foundation
 
@@ -133,5 +139,49 @@ public enum JSONCoding {
     /// Decodes `type` from JSON text.
     public static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
         try decode(type, from: Data(text.utf8))
+    }
+}
+
+/// A JSON object built field by field, keys in insertion order, rendered compactly.
+public struct JSONLine: Sendable {
+    private var fields: [String] = []
+
+    /// An empty object.
+    public init() {}
+
+    /// Adds a string field.
+    public func adding(_ key: String, _ value: String) -> JSONLine {
+        var line = self
+        line.fields.append(JSONLine.quoted(key) + ":" + JSONLine.quoted(value))
+        return line
+    }
+
+    /// Adds an array of floats (non-finite values as null).
+    public func adding(_ key: String, floats values: some Sequence<Float>) -> JSONLine {
+        var line = self
+        line.fields.append(JSONLine.quoted(key) + ":[" + values.map { $0.isFinite ? "\($0)" : "null" }.joined(separator: ",") + "]")
+        return line
+    }
+
+    /// The object's text, without a newline.
+    public var text: String { "{" + fields.joined(separator: ",") + "}" }
+
+    /// A JSON string literal of `s` with the escapes JSON requires (and DEL escaped).
+    public static func quoted(_ s: String) -> String {
+        var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20 || u.value == 0x7F:
+                out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
     }
 }

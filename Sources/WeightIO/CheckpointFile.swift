@@ -35,6 +35,7 @@ public struct CheckpointFile {
         public var epoch: Int
         public var indices: [Int]
         public var offsets: [Int]
+        /// An order of `indices` cut into batches at `offsets`, for `epoch`.
         public init(epoch: Int, indices: [Int], offsets: [Int]) {
             self.epoch = epoch
             self.indices = indices
@@ -49,6 +50,7 @@ public struct CheckpointFile {
         public var accuracy: Double
         /// The parameter block at that step.
         public var storage: [Float]
+        /// The best parameters `storage`, reached at `step` with these dev scores.
         public init(step: Int, macroF1: Double, accuracy: Double, storage: [Float]) {
             self.step = step
             self.macroF1 = macroF1
