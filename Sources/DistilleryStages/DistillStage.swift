@@ -217,8 +217,10 @@ public struct DistillationRun {
 }
 
 /// Checks a distillation run end to end (teacher, student plan, data, cache, states) before
-/// any training; the returned run's `report` is the plan to show.
-public func prepareDistillation(_ config: DistillConfig) throws -> DistillationRun {
+/// any training; the returned run's `report` is the plan to show. `showPlan` gets the plan
+/// as soon as it is checked against the teacher, before the data and cache checks (so a
+/// caller can show it even when a later check fails).
+public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> Void = { _ in }) throws -> DistillationRun {
     try setComputeThreads(config.threads)
     try config.validate()
     if !config.planOnly {
@@ -234,6 +236,7 @@ public func prepareDistillation(_ config: DistillConfig) throws -> DistillationR
     }
     let plan = try loadStudentPlan(config.student, teacher: source.config, classes: teacherLabels.count,
                                    losses: config.losses, epochs: config.epochs)
+    showPlan(plan.description)
     let folder = try PreparedFolder(path: data)
     guard folder.manifest.labels == teacherLabels else {
         throw StageError("\(data): the dataset's labels (\(folder.manifest.labels.joined(separator: ", "))) differ from the teacher's (\(teacherLabels.joined(separator: ", "))) — distil on the data the teacher was fine-tuned on")

@@ -275,8 +275,8 @@ struct Distill: ParsableCommand {
         (config.checkpoint, config.epochs, config.maxSteps, config.teacherStates) = (checkpoint, epochs, maxSteps, teacherStates)
         config.losses = try losses.map(parseLossWeights)
         (config.resume, config.planOnly, config.pauseAfterStep, config.threads) = (resume, planOnly, pauseAfterStep, threads.threads)
-        let run = try prepareDistillation(config)
-        print(run.report.text)
+        let run = try prepareDistillation(config) { print($0) }
+        print(run.report.trainingData + "\n" + run.report.teacherStates)
         fflush(nil)   // the plan (stdout) before the progress lines on stderr
         if planOnly { return }
         print(try run.train(progress: stderrProgress()).text)
