@@ -23,27 +23,35 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // The one BERT model: config, parameter block, the forward (inference and training)
         // with its backward, heads, the inference encoder.
-        .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels"],
+        .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels", "DistilleryJSON"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // HDF5 and safetensors readers/writers and the name tables between layouts.
-        .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5"]),
+        .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5", "DistilleryJSON"]),
         // BERT basic tokenizer + WordPiece, identical to HF BertTokenizer.
         .target(name: "Tokenization"),
         // Dataset import: CSV, text cleanup, dedup, stratified splits, manifests.
-        .target(name: "DistilleryData"),
+        .target(name: "DistilleryData", dependencies: ["DistilleryJSON"]),
+        // The one JSON mechanism: Codable with one shared encoder configuration, and the
+        // `JSONValue` tree for files read key by key and config surgery.
+        .target(name: "DistilleryJSON"),
         .executableTarget(name: "kd", dependencies: [
-            "DistilleryTensor", "DistilleryModel", "WeightIO", "Tokenization", "DistilleryData", "DistilleryTraining",
-            "Distillation",
+            "DistilleryStages", "DistilleryJSON", "DistilleryData", "Distillation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training loop: AdamW, schedules, checkpoints, the trainer, metrics, the linear probe.
-        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "CKernels", "WeightIO"],
+        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "CKernels", "WeightIO", "DistilleryJSON"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // Distillation: student specs (JSON), the checked plan, student initialisation, losses.
-        .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor", "Compression"],
+        .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor", "Compression", "DistilleryJSON"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         // Compression: the axis table, importance scores and structured slicing of a BERT weight set.
         .target(name: "Compression", dependencies: ["DistilleryModel", "DistilleryTensor"]),
+        // The stages as library calls (prepare, fine-tune, label, distill, eval, embed/predict,
+        // bench): a configuration value in, a Codable report out, progress through a protocol.
+        .target(name: "DistilleryStages", dependencies: [
+            "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "DistilleryData", "WeightIO",
+            "Tokenization", "DistilleryJSON",
+        ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["DistilleryModel", "WeightIO", "Tokenization", "TestSupport"]),

@@ -14,6 +14,7 @@
 // (indices in range, head counts, widths) live in `DistillationPlan`.
 // Left out on purpose: comments in JSON, defaults for required keys, teacher-specific keys
 // (vocabulary, positions, LayerNorm eps and activation always come from the teacher).
+import DistilleryJSON
 import DistilleryModel
 import Foundation
 
@@ -85,8 +86,8 @@ public struct StudentSpec: Sendable, Equatable {
 
     /// Parses and checks student JSON; `source` names the file in error messages.
     public init(json data: Data, source: String) throws(DistillationError) {
-        let root: JSONNode
-        do { root = try JSONNode.parse(data) } catch {
+        let root: JSONValue
+        do { root = try JSONValue.parse(data) } catch {
             throw DistillationError(source, "is not valid JSON (\(error))", hint: "fix the syntax; see students/README.md for the schema")
         }
         let top = try ObjectReader(root, path: "", source: source, allowed: [
@@ -461,32 +462,9 @@ public struct TrainingDefaults: Sendable, Equatable {
 
 // MARK: - Strict JSON reading
 
-/// A JSON value with its exact kind (an integer is not a bool; 1.5 is not an integer).
-/// Foundation's `JSONSerialization` blurs these on Linux, so decode with `JSONDecoder`.
-enum JSONNode: Decodable, Equatable {
-    case null
-    case bool(Bool)
-    case int(Int)
-    case double(Double)
-    case string(String)
-    case array([JSONNode])
-    case object([String: JSONNode])
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let v = try? c.decode(Bool.self) { self = .bool(v) }
-        else if let v = try? c.decode(Int.self) { self = .int(v) }
-        else if let v = try? c.decode(Double.self) { self = .double(v) }
-        else if let v = try? c.decode(String.self) { self = .string(v) }
-        else if let v = try? c.decode([JSONNode].self) { self = .array(v) }
-        else { self = .object(try c.decode([String: JSONNode].self)) }
-    }
-
-    static func parse(_ data: Data) throws -> JSONNode { try JSONDecoder().decode(JSONNode.self, from: data) }
-
-    /// The kind's name for error messages.
-    var kindName: String {
+extension JSONValue {
+    /// The kind's name with its article, for error messages ("an integer", "a string").
+    var kindPhrase: String {
         switch self {
         case .null: return "null"
         case .bool: return "a bool"
@@ -501,15 +479,15 @@ enum JSONNode: Decodable, Equatable {
 
 /// One JSON object being read: knows its key path and file, rejects unknown keys up front.
 struct ObjectReader {
-    let members: [String: JSONNode]
+    let members: [String: JSONValue]
     let path: String
     let source: String
 
-    init(_ node: JSONNode, path: String, source: String, allowed: [String]) throws(DistillationError) {
+    init(_ node: JSONValue, path: String, source: String, allowed: [String]) throws(DistillationError) {
         self.path = path
         self.source = source
         guard case .object(let m) = node else {
-            throw DistillationError(source, keyPath: path.isEmpty ? nil : path, "is \(node.kindName), expected an object",
+            throw DistillationError(source, keyPath: path.isEmpty ? nil : path, "is \(node.kindPhrase), expected an object",
                                     hint: "see students/README.md for the schema")
         }
         members = m
@@ -527,15 +505,15 @@ struct ObjectReader {
 
     func has(_ key: String) -> Bool { members[key] != nil }
 
-    private func required(_ key: String, _ expected: String) throws(DistillationError) -> JSONNode {
+    private func required(_ key: String, _ expected: String) throws(DistillationError) -> JSONValue {
         guard let v = members[key] else {
             throw error(key, "is missing (expected \(expected))", hint: "every student file states it; see students/README.md")
         }
         return v
     }
 
-    private func wrongType(_ key: String, _ node: JSONNode, _ expected: String) -> DistillationError {
-        error(key, "is \(node.kindName), expected \(expected)", hint: "see students/README.md for the schema")
+    private func wrongType(_ key: String, _ node: JSONValue, _ expected: String) -> DistillationError {
+        error(key, "is \(node.kindPhrase), expected \(expected)", hint: "see students/README.md for the schema")
     }
 
     func string(_ key: String) throws(DistillationError) -> String {
@@ -577,7 +555,7 @@ struct ObjectReader {
         var out: [Int] = []
         for (i, item) in items.enumerated() {
             guard case .int(let n) = item else {
-                throw error("\(key)[\(i)]", "is \(item.kindName), expected an integer", hint: "see students/README.md for the schema")
+                throw error("\(key)[\(i)]", "is \(item.kindPhrase), expected an integer", hint: "see students/README.md for the schema")
             }
             out.append(n)
         }

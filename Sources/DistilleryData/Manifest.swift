@@ -5,6 +5,7 @@
 // files), how it was split (seed, fractions, label order), how many rows were read, kept
 // and dropped and why, what text repair did, and the count of every label in every split.
 // No timestamps or paths of this machine, so the same input and seed give the same bytes.
+import DistilleryJSON
 import Foundation
 
 /// Where a dataset's bytes came from.
@@ -123,9 +124,7 @@ public struct DatasetManifest: Sendable, Codable, Equatable {
 
     /// Pretty-printed JSON with sorted keys.
     public func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var data = try encoder.encode(self)
+        var data = try JSONCoding.data(self, pretty: true)
         data.append(UInt8(ascii: "\n"))
         return data
     }
@@ -133,7 +132,7 @@ public struct DatasetManifest: Sendable, Codable, Equatable {
     /// Reads a manifest, checking its format and version.
     public static func read(_ data: Data, source: String) throws -> DatasetManifest {
         let manifest: DatasetManifest
-        do { manifest = try JSONDecoder().decode(DatasetManifest.self, from: data) } catch {
+        do { manifest = try JSONCoding.decode(DatasetManifest.self, from: data) } catch {
             throw PreparationError(description: "\(source): not a dataset manifest (\(error))")
         }
         guard manifest.format == formatName, manifest.formatVersion == formatVersion else {

@@ -12,6 +12,7 @@
 // The RNG and the shuffle are implemented here (not the standard library's), so the
 // split does not change with the Swift version. A dataset with no usable row is an error,
 // not three empty files.
+import DistilleryJSON
 import Foundation
 
 /// One labelled text as read from a source, before cleaning.
@@ -85,7 +86,7 @@ public struct PreparedDataset: Sendable {
     public func jsonLines(_ split: Split) -> Data {
         var out = ""
         for e in splits[split] ?? [] {
-            out += "{\"id\":\(jsonString(e.id)),\"text\":\(jsonString(e.text)),\"label\":\(jsonString(e.label))}\n"
+            out += JSONLine().adding("id", e.id).adding("text", e.text).adding("label", e.label).text + "\n"
         }
         return Data(out.utf8)
     }
@@ -232,23 +233,4 @@ public struct SplitMix64: Sendable {
             if r >= threshold { return r % bound }
         }
     }
-}
-
-/// JSON string literal with the escapes JSON requires.
-public func jsonString(_ s: String) -> String {
-    var out = "\""
-    out.reserveCapacity(s.utf8.count + 2)
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where u.value < 0x20 || u.value == 0x7F:
-            out += String(format: "\\u%04x", u.value)
-        default: out.unicodeScalars.append(u)
-        }
-    }
-    return out + "\""
 }

@@ -13,6 +13,7 @@
 // file fails with a message instead of an allocation trap in a release build.
 // Left out on purpose: relative position embeddings, decoder/cross-attention options,
 // activations other than exact-erf GELU.
+import DistilleryJSON
 import Foundation
 
 /// The largest sizes a config may state. Far above any BERT-family encoder (BERT-large:
@@ -93,28 +94,26 @@ public struct BertConfig: Sendable, Equatable {
 
     /// Parses HF `config.json` text. `source` names the file in error messages.
     public init(json: String, source: String = "config.json") throws(ModelError) {
-        guard let data = json.data(using: .utf8),
-              let object = try? JSONSerialization.jsonObject(with: data),
-              let dict = object as? [String: Any] else {
+        guard let dict = (try? JSONValue.parse(json))?.objectValue else {
             throw ModelError.badConfig(source, "is not a JSON object",
                                        hint: "expected HF config.json text")
         }
         /// The value of `key` (nil when absent), or an error naming what it should have been.
-        func typed<T>(_ key: String, _ kind: String, _ read: (Any) -> T?) throws(ModelError) -> T? {
+        func typed<T>(_ key: String, _ kind: String, _ read: (JSONValue) -> T?) throws(ModelError) -> T? {
             guard let value = dict[key] else { return nil }
             guard let typed = read(value) else {
-                throw ModelError.badConfig(source, "key '\(key)' is \(jsonDescription(value)), expected \(kind)",
+                throw ModelError.badConfig(source, "key '\(key)' is \(shown(value)), expected \(kind)",
                                            hint: "HF config.json states it as \(kind); fix the file")
             }
             return typed
         }
         func int(_ key: String, default value: Int? = nil) throws(ModelError) -> Int {
-            if let n = try typed(key, "an integer", exactInteger) { return n }
+            if let n = try typed(key, "an integer", \.intValue) { return n }
             if let value { return value }
             throw ModelError.badConfig(source, "key '\(key)' is missing", hint: "every BERT config.json has '\(key)'")
         }
         func string(_ key: String, default value: String) throws(ModelError) -> String {
-            try typed(key, "a string") { $0 as? String } ?? value
+            try typed(key, "a string", \.stringValue) ?? value
         }
         let modelType = try string("model_type", default: "bert")
         guard ["bert", "distilbert-like", "minilm"].contains(modelType) || modelType.hasPrefix("bert") else {
@@ -131,7 +130,7 @@ public struct BertConfig: Sendable, Equatable {
             throw ModelError.badConfig(source, "position_embedding_type '\(positionType)' is not supported",
                                        hint: "only absolute position embeddings are implemented")
         }
-        let eps = try typed("layer_norm_eps", "a number", exactNumber) ?? 1e-12
+        let eps = try typed("layer_norm_eps", "a number", \.numberValue) ?? 1e-12
         guard eps > 0, eps.isFinite, Float(eps) > 0, Float(eps).isFinite else {
             throw ModelError.badConfig(source, "'layer_norm_eps' is \(eps)",
                                        hint: "LayerNorm's epsilon must be a finite float32 number > 0 (BERT uses 1e-12)")
@@ -149,11 +148,11 @@ public struct BertConfig: Sendable, Equatable {
                   typeVocabSize: try int("type_vocab_size", default: 2),
                   layerNormEps: Float(eps),
                   padTokenId: try int("pad_token_id", default: 0))
-        if let id2label = try typed("id2label", "an object of label names", { $0 as? [String: Any] }), !id2label.isEmpty {
+        if let id2label = try typed("id2label", "an object of label names", \.objectValue), !id2label.isEmpty {
             var names = [String](repeating: "", count: id2label.count)
             for (key, value) in id2label {
-                guard let i = Int(key), i >= 0, i < names.count, let name = value as? String else {
-                    throw ModelError.badConfig(source, "id2label has a bad entry '\(key)': \(jsonDescription(value))",
+                guard let i = Int(key), i >= 0, i < names.count, let name = value.stringValue else {
+                    throw ModelError.badConfig(source, "id2label has a bad entry '\(key)': \(shown(value))",
                                                hint: "id2label maps \"0\"...\"N-1\" to label names")
                 }
                 names[i] = name
@@ -161,26 +160,26 @@ public struct BertConfig: Sendable, Equatable {
             labels = names
         }
         func probability(_ key: String) throws(ModelError) -> Float? {
-            guard let value = dict[key], !(value is NSNull) else { return nil }
-            guard let p = exactNumber(value), p >= 0, p < 1 else {
-                throw ModelError.badConfig(source, "'\(key)' is \(jsonDescription(value))", hint: "dropout probabilities are numbers in [0, 1)")
+            guard let value = dict[key], value != .null else { return nil }
+            guard let p = value.numberValue, p >= 0, p < 1 else {
+                throw ModelError.badConfig(source, "'\(key)' is \(shown(value))", hint: "dropout probabilities are numbers in [0, 1)")
             }
             return Float(p)
         }
         hiddenDropout = try probability("hidden_dropout_prob") ?? 0.1
         attentionDropout = try probability("attention_probs_dropout_prob") ?? 0.1
         classifierDropout = try probability("classifier_dropout") ?? hiddenDropout
-        let integers: (Any) -> [Int]? = { value in
-            guard let items = value as? [Any], items.count == layerCount else { return nil }
-            let numbers = items.compactMap(exactInteger)
+        let integers: (JSONValue) -> [Int]? = { value in
+            guard let items = value.arrayValue, items.count == layerCount else { return nil }
+            let numbers = items.compactMap(\.intValue)
             return numbers.count == items.count ? numbers : nil
         }
         let perLayer = "an array of \(layerCount) integers (one per layer)"
         if let heads = try typed("distillery_layer_heads", perLayer, integers) { layerHeads = heads }
         if let widths = try typed("distillery_layer_intermediate_sizes", perLayer, integers) { layerIntermediateSizes = widths }
         if let value = dict["distillery_classifier_pooling"] {
-            guard let name = value as? String, let mode = PoolingMode(rawValue: name) else {
-                throw ModelError.badConfig(source, "'distillery_classifier_pooling' is \(jsonDescription(value))",
+            guard let name = value.stringValue, let mode = PoolingMode(rawValue: name) else {
+                throw ModelError.badConfig(source, "'distillery_classifier_pooling' is \(shown(value))",
                                            hint: "it is \"cls\" (pooler over [CLS]) or \"mean\" (mean of the last hidden states)")
             }
             classifierPooling = mode
@@ -230,30 +229,11 @@ public struct BertConfig: Sendable, Equatable {
     }
 }
 
-// MARK: - Exact JSON kinds
-
-/// A JSON integer as `JSONSerialization` decodes it — not a bool, not 2.0, within Int.
-/// NSNumber bridging would take `true` as 1 and 2.0 as 2; the encoding type tells them apart.
-private func exactInteger(_ value: Any) -> Int? {
-    guard let n = value as? NSNumber, !(value is String) else { return nil }
-    guard ["i", "s", "l", "q", "I", "S", "L", "Q"].contains(String(cString: n.objCType)) else { return nil }
-    return value as? Int
-}
-
-/// A JSON number (integer or not) as Double; bools are not numbers.
-private func exactNumber(_ value: Any) -> Double? {
-    guard let n = value as? NSNumber, !(value is String) else { return nil }
-    guard !["c", "B"].contains(String(cString: n.objCType)) else { return nil }
-    return n.doubleValue
-}
-
-/// A decoded JSON value as it would read in the file, for messages.
-private func jsonDescription(_ value: Any) -> String {
-    if value is NSNull { return "null" }
-    if let s = value as? String { return "\"\(s)\"" }
-    if let n = value as? NSNumber, ["c", "B"].contains(String(cString: n.objCType)) { return n.boolValue ? "true" : "false" }
-    if let n = value as? NSNumber { return "\(n)" }
-    if value is [Any] { return "an array" }
-    if value is [String: Any] { return "an object" }
-    return "\(value)"
+/// A JSON value as an error message quotes it: scalars as written, containers by kind.
+private func shown(_ value: JSONValue) -> String {
+    switch value {
+    case .array: return "an array"
+    case .object: return "an object"
+    default: return value.jsonText
+    }
 }

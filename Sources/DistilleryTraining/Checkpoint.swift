@@ -1,29 +1,16 @@
-// Checkpoint: everything a fine-tuning run needs to continue bit for bit, in one HDF5 file
-// (format "distillery-checkpoint", version 1).
+// Checkpoint: the state of a training run and its configuration, and their conversion to
+// and from the checkpoint file (WeightIO.CheckpointFile, format "distillery-checkpoint").
 //
-// Layout:
-//   /<HF PyTorch key>       float32, the current parameters, one dataset per tensor (so the
-//                           weights load like any flat HF-named HDF5 file; `kd import` skips
-//                           the `__…__` datasets below)
-//   /__adam_m__, /__adam_v__  float32 [N]: AdamW's moments as the contiguous parameter block
-//   /__best__               float32 [N]: the best parameters so far (by dev macro-F1), if any
-//   /__data_order__         int64: the current epoch's example order (batches back to back)
-//   /__batch_offsets__      int64: where each batch of that order starts (+ the end)
-//   root attributes         format, format_version, training_config_json (the full
-//                           `TrainingConfig`: model fingerprint, data sha256, hyper-parameters),
-//                           schedule_json, step, adam_step, rng_seed (decimal string),
-//                           order_epoch, best_step, best_macro_f1, best_accuracy
-// The dropout RNG is counter-based (`DropoutRNG`): (seed, step) is its whole state. Written
-// to a temporary sibling and renamed, so a crash or SIGKILL never leaves a partial file
-// under the checkpoint's name. Left out on purpose: keeping several checkpoints (one file,
-// replaced) and compression (weights and moments do not compress).
+// A checkpoint holds everything a run needs to continue bit for bit: weights, AdamW
+// moments, step, the current epoch's data order and the best model so far. The dropout RNG
+// is counter-based (`DropoutRNG`): (seed, step) is its whole state. Reading checks that
+// the stored parameters are this model's, tensor by tensor; resuming compares the run's
+// configuration field by field (`TrainingConfig.checkResumable`).
+import DistilleryJSON
 import DistilleryModel
 import DistilleryTensor
 import Foundation
 import WeightIO
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// An error of the training engine: what was wrong, and what to do.
 public struct TrainingError: Error, CustomStringConvertible, Sendable {
@@ -125,21 +112,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var adamSettings: AdamWSettings { AdamWSettings(weightDecay: weightDecay) }
 
     /// Compact JSON with sorted keys (the same config always gives the same text).
-    public var json: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
-    }
+    public var json: String { (try? JSONCoding.string(self)) ?? "" }
 
     /// Each field as its JSON text, by key.
     var fieldTexts: [String: String] {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return [:] }
-        var out: [String: String] = [:]
-        for (key, value) in object {
-            let data = (try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys, .fragmentsAllowed])) ?? Data()
-            out[key] = String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
-        }
-        return out
+        guard let object = (try? JSONValue.parse(json))?.objectValue else { return [:] }
+        return object.mapValues { (try? JSONCoding.string($0)) ?? "" }
     }
 
     /// Fields (other than `ignoredOnResume`) whose values differ: (key, this value, other value), sorted by key.
@@ -231,11 +209,6 @@ public struct TrainingState: Sendable {
 
 /// A training checkpoint: the run's config and its state.
 public struct TrainingCheckpoint {
-    /// Value of the `format` attribute.
-    public static let formatName = "distillery-checkpoint"
-    /// The version this build reads and writes.
-    public static let formatVersion = 1
-
     public var config: TrainingConfig
     public var state: TrainingState
 
@@ -244,108 +217,71 @@ public struct TrainingCheckpoint {
         self.state = state
     }
 
-    /// Writes the checkpoint through a temporary sibling renamed on success.
-    public func write(to url: URL) throws {
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).partial-\(getpid())")
-        do {
-            let file = try HDF5File.create(temporary)
-            try file.setAttribute("format", string: Self.formatName)
-            try file.setAttribute("format_version", int: Self.formatVersion)
-            try file.setAttribute("training_config_json", string: config.json)
-            let schedule = config.learningRateSchedule
-            try file.setAttribute("schedule_json", string: "{\"decay\":\"\(schedule.decay.rawValue)\",\"peak_rate\":\(schedule.peakRate),\"total_steps\":\(schedule.totalSteps),\"warmup_steps\":\(schedule.warmupSteps)}")
-            try file.setAttribute("step", int: state.step)
-            try file.setAttribute("adam_step", int: state.optimizer.step)
-            try file.setAttribute("rng_seed", string: String(config.seed))
-            for (name, tensor) in state.parameters.tensors { try file.writeTensor(tensor, at: name) }
-            let n = state.parameters.layout.totalCount
-            try file.writeTensor(Tensor(shape: [n], data: state.optimizer.firstMoment.storage), at: "__adam_m__")
-            try file.writeTensor(Tensor(shape: [n], data: state.optimizer.secondMoment.storage), at: "__adam_v__")
-            if let order = state.order {
-                try file.setAttribute("order_epoch", int: order.epoch)
-                try file.writeInt64s(order.indices.map(Int64.init), shape: [order.indices.count], at: "__data_order__")
-                try file.writeInt64s(order.offsets.map(Int64.init), shape: [order.offsets.count], at: "__batch_offsets__")
-            }
-            if let best = state.best {
-                try file.setAttribute("best_step", int: best.step)
-                try file.setAttribute("best_macro_f1", double: best.macroF1)
-                try file.setAttribute("best_accuracy", double: best.accuracy)
-                try file.writeTensor(Tensor(shape: [n], data: best.storage), at: "__best__")
-            }
-            try file.close()
-            guard rename(temporary.path, url.path) == 0 else {
-                throw TrainingError("\(url.path): cannot move the checkpoint into place (\(String(cString: strerror(errno))))",
-                                    hint: "check that the destination is writable and not a directory")
-            }
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw error
+    /// The learning-rate schedule as stored beside the config (informational).
+    private struct ScheduleRecord: Encodable {
+        var decay: String
+        var peakRate: Double
+        var totalSteps: Int
+        var warmupSteps: Int
+        enum CodingKeys: String, CodingKey {
+            case decay, peakRate = "peak_rate", totalSteps = "total_steps", warmupSteps = "warmup_steps"
         }
     }
 
-    /// True when `url` is an HDF5 file whose `format` says it is a checkpoint.
-    public static func isCheckpoint(_ url: URL) -> Bool {
-        guard let file = try? HDF5File.open(url) else { return false }
-        return (try? file.stringAttribute("format")) == formatName
+    /// Writes the checkpoint through a temporary sibling renamed on success.
+    public func write(to url: URL) throws {
+        let schedule = config.learningRateSchedule
+        let scheduleJSON = try JSONCoding.string(ScheduleRecord(decay: schedule.decay.rawValue, peakRate: schedule.peakRate,
+                                                                totalSteps: schedule.totalSteps, warmupSteps: schedule.warmupSteps))
+        try CheckpointFile(
+            trainingConfigJSON: config.json, scheduleJSON: scheduleJSON, step: state.step, adamStep: state.optimizer.step,
+            rngSeed: config.seed, parameters: state.parameters.tensors,
+            firstMoment: state.optimizer.firstMoment.storage, secondMoment: state.optimizer.secondMoment.storage,
+            order: state.order.map { CheckpointFile.Order(epoch: $0.epoch, indices: $0.indices, offsets: $0.offsets) },
+            best: state.best.map { CheckpointFile.Best(step: $0.step, macroF1: $0.macroF1, accuracy: $0.accuracy, storage: $0.storage) }
+        ).write(to: url)
     }
 
     /// Reads a checkpoint whose parameters must have `layout` (else: "another model").
     public static func read(_ url: URL, layout: ParameterLayout) throws -> TrainingCheckpoint {
         let path = url.relativePath
-        let file = try HDF5File.open(url)
-        let format = file.hasAttribute("format") ? try file.stringAttribute("format") : "(none)"
-        guard format == formatName else {
-            throw TrainingError("\(path): not a Distillery checkpoint (format \(format == "(none)" ? "attribute missing" : "'\(format)'"), expected '\(formatName)')",
-                                hint: "--resume takes the .ckpt.h5 file a 'kd finetune' run wrote (see --checkpoint)")
+        let anotherModel = "resume with the --model and --data the run was started from"
+        let file = try CheckpointFile.read(url) { stored in
+            let expected = Set(layout.entries.map(\.name))
+            if stored != expected {
+                let missing = expected.subtracting(stored).sorted(), extra = stored.subtracting(expected).sorted()
+                throw TrainingError("\(path): the checkpoint comes from another model (its tensors differ: \(missing.count) missing, e.g. \(missing.first ?? "-"); \(extra.count) unexpected, e.g. \(extra.first ?? "-"))",
+                                    hint: anotherModel)
+            }
+            return layout.entries.map(\.name)
         }
-        let version = try file.intAttribute("format_version")
-        guard version <= formatVersion else {
-            throw TrainingError("\(path): checkpoint format_version \(version) is newer than this build reads (≤ \(formatVersion))",
-                                hint: "resume with the kd version that wrote it")
-        }
-        let configText = try file.stringAttribute("training_config_json")
         let config: TrainingConfig
-        do { config = try JSONDecoder().decode(TrainingConfig.self, from: Data(configText.utf8)) } catch {
+        do { config = try JSONCoding.decode(TrainingConfig.self, from: file.trainingConfigJSON) } catch {
             throw TrainingError("\(path): training_config_json is unreadable (\(error))", hint: "the checkpoint is damaged; start a new run")
         }
         // The parameters must match the model being resumed, tensor by tensor.
-        let stored = Set(try file.datasetPaths().filter { !$0.hasPrefix("__") })
-        let expected = Set(layout.entries.map(\.name))
-        if stored != expected {
-            let missing = expected.subtracting(stored).sorted(), extra = stored.subtracting(expected).sorted()
-            throw TrainingError("\(path): the checkpoint comes from another model (its tensors differ: \(missing.count) missing, e.g. \(missing.first ?? "-"); \(extra.count) unexpected, e.g. \(extra.first ?? "-"))",
-                                hint: "resume with the --model and --data the run was started from")
-        }
         var parameters = ParameterBlock(zeros: layout)
-        for e in layout.entries {
-            let t = try file.readTensor(e.name)
+        for (e, (_, t)) in zip(layout.entries, file.parameters) {
             guard t.shape == e.shape else {
                 throw TrainingError("\(path): the checkpoint comes from another model ('\(e.name)' is \(t.shape), this model's is \(e.shape))",
-                                    hint: "resume with the --model and --data the run was started from")
+                                    hint: anotherModel)
             }
             parameters.storage.replaceSubrange(e.range, with: t.data)
         }
-        func block(_ name: String) throws -> [Float] {
-            let t = try file.readTensor(name)
-            guard t.count == layout.totalCount else {
-                throw TrainingError("\(path): '\(name)' has \(t.count) values, expected \(layout.totalCount)", hint: "the checkpoint is damaged; start a new run")
+        func block(_ name: String, _ values: [Float]) throws -> [Float] {
+            guard values.count == layout.totalCount else {
+                throw TrainingError("\(path): '\(name)' has \(values.count) values, expected \(layout.totalCount)", hint: "the checkpoint is damaged; start a new run")
             }
-            return t.data
+            return values
         }
         var state = TrainingState(parameters: parameters, adam: config.adamSettings)
-        state.optimizer.firstMoment.storage = try block("__adam_m__")
-        state.optimizer.secondMoment.storage = try block("__adam_v__")
-        state.optimizer.step = try file.intAttribute("adam_step")
-        state.step = try file.intAttribute("step")
-        if file.hasAttribute("order_epoch") {
-            state.order = EpochOrder(epoch: try file.intAttribute("order_epoch"),
-                                     indices: try file.readInt64s("__data_order__").values.map { Int($0) },
-                                     offsets: try file.readInt64s("__batch_offsets__").values.map { Int($0) })
-        }
-        if file.hasAttribute("best_step") {
-            state.best = BestModel(step: try file.intAttribute("best_step"), macroF1: try file.doubleAttribute("best_macro_f1"),
-                                   accuracy: try file.doubleAttribute("best_accuracy"), storage: try block("__best__"))
+        state.optimizer.firstMoment.storage = try block("__adam_m__", file.firstMoment)
+        state.optimizer.secondMoment.storage = try block("__adam_v__", file.secondMoment)
+        state.optimizer.step = file.adamStep
+        state.step = file.step
+        state.order = file.order.map { EpochOrder(epoch: $0.epoch, indices: $0.indices, offsets: $0.offsets) }
+        if let best = file.best {
+            state.best = BestModel(step: best.step, macroF1: best.macroF1, accuracy: best.accuracy, storage: try block("__best__", best.storage))
         }
         guard state.step >= 0, state.step <= config.totalSteps else {
             throw TrainingError("\(path): step \(state.step) is outside the run's \(config.totalSteps) steps", hint: "the checkpoint is damaged; start a new run")

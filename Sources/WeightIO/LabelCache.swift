@@ -34,6 +34,7 @@
 // trained at any temperature. Left out on purpose: labels for dev/test (students are
 // evaluated against gold labels), pair inputs, and float16 storage.
 
+import DistilleryJSON
 import Foundation
 
 /// Root attribute naming the file format.
@@ -136,9 +137,9 @@ public struct LabelCacheSettings: Sendable, Equatable {
     /// Every setting as (attribute name, value text), in file order.
     var fields: [(String, String)] {
         [("teacher_sha256", teacherSHA256), ("teacher_file", teacherFile), ("data_sha256", dataSHA256),
-         ("data_name", dataName), ("labels_json", jsonStrings(labels)), ("max_length", "\(maxLength)"),
-         ("hidden_size", "\(hiddenSize)"), ("teacher_layers", "\(teacherLayers)"), ("hidden_layers", jsonInts(hiddenLayers)),
-         ("attention_layers", jsonInts(attentionLayers)), ("attention_heads", jsonInts(attentionHeads)), ("top_k", "\(topK)"),
+         ("data_name", dataName), ("labels_json", jsonText(labels)), ("max_length", "\(maxLength)"),
+         ("hidden_size", "\(hiddenSize)"), ("teacher_layers", "\(teacherLayers)"), ("hidden_layers", jsonText(hiddenLayers)),
+         ("attention_layers", jsonText(attentionLayers)), ("attention_heads", jsonText(attentionHeads)), ("top_k", "\(topK)"),
          ("augment_copies", "\(augmentation.copies)"), ("augment_probability", "\(augmentation.probability)"),
          ("augment_neighbours", "\(augmentation.neighbours)"), ("augment_seed", "\(augmentation.seed)"),
          ("source_rows", "\(sourceRows)")]
@@ -273,7 +274,7 @@ public final class LabelCache {
         func int(_ name: String) throws -> Int { try f.intAttribute(name) }
         func string(_ name: String) throws -> String { try f.stringAttribute(name) }
         func decode<T: Decodable>(_ name: String, _ type: T.Type) throws -> T {
-            guard let value = try? JSONDecoder().decode(T.self, from: Data(try string(name).utf8)) else {
+            guard let value = try? JSONCoding.decode(T.self, from: try string(name)) else {
                 throw WeightIOError(.corrupt, file: url, object: name, "attribute '\(name)' is not the JSON array it should be",
                                     hint: "the file was edited or written by another tool; re-create it")
             }
@@ -529,10 +530,6 @@ let fileOverheadBytes = 32 * 1024
 /// "0, 2, 4" or "none".
 func describeLayers(_ layers: [Int]) -> String { layers.isEmpty ? "none" : layers.map(String.init).joined(separator: ", ") }
 
-/// `[0,2,4]`.
-func jsonInts(_ values: [Int]) -> String { "[" + values.map(String.init).joined(separator: ",") + "]" }
-
-/// A JSON array of strings (JSONEncoder: deterministic for the same strings).
-func jsonStrings(_ values: [String]) -> String {
-    String(decoding: (try? JSONEncoder().encode(values)) ?? Data("[]".utf8), as: UTF8.self)
-}
+/// Compact JSON text of an attribute value (`[0,2,4]`, `["a","b"]`); arrays of numbers
+/// and strings always encode.
+func jsonText(_ value: some Encodable) -> String { (try? JSONCoding.string(value)) ?? "[]" }

@@ -11,6 +11,7 @@
 // reference rejects them, but they are harmless here); big-endian hosts are not supported.
 
 import DistilleryTensor
+import DistilleryJSON
 import Foundation
 
 /// Largest header accepted, as in the reference implementation (100 MB).

@@ -14,6 +14,7 @@
 // nested config keys as attributes (they live in config_json).
 
 import DistilleryTensor
+import DistilleryJSON
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,0 +1,272 @@
+// ImportStage: HF checkpoints in, one Distillery model file out (`importModel`), and what a
+// model file holds (`describeModel`, for `kd info`).
+//
+// A source is an HF model directory (config.json + model.safetensors or tf_model.h5 +
+// vocab.txt, plus sentence-transformers' modules.json / 1_Pooling if present), a
+// .safetensors file, or an HDF5 file in flat, nested or tf_model.h5 layout; a Distillery
+// file carries its own config, vocabulary and settings. Loading is strict through the
+// encoder itself (missing, unexpected or mis-shaped tensors are errors). Left out on
+// purpose: PyTorch .bin pickles (convert them to safetensors).
+import DistilleryJSON
+import DistilleryModel
+import DistilleryTensor
+import Foundation
+import Tokenization
+import WeightIO
+
+/// What `importModel` converts.
+public struct ImportConfig: Sendable {
+    /// HF model directory, .safetensors or .h5 file.
+    public var source: String
+    /// The Distillery model file to write.
+    public var out: String
+    /// vocab.txt (nil: beside the weights, or the Distillery file's own).
+    public var vocabulary: String?
+    /// config.json (nil: beside the weights, or the Distillery file's own).
+    public var config: String?
+
+    /// A configuration; see the properties.
+    public init(source: String, out: String, vocabulary: String? = nil, config: String? = nil) {
+        self.source = source
+        self.out = out
+        self.vocabulary = vocabulary
+        self.config = config
+    }
+}
+
+/// What `importModel` read and wrote.
+public struct ImportReport: Codable, Sendable {
+    public var weights: String
+    /// The weights' layout ("distillery", "flat", "nested", "keras", …).
+    public var layout: String
+    public var out: String
+    public var layers: Int
+    public var hiddenSize: Int
+    public var heads: Int
+    public var intermediateSize: Int
+    public var vocabulary: Int
+    public var tensors: Int
+    public var parameters: Int
+    /// "pooler", "classifier(N: a,b)".
+    public var modelHeads: [String]
+    public var pooling: String
+    public var normalize: Bool
+    /// Buffers in the source that are not weights.
+    public var skipped: [String]
+
+    /// The lines `kd import` prints.
+    public var text: String {
+        var lines = ["imported \(weights) [\(layout)] -> \(out)",
+                     "  \(layers) layers, hidden \(hiddenSize), \(heads) heads, FFN \(intermediateSize), vocab \(vocabulary)",
+                     "  \(tensors) tensors, \(parameters) parameters; heads: \(modelHeads.isEmpty ? "none" : modelHeads.joined(separator: ", ")); pooling \(pooling)\(normalize ? " + normalize" : "")"]
+        if !skipped.isEmpty { lines.append("  skipped buffers: \(skipped.joined(separator: ", "))") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The files of an import: where the weights are, and the Distillery file they may be.
+private struct ImportSources {
+    let directory: URL
+    let isDirectory: Bool
+    let weightsPath: String
+
+    init(_ source: String) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else {
+            throw StageError("\(source): no such file or directory — give an HF model directory, a .safetensors or an .h5 file")
+        }
+        isDirectory = isDir.boolValue
+        directory = isDirectory ? URL(fileURLWithPath: source) : URL(fileURLWithPath: source).deletingLastPathComponent()
+        if isDirectory {
+            let found = ["model.safetensors", "tf_model.h5", "model.h5"].lazy.compactMap { [directory] name -> String? in
+                let p = directory.appendingPathComponent(name).path
+                return FileManager.default.fileExists(atPath: p) ? p : nil
+            }.first
+            guard let found else {
+                throw StageError("\(source): no model.safetensors, tf_model.h5 or model.h5 in the directory — PyTorch .bin checkpoints are not read; convert them to safetensors")
+            }
+            weightsPath = found
+        } else {
+            weightsPath = source
+        }
+    }
+
+    /// A file beside the weights, if it exists.
+    func sibling(_ name: String) -> String? {
+        let p = directory.appendingPathComponent(name).path
+        return FileManager.default.fileExists(atPath: p) ? p : nil
+    }
+}
+
+/// Imports a BERT model into one Distillery .h5 file, validated through the encoder.
+public func importModel(_ config: ImportConfig) throws -> ImportReport {
+    try checkOutputPath(config.out, flag: "--out")
+    let sources = try ImportSources(config.source)
+    let weightsPath = sources.weightsPath
+    // A Distillery file carries its config, vocabulary and settings; other sources
+    // take them from files beside the weights or from the configuration.
+    var stored: TeacherFile? = nil
+    var tensorList: [(name: String, tensor: Tensor)]
+    var layoutName: String
+    var skipped: [String] = []
+    if !sources.isDirectory && TeacherFile.isTeacherFile(URL(fileURLWithPath: weightsPath)) {
+        let file: TeacherFile
+        do { file = try TeacherFile.read(URL(fileURLWithPath: weightsPath)) } catch { throw StageError(file: weightsPath, error) }
+        (stored, tensorList, layoutName) = (file, file.tensors, "distillery")
+    } else {
+        let weights: CanonicalWeights
+        do { weights = try loadCanonicalWeights(from: URL(fileURLWithPath: weightsPath)) } catch {
+            throw StageError(file: weightsPath, error)
+        }
+        (tensorList, layoutName, skipped) = (weights.tensors, weights.layout.rawValue, weights.skipped)
+    }
+    let (configText, bertConfig) = try importConfig(config, sources: sources, stored: stored)
+    let (vocabulary, vocabSource) = try importVocabulary(config, sources: sources, stored: stored)
+    guard vocabulary.count == bertConfig.vocabSize else {
+        throw StageError("\(vocabSource): \(vocabulary.count) tokens but config vocab_size is \(bertConfig.vocabSize) — the vocabulary does not belong to this model")
+    }
+    var tokenizer = TokenizerOptions()
+    if let stored {
+        tokenizer = try TokenizerOptions.parse(stored.tokenizerOptionsJSON, source: weightsPath)
+    } else if let path = sources.sibling("tokenizer_config.json"), let text = try? String(contentsOfFile: path, encoding: .utf8) {
+        tokenizer = try TokenizerOptions.parse(text, source: path)
+    }
+    _ = try tokenizer.makeTokenizer(vocabulary: vocabulary, source: vocabSource)
+    var (pooling, normalize) = sentenceTransformersPooling(directory: sources.directory)
+    if let stored { (pooling, normalize) = (PoolingMode(rawValue: stored.pooling) ?? .cls, stored.normalize) }
+    // Strict validation through the model itself.
+    var tensors: [String: Tensor] = [:]
+    for (name, t) in tensorList {
+        guard tensors[name] == nil else { throw StageError("\(weightsPath): tensor '\(name)' appears twice — the file is corrupt") }
+        tensors[name] = t
+    }
+    let encoder: BertEncoder
+    do { encoder = try BertEncoder(config: bertConfig, tensors: tensors) } catch { throw StageError(file: weightsPath, error) }
+    let file = TeacherFile(tensors: encoder.parameters, configJSON: configText, vocabulary: vocabulary,
+                           pooling: pooling.rawValue, normalize: normalize, tokenizerOptionsJSON: tokenizer.json)
+    do { try file.write(to: URL(fileURLWithPath: config.out)) } catch { throw StageError(file: config.out, error) }
+    var heads: [String] = []
+    if encoder.heads.pooler { heads.append("pooler") }
+    if encoder.heads.classifierLabels > 0 { heads.append("classifier(\(encoder.heads.classifierLabels): \(bertConfig.labels.joined(separator: ",")))") }
+    return ImportReport(weights: weightsPath, layout: layoutName, out: config.out, layers: bertConfig.layerCount,
+                        hiddenSize: bertConfig.hiddenSize, heads: bertConfig.headCount, intermediateSize: bertConfig.intermediateSize,
+                        vocabulary: vocabulary.count, tensors: encoder.parameters.count, parameters: encoder.parameterCount,
+                        modelHeads: heads, pooling: pooling.rawValue, normalize: normalize, skipped: skipped)
+}
+
+/// The config text and its parse: `config.config`, config.json beside the weights, or the
+/// one stored in a Distillery file.
+private func importConfig(_ config: ImportConfig, sources: ImportSources, stored: TeacherFile?) throws -> (String, BertConfig) {
+    let configText: String, configSource: String
+    if let path = config.config ?? (stored == nil ? sources.sibling("config.json") : nil) {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StageError("\(path): no such config file — check --config")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw StageError("\(path): cannot read config.json as UTF-8 text")
+        }
+        (configText, configSource) = (text, path)
+    } else if let stored {
+        (configText, configSource) = (stored.configJSON, "\(sources.weightsPath) (config_json)")
+    } else {
+        throw StageError("\(config.source): no config.json found beside the weights — pass --config path/to/config.json")
+    }
+    do { return (configText, try BertConfig(json: configText, source: configSource)) } catch { throw StageError(file: configSource, error) }
+}
+
+/// The vocabulary and where it came from: `config.vocabulary`, vocab.txt beside the
+/// weights, or the stored one.
+private func importVocabulary(_ config: ImportConfig, sources: ImportSources, stored: TeacherFile?) throws -> ([String], String) {
+    if let path = config.vocabulary ?? (stored == nil ? sources.sibling("vocab.txt") : nil) {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StageError("\(path): no such vocabulary file — check --vocab")
+        }
+        do { return (try WordPieceTokenizer.readVocabulary(URL(fileURLWithPath: path)), path) } catch { throw StageError(file: path, error) }
+    } else if let stored {
+        return (stored.vocabulary, sources.weightsPath)
+    }
+    throw StageError("\(config.source): no vocab.txt found beside the weights — pass --vocab path/to/vocab.txt")
+}
+
+/// Pooling from sentence-transformers' modules.json (+ 1_Pooling/config.json), if present.
+/// Without sentence-transformers files a plain BERT embeds by its [CLS] state.
+private func sentenceTransformersPooling(directory: URL) -> (PoolingMode, Bool) {
+    guard let data = try? Data(contentsOf: directory.appendingPathComponent("modules.json")),
+          let modules = (try? JSONValue.parse(data))?.arrayValue else {
+        return (.cls, false)
+    }
+    var mode = PoolingMode.mean, normalize = false
+    for module in modules {
+        let m = module.objectValue ?? [:]
+        let type = m["type"]?.stringValue ?? ""
+        if type.hasSuffix("Normalize") { normalize = true }
+        if type.hasSuffix("Pooling"), let path = m["path"]?.stringValue,
+           let d = try? Data(contentsOf: directory.appendingPathComponent(path).appendingPathComponent("config.json")),
+           let cfg = (try? JSONValue.parse(d))?.objectValue {
+            mode = (cfg["pooling_mode_cls_token"]?.boolValue ?? false) ? .cls : .mean
+        }
+    }
+    return (mode, normalize)
+}
+
+// MARK: - info
+
+/// What a model file holds (`kd info`).
+public struct ModelDescription: Codable, Sendable {
+    /// One tensor: name, dtype, shape.
+    public struct TensorEntry: Codable, Sendable {
+        public var name: String
+        public var dtype: String
+        public var shape: [Int]
+    }
+    public var file: String
+    /// "distillery-teacher" or the weights' layout.
+    public var format: String
+    public var bytes: Int
+    /// Architecture, labels, classifier, pooling lines (Distillery files only).
+    public var details: [String]
+    public var tensors: [TensorEntry]
+    public var skipped: [String]
+
+    /// The description as `kd info` prints it.
+    public var text: String {
+        let kind = format == "distillery-teacher" ? format : "\(format) layout"
+        var lines = ["file: \(file) (\(kind), \(formatBytes(bytes)))"] + details
+        let total = tensors.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        lines.append("parameters: \(total) in \(tensors.count) tensors")
+        let width = tensors.map(\.name.count).max() ?? 10
+        for t in tensors {
+            lines.append("  \(t.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(t.dtype)  \(describeShape(t.shape))")
+        }
+        if !skipped.isEmpty { lines.append("skipped buffers: \(skipped.joined(separator: ", "))") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Describes a Distillery model file, or any source `importModel` reads.
+public func describeModel(_ path: String) throws -> ModelDescription {
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw StageError("\(path): no such file — check the path")
+    }
+    let url = URL(fileURLWithPath: path)
+    let size = fileSize(path)
+    guard TeacherFile.isTeacherFile(url) else {
+        let w: CanonicalWeights
+        do { w = try loadCanonicalWeights(from: url) } catch { throw StageError(file: path, error) }
+        return ModelDescription(file: path, format: w.layout.rawValue, bytes: size, details: [],
+                                tensors: w.tensors.map { .init(name: $0.name, dtype: "float32", shape: $0.tensor.shape) },
+                                skipped: w.skipped)
+    }
+    let t: TeacherFile
+    do { t = try TeacherFile.read(url) } catch { throw StageError(file: path, error) }
+    let config: BertConfig
+    do { config = try BertConfig(json: t.configJSON, source: path) } catch { throw StageError(file: path, error) }
+    var details = ["architecture: BERT encoder, \(config.layerCount) layers, hidden \(config.hiddenSize), heads \(config.layerHeads.map(String.init).joined(separator: "/")), FFN \(config.layerIntermediateSizes.map(String.init).joined(separator: "/")), positions \(config.maxPositions), vocab \(config.vocabSize)"]
+    if !config.labels.isEmpty { details.append("labels: \(config.labels.joined(separator: ", "))") }
+    if t.tensors.contains(where: { $0.name == "classifier.weight" }) {
+        details.append("classifier: on \(config.classifierPooling == .mean ? "the mean of the last hidden states (no pooler)" : "the tanh pooler over [CLS]")")
+    }
+    details.append("pooling: \(t.pooling)\(t.normalize ? " + L2 normalize" : ""); tokenizer: \(t.tokenizerOptionsJSON)")
+    return ModelDescription(file: path, format: "distillery-teacher", bytes: size, details: details,
+                            tensors: t.tensors.map { .init(name: $0.name, dtype: "float32", shape: $0.tensor.shape) }, skipped: [])
+}

@@ -1,0 +1,308 @@
+// InferenceStages: running a model over text — token ids (`tokenize`), sentence embeddings
+// (`embed`), classifier predictions (`predict`) and a classifier's scores on a dataset
+// split (`evaluate`: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix,
+// and with a teacher its agreement and KL).
+//
+// Every stage checks its inputs (threads, batch size, output path, model, lengths, input
+// lines) before running anything; sequences run in length-sorted batches and results come
+// back in input order. Embeddings and predictions are JSON lines (one record per input
+// line, `DistilleryJSON.JSONLine`: text first), written atomically to `output` when one is given. Left out on purpose: sentence
+// pairs and regression heads.
+import DistilleryData
+import DistilleryJSON
+import DistilleryModel
+import DistilleryTensor
+import DistilleryTraining
+import Foundation
+
+// MARK: - tokenize
+
+/// What `tokenize` reads.
+public struct TokenizeConfig: Sendable {
+    public var model: String
+    /// Lines of text (stdin when nil).
+    public var input: String?
+    public var addSpecialTokens = true
+    public var maxLength: Int?
+
+    /// A configuration; see the properties.
+    public init(model: String, input: String? = nil, addSpecialTokens: Bool = true, maxLength: Int? = nil) {
+        self.model = model
+        self.input = input
+        self.addSpecialTokens = addSpecialTokens
+        self.maxLength = maxLength
+    }
+}
+
+/// Token ids per input line.
+public struct TokenizeReport: Codable, Sendable {
+    public var ids: [[Int32]]
+    /// One line of space-separated ids per input line.
+    public var text: String { ids.map { $0.map(String.init).joined(separator: " ") }.joined(separator: "\n") }
+}
+
+/// The token ids of each input line, as the model's tokenizer makes them.
+public func tokenize(_ config: TokenizeConfig) throws -> TokenizeReport {
+    let model = try InferenceModel(path: config.model)
+    if let maxLength = config.maxLength { try model.checkMaxLength(maxLength) }
+    let lines = try readInputLines(config.input)
+    return TokenizeReport(ids: lines.map {
+        model.tokenizer.encode($0, addSpecialTokens: config.addSpecialTokens, maxLength: config.maxLength).ids
+    })
+}
+
+// MARK: - embed / predict
+
+/// What `embed` and `predict` read and where they write.
+public struct LineRunConfig: Sendable {
+    public var model: String
+    /// One text per line (or space-separated ids with `pretokenized`).
+    public var input: String
+    /// JSON lines file written atomically (nil: only returned).
+    public var output: String?
+    /// Truncation length (default: 128, or the model's positions if fewer).
+    public var maxLength: Int?
+    public var batchSize = 32
+    public var pretokenized = false
+    public var threads = 1
+
+    /// A configuration; see the properties.
+    public init(model: String, input: String, output: String? = nil, maxLength: Int? = nil, batchSize: Int = 32,
+                pretokenized: Bool = false, threads: Int = 1) {
+        self.model = model
+        self.input = input
+        self.output = output
+        self.maxLength = maxLength
+        self.batchSize = batchSize
+        self.pretokenized = pretokenized
+        self.threads = threads
+    }
+
+    /// Checks the settings, loads the model (then `check` on it), reads and encodes the
+    /// input, all before anything is written.
+    func load(check: (InferenceModel) throws -> Void = { _ in }) throws -> (InferenceModel, [String], [[Int32]]) {
+        try setComputeThreads(threads)
+        guard batchSize >= 1 else { throw StageError("--batch-size \(batchSize) must be at least 1") }
+        if let output { try checkOutputPath(output, flag: "--output") }
+        let model = try InferenceModel(path: model)
+        try check(model)
+        let maxLength = self.maxLength ?? min(128, model.config.maxPositions)
+        try model.checkMaxLength(maxLength)
+        let lines = try readInputLines(input)
+        let sequences = try model.encodeLines(lines, maxLength: maxLength, pretokenized: pretokenized, source: input)
+        return (model, lines, sequences)
+    }
+}
+
+/// A record written as one line of a JSON Lines file (keys in a fixed order).
+public protocol JSONLineRecord {
+    /// The record as one compact JSON object.
+    var jsonLine: JSONLine { get }
+}
+
+/// Records written one JSON object per line.
+public protocol JSONLinesReport: Codable {
+    associatedtype Record: JSONLineRecord
+    var records: [Record] { get }
+}
+
+extension JSONLinesReport {
+    /// One JSON object per record, each ended by a newline.
+    public func jsonLines() -> Data {
+        Data(records.map { $0.jsonLine.text + "\n" }.joined().utf8)
+    }
+}
+
+/// One sentence embedding.
+public struct EmbeddingRecord: Codable, Sendable, JSONLineRecord {
+    public var text: String
+    public var embedding: [Float]
+    /// `{"text":…,"embedding":[…]}`.
+    public var jsonLine: JSONLine { JSONLine().adding("text", text).adding("embedding", floats: embedding) }
+}
+
+/// The embeddings of the input lines, in input order.
+public struct EmbedReport: JSONLinesReport, Sendable {
+    public var records: [EmbeddingRecord]
+}
+
+/// Sentence embeddings: the model's pooling (or `pooling`), L2-normalized when the model
+/// says so or `normalize` is set; written to `config.output` when given.
+public func embed(_ config: LineRunConfig, pooling: PoolingMode? = nil, normalize: Bool = false) throws -> EmbedReport {
+    let (model, lines, sequences) = try config.load()
+    let mode = pooling ?? model.bundle.pooling
+    let doNormalize = normalize || model.bundle.normalize
+    var records = lines.map { EmbeddingRecord(text: $0, embedding: []) }
+    try model.runBatched(sequences, batchSize: config.batchSize) { i, out, row, batch in
+        let pooled = pool(out.lastHidden, mask: batch.mask, mode: mode, normalize: doNormalize)
+        let H = pooled.shape[1]
+        records[i].embedding = Array(pooled.data[(row * H)..<((row + 1) * H)])
+    }
+    let report = EmbedReport(records: records)
+    if let output = config.output { try writeAtomically(report.jsonLines(), to: output) }
+    return report
+}
+
+/// One classified line.
+public struct PredictionRecord: Codable, Sendable, JSONLineRecord {
+    public var text: String
+    public var label: String
+    public var probs: [Float]
+    public var logits: [Float]
+    /// `{"text":…,"label":…,"probs":[…],"logits":[…]}`.
+    public var jsonLine: JSONLine {
+        JSONLine().adding("text", text).adding("label", label).adding("probs", floats: probs).adding("logits", floats: logits)
+    }
+}
+
+/// The predictions for the input lines, in input order.
+public struct PredictReport: JSONLinesReport, Sendable {
+    public var records: [PredictionRecord]
+}
+
+/// Classifies each line with the model's classifier head; written to `config.output` when given.
+public func predict(_ config: LineRunConfig) throws -> PredictReport {
+    let (model, lines, sequences) = try config.load { model in
+        _ = try model.labelNames(hint: "fine-tune it first (kd finetune) or use 'kd embed'")
+    }
+    let names = try model.labelNames()
+    var records = lines.map { PredictionRecord(text: $0, label: "", probs: [], logits: []) }
+    try model.runBatched(sequences, batchSize: config.batchSize) { i, out, row, _ in
+        let logits = out.logits!
+        let L = logits.shape[1]
+        let rowLogits = Tensor(shape: [1, L], data: Array(logits.data[(row * L)..<((row + 1) * L)]))
+        let probs = softmaxRows(rowLogits).data
+        let best = probs.indices.max { probs[$0] < probs[$1] }!
+        records[i] = PredictionRecord(text: lines[i], label: names[best], probs: probs, logits: rowLogits.data)
+    }
+    let report = PredictReport(records: records)
+    if let output = config.output { try writeAtomically(report.jsonLines(), to: output) }
+    return report
+}
+
+// MARK: - evaluate
+
+/// What `evaluate` scores.
+public struct EvalConfig: Sendable {
+    /// A model with a classification head.
+    public var model: String
+    /// A prepared dataset folder.
+    public var data: String
+    public var split: Split = .test
+    /// Truncation length (default: 128, or the model's positions if fewer).
+    public var maxLength: Int?
+    public var batchSize = 32
+    /// A teacher with the same labels: adds agreement and KL(teacher ‖ model).
+    public var teacher: String?
+    public var threads = 1
+
+    /// A configuration; see the properties.
+    public init(model: String, data: String, split: Split = .test, maxLength: Int? = nil, batchSize: Int = 32,
+                teacher: String? = nil, threads: Int = 1) {
+        self.model = model
+        self.data = data
+        self.split = split
+        self.maxLength = maxLength
+        self.batchSize = batchSize
+        self.teacher = teacher
+        self.threads = threads
+    }
+}
+
+/// Precision, recall and F1 of one class.
+public struct ClassScore: Codable, Sendable {
+    public var label: String
+    public var precision: Double
+    public var recall: Double
+    public var f1: Double
+    public var support: Int
+}
+
+/// A classifier's scores on one split (and its fidelity to a teacher).
+public struct EvalReport: Codable, Sendable {
+    public var model: String
+    public var data: String
+    public var split: String
+    public var examples: Int
+    public var accuracy: Double
+    public var macroF1: Double
+    public var labels: [String]
+    public var perClass: [ClassScore]
+    /// Rows: true label, columns: predicted.
+    public var confusion: [[Int]]
+    public var teacher: String?
+    /// Top-1 agreement with the teacher.
+    public var agreement: Double?
+    /// Mean KL(teacher ‖ model) at T = 1, in nats.
+    public var meanKL: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case model, data, split, examples, accuracy, macroF1 = "macro_f1", labels, perClass = "per_class", confusion
+        case teacher, agreement, meanKL = "mean_kl"
+    }
+
+    /// The report as a table: scores, per-class scores, confusion matrix.
+    public var text: String {
+        let w = max(5, labels.map(\.count).max() ?? 0)
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        func left(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        var lines = ["\(model) on \(data) (\(split), \(examples) examples)",
+                     String(format: "accuracy  %.4f", accuracy), String(format: "macro-F1  %.4f", macroF1)]
+        if let agreement, let meanKL, let teacher {
+            lines += ["fidelity to \(teacher)", String(format: "agreement %.4f", agreement),
+                      String(format: "mean KL   %.6f (teacher ‖ model, nats, T = 1)", meanKL)]
+        }
+        lines += ["", pad("label", w) + "  precision  recall      f1  support"]
+        for c in perClass {
+            lines.append(pad(c.label, w) + String(format: "  %9.4f  %6.4f  %6.4f  %7d", c.precision, c.recall, c.f1, c.support))
+        }
+        lines += ["", "confusion matrix (rows: true label, columns: predicted)"]
+        let cw = max(6, labels.map(\.count).max() ?? 0, String(confusion.flatMap { $0 }.max() ?? 0).count)
+        lines.append(pad("", w) + labels.map { "  " + left($0, cw) }.joined())
+        for (name, row) in zip(labels, confusion) {
+            lines.append(pad(name, w) + row.map { "  " + left(String($0), cw) }.joined())
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Scores a classifier on a split of a prepared dataset (and its fidelity to `teacher`).
+public func evaluate(_ config: EvalConfig) throws -> EvalReport {
+    try setComputeThreads(config.threads)
+    guard config.batchSize >= 1 else { throw StageError("--batch-size \(config.batchSize) must be at least 1") }
+    let loaded = try InferenceModel(path: config.model)
+    let names = try loaded.labelNames()
+    let maxLength = config.maxLength ?? min(128, loaded.config.maxPositions)
+    try loaded.checkMaxLength(maxLength)
+    var teacherModel: InferenceModel?
+    if let teacher = config.teacher {
+        let t = try InferenceModel(path: teacher)
+        let teacherNames = try t.labelNames()
+        guard teacherNames == names else {
+            throw StageError("\(teacher): the teacher's labels (\(teacherNames.joined(separator: ", "))) differ from \(config.model)'s (\(names.joined(separator: ", "))) — compare a student with the teacher it was distilled from")
+        }
+        try t.checkMaxLength(maxLength)
+        teacherModel = t
+    }
+    let folder = try PreparedFolder(path: config.data)
+    let rows = try folder.read(config.split)
+    guard !rows.isEmpty else { throw StageError("\(folder.filePath(config.split)): no examples to evaluate") }
+    let truth = try labelIndices(rows, labels: names, file: folder.filePath(config.split), known: "the model \(config.model)")
+    func logits(_ model: InferenceModel) throws -> [[Float]] {
+        let sequences = rows.map { model.tokenizer.encode($0.text, maxLength: maxLength).ids }
+        do {
+            return try classifierLogits(encoder: model.encoder, sequences: sequences, batchSize: config.batchSize,
+                                        paddingId: model.tokenizer.paddingId)
+        } catch { throw StageError(file: model.path, error) }
+    }
+    let studentLogits = try logits(loaded)
+    let m = ClassificationMetrics(truth: truth.map(Int.init), predicted: studentLogits.map(argmax), classCount: names.count)
+    let fidelity = try teacherModel.map { FidelityMetrics(teacher: try logits($0), student: studentLogits) }
+    return EvalReport(model: config.model, data: config.data, split: config.split.rawValue, examples: m.total, accuracy: m.accuracy,
+                      macroF1: m.macroF1, labels: names,
+                      perClass: zip(names, m.perClass).map {
+                          ClassScore(label: $0, precision: $1.precision, recall: $1.recall, f1: $1.f1, support: $1.support)
+                      },
+                      confusion: m.confusion, teacher: fidelity == nil ? nil : config.teacher,
+                      agreement: fidelity?.agreement, meanKL: fidelity?.meanKL)
+}

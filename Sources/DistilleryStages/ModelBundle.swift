@@ -1,0 +1,248 @@
+// ModelBundle: a Distillery model file (format `distillery-teacher`) loaded as one value —
+// weights, parsed config, tokenizer, pooling and head — and what the stages build from it:
+// an encoder for inference (`InferenceModel`, with batched runs over token sequences), the
+// start of fine-tuning (the encoder plus a fresh seeded classification head), and the HF
+// config.json of a model with a new head or a student's sizes.
+//
+// Errors name the file and say what to do (re-import, fine-tune first). Left out on
+// purpose: loading anything but a Distillery file here (`importModel` converts HF sources).
+import DistilleryJSON
+import DistilleryModel
+import DistilleryTensor
+import DistilleryTraining
+import Foundation
+import Tokenization
+import WeightIO
+
+/// Tokenizer settings stored with a model (HF `tokenizer_config.json` keys).
+public struct TokenizerOptions: Codable, Sendable {
+    public var lowercase: Bool = true
+    public var stripAccents: Bool? = nil
+    public var tokenizeChineseChars: Bool = true
+
+    enum CodingKeys: String, CodingKey {
+        case lowercase = "do_lower_case", stripAccents = "strip_accents", tokenizeChineseChars = "tokenize_chinese_chars"
+    }
+
+    /// HF BertTokenizer's defaults.
+    public init() {}
+
+    /// Reads the keys that are present, HF's defaults for the others.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        lowercase = try c.decodeIfPresent(Bool.self, forKey: .lowercase) ?? true
+        stripAccents = try c.decodeIfPresent(Bool.self, forKey: .stripAccents)
+        tokenizeChineseChars = try c.decodeIfPresent(Bool.self, forKey: .tokenizeChineseChars) ?? true
+    }
+
+    /// JSON with sorted keys, so the same options always give the same file bytes.
+    public var json: String { (try? JSONCoding.string(self)) ?? "{}" }
+
+    /// Parses stored or HF tokenizer options; `source` names the file in errors.
+    public static func parse(_ text: String, source: String) throws -> TokenizerOptions {
+        do { return try JSONCoding.decode(TokenizerOptions.self, from: text) } catch {
+            throw StageError("\(source): tokenizer options are not valid JSON (\(error)) — re-import the model")
+        }
+    }
+
+    /// A WordPiece tokenizer over `vocabulary` with these options.
+    public func makeTokenizer(vocabulary: [String], source: String) throws -> WordPieceTokenizer {
+        do {
+            return try WordPieceTokenizer(vocabulary: vocabulary, source: source, lowercase: lowercase, stripAccents: stripAccents,
+                                          tokenizeChineseChars: tokenizeChineseChars)
+        } catch { throw StageError(file: source, error) }
+    }
+}
+
+/// A Distillery model file with its parsed config and tokenizer.
+public struct ModelBundle {
+    /// Where the file was read from (as given, for messages).
+    public let path: String
+    /// The file's contents: tensors, config text, vocabulary, settings.
+    public let file: TeacherFile
+    public let config: BertConfig
+    public let tokenizer: WordPieceTokenizer
+
+    /// Reads and checks a model file; errors say how to make one (`kd import`).
+    public init(path: String) throws {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StageError("\(path): no such file — import a model first with 'kd import SRC --out \(path)'")
+        }
+        do { file = try TeacherFile.read(URL(fileURLWithPath: path)) } catch {
+            let message = StageError(file: path, error).description
+            throw StageError(message.contains("kd import") ? message
+                             : "\(message) (--model takes a Distillery model file; convert weights with 'kd import SRC --out model.h5')")
+        }
+        do { config = try BertConfig(json: file.configJSON, source: "\(path) (config_json)") } catch {
+            throw StageError(file: path, error)
+        }
+        tokenizer = try TokenizerOptions.parse(file.tokenizerOptionsJSON, source: path)
+            .makeTokenizer(vocabulary: file.vocabulary, source: path)
+    }
+
+    /// How the model embeds a sentence (sentence-transformers pooling; mean when unknown).
+    public var pooling: PoolingMode { PoolingMode(rawValue: file.pooling) ?? .mean }
+    /// Whether embeddings are L2-normalized.
+    public var normalize: Bool { file.normalize }
+    /// The tensors by name.
+    public var tensors: [String: Tensor] { Dictionary(file.tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { _, last in last }) }
+    /// Whether the file carries a classifier head.
+    public var hasClassifier: Bool { file.tensors.contains { $0.name == "classifier.weight" } }
+
+    /// The encoder (with its heads) built from the file's tensors.
+    public func makeEncoder() throws -> BertEncoder {
+        do { return try BertEncoder(config: config, tensors: tensors) } catch { throw StageError(file: path, error) }
+    }
+
+    /// A Distillery file with new tensors and config, keeping this model's vocabulary,
+    /// tokenizer and pooling settings (what fine-tuning and distillation write).
+    func derived(tensors: [(name: String, tensor: Tensor)], configJSON: String, labels: [String]) throws -> TeacherFile {
+        TeacherFile(tensors: tensors, configJSON: configJSON, vocabulary: file.vocabulary, pooling: file.pooling,
+                    normalize: file.normalize, tokenizerOptionsJSON: file.tokenizerOptionsJSON,
+                    labelsJSON: try JSONCoding.string(labels))
+    }
+}
+
+/// A model ready for inference: the bundle and its encoder.
+public struct InferenceModel {
+    public let bundle: ModelBundle
+    public let encoder: BertEncoder
+
+    /// Loads `path` and builds its encoder.
+    public init(path: String) throws {
+        bundle = try ModelBundle(path: path)
+        encoder = try bundle.makeEncoder()
+    }
+
+    public var path: String { bundle.path }
+    public var tokenizer: WordPieceTokenizer { bundle.tokenizer }
+    public var config: BertConfig { encoder.config }
+
+    /// Label names of the classifier head, or an error naming the file (`hint` says what to do).
+    public func labelNames(hint: String = "fine-tune it first (kd finetune)") throws -> [String] {
+        let classes = encoder.heads.classifierLabels
+        guard classes > 0 else { throw StageError("\(path): the model has no classifier head — \(hint)") }
+        return config.labels.count == classes ? config.labels : (0..<classes).map { "LABEL_\($0)" }
+    }
+
+    /// Checks a maximum length: room for [CLS] and [SEP], within the model's positions.
+    public func checkMaxLength(_ maxLength: Int) throws {
+        guard maxLength >= 2 else { throw StageError("--max-length \(maxLength) is too small — it must leave room for [CLS] and [SEP]") }
+        guard maxLength <= config.maxPositions else {
+            throw StageError("--max-length \(maxLength) exceeds the model's \(config.maxPositions) positions — use at most \(config.maxPositions)")
+        }
+    }
+
+    /// Tokenizes lines (or parses pretokenized id lines) into sequences of at most `maxLength`.
+    public func encodeLines(_ lines: [String], maxLength: Int, pretokenized: Bool, source: String) throws -> [[Int32]] {
+        let limit = min(maxLength, config.maxPositions)
+        guard pretokenized else { return lines.map { tokenizer.encode($0, maxLength: limit).ids } }
+        return try lines.enumerated().map { i, line in
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            let ids = try parts.map { p -> Int32 in
+                guard let v = Int32(p), v >= 0, Int(v) < config.vocabSize else {
+                    throw StageError("\(source):\(i + 1): '\(p)' is not a token id in 0..<\(config.vocabSize) — with --pretokenized each line is space-separated ids")
+                }
+                return v
+            }
+            guard ids.count <= limit else {
+                throw StageError("\(source):\(i + 1): \(ids.count) ids exceed the maximum length \(limit) — shorten the line or raise --max-length (model limit \(config.maxPositions))")
+            }
+            return ids
+        }
+    }
+
+    /// Runs the encoder over sequences in length-sorted batches and hands each result back
+    /// in input order: `body(index, output, rowInBatch, batch)`.
+    public func runBatched(_ sequences: [[Int32]], batchSize: Int,
+                           _ body: (Int, EncoderOutput, Int, EncoderBatch) throws -> Void) throws {
+        let order = sequences.indices.sorted { sequences[$0].count < sequences[$1].count }
+        for start in stride(from: 0, to: order.count, by: batchSize) {
+            let chunk = Array(order[start..<min(start + batchSize, order.count)])
+            let T = chunk.map { sequences[$0].count }.max()!
+            var ids = [Int32](repeating: Int32(tokenizer.paddingId), count: chunk.count * T)
+            var mask = [Int32](repeating: 0, count: chunk.count * T)
+            for (row, i) in chunk.enumerated() {
+                for (t, id) in sequences[i].enumerated() { ids[row * T + t] = id; mask[row * T + t] = 1 }
+            }
+            let batch = EncoderBatch(ids: ids, mask: mask, batchSize: chunk.count, sequenceLength: T)
+            let out: EncoderOutput
+            do { out = try encoder.forward(batch) } catch { throw StageError(file: path, error) }
+            for (row, i) in chunk.enumerated() { try body(i, out, row, batch) }
+        }
+    }
+}
+
+/// Where fine-tuning starts: the teacher's encoder (and pooler, when it has one and the
+/// classifier reads [CLS]) plus a fresh seeded classification head, as one parameter block.
+public struct ClassifierStart {
+    /// The teacher's config with `labels` (and the classifier pooling) set.
+    public let config: BertConfig
+    /// The teacher's tensors without any old classifier (what the run fingerprint covers).
+    public let encoderTensors: [(name: String, tensor: Tensor)]
+    public let model: BertModel
+    public let parameters: ParameterBlock
+}
+
+extension ModelBundle {
+    /// The model with a new `labels.count`-way head initialized from `seed`; `pooling`
+    /// overrides what the classifier reads (default: the config's choice). A mean-pooling
+    /// head drops the teacher's pooler.
+    public func classifierStart(labels: [String], seed: UInt64, pooling: PoolingMode? = nil) throws -> ClassifierStart {
+        var config = self.config
+        config.labels = labels
+        if let pooling { config.classifierPooling = pooling }
+        let usesPooler = config.classifierPooling == .cls
+        let encoderTensors = file.tensors.filter { !$0.name.hasPrefix("classifier.") && (usesPooler || !$0.name.hasPrefix("pooler.")) }
+        var tensors = Dictionary(uniqueKeysWithValues: encoderTensors.map { ($0.name, $0.tensor) })
+        let needsPooler = usesPooler && tensors["pooler.dense.weight"] == nil
+        for (name, t) in freshHeadTensors(hiddenSize: config.hiddenSize, classes: labels.count, seed: seed, pooler: needsPooler) {
+            tensors[name] = t
+        }
+        do {
+            let model = try BertModel(config: config, classes: labels.count)
+            let parameters = try ParameterBlock(layout: model.layout, tensors: tensors)
+            return ClassifierStart(config: config, encoderTensors: encoderTensors, model: model, parameters: parameters)
+        } catch { throw StageError(file: path, error) }
+    }
+
+    /// The model's config.json with a classification head over `labels` (`id2label`,
+    /// `label2id`, architecture; `pooling` when given).
+    func classifierConfigJSON(labels: [String], pooling: PoolingMode? = nil) throws -> String {
+        guard var object = (try? JSONValue.parse(file.configJSON))?.objectValue else {
+            throw StageError("the model's config_json is not a JSON object — re-import the model")
+        }
+        if let pooling { object["distillery_classifier_pooling"] = pooling == .cls ? nil : .string(pooling.rawValue) }
+        return try Self.withClassifier(object, labels: labels)
+    }
+
+    /// A student's config.json: this teacher's, with the student's sizes and the task's labels.
+    func studentConfigJSON(student: BertConfig, labels: [String]) throws -> String {
+        guard var object = (try? JSONValue.parse(file.configJSON))?.objectValue else {
+            throw StageError("the teacher's config_json is not a JSON object — re-import the teacher")
+        }
+        object["hidden_size"] = .int(student.hiddenSize)
+        object["num_hidden_layers"] = .int(student.layerCount)
+        object["num_attention_heads"] = .int(student.headCount)
+        object["intermediate_size"] = .int(student.intermediateSize)
+        object["distillery_layer_heads"] = nil
+        object["distillery_layer_intermediate_sizes"] = nil
+        if Set(student.layerHeads) != [student.headCount] {
+            object["distillery_layer_heads"] = .array(student.layerHeads.map(JSONValue.int))
+        }
+        if Set(student.layerIntermediateSizes) != [student.intermediateSize] {
+            object["distillery_layer_intermediate_sizes"] = .array(student.layerIntermediateSizes.map(JSONValue.int))
+        }
+        return try Self.withClassifier(object, labels: labels)
+    }
+
+    /// `object` with the classifier keys HF's BertForSequenceClassification reads, as pretty JSON.
+    private static func withClassifier(_ object: [String: JSONValue], labels: [String]) throws -> String {
+        var object = object
+        object["id2label"] = .object(Dictionary(uniqueKeysWithValues: labels.enumerated().map { (String($0), .string($1)) }))
+        object["label2id"] = .object(Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, .int($0)) }))
+        object["architectures"] = .array([.string("BertForSequenceClassification")])
+        return try JSONCoding.string(JSONValue.object(object), pretty: true)
+    }
+}

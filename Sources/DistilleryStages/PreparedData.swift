@@ -1,0 +1,226 @@
+// PreparedData: the prepared dataset folder every training stage reads (manifest.json plus
+// train/dev/test JSON lines, made by `prepareDataset`), and the prepare stage itself —
+// a built-in dataset or a user's CSV in, cleaned, deduplicated, stratified splits out.
+//
+// Everything is read, cleaned and split in memory before the output folder is touched;
+// each file is then written through a temporary sibling and renamed, and a folder this
+// stage created is removed again if writing fails. Left out on purpose: pair inputs and
+// regression targets.
+import DistilleryData
+import DistilleryJSON
+import Foundation
+import WeightIO
+
+/// One `{"id","text","label"}` line of a prepared split.
+public struct LabeledText: Sendable {
+    public let id: String
+    public let text: String
+    public let label: String
+    /// 1-based line number in its file (for error messages).
+    public let line: Int
+}
+
+/// A prepared dataset folder: manifest plus split files (read lazily).
+public struct PreparedFolder {
+    public let path: String
+    public let manifest: DatasetManifest
+    /// The manifest's bytes (hashed into label caches and run fingerprints).
+    public let manifestData: Data
+
+    /// Opens a folder made by `prepareDataset`; errors say how to make one.
+    public init(path: String) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        let names = BuiltinDataset.all.map(\.name).joined(separator: ", ")
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw StageError("\(path): no such dataset folder — prepare it first with 'kd data prepare NAME --out \(path)' (built-in: \(names)) or 'kd data prepare --csv FILE ...'")
+        }
+        guard isDirectory.boolValue else {
+            throw StageError("\(path): is a file — --data takes a prepared dataset folder (train.jsonl, dev.jsonl, test.jsonl, manifest.json)")
+        }
+        let manifestPath = path + "/manifest.json"
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw StageError("\(manifestPath): missing — \(path) is not a prepared dataset; run 'kd data prepare' to make one")
+        }
+        do { manifest = try DatasetManifest.read(data, source: manifestPath) } catch { throw StageError(String(describing: error)) }
+        manifestData = data
+    }
+
+    /// The path of a split's file.
+    public func filePath(_ split: Split) -> String { path + "/" + (manifest.files[split.rawValue] ?? "\(split.rawValue).jsonl") }
+
+    /// The raw bytes of a split file.
+    public func bytes(_ split: Split) throws -> Data {
+        let p = filePath(split)
+        guard let data = FileManager.default.contents(atPath: p) else {
+            throw StageError("\(p): missing — the dataset folder is incomplete; re-run 'kd data prepare'")
+        }
+        return data
+    }
+
+    /// One line as stored: the id is optional (line number otherwise).
+    private struct Line: Decodable {
+        var id: String?
+        var text: String
+        var label: String
+        enum CodingKeys: String, CodingKey { case id, text, label }
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            id = try? c.decode(String.self, forKey: .id)
+            text = try c.decode(String.self, forKey: .text)
+            label = try c.decode(String.self, forKey: .label)
+        }
+    }
+
+    /// The examples of a split.
+    public func read(_ split: Split) throws -> [LabeledText] {
+        let p = filePath(split)
+        let data = try bytes(split)
+        var out: [LabeledText] = []
+        for (i, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            guard let row = try? JSONCoding.decode(Line.self, from: Data(line)) else {
+                throw StageError("\(p):\(i + 1): not a {\"id\",\"text\",\"label\"} JSON line — re-run 'kd data prepare'")
+            }
+            out.append(LabeledText(id: row.id ?? "\(i + 1)", text: row.text, label: row.label, line: i + 1))
+        }
+        return out
+    }
+
+    /// The data sha256 a label cache records: train.jsonl and manifest.json.
+    public func labelDataSHA256() throws -> String {
+        LabelCache.dataSHA256(trainSHA256: SHA256.hex(try bytes(.train)), manifestSHA256: SHA256.hex(manifestData), hash: SHA256.hex)
+    }
+}
+
+/// Label indices of `examples`, failing on the first label outside `labels` (`known` names
+/// where the labels come from).
+func labelIndices(_ examples: [LabeledText], labels: [String], file: String, known: String) throws -> [Int32] {
+    let index = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, Int32($0)) })
+    return try examples.map { e in
+        guard let i = index[e.label] else {
+            throw StageError("\(file):\(e.line): label '\(e.label)' is unknown to \(known) (\(labels.joined(separator: ", "))) — re-prepare the dataset so every split shares the training labels")
+        }
+        return i
+    }
+}
+
+// MARK: - Prepare
+
+/// Where a dataset comes from.
+public enum DatasetInput: Sendable {
+    /// A packaged dataset by name, read from `cache/NAME` (scripts/fetch-datasets.sh).
+    case builtin(name: String, cache: String)
+    /// A user's CSV file with a header line.
+    case csv(CSVInput)
+}
+
+/// A user's CSV file and how to read it.
+public struct CSVInput: Sendable {
+    public var path: String
+    public var textColumn: String
+    public var labelColumn: String
+    /// Names the dataset (ids, default output folder).
+    public var name: String
+    public var delimiter: Character
+    public var encoding: SourceEncoding
+    /// Label names in order; rows with other labels are dropped as unknown (nil: all seen).
+    public var labels: [String]?
+
+    /// A CSV input; see the properties.
+    public init(path: String, textColumn: String, labelColumn: String, name: String, delimiter: Character = ",",
+                encoding: SourceEncoding = .utf8, labels: [String]? = nil) {
+        self.path = path
+        self.textColumn = textColumn
+        self.labelColumn = labelColumn
+        self.name = name
+        self.delimiter = delimiter
+        self.encoding = encoding
+        self.labels = labels
+    }
+}
+
+/// What `prepareDataset` reads and where it writes.
+public struct PrepareConfig: Sendable {
+    public var input: DatasetInput
+    /// Output folder (default: data/NAME).
+    public var out: String?
+    /// Seed of the stratified split.
+    public var seed: UInt64 = 13
+
+    /// A configuration with the default seed.
+    public init(input: DatasetInput, out: String? = nil, seed: UInt64 = 13) {
+        self.input = input
+        self.out = out
+        self.seed = seed
+    }
+}
+
+/// What `prepareDataset` wrote: the manifest and the folder.
+public struct PrepareReport: Codable, Sendable {
+    public var out: String
+    public var manifest: DatasetManifest
+
+    /// One line per fact: rows, drops by reason, repairs, and per-split class counts.
+    public var text: String {
+        let m = manifest, d = m.dropped
+        var lines = ["\(m.name): \(m.rowsRead) rows read, \(m.rowsKept) kept, \(d.total) dropped → \(out)"]
+        lines.append("  dropped: empty text \(d.emptyText), empty label \(d.emptyLabel), unknown label \(d.unknownLabel), exact duplicates \(d.exactDuplicates), normalized duplicates \(d.normalizedDuplicates), conflicting labels \(d.conflictingLabels) (\(d.conflictingLabelGroups) texts)")
+        lines.append("  text: mojibake repaired \(m.text.mojibakeRepaired), unrepairable (kept) \(m.text.mojibakeUnrepairable), control characters removed \(m.text.controlCharactersRemoved)")
+        for split in Split.allCases {
+            let counts = m.labels.map { "\($0) \(m.counts[split.rawValue]?[$0] ?? 0)" }.joined(separator: ", ")
+            lines.append("  \(split.rawValue): \(m.totals[split.rawValue] ?? 0) (\(counts))")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Cleans, deduplicates and splits a dataset into train/dev/test JSON lines and a manifest.
+public func prepareDataset(_ config: PrepareConfig) throws -> PrepareReport {
+    let name: String, loaded: LoadedSource, options: PreparationOptions
+    do {
+        switch config.input {
+        case .csv(let csv):
+            let format = CSVFormat(delimiter: csv.delimiter, hasHeader: true)
+            loaded = try SourceLoader.loadDelimited(path: csv.path, format: format, encoding: csv.encoding,
+                                                    textColumn: .name(csv.textColumn), labelColumn: .name(csv.labelColumn), name: csv.name)
+            (name, options) = (csv.name, PreparationOptions(seed: config.seed, labels: csv.labels))
+        case .builtin(let datasetName, let cache):
+            let builtin = try BuiltinDataset.named(datasetName)
+            loaded = try builtin.load(from: cache + "/" + builtin.name)
+            (name, options) = (builtin.name, builtin.options(seed: config.seed))
+        }
+    } catch { throw StageError(String(describing: error)) }
+    let outDir = config.out ?? "data/\(name)"
+    guard !outDir.isEmpty else { throw StageError("--out is empty — give an output folder") }
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: outDir, isDirectory: &isDirectory), !isDirectory.boolValue {
+        throw StageError("\(outDir): is a file — --out takes a folder (it will hold train.jsonl, dev.jsonl, test.jsonl, manifest.json)")
+    }
+    let prepared: PreparedDataset
+    do { prepared = try DatasetPreparer.prepare(loaded.examples, name: name, source: loaded.source, options: options) } catch {
+        throw StageError(String(describing: error))
+    }
+    try write(prepared, to: outDir)
+    return PrepareReport(out: outDir, manifest: prepared.manifest)
+}
+
+/// Writes the three splits and the manifest, each atomically; removes a folder it created
+/// when writing fails.
+private func write(_ prepared: PreparedDataset, to outDir: String) throws {
+    let fm = FileManager.default
+    let created = !fm.fileExists(atPath: outDir)
+    do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
+        throw StageError("\(outDir): cannot create the output folder (\(error.localizedDescription))")
+    }
+    do {
+        let manifest: Data
+        do { manifest = try prepared.manifest.jsonData() } catch { throw StageError("cannot encode the manifest (\(error))") }
+        for split in Split.allCases {
+            try writeAtomically(prepared.jsonLines(split), to: outDir + "/" + prepared.manifest.files[split.rawValue]!)
+        }
+        try writeAtomically(manifest, to: outDir + "/manifest.json")
+    } catch {
+        if created { try? fm.removeItem(atPath: outDir) }
+        throw error
+    }
+}

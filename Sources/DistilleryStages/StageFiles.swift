@@ -1,0 +1,175 @@
+// StageFiles: the error every stage throws, and the file discipline every stage follows —
+// input lines read strictly, output paths checked before any work, outputs written through
+// a temporary sibling renamed on success, sizes and hashes of files.
+//
+// Input is UTF-8 text, one item per line; a trailing newline is optional, a CRLF ending is
+// accepted. An empty line or invalid UTF-8 is an error naming the line. Messages name the
+// file (and line or flag) and say what to do; the `kd` CLI prints them as
+// `kd: error: <message>`. Left out on purpose: streaming input (inputs fit in memory).
+import DistilleryData
+import DistilleryTensor
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An error of a stage: one line naming the file, line or flag, what was wrong and a hint.
+public struct StageError: Error, CustomStringConvertible, Sendable {
+    /// The whole message, e.g. `data/x/train.jsonl:3: label 'y' is unknown … — re-prepare …`.
+    public let description: String
+
+    /// An error with this exact message.
+    public init(_ description: String) { self.description = description }
+
+    /// Wraps any error raised while handling `file`, prefixing the file name when the
+    /// message does not already carry it.
+    public init(file: String, _ error: any Error) {
+        let text = String(describing: error)
+        let name = URL(fileURLWithPath: file).lastPathComponent
+        if text.contains(file) {
+            description = text
+        } else if text.hasPrefix(name + ": ") {
+            description = file + text.dropFirst(name.count)   // WeightIO names only the last component
+        } else {
+            description = "\(file): \(text)"
+        }
+    }
+}
+
+/// OpenBLAS here is built with MAX_THREADS=64.
+public let maximumThreads = 64
+
+/// Checks a thread count and sets it for BLAS and the kernels.
+public func setComputeThreads(_ threads: Int) throws {
+    guard threads >= 1 && threads <= maximumThreads else {
+        throw StageError("--threads \(threads) is out of range — use 1...\(maximumThreads) (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+    }
+    Compute.setThreads(threads)
+}
+
+/// Reads the lines of `path` (stdin when nil), rejecting invalid UTF-8 and (unless
+/// `allowEmpty`) empty lines.
+public func readInputLines(_ path: String?, allowEmpty: Bool = false) throws -> [String] {
+    let name = path ?? "<stdin>"
+    let data: Data
+    if let path {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw StageError("\(path): no such file — check the --input path")
+        }
+        guard !isDirectory.boolValue else { throw StageError("\(path): is a directory — --input takes a text file") }
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw StageError("\(path): cannot read (\(error.localizedDescription))")
+        }
+    } else {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+    }
+    var lines: [String] = []
+    var start = data.startIndex
+    var lineNumber = 0
+    func take(_ end: Data.Index) throws {
+        lineNumber += 1
+        var slice = data[start..<end]
+        if slice.last == UInt8(ascii: "\r") { slice = slice.dropLast() }
+        guard let text = String(validating: slice, as: UTF8.self) else {
+            throw StageError("\(name):\(lineNumber): invalid UTF-8 — re-encode the input as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+        }
+        if !allowEmpty && text.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw StageError("\(name):\(lineNumber): empty line — remove blank lines from the input")
+        }
+        lines.append(text)
+    }
+    while let nl = data[start...].firstIndex(of: UInt8(ascii: "\n")) {
+        try take(nl)
+        start = data.index(after: nl)
+    }
+    if start < data.endIndex { try take(data.endIndex) }
+    if lines.isEmpty {
+        throw StageError("\(name): no input lines — give one text per line")
+    }
+    return lines
+}
+
+/// Checks that `path` can be an output file for `flag`: not empty, not a directory, in an
+/// existing directory. Stages call it before doing any work.
+public func checkOutputPath(_ path: String, flag: String) throws {
+    guard !path.isEmpty else { throw StageError("\(flag) is empty — give an output file path") }
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw StageError("\(path): is a directory — \(flag) takes a file path, e.g. \(path)/out")
+    }
+    let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
+    guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw StageError("\(path): directory \(dir.path) does not exist — create it first")
+    }
+}
+
+/// Writes `data` to `path` through a temporary sibling file renamed on success.
+/// rename(2) replaces an existing file atomically and refuses to replace a directory.
+public func writeAtomically(_ data: Data, to path: String) throws {
+    try checkOutputPath(path, flag: "output")
+    let url = URL(fileURLWithPath: path)
+    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+    do {
+        try data.write(to: tmp)
+        guard rename(tmp.path, url.path) == 0 else {
+            throw StageError("\(path): cannot write (\(String(cString: strerror(errno))))")
+        }
+    } catch {
+        try? FileManager.default.removeItem(at: tmp)
+        if let error = error as? StageError { throw error }
+        throw StageError("\(path): cannot write (\(error.localizedDescription))")
+    }
+}
+
+/// `--checkpoint`, or `out` with `.h5` replaced by `.ckpt.h5`.
+func defaultCheckpointPath(out: String, checkpoint: String?) -> String {
+    checkpoint ?? (out.hasSuffix(".h5") ? String(out.dropLast(3)) : out) + ".ckpt.h5"
+}
+
+/// Checks the output and checkpoint paths of a training stage (they must differ) and that
+/// the checkpoint to resume exists.
+func checkTrainingPaths(out: String, checkpoint: String, resume: String?) throws {
+    try checkOutputPath(out, flag: "--out")
+    try checkOutputPath(checkpoint, flag: "--checkpoint")
+    guard URL(fileURLWithPath: checkpoint).standardizedFileURL != URL(fileURLWithPath: out).standardizedFileURL else {
+        throw StageError("--checkpoint and --out are the same file (\(out)) — give them different paths")
+    }
+    try checkResumePath(resume)
+}
+
+/// The checkpoint given to resume from must exist.
+func checkResumePath(_ resume: String?) throws {
+    if let resume, !FileManager.default.fileExists(atPath: resume) {
+        throw StageError("\(resume): no such checkpoint — --resume takes the .ckpt.h5 file of an earlier run")
+    }
+}
+
+/// sha256 of a file's bytes.
+public func fileSHA256(_ path: String) throws -> String {
+    do { return SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+        throw StageError("\(path): cannot read (\(error.localizedDescription))")
+    }
+}
+
+/// The size of a file in bytes (0 when it cannot be read).
+func fileSize(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+}
+
+/// "1.9 GB": decimal units, three significant digits.
+public func formatSize(_ bytes: Int) -> String {
+    let b = Double(bytes)
+    for (unit, scale) in [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)] where b >= scale {
+        return String(format: b / scale >= 100 ? "%.0f %@" : "%.3g %@", b / scale, unit)
+    }
+    return "\(bytes) B"
+}
+
+/// "1.5 MiB": binary units, one decimal (model file sizes in `kd info`).
+public func formatBytes(_ n: Int) -> String {
+    n >= 1 << 20 ? String(format: "%.1f MiB", Double(n) / 1048576) : n >= 1024 ? String(format: "%.1f KiB", Double(n) / 1024) : "\(n) B"
+}
+
+/// Monotonic clock in seconds.
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

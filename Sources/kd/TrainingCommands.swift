@@ -1,0 +1,284 @@
+// kd data prepare / finetune / eval / label (run, merge, check) / distill: the pipeline
+// from a dataset to a distilled student, each command one call into DistilleryStages
+// (prepareDataset, finetune, evaluate, label, mergeLabelShards, checkLabelCache,
+// prepareDistillation + DistillationRun.train).
+import ArgumentParser
+import DistilleryData
+import DistilleryModel
+import DistilleryStages
+import DistilleryTraining
+import Foundation
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Prepare datasets: clean, deduplicate and split into JSON lines.",
+        subcommands: [Prepare.self])
+}
+
+extension DataCommand {
+    struct Prepare: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Clean, deduplicate and split a dataset into train/dev/test JSONL and a manifest.",
+            discussion: """
+            Built-in datasets (fetched by scripts/fetch-datasets.sh): \(BuiltinDataset.all.map(\.name).joined(separator: ", ")).
+            Your own data: --csv FILE --text-column C --label-column L --name NAME.
+            """)
+
+        @Argument(help: "Built-in dataset name.") var dataset: String?
+        @Option(help: "Output folder (default: data/NAME).") var out: String?
+        @Option(help: "Seed of the stratified split.") var seed: UInt64 = 13
+        @Option(help: "Where scripts/fetch-datasets.sh put the built-in datasets.") var cache = ".cache/datasets"
+        @Option(help: "Your own CSV file (with a header line).") var csv: String?
+        @Option(name: .customLong("text-column"), help: "Header name of the text column (with --csv).") var textColumn: String?
+        @Option(name: .customLong("label-column"), help: "Header name of the label column (with --csv).") var labelColumn: String?
+        @Option(help: "Dataset name for ids and the default output folder (with --csv).") var name: String?
+        @Option(help: "Field delimiter of --csv: ',' or 'tab'.") var delimiter = ","
+        @Option(help: "Encoding of --csv: \(SourceEncoding.allCases.map(\.rawValue).joined(separator: ", ")).") var encoding = "utf-8"
+        @Option(help: "Comma-separated label names in order (with --csv); rows with other labels are dropped as unknown.") var labels: String?
+
+        func run() throws {
+            print(try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed)).text)
+        }
+
+        /// The built-in dataset or the --csv file, with every flag checked.
+        func input() throws -> DatasetInput {
+            let csvFlags = [("--text-column", textColumn), ("--label-column", labelColumn), ("--name", name)]
+            guard let csv else {
+                if let flag = csvFlags.first(where: { $0.1 != nil }) { throw StageError("\(flag.0) only goes with --csv FILE") }
+                if labels != nil { throw StageError("--labels only goes with --csv FILE") }
+                if delimiter != "," { throw StageError("--delimiter only goes with --csv FILE") }
+                if encoding != "utf-8" { throw StageError("--encoding only goes with --csv FILE (built-in datasets know their encoding)") }
+                guard let dataset else {
+                    throw StageError("name a dataset (\(BuiltinDataset.all.map(\.name).joined(separator: ", "))) or give --csv FILE --text-column C --label-column L --name NAME")
+                }
+                return .builtin(name: dataset, cache: cache)
+            }
+            if let dataset { throw StageError("give either a dataset name ('\(dataset)') or --csv \(csv), not both") }
+            let missing = csvFlags.filter { $0.1 == nil }.map(\.0)
+            guard missing.isEmpty, let name, let textColumn, let labelColumn else {
+                throw StageError("--csv needs \(missing.joined(separator: ", ")) as well")
+            }
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }),
+                  name != ".", name != ".." else {
+                throw StageError("--name '\(name)' must be letters, digits, '-', '_' or '.' (it names the output folder)")
+            }
+            let separator = try parseDelimiter()
+            let sourceEncoding = try parseChoice(encoding, flag: "--encoding", as: SourceEncoding.self)
+            return .csv(CSVInput(path: csv, textColumn: textColumn, labelColumn: labelColumn, name: name,
+                                 delimiter: separator, encoding: sourceEncoding, labels: try labelList()))
+        }
+
+        func parseDelimiter() throws -> Character {
+            switch delimiter {
+            case "tab", "\\t", "\t": return "\t"
+            case _ where delimiter.count == 1 && delimiter != "\"" && delimiter.first!.isASCII: return delimiter.first!
+            default: throw StageError("--delimiter '\(delimiter)' must be one ASCII character (e.g. ',', ';', '|') or 'tab'")
+            }
+        }
+
+        func labelList() throws -> [String]? {
+            guard let labels else { return nil }
+            let list = labels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !list.isEmpty, Set(list).count == list.count else {
+                throw StageError("--labels '\(labels)' must be distinct, comma-separated label names")
+            }
+            return list
+        }
+    }
+}
+
+struct Finetune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fine-tune a model end to end with a new classification head on a prepared dataset.",
+        discussion: """
+        Adds a BertForSequenceClassification head (labels from the dataset manifest), trains with
+        AdamW, warm-up and linear/cosine decay, evaluates on dev every --eval-every steps and writes
+        the best model (dev macro-F1) to --out. Checkpoints go to --checkpoint (default: OUT with
+        .ckpt.h5); --resume CKPT continues a run exactly where the checkpoint left it.
+        """)
+
+    @Option(help: "Distillery model file (.h5) to start from.") var model: String
+    @Option(help: "Prepared dataset folder (kd data prepare), e.g. data/sms-spam.") var data: String
+    @Option(help: "Output model file (.h5).") var out: String
+    @Option(help: "Passes over the training split.") var epochs = 3
+    @Option(help: "Peak learning rate.") var lr = 5e-5
+    @Option(help: "Examples per optimizer step.") var batch = 32
+    @Option(name: .customLong("max-length"), help: "Truncate texts to this many tokens.") var maxLength = 128
+    @Option(help: "Warm-up: a fraction of all steps (< 1) or a step count (≥ 1).") var warmup = "0.1"
+    @Option(help: "Decay after warm-up: linear or cosine.") var schedule = "linear"
+    @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay (not on biases and LayerNorm).") var weightDecay = 0.01
+    @Option(help: "Clip the global gradient norm to this (0 = off).") var clip = 1.0
+    @Option(name: .customLong("eval-every"), help: "Evaluate on dev every N steps (default: once per epoch).") var evalEvery: Int?
+    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N steps (default: at each evaluation; 0 = only at the end).") var checkpointEvery: Int?
+    @Option(help: "Checkpoint file (default: OUT with .ckpt.h5).") var checkpoint: String?
+    @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps (the schedule ends there).") var maxSteps: Int?
+    @Option(help: "Seed of data order, dropout and head initialization.") var seed: UInt64 = 13
+    @Option(help: "What the classifier reads: cls (HF BertForSequenceClassification: tanh pooler over [CLS]) or mean (the masked mean of the last hidden states, no pooler; for encoders trained for mean pooling). Default: the model's own, cls for a plain BERT.") var pooling: String?
+    @Option(name: .customLong("head-init"), help: "How the new classifier starts: random (HF: N(0, 0.02) weights, zero bias) or probe (LP-FT: first fitted alone on the frozen encoder's features of the train split as a logistic regression, L2 as scikit-learn's C = 1, then everything is fine-tuned from there).") var headInit = "random"
+    @Option(help: "Continue from this checkpoint (same model, data and flags).") var resume: String?
+    @Option(name: .customLong("debug-pause-after-step"), help: .hidden) var pauseAfterStep: Int?
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        var config = FinetuneConfig(model: model, data: data, out: out)
+        guard let w = Double(warmup) else { throw StageError("--warmup '\(warmup)' must be a fraction in [0, 1) or a whole number of steps") }
+        (config.epochs, config.learningRate, config.batchSize, config.maxLength, config.warmup) = (epochs, lr, batch, maxLength, w)
+        config.schedule = try parseChoice(schedule, flag: "--schedule", as: LearningRateSchedule.Decay.self)
+        if let pooling {
+            guard let mode = PoolingMode(rawValue: pooling) else { throw StageError("--pooling '\(pooling)' is not one of: cls, mean") }
+            config.pooling = mode
+        }
+        config.headInit = try parseChoice(headInit, flag: "--head-init", as: HeadInit.self)
+        (config.weightDecay, config.clip, config.evalEvery, config.checkpointEvery) = (weightDecay, clip, evalEvery, checkpointEvery)
+        (config.checkpoint, config.maxSteps, config.seed, config.resume) = (checkpoint, maxSteps, seed, resume)
+        (config.pauseAfterStep, config.threads) = (pauseAfterStep, threads.threads)
+        print(try finetune(config, progress: stderrProgress()).text)
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix of a classifier on a dataset split.",
+        discussion: """
+        With --teacher, also how closely the model follows that teacher on the same split: top-1
+        agreement and mean KL(teacher ‖ student) at temperature 1 (the teacher must have the same labels).
+        """)
+
+    @Option(help: "Distillery model file (.h5) with a classification head.") var model: String
+    @Option(help: "Prepared dataset folder (kd data prepare).") var data: String
+    @Option(help: "Split to evaluate: train, dev or test.") var split = "test"
+    @Option(name: .customLong("max-length"), help: "Truncate to this many tokens (default: 128, or the model's positions if fewer).") var maxLength: Int?
+    @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
+    @Option(help: "A teacher model (.h5) with the same labels: adds agreement and KL(teacher ‖ model).") var teacher: String?
+    @Flag(help: "Print JSON instead of a table.") var json = false
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        let report = try evaluate(EvalConfig(model: model, data: data, split: try parseChoice(split, flag: "--split", as: Split.self),
+                                             maxLength: maxLength, batchSize: batchSize, teacher: teacher, threads: threads.threads))
+        if json { try printJSON(report) } else { print(report.text) }
+    }
+}
+
+struct Label: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cache a classifier teacher's soft labels (and hidden states / attention) for distillation.",
+        subcommands: [LabelRun.self, LabelMerge.self, LabelCheck.self],
+        defaultSubcommand: LabelRun.self)
+}
+
+struct LabelRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the teacher over the training split and write the label cache (the default of 'kd label').",
+        discussion: """
+        LAYERS is a comma list or 'all': hidden states 0 (embeddings) … L, attention maps 1 … L.
+        The cache records the teacher's and the data's sha256; students refuse a cache made
+        from another teacher or data. Temperature is applied at training time.
+        """)
+
+    @Option(help: "Fine-tuned classifier teacher (.h5, from kd finetune).") var teacher: String
+    @Option(help: "Prepared dataset folder (kd data prepare), e.g. data/sms-spam.") var data: String
+    @Option(help: "Output label cache (.h5).") var out: String
+    @Option(name: .customLong("top-k"), help: "Keep only the K largest logits and the remaining mass (default: all).") var topK: Int?
+    @Option(help: "Hidden states to store: e.g. 0,2,4,6 or all.") var hidden: String?
+    @Option(help: "Attention maps to store: e.g. 2,4,6 or all.") var attention: String?
+    @Option(help: "Augmented copies per training example (TinyBERT uses 20).") var augment = 0
+    @Option(name: .customLong("augment-prob"), help: "Probability of replacing each eligible word.") var augmentProb = AugmentationOptions.defaultProbability
+    @Option(help: "Nearest neighbours a replacement is drawn from.") var neighbours = AugmentationOptions.defaultNeighbours
+    @Option(help: "Seed of the augmentation.") var seed: UInt64 = 13
+    @Option(name: .customLong("max-length"), help: "Truncate texts to this many tokens (default: 128, or the teacher's positions if fewer).") var maxLength: Int?
+    @Option(help: "Sequences per forward pass.") var batch = 32
+    @Option(help: "Label only shard i of n (0-based), e.g. 0/4; join the parts with 'kd label merge'.") var shard: String?
+    @Option(name: .customLong("max-disk"), help: "Refuse when the cache would take more than this on disk (e.g. 500M, 8G).") var maxDisk = "8G"
+    @Flag(name: .customLong("dry-run"), help: "Print what the cache would cost, write nothing.") var dryRun = false
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        var config = LabelConfig(teacher: teacher, data: data, out: out)
+        (config.topK, config.augment, config.augmentProbability, config.neighbours) = (topK, augment, augmentProb, neighbours)
+        (config.seed, config.maxLength, config.batchSize, config.dryRun, config.threads) = (seed, maxLength, batch, dryRun, threads.threads)
+        config.hidden = try hidden.map { try LayerSelection(parsing: $0, flag: "--hidden") }
+        config.attention = try attention.map { try LayerSelection(parsing: $0, flag: "--attention") }
+        config.shard = try shard.map(ShardSelection.init(parsing:)) ?? .whole
+        config.maxDisk = try ByteSize(parsing: maxDisk, flag: "--max-disk")
+        print(try label(config, progress: stderrProgress()).text)
+    }
+}
+
+struct LabelMerge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Join the shards of one 'kd label --shard i/n' run into one cache, identical to an unsharded run.")
+
+    @Option(help: "Output label cache (.h5).") var out: String
+    @Argument(help: "Shard files, every shard 0..<n exactly once (any order).") var parts: [String] = []
+
+    func run() throws { print(try mergeLabelShards(parts, out: out).text) }
+}
+
+struct LabelCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check that a label cache was made from this teacher and data (what a student run does first).")
+
+    @Argument(help: "Label cache (.h5).") var labels: String
+    @Option(help: "Teacher file (.h5).") var teacher: String
+    @Option(help: "Prepared dataset folder.") var data: String
+
+    func run() throws { print(try checkLabelCache(labels, teacher: teacher, data: data).text) }
+}
+
+extension TeacherStatesMode: ExpressibleByArgument {}
+
+struct Distill: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Distil a fine-tuned teacher into a student described by students/*.json.",
+        discussion: """
+        Validates and prints the plan (which student layer learns from which teacher layer, through
+        which projection, with which losses), checks that --labels was made from --teacher and --data,
+        then trains with AdamW (each stage: warm-up, then linear decay), evaluates on dev and writes the
+        best student (dev macro-F1) to --out. Checkpoints go to --checkpoint (default: OUT with
+        .ckpt.h5); --resume CKPT continues a run exactly. Flags override the spec's "training" values.
+        """)
+
+    @Option(help: "Fine-tuned teacher model (.h5) the label cache was made with.") var teacher: String
+    @Option(help: "Student spec (students/*.json).") var student: String
+    @Option(help: "Soft-label cache made by 'kd label' from --teacher and --data.") var labels: String
+    @Option(help: "Prepared dataset folder (dev split for model selection).") var data: String
+    @Option(help: "Output student model file (.h5).") var out: String
+    @Option(help: "Peak learning rate (default: the spec's, else 5e-5).") var lr: Double?
+    @Option(help: "Examples per optimizer step (default: the spec's, else 32).") var batch: Int?
+    @Option(help: "Warm-up fraction of each stage's steps (default: the spec's, else 0.1).") var warmup: Double?
+    @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay.") var weightDecay = 0.01
+    @Option(help: "Clip the global gradient norm to this (0 = off).") var clip = 1.0
+    @Option(name: .customLong("eval-every"), help: "Evaluate on dev every N steps (default: once per epoch).") var evalEvery: Int?
+    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N steps (default: at each evaluation).") var checkpointEvery: Int?
+    @Option(help: "Checkpoint file (default: OUT with .ckpt.h5).") var checkpoint: String?
+    @Option(help: "Epochs replacing the spec's schedule: N (one-stage) or intermediate,prediction (two-stage).") var epochs: String?
+    @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps (the learning-rate schedule stays the full run's).") var maxSteps: Int?
+    @Option(name: .customLong("teacher-states"), help: "Teacher hidden states: auto (cache if it has them), cache, or online.")
+    var teacherStates: TeacherStatesMode = .auto
+    @Option(help: "Loss weights replacing the spec's, e.g. hard_ce=1 or soft_ce=5,hard_ce=2 (ablations).") var losses: String?
+    @Option(help: "Seed of data order, dropout and random initialisation (default: the spec's, else 13).") var seed: UInt64?
+    @Option(help: "Continue from this checkpoint (same teacher, student, labels and flags).") var resume: String?
+    @Flag(name: .customLong("plan-only"), help: "Print the plan and the checks, then stop.") var planOnly = false
+    @Option(name: .customLong("debug-pause-after-step"), help: .hidden) var pauseAfterStep: Int?
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        var config = DistillConfig(teacher: teacher, student: student, labels: labels, data: data, out: out)
+        (config.learningRate, config.batchSize, config.warmup, config.seed) = (lr, batch, warmup, seed)
+        (config.weightDecay, config.clip, config.evalEvery, config.checkpointEvery) = (weightDecay, clip, evalEvery, checkpointEvery)
+        (config.checkpoint, config.epochs, config.maxSteps, config.teacherStates) = (checkpoint, epochs, maxSteps, teacherStates)
+        config.losses = try losses.map(parseLossWeights)
+        (config.resume, config.planOnly, config.pauseAfterStep, config.threads) = (resume, planOnly, pauseAfterStep, threads.threads)
+        let run = try prepareDistillation(config) { print($0) }
+        print(run.report.trainingData + "\n" + run.report.teacherStates)
+        fflush(nil)   // the plan (stdout) before the progress lines on stderr
+        if planOnly { return }
+        print(try run.train(progress: stderrProgress()).text)
+    }
+}
