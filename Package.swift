@@ -15,16 +15,16 @@ let package = Package(
         // C shims over system libraries, found through pkg-config.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
-        // Kernels in C: packed GEMM, attention, GELU, LayerNorm and their backwards; portable
-        // `_ref` twins plus AVX2+FMA builds chosen at run time.
+        // Kernels in C: packed GEMM, attention, GELU, LayerNorm and their backwards, AdamW;
+        // portable `_ref` twins plus AVX2+FMA builds chosen at run time. The hot loops live
+        // here, so no Swift target needs -Ounchecked: bounds and overflow checks stay on in
+        // every build (benchmarks/results/2026-12-02-one-engine.md has the measurement).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Tensor core: shapes, storage, GEMM over BLAS, element-wise kernels.
-        .target(name: "DistilleryTensor", dependencies: ["CBLAS", "CKernels"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "DistilleryTensor", dependencies: ["CBLAS", "CKernels"]),
         // The one BERT model: config, parameter block, the forward (inference and training)
         // with its backward, heads, the inference encoder.
-        .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels", "DistilleryJSON"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels", "DistilleryJSON"]),
         // HDF5 and safetensors readers/writers and the name tables between layouts.
         .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5", "DistilleryJSON"]),
         // BERT basic tokenizer + WordPiece, identical to HF BertTokenizer.
@@ -39,11 +39,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training loop: AdamW, schedules, checkpoints, the trainer, metrics, the linear probe.
-        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "CKernels", "WeightIO", "DistilleryJSON"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "CKernels", "WeightIO", "DistilleryJSON"]),
         // Distillation: student specs (JSON), the checked plan, student initialisation, losses.
-        .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor", "Compression", "DistilleryJSON"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor", "Compression", "DistilleryJSON"]),
         // Compression: the axis table, importance scores and structured slicing of a BERT weight set.
         .target(name: "Compression", dependencies: ["DistilleryModel", "DistilleryTensor"]),
         // The stages as library calls (prepare, fine-tune, label, distill, eval, embed/predict,

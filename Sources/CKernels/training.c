@@ -254,3 +254,48 @@ void dk_dropout_mask(uint64_t key, uint64_t first, long count, float p, float ke
     if (dk_has_avx2()) dropout_mask_avx2(key, first, count, p, keep, out);
     else dk_dropout_mask_ref(key, first, count, p, keep, out);
 }
+
+// ---------------------------------------------------------------- AdamW and gradient scaling
+//
+// The optimizer's element-wise loops over every parameter (tens of millions). Contraction
+// into FMAs is off so each element sees exactly the roundings of the expression as
+// written (the Swift loop these replace did not fuse), keeping runs bit-identical.
+
+DK_INLINE void adamw_body(float *p, float *m, float *v, const float *g, long n, int decay,
+                          float decay_factor, float one_minus_beta1, float beta2, float one_minus_beta2,
+                          float correction2_root, float eps, float negative_step) {
+#pragma clang fp contract(off)
+    for (long i = 0; i < n; i++) {
+        float pi = decay ? p[i] * decay_factor : p[i];
+        float mi = m[i] + one_minus_beta1 * (g[i] - m[i]);
+        float vi = v[i] * beta2;
+        vi = vi + one_minus_beta2 * g[i] * g[i];
+        float denominator = sqrtf(vi) / correction2_root + eps;
+        p[i] = pi + negative_step * mi / denominator;
+        m[i] = mi;
+        v[i] = vi;
+    }
+}
+DK_AVX2 static void adamw_avx2(float *p, float *m, float *v, const float *g, long n, int decay, float df,
+                               float ob1, float b2, float ob2, float c2, float eps, float step) {
+    adamw_body(p, m, v, g, n, decay, df, ob1, b2, ob2, c2, eps, step);
+}
+void dk_adamw_ref(float *p, float *m, float *v, const float *g, long n, int decay, float df,
+                  float ob1, float b2, float ob2, float c2, float eps, float step) {
+    adamw_body(p, m, v, g, n, decay, df, ob1, b2, ob2, c2, eps, step);
+}
+void dk_adamw(float *p, float *m, float *v, const float *g, long n, int decay, float df,
+              float ob1, float b2, float ob2, float c2, float eps, float step) {
+    if (dk_has_avx2()) adamw_avx2(p, m, v, g, n, decay, df, ob1, b2, ob2, c2, eps, step);
+    else dk_adamw_ref(p, m, v, g, n, decay, df, ob1, b2, ob2, c2, eps, step);
+}
+
+DK_INLINE void scale_body(float *x, long n, float s) {
+    for (long i = 0; i < n; i++) x[i] *= s;
+}
+DK_AVX2 static void scale_avx2(float *x, long n, float s) { scale_body(x, n, s); }
+void dk_scale_ref(float *x, long n, float s) { scale_body(x, n, s); }
+void dk_scale(float *x, long n, float s) {
+    if (dk_has_avx2()) scale_avx2(x, n, s);
+    else dk_scale_ref(x, n, s);
+}

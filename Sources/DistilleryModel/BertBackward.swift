@@ -122,33 +122,36 @@ extension BertModel {
             for (l, s) in layerSlots.enumerated().reversed() {
                 let a = acts.layers[l]
                 let A = s.heads * D, F = s.width
-                // out = LN2(dropout(ffnOut) + norm1): dNorm is the gradient at LN2's input.
-                layerNormBackward(dx: dNorm.pointer, dGamma: G + s.n2G, dBeta: G + s.n2B, dy: dX.pointer,
-                                  x: a.norm2Input.pointer, mean: a.norm2Mean.pointer, rstd: a.norm2Rstd.pointer,
-                                  gamma: P + s.n2G, rows: rows, cols: H)
-                var dFfnOut = UnsafePointer(dNorm.pointer)
-                if let m = a.ffnOutputMask {
-                    dropoutBackward(dx: dBranch.pointer, dy: dNorm.pointer, mask: m.pointer, count: rows * H)
-                    dFfnOut = UnsafePointer(dBranch.pointer)
+                /// Backward of a post-LN sub-block out = LN(dropout(input·Wᵀ + b) + residual): from
+                /// dOut, writes the gradient at the LayerNorm input into dSum (the residual's
+                /// gradient too) and d(input) into dInput; adds the LN, W and b gradients.
+                func addNormBackward(dOut: FloatBuffer, dSum: FloatBuffer, sum: FloatBuffer, mean: FloatBuffer,
+                                     rstd: FloatBuffer, gamma: Int, beta: Int, mask: FloatBuffer?, input: FloatBuffer,
+                                     weight: Int, bias: Int, inFeatures: Int, dInput: FloatBuffer) {
+                    layerNormBackward(dx: dSum.pointer, dGamma: G + gamma, dBeta: G + beta, dy: dOut.pointer,
+                                      x: sum.pointer, mean: mean.pointer, rstd: rstd.pointer,
+                                      gamma: P + gamma, rows: rows, cols: H)
+                    var dDense = UnsafePointer(dSum.pointer)
+                    if let mask {
+                        dropoutBackward(dx: dBranch.pointer, dy: dSum.pointer, mask: mask.pointer, count: rows * H)
+                        dDense = UnsafePointer(dBranch.pointer)
+                    }
+                    linearBackward(dx: dInput.pointer, dWeight: G + weight, dBias: G + bias, dy: dDense,
+                                   x: input.pointer, weight: P + weight, rows: rows, inFeatures: inFeatures, outFeatures: H)
                 }
-                linearBackward(dx: dAct.pointer, dWeight: G + s.fW, dBias: G + s.fB, dy: dFfnOut,
-                               x: a.ffnActivation.pointer, weight: P + s.fW, rows: rows, inFeatures: F, outFeatures: H)
+                // out = LN2(dropout(act·W2ᵀ + b2) + norm1): dNorm is the gradient at LN2's input.
+                addNormBackward(dOut: dX, dSum: dNorm, sum: a.norm2Input, mean: a.norm2Mean, rstd: a.norm2Rstd,
+                                gamma: s.n2G, beta: s.n2B, mask: a.ffnOutputMask, input: a.ffnActivation,
+                                weight: s.fW, bias: s.fB, inFeatures: F, dInput: dAct)
                 geluBackward(dx: dAct.pointer, dy: dAct.pointer, x: a.ffnPre.pointer, count: rows * F)
                 // d(norm1) = residual path (dNorm, no longer read as dy) + FFN path, added in place.
                 linearBackward(dx: dNorm.pointer, accumulateInput: true, dWeight: G + s.iW, dBias: G + s.iB,
                                dy: dAct.pointer, x: a.norm1Output.pointer, weight: P + s.iW,
                                rows: rows, inFeatures: H, outFeatures: F)
                 // norm1 = LN1(dropout(ctx·Woᵀ + bo) + x): dNorm1 is the gradient at LN1's input.
-                layerNormBackward(dx: dNorm1.pointer, dGamma: G + s.n1G, dBeta: G + s.n1B, dy: dNorm.pointer,
-                                  x: a.norm1Input.pointer, mean: a.norm1Mean.pointer, rstd: a.norm1Rstd.pointer,
-                                  gamma: P + s.n1G, rows: rows, cols: H)
-                var dAttnOut = UnsafePointer(dNorm1.pointer)
-                if let m = a.attentionOutputMask {
-                    dropoutBackward(dx: dBranch.pointer, dy: dNorm1.pointer, mask: m.pointer, count: rows * H)
-                    dAttnOut = UnsafePointer(dBranch.pointer)
-                }
-                linearBackward(dx: dCtx.pointer, dWeight: G + s.oW, dBias: G + s.oB, dy: dAttnOut,
-                               x: a.context.pointer, weight: P + s.oW, rows: rows, inFeatures: A, outFeatures: H)
+                addNormBackward(dOut: dNorm, dSum: dNorm1, sum: a.norm1Input, mean: a.norm1Mean, rstd: a.norm1Rstd,
+                                gamma: s.n1G, beta: s.n1B, mask: a.attentionOutputMask, input: a.context,
+                                weight: s.oW, bias: s.oB, inFeatures: A, dInput: dCtx)
                 let scoreSeed = seeds.attentionScores[l]
                 func attention(_ dScores: UnsafePointer<Float>?, _ headWeights: UnsafePointer<Float>?) {
                     let qkv = a.qkv.pointer, d = dQKV.pointer

@@ -361,30 +361,33 @@ public struct BertModel: Sendable {
                              mask: mask, dropoutMask: probMask.map { UnsafePointer($0.pointer) }, headWeights: w,
                              batch: B, sequenceLength: T, heads: s.heads, headSize: D)
         }
+        /// A post-LN sub-block: out = LayerNorm(dropout(input · Wᵀ + b) + residual). With the
+        /// backward to feed, the LayerNorm input (`sum`) and statistics are kept apart from
+        /// `out`; without it, LayerNorm writes over the dense output.
+        func addNorm(_ w: WeightMatrix, _ input: FloatBuffer, lda: Int, bias: Int, residual: FloatBuffer,
+                     gamma: Int, beta: Int, site k: Int) -> (sum: FloatBuffer, mean: FloatBuffer, rstd: FloatBuffer,
+                                                             out: FloatBuffer, mask: FloatBuffer?) {
+            let sum = buffer(rows * H)
+            w.apply(rows: rows, x: input.pointer, lda: lda, y: sum.pointer, ldc: H, bias: P + bias, block: P)
+            let mask = dropoutMask(rows * H, options.dropout.hidden, site(layer: l, k))
+            let mean = buffer(rows), rstd = buffer(rows), out = cache ? buffer(rows * H) : sum
+            residualLayerNormForward(sum: cache ? sum.pointer : nil, y: out.pointer, mean: mean.pointer, rstd: rstd.pointer,
+                                     x: sum.pointer, bias: nil, dropout: mask?.pointer, residual: residual.pointer,
+                                     gamma: P + gamma, beta: P + beta, rows: rows, cols: H, eps: eps)
+            return (sum, mean, rstd, out, mask)
+        }
         // norm1 = LayerNorm(dropout(ctx·Woᵀ + bo) + x)
-        let n1In = buffer(rows * H)
-        matrices.attentionOutput[l].apply(rows: rows, x: ctx.pointer, lda: A, y: n1In.pointer, ldc: H, bias: P + s.oB, block: P)
-        let aoMask = dropoutMask(rows * H, options.dropout.hidden, site(layer: l, 1))
-        let n1Mean = buffer(rows), n1Rstd = buffer(rows), n1Out = cache ? buffer(rows * H) : n1In
-        residualLayerNormForward(sum: cache ? n1In.pointer : nil, y: n1Out.pointer, mean: n1Mean.pointer, rstd: n1Rstd.pointer,
-                                 x: n1In.pointer, bias: nil, dropout: aoMask?.pointer, residual: x.pointer,
-                                 gamma: P + s.n1G, beta: P + s.n1B, rows: rows, cols: H, eps: eps)
+        let n1 = addNorm(matrices.attentionOutput[l], ctx, lda: A, bias: s.oB, residual: x, gamma: s.n1G, beta: s.n1B, site: 1)
         // out = LayerNorm(dropout(GELU(norm1·W1ᵀ + b1)·W2ᵀ + b2) + norm1)
         let pre = buffer(rows * F), act = cache ? buffer(rows * F) : pre
-        matrices.ffnIn[l].apply(rows: rows, x: n1Out.pointer, lda: H, y: pre.pointer, ldc: F, bias: P + s.iB, block: P)
+        matrices.ffnIn[l].apply(rows: rows, x: n1.out.pointer, lda: H, y: pre.pointer, ldc: F, bias: P + s.iB, block: P)
         geluForward(y: act.pointer, x: pre.pointer, count: rows * F)
-        let n2In = buffer(rows * H)
-        matrices.ffnOut[l].apply(rows: rows, x: act.pointer, lda: F, y: n2In.pointer, ldc: H, bias: P + s.fB, block: P)
-        let ffMask = dropoutMask(rows * H, options.dropout.hidden, site(layer: l, 2))
-        let n2Mean = buffer(rows), n2Rstd = buffer(rows), out = cache ? buffer(rows * H) : n2In
-        residualLayerNormForward(sum: cache ? n2In.pointer : nil, y: out.pointer, mean: n2Mean.pointer, rstd: n2Rstd.pointer,
-                                 x: n2In.pointer, bias: nil, dropout: ffMask?.pointer, residual: n1Out.pointer,
-                                 gamma: P + s.n2G, beta: P + s.n2B, rows: rows, cols: H, eps: eps)
+        let n2 = addNorm(matrices.ffnOut[l], act, lda: F, bias: s.fB, residual: n1.out, gamma: s.n2G, beta: s.n2B, site: 2)
         return LayerActivations(
             input: x, qkv: qkv, probabilities: probs ?? FloatBuffer(count: 0), probabilityMask: probMask, scores: scores,
-            context: ctx, attentionOutputMask: aoMask, norm1Input: n1In, norm1Mean: n1Mean,
-            norm1Rstd: n1Rstd, norm1Output: n1Out, ffnPre: pre, ffnActivation: act, ffnOutputMask: ffMask,
-            norm2Input: n2In, norm2Mean: n2Mean, norm2Rstd: n2Rstd, output: out)
+            context: ctx, attentionOutputMask: n1.mask, norm1Input: n1.sum, norm1Mean: n1.mean,
+            norm1Rstd: n1.rstd, norm1Output: n1.out, ffnPre: pre, ffnActivation: act, ffnOutputMask: n2.mask,
+            norm2Input: n2.sum, norm2Mean: n2.mean, norm2Rstd: n2.rstd, output: n2.out)
     }
 }
 

@@ -10,10 +10,12 @@
 // `torch.nn.utils.clip_grad_norm_` (coefficient max/(norm + 1e-6), clamped at 1, always
 // applied). Schedules follow HF `get_linear_schedule_with_warmup` and
 // `get_cosine_schedule_with_warmup` under `LambdaLR`: step 0 runs at rate 0 when there is
-// a warm-up. The update is element-wise and runs row-parallel (`Compute.parallelRanges`);
+// a warm-up. The update is element-wise, in the C kernel `dk_adamw` (each element rounded
+// exactly as the formula is written, no fused multiply-adds), run row-parallel (`Compute.parallelRanges`);
 // the gradient norm sums fixed blocks of `normBlock` elements in parallel and adds the
 // block sums in order, so it does not depend on the thread count.
 // Left out on purpose: amsgrad, per-group learning rates, foreach/fused paths.
+import CKernels
 import DistilleryModel
 import DistilleryTensor
 import Foundation
@@ -86,14 +88,9 @@ public struct AdamW: Sendable, Equatable {
                 let decay = decays && s.weightDecay != 0
                 let base = e.offset
                 Compute.parallelRanges(e.count, granularity: 4096) { r in
-                    for i in (base + r.lowerBound)..<(base + r.upperBound) {
-                        if decay { p[i] = p[i] * decayFactor }
-                        m[i] = m[i] + oneMinusBeta1 * (g[i] - m[i])
-                        v[i] = v[i] * beta2
-                        v[i] = v[i] + oneMinusBeta2 * g[i] * g[i]
-                        let denominator = v[i].squareRoot() / correction2Root + eps
-                        p[i] = p[i] + negativeStepSize * m[i] / denominator
-                    }
+                    let i = base + r.lowerBound
+                    dk_adamw(p + i, m + i, v + i, g + i, r.count, decay ? 1 : 0, decayFactor, oneMinusBeta1, beta2,
+                             oneMinusBeta2, correction2Root, eps, negativeStepSize)
                 }
             }
         } } } }
@@ -132,7 +129,7 @@ public func clipGradientNorm(_ gradients: inout Gradients, maxNorm: Float) -> Fl
     if coefficient < 1 {
         gradients.storage.withUnsafeMutableBufferPointer { buffer in
             let g = buffer.baseAddress!
-            Compute.parallelRanges(buffer.count, granularity: 4096) { r in for i in r { g[i] *= coefficient } }
+            Compute.parallelRanges(buffer.count, granularity: 4096) { r in dk_scale(g + r.lowerBound, r.count, coefficient) }
         }
     }
     return norm

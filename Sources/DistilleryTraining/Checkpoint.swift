@@ -178,6 +178,26 @@ public struct EpochOrder: Sendable, Equatable {
         self.indices = indices
         self.offsets = offsets
     }
+
+    /// Checks an order read from a file before anything is indexed with it: every example
+    /// of the epoch exactly once, `batches` batches whose offsets run from 0 to the end
+    /// without going back.
+    public func validate(examples: Int, batches: Int) throws(TrainingError) {
+        let hint = "the checkpoint does not match this dataset or is damaged; start a new run"
+        guard epoch >= 0, indices.count == examples, offsets.count == batches + 1 else {
+            throw TrainingError("the saved data order of epoch \(epoch) has \(indices.count) examples in \(offsets.count - 1) batches, this run has \(examples) in \(batches)", hint: hint)
+        }
+        guard offsets.first == 0, offsets.last == indices.count, zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+            throw TrainingError("the saved data order's batch offsets do not run from 0 to \(indices.count) in order", hint: hint)
+        }
+        var seen = [Bool](repeating: false, count: examples)
+        for i in indices {
+            guard i >= 0, i < examples, !seen[i] else {
+                throw TrainingError("the saved data order names example \(i) \(i >= 0 && i < examples ? "twice" : "outside 0..<\(examples)")", hint: hint)
+            }
+            seen[i] = true
+        }
+    }
 }
 
 /// The best model seen so far (by dev macro-F1).

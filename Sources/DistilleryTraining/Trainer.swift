@@ -217,6 +217,7 @@ public struct Trainer {
         var gradients = Gradients(zeros: state.parameters.layout)
         let started = Date()
         var examplesThisRun = 0, stepsThisRun = 0, stepSeconds = 0.0
+        try state.order?.validate(examples: train.count, batches: perEpoch)   // it may come from a checkpoint file
         while state.step < total {
             let step = state.step, epoch = step / perEpoch, position = step % perEpoch
             if state.order?.epoch != epoch {

@@ -313,3 +313,46 @@ final class TrainingKernelTests: XCTestCase {
         Compute.setThreads(1)
     }
 }
+
+/// The optimizer kernels: dk_adamw bit for bit its `_ref` twin and the formula evaluated
+/// in Swift float operations in the written order (no fused multiply-adds), on awkward
+/// lengths, with and without decay; dk_scale likewise.
+final class OptimizerKernelTests: XCTestCase {
+    func testAdamWKernelMatchesTheWrittenFormulaBitForBit() {
+        let (df, ob1, b2, ob2, c2, eps, step): (Float, Float, Float, Float, Float, Float, Float) =
+            (0.9995, 0.1, 0.999, 0.001, 0.0447, 1e-8, -3e-4)
+        for n in awkwardSizes + [4096] {
+            for decay in [false, true] {
+                let p0 = randomFloats(n, seed: UInt64(n) + 1), m0 = randomFloats(n, seed: UInt64(n) + 2, scale: 0.1)
+                let v0 = randomFloats(n, seed: UInt64(n) + 3, scale: 0.01).map(abs), g = randomFloats(n, seed: UInt64(n) + 4)
+                var (p, m, v) = (p0, m0, v0), (pr, mr, vr) = (p0, m0, v0)
+                dk_adamw(&p, &m, &v, g, n, decay ? 1 : 0, df, ob1, b2, ob2, c2, eps, step)
+                dk_adamw_ref(&pr, &mr, &vr, g, n, decay ? 1 : 0, df, ob1, b2, ob2, c2, eps, step)
+                var (pe, me, ve) = (p0, m0, v0)
+                for i in 0..<n {
+                    if decay { pe[i] = pe[i] * df }
+                    me[i] = me[i] + ob1 * (g[i] - me[i])
+                    ve[i] = ve[i] * b2
+                    ve[i] = ve[i] + ob2 * g[i] * g[i]
+                    let denominator = ve[i].squareRoot() / c2 + eps
+                    pe[i] = pe[i] + step * me[i] / denominator
+                }
+                XCTAssertEqual(p, pe, "n \(n) decay \(decay)")
+                XCTAssertEqual(m, me)
+                XCTAssertEqual(v, ve)
+                XCTAssertEqual(pr, pe, "_ref, n \(n)")
+            }
+        }
+    }
+
+    func testScaleKernel() {
+        for n in awkwardSizes {
+            let x = randomFloats(n, seed: UInt64(n))
+            var fast = x, ref = x
+            dk_scale(&fast, n, 0.37)
+            dk_scale_ref(&ref, n, 0.37)
+            XCTAssertEqual(fast, x.map { $0 * 0.37 })
+            XCTAssertEqual(ref, fast)
+        }
+    }
+}

@@ -54,6 +54,21 @@ void dk_column_sums_ref(float *out, const float *x, long rows, long cols, long l
 void dk_dropout_mask(uint64_t key, uint64_t first, long count, float p, float keep, float *out);
 void dk_dropout_mask_ref(uint64_t key, uint64_t first, long count, float p, float keep, float *out);
 
+/// One AdamW step over n elements (PyTorch's `torch.optim.AdamW` update, decoupled decay):
+///   p ← p·decay_factor (when decay);  m ← m + (1−β1)(g − m);  v ← v·β2 + (1−β2)·g·g;
+///   p ← p + negative_step · m / (sqrt(v) / correction2_root + eps).
+/// Each element is rounded exactly as written (no fused multiply-adds), in any build.
+void dk_adamw(float *p, float *m, float *v, const float *g, long n, int decay, float decay_factor,
+              float one_minus_beta1, float beta2, float one_minus_beta2, float correction2_root,
+              float eps, float negative_step);
+void dk_adamw_ref(float *p, float *m, float *v, const float *g, long n, int decay, float decay_factor,
+                  float one_minus_beta1, float beta2, float one_minus_beta2, float correction2_root,
+                  float eps, float negative_step);
+
+/// x[i] *= s over n floats (gradient clipping).
+void dk_scale(float *x, long n, float s);
+void dk_scale_ref(float *x, long n, float s);
+
 #ifdef __cplusplus
 }
 #endif
