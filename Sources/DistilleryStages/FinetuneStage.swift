@@ -104,10 +104,13 @@ public struct FinetuneReport: Codable, Sendable {
     public var best: BestScore
     /// This process's training time (nil when a resumed run had no step left).
     public var time: TrainingTime?
-    /// The settings stored in the model: labels, classifier pooling, head start, max length.
+    /// Label names in class order, as stored in the model.
     public var labels: [String]
+    /// What the classifier reads: "mean" or "cls".
     public var pooling: String
+    /// How the head started: "probe" or "random".
     public var headInit: String
+    /// The maximum length trained at, stored in the model for inference.
     public var maxLength: Int
     /// The training log (`OUT.metrics.jsonl`).
     public var metrics: String

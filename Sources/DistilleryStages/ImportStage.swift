@@ -221,8 +221,9 @@ public struct StoredSettings: Codable, Sendable {
     public var headInit: String?
     /// The maximum length it was trained at (nil when not recorded: 128 is used).
     public var maxLength: Int?
-    /// Sentence-embedding pooling ("mean", "cls", "none") and normalization.
+    /// Sentence-embedding pooling: "mean", "cls" or "none".
     public var pooling: String
+    /// Whether sentence embeddings are L2-normalized.
     public var normalize: Bool
 
     enum CodingKeys: String, CodingKey {
@@ -241,8 +242,11 @@ public struct ModelDescription: Codable, Sendable {
     public var file: String
     /// "distillery-teacher" or the weights' layout.
     public var format: String
+    /// File size in bytes.
     public var bytes: Int
+    /// Parameters over all tensors.
     public var parameters: Int
+    /// How many tensors the file holds.
     public var tensorCount: Int
     /// Architecture, labels, classifier, pooling lines (Distillery files only).
     public var details: [String]
