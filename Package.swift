@@ -47,7 +47,7 @@ let package = Package(
         // The stages as library calls (prepare, fine-tune, label, distill, eval, embed/predict,
         // bench): a configuration value in, a Codable report out, progress through a protocol.
         .target(name: "DistilleryStages", dependencies: [
-            "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "DistilleryData", "WeightIO",
+            "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "DistilleryData", "WeightIO", "CKernels",
             "Tokenization", "DistilleryJSON",
         ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),

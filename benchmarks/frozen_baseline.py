@@ -38,7 +38,7 @@ def embed(kd: str, model: str, data: Path, split: str, max_length: int, threads:
     texts = work / f"{split}.txt"
     texts.write_text("".join(one_line(r["text"]) + "\n" for r in rows))
     out = work / f"{split}.jsonl"
-    subprocess.run([kd, "embed", "--model", model, "--input", str(texts), "--output", str(out),
+    subprocess.run([kd, "embed", "--model", model, "--input", str(texts), "--out", str(out),
                     "--max-length", str(max_length), "--threads", str(threads)], check=True)
     x = [json.loads(line)["embedding"] for line in out.read_text().splitlines()]
     return torch.tensor(x, dtype=torch.float64), [r["label"] for r in rows]

@@ -9,7 +9,7 @@ B/A ratio, so a drift of the host's speed over minutes hits both sides alike. Wo
 `bench latency`, `bench train-step` and `bench distill-step`.
 
     benchmarks/kd_ab.py --a /tmp/kd-old --b .build/release/kd --rounds 5 \\
-        -- bench latency --model teachers/minilm-l6/teacher.h5 --batch 1,32 --threads 1,2
+        -- bench latency --model teachers/minilm-l6/teacher.h5 --batch-size 1,32 --threads 1,2
 """
 from __future__ import annotations
 

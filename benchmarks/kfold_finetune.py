@@ -137,7 +137,7 @@ def main() -> None:
     all_txt.write_text("".join(one_line(r["text"]) + "\n" for r in rows))
     emb_file = work / f"frozen-embeddings-{args.max_length}.jsonl"
     if not emb_file.exists():
-        subprocess.run([kd, "embed", "--model", args.model, "--input", str(all_txt), "--output", str(emb_file),
+        subprocess.run([kd, "embed", "--model", args.model, "--input", str(all_txt), "--out", str(emb_file),
                         "--max-length", str(args.max_length), "--threads", str(args.threads)], check=True)
     x = torch.tensor([json.loads(line)["embedding"] for line in emb_file.read_text().splitlines()], dtype=torch.float64)
     y = torch.tensor([labels.index(g) for g in gold])

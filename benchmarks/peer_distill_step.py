@@ -13,7 +13,7 @@ hidden states are computed once before timing, as a soft-label cache provides th
          teacher's layers g(m)-1 (every other layer: 1, 3, 5 for 3 of 6), embeddings copied;
          fp32, attn_implementation="eager"; torch.optim.AdamW(lr 5e-5, weight_decay 0.01)
          with no decay on biases and LayerNorm weights; torch.set_num_threads(t).
-  kd     `KD bench distill-step --teacher M --student S --batch B --seq L --threads T
+  kd     `KD bench distill-step --teacher M --student S --batch-size B --seq L --threads T
          --warmup W --iters N --json` as a subprocess (only with --kd).
 
 Inputs: random token ids (fixed seed, [CLS] ... [SEP], every position valid); no gold
@@ -113,7 +113,7 @@ def torch_round(model_dir: Path, batch: int, seq: int, threads: int, labels: int
 def bench_kd(kd: Path, kd_model: str, kd_student: str, batch: int, seq: int, threads: int, labels: int,
              warmup: int, iters: int) -> dict | None:
     return run_kd_step_bench(kd, ["distill-step", "--teacher", kd_model, "--student", kd_student,
-                                  "--batch", str(batch), "--seq", str(seq), "--threads", str(threads),
+                                  "--batch-size", str(batch), "--seq", str(seq), "--threads", str(threads),
                                   "--labels", str(labels), "--losses", "soft_ce=1,hidden_mse=1",
                                   "--temperature", str(TEMPERATURE), "--warmup", str(warmup),
                                   "--iters", str(iters)], batch, seq, threads)

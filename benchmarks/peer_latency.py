@@ -13,7 +13,7 @@ position valid, sequence length exactly --seq):
                             dynamic batch/seq axes) to a git-ignored cache, run by an
                             InferenceSession with intra_op_num_threads=t,
                             inter_op_num_threads=1, ORT_ENABLE_ALL, ORT_SEQUENTIAL.
-  kd                        `KD bench latency --model M --batch B --seq S --threads T --json`
+  kd                        `KD bench latency --model M --batch-size B --seq S --threads T --json`
                             as a subprocess (only with --kd; skipped if the binary is absent).
 
 Backends run one after another (all torch configs, then ORT, then kd) so that no thread
@@ -219,7 +219,7 @@ def bench_kd(kd: Path, kd_model: str, configs, seq, extra: list[str]) -> list[di
         return []
     results = []
     for batch, threads in configs:
-        cmd = [str(kd), "bench", "latency", "--model", kd_model, "--batch", str(batch),
+        cmd = [str(kd), "bench", "latency", "--model", kd_model, "--batch-size", str(batch),
                "--seq", str(seq), "--threads", str(threads), "--json", *extra]
         log(f"  kd          batch {batch:3d} threads {threads}: {shlex.join(cmd)}")
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -10,7 +10,7 @@ clip the global gradient norm to 1.0, one AdamW update. Setup:
          config's dropout; torch.optim.AdamW(lr 5e-5, weight_decay 0.01) with HF Trainer's
          groups (no decay on biases and LayerNorm weights, as kd); clip_grad_norm_(1.0);
          torch.set_num_threads(t).
-  kd     `KD bench train-step --model M --batch B --seq S --threads T --labels L
+  kd     `KD bench train-step --model M --batch-size B --seq S --threads T --labels L
          --warmup W --iters N --json` as a subprocess (only with --kd; skipped if absent).
 
 Inputs: random token ids (fixed seed, [CLS] ... [SEP], every position valid, length exactly
@@ -96,7 +96,7 @@ def torch_round(model_dir: Path, batch: int, seq: int, threads: int, labels: int
 
 def bench_kd(kd: Path, kd_model: str, batch: int, seq: int, threads: int, labels: int,
              warmup: int, iters: int, extra: list[str]) -> dict | None:
-    return run_kd_step_bench(kd, ["train-step", "--model", kd_model, "--batch", str(batch), "--seq", str(seq),
+    return run_kd_step_bench(kd, ["train-step", "--model", kd_model, "--batch-size", str(batch), "--seq", str(seq),
                                   "--threads", str(threads), "--labels", str(labels), "--warmup", str(warmup),
                                   "--iters", str(iters), *extra], batch, seq, threads)
 

@@ -34,7 +34,7 @@ step "teacher vs student on the test split"
 "$KD" eval --model "$OUT/sms-teacher.h5" --data "$DATA" --split test --json > "$OUT/teacher.eval.json"
 "$KD" eval --model "$OUT/sms-l3.h5" --data "$DATA" --split test --teacher "$OUT/sms-teacher.h5" --json > "$OUT/student.eval.json"
 # Both models in one run, taking turns, so the machine's drift hits both alike.
-"$KD" bench latency --model "$OUT/sms-teacher.h5" --model "$OUT/sms-l3.h5" --batch 1 --seq 128 --threads 1 \
+"$KD" bench latency --model "$OUT/sms-teacher.h5" --model "$OUT/sms-l3.h5" --batch-size 1 --seq 128 --threads 1 \
     --seconds 4 --json > "$OUT/latency.json"
 python3 - "$OUT" <<'EOF'
 import json, os, sys

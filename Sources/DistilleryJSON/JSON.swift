@@ -184,6 +184,21 @@ public struct JSONLine: Sendable {
         return line
     }
 
+    /// Adds one float (non-finite as null).
+    public func adding(_ key: String, float value: Float) -> JSONLine {
+        var line = self
+        line.fields.append(JSONLine.quoted(key) + ":" + (value.isFinite ? "\(value)" : "null"))
+        return line
+    }
+
+    /// Adds an object of floats by key, in the order given (non-finite values as null).
+    public func adding(_ key: String, floatsByKey pairs: [(String, Float)]) -> JSONLine {
+        var line = self
+        let members = pairs.map { JSONLine.quoted($0.0) + ":" + ($0.1.isFinite ? "\($0.1)" : "null") }
+        line.fields.append(JSONLine.quoted(key) + ":{" + members.joined(separator: ",") + "}")
+        return line
+    }
+
     /// The object's text, without a newline.
     public var text: String { "{" + fields.joined(separator: ",") + "}" }
 

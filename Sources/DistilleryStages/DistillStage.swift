@@ -53,8 +53,11 @@ public struct DistillConfig: Sendable {
     public var checkpoint: String?
     /// Epochs replacing the spec's schedule: "N" (one-stage) or "intermediate,prediction".
     public var epochs: String?
-    /// Stop after this many steps (the learning-rate schedule stays the full run's).
-    public var maxSteps: Int?
+    /// Stop after this many steps; the learning-rate schedule stays the full run's
+    /// (`kd distill --stop-after`; a quick look, not a shorter run).
+    public var stopAfter: Int?
+    /// Keep the checkpoint after a successful run (otherwise it is removed).
+    public var keepCheckpoint = false
     public var teacherStates: TeacherStatesMode = .auto
     /// Loss weights replacing the spec's (ablations).
     public var losses: LossWeights?
@@ -79,13 +82,13 @@ public struct DistillConfig: Sendable {
 
     func validate() throws {
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw StageError("--lr \(learningRate) must be a positive number") }
-        if let batchSize, batchSize < 1 { throw StageError("--batch \(batchSize) must be at least 1") }
+        if let batchSize, batchSize < 1 { throw StageError("--batch-size \(batchSize) must be at least 1") }
         if let warmup, !(warmup >= 0 && warmup < 1) { throw StageError("--warmup \(warmup) must be a fraction in [0, 1)") }
         guard weightDecay >= 0, weightDecay.isFinite else { throw StageError("--weight-decay \(weightDecay) must be ≥ 0") }
         guard clip >= 0, clip.isFinite else { throw StageError("--clip \(clip) must be ≥ 0 (0 turns clipping off)") }
         if let evalEvery, evalEvery < 1 { throw StageError("--eval-every \(evalEvery) must be at least 1") }
         if let checkpointEvery, checkpointEvery < 0 { throw StageError("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
-        if let maxSteps, maxSteps < 1 { throw StageError("--max-steps \(maxSteps) must be at least 1") }
+        if let stopAfter, stopAfter < 1 { throw StageError("--stop-after \(stopAfter) must be at least 1") }
     }
 }
 
@@ -111,12 +114,21 @@ public struct DistillReport: Codable, Sendable {
     /// Parameters of the written student (projections dropped).
     public var parameters: Int
     public var time: TrainingTime?
+    /// The maximum length stored in the student (the label cache's).
+    public var maxLength: Int
+    /// The training log (`OUT.metrics.jsonl`).
+    public var metrics: String
+    /// The checkpoint, when kept (`--keep-checkpoint`).
+    public var checkpoint: String?
 
-    /// "trained … steps in …" and "best dev macro-F1 … → OUT (N parameters)".
+    enum CodingKeys: String, CodingKey { case out, best, parameters, time, maxLength = "max_length", metrics, checkpoint }
+
+    /// "trained … steps in …", "best dev macro-F1 … → OUT (N parameters)" and the log.
     public var text: String {
         (time.map { $0.text + "\n" } ?? "")
             + String(format: "best dev macro-F1 %.4f (accuracy %.4f) at step %d → %@ (%d parameters)", best.macroF1, best.accuracy,
                      best.step, out, parameters)
+            + "\ntraining log → \(metrics)"
     }
 }
 
@@ -167,7 +179,7 @@ public struct DistillationRun {
     public func train(progress: StageProgress) throws -> DistillReport {
         guard !config.planOnly else { throw StageError("the run was prepared with planOnly — prepare it again to train") }
         // The run's identity for checkpoints: the initial student and the recipe, the cache and the data.
-        let total = min(config.maxSteps ?? Int.max, schedule.totalSteps)
+        let total = min(config.stopAfter ?? Int.max, schedule.totalSteps)
         let evalEvery = config.evalEvery ?? perEpoch
         let initialBlock: ParameterBlock
         do { initialBlock = try ParameterBlock(layout: plan.layout, tensors: initial.allTensors) } catch { throw StageError("\(config.student): \(error)") }
@@ -194,7 +206,8 @@ public struct DistillationRun {
         trainer.evaluateFromStep = min(schedule.firstPredictionStep, total - 1)
         progress.line("distilling \(config.teacher) into \(plan.spec.name) (\(plan.studentParameterCount) parameters): \(examples.count) examples, \(total) steps of \(batchSize) (\(perEpoch) per epoch), \(config.threads) thread(s)")
         var stageShown = -1
-        let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: config.pauseAfterStep) { report in
+        let log = try MetricsLog(path: metricsLogPath(out: config.out), resuming: config.resume != nil)
+        let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: config.pauseAfterStep, log: log) { report in
             let stage = schedule.stageIndex(at: report.step - 1)
             if stage != stageShown, schedule.stages.count > 1 {
                 stageShown = stage
@@ -209,10 +222,13 @@ public struct DistillationRun {
         bestBlock.storage = Array(best.storage.prefix(studentCount))
         let labels = source.config.labels
         let output = try source.derived(tensors: bestBlock.tensors,
-                                        configJSON: try source.studentConfigJSON(student: plan.student, labels: labels), labels: labels)
+                                        configJSON: try source.studentConfigJSON(student: plan.student, labels: labels,
+                                                                                  maxLength: cache.settings.maxLength), labels: labels)
         do { try output.write(to: URL(fileURLWithPath: config.out)) } catch { throw StageError(file: config.out, error) }
+        finishCheckpoint(config.checkpointPath, keep: config.keepCheckpoint, progress: progress)
         return DistillReport(out: config.out, best: BestScore(step: best.step, macroF1: best.macroF1, accuracy: best.accuracy),
-                             parameters: studentCount, time: TrainingTime(last))
+                             parameters: studentCount, time: TrainingTime(last), maxLength: cache.settings.maxLength,
+                             metrics: metricsLogPath(out: config.out), checkpoint: config.keepCheckpoint ? config.checkpointPath : nil)
     }
 }
 
@@ -225,6 +241,7 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
     try config.validate()
     if !config.planOnly {
         try checkTrainingPaths(out: config.out, checkpoint: config.checkpointPath, resume: config.resume)
+        try checkOutputPath(metricsLogPath(out: config.out), flag: "--out (its training log)")
     } else {
         try checkResumePath(config.resume)
     }

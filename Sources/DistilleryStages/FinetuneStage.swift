@@ -2,11 +2,17 @@
 // dataset (HF BertForSequenceClassification; the head random or, LP-FT, first fitted alone
 // as a logistic regression on the frozen encoder's features).
 //
-// Every input is checked before training (settings, model file, dataset folder and its
-// labels, the maximum length, the checkpoint to resume and its config); checkpoints are
-// written periodically and atomically (DistilleryTraining.TrainingCheckpoint); the best
+// Defaults are the measured best on the shipped teacher (teachers/README.md): the head
+// starts as a linear probe (LP-FT) and reads the sequence the way the encoder was trained
+// to pool (mean for sentence-transformers teachers, else HF's pooler over [CLS]).
+// Every input is checked before training (settings, model file — one that already has a
+// classifier needs `replaceHead` —, dataset folder and its labels, the maximum length, the
+// checkpoint to resume and its config); checkpoints are written periodically and
+// atomically (DistilleryTraining.TrainingCheckpoint) and removed after a successful run
+// unless kept; every step and evaluation goes to OUT.metrics.jsonl as it happens; the best
 // model by dev macro-F1 is written as a Distillery model file only at the end, through
-// temp + rename. Left out on purpose: sentence-pair inputs, regression heads.
+// temp + rename, with its maximum length, labels, pooling and head start in its config.
+// Left out on purpose: sentence-pair inputs, regression heads.
 import DistilleryData
 import DistilleryModel
 import DistilleryTensor
@@ -33,7 +39,8 @@ public struct FinetuneConfig: Sendable {
     public var epochs = 3
     public var learningRate = 5e-5
     public var batchSize = 32
-    public var maxLength = 128
+    /// Truncation length (nil: the model's stored one, else 128 or its positions if fewer).
+    public var maxLength: Int?
     /// A fraction of all steps (< 1) or a step count (≥ 1).
     public var warmup = 0.1
     public var schedule: LearningRateSchedule.Decay = .linear
@@ -48,9 +55,14 @@ public struct FinetuneConfig: Sendable {
     public var checkpoint: String?
     public var maxSteps: Int?
     public var seed: UInt64 = 13
-    /// What the classifier reads (nil: the model's own choice).
+    /// What the classifier reads (nil: `ModelBundle.defaultClassifierPooling`).
     public var pooling: PoolingMode?
-    public var headInit: HeadInit = .random
+    /// How the head starts (nil: probe, LP-FT — the measured best).
+    public var headInit: HeadInit?
+    /// Train a new head over a model that already has a classifier (otherwise refused).
+    public var replaceHead = false
+    /// Keep the checkpoint after a successful run (otherwise it is removed).
+    public var keepCheckpoint = false
     /// A checkpoint of this run to continue from.
     public var resume: String?
     /// Test hook: stop the process after this step (so a test can kill it there).
@@ -70,7 +82,7 @@ public struct FinetuneConfig: Sendable {
     func validate() throws {
         guard epochs >= 1 else { throw StageError("--epochs \(epochs) must be at least 1") }
         guard learningRate > 0, learningRate.isFinite else { throw StageError("--lr \(learningRate) must be a positive number") }
-        guard batchSize >= 1 else { throw StageError("--batch \(batchSize) must be at least 1") }
+        guard batchSize >= 1 else { throw StageError("--batch-size \(batchSize) must be at least 1") }
         guard weightDecay >= 0, weightDecay.isFinite else { throw StageError("--weight-decay \(weightDecay) must be ≥ 0") }
         guard clip >= 0, clip.isFinite else { throw StageError("--clip \(clip) must be ≥ 0 (0 turns clipping off)") }
         if let evalEvery, evalEvery < 1 { throw StageError("--eval-every \(evalEvery) must be at least 1") }
@@ -92,12 +104,29 @@ public struct FinetuneReport: Codable, Sendable {
     public var best: BestScore
     /// This process's training time (nil when a resumed run had no step left).
     public var time: TrainingTime?
+    /// Label names in class order, as stored in the model.
+    public var labels: [String]
+    /// What the classifier reads: "mean" or "cls".
+    public var pooling: String
+    /// How the head started: "probe" or "random".
+    public var headInit: String
+    /// The maximum length trained at, stored in the model for inference.
+    public var maxLength: Int
+    /// The training log (`OUT.metrics.jsonl`).
+    public var metrics: String
+    /// The checkpoint, when kept (`--keep-checkpoint`).
+    public var checkpoint: String?
 
-    /// "trained … steps in …" and "best dev macro-F1 … → OUT".
+    enum CodingKeys: String, CodingKey {
+        case out, best, time, labels, pooling, headInit = "head_init", maxLength = "max_length", metrics, checkpoint
+    }
+
+    /// "trained … steps in …", "best dev macro-F1 … → OUT" and where the log went.
     public var text: String {
         (time.map { [$0.text] } ?? []).joined()
             + (time == nil ? "" : "\n")
             + String(format: "best dev macro-F1 %.4f (accuracy %.4f) at step %d → %@", best.macroF1, best.accuracy, best.step, out)
+            + "\ntraining log → \(metrics)"
     }
 }
 
@@ -141,13 +170,17 @@ public func finetune(_ config: FinetuneConfig, progress: StageProgress) throws -
     try setComputeThreads(config.threads)
     try config.validate()
     try checkTrainingPaths(out: config.out, checkpoint: config.checkpointPath, resume: config.resume)
+    let metricsPath = metricsLogPath(out: config.out)
+    try checkOutputPath(metricsPath, flag: "--out (its training log)")
     let teacher = try ModelBundle(path: config.model)
-    guard config.maxLength >= 2 else { throw StageError("--max-length \(config.maxLength) is too small — it must leave room for [CLS] and [SEP]") }
-    guard config.maxLength <= teacher.config.maxPositions else {
-        throw StageError("--max-length \(config.maxLength) exceeds the model's \(teacher.config.maxPositions) positions (\(config.model)) — use at most \(teacher.config.maxPositions)")
+    if teacher.hasClassifier && !config.replaceHead {
+        let names = teacher.config.labels.isEmpty ? "" : " (\(teacher.config.labels.joined(separator: ", ")))"
+        throw StageError("\(config.model): already has a classifier\(names) — pass --replace-head to train a new head over its encoder, or fine-tune the model it came from")
     }
-    let data = try FinetuneData(config) { teacher.tokenizer.encode($0, maxLength: config.maxLength).ids }
+    let maxLength = try teacher.resolveMaxLength(config.maxLength, progress: progress)
+    let data = try FinetuneData(config) { teacher.tokenizer.encode($0, maxLength: maxLength).ids }
     let labels = data.labels
+    let headInit = config.headInit ?? .probe
 
     // The model: the teacher's encoder (+ pooler), a fresh seeded head.
     let start = try teacher.classifierStart(labels: labels, seed: config.seed, pooling: config.pooling)
@@ -158,36 +191,45 @@ public func finetune(_ config: FinetuneConfig, progress: StageProgress) throws -
     let trainingConfig = TrainingConfig(
         modelFingerprint: modelFingerprint(tensors: start.encoderTensors, configText: teacher.file.configJSON),
         dataSHA256: try data.sha256(), labels: labels, trainExamples: data.train.count, devExamples: data.dev.count,
-        epochs: config.epochs, totalSteps: total, batchSize: config.batchSize, maxLength: config.maxLength,
+        epochs: config.epochs, totalSteps: total, batchSize: config.batchSize, maxLength: maxLength,
         learningRate: config.learningRate, warmupSteps: config.warmupSteps(total: total), schedule: config.schedule,
         weightDecay: config.weightDecay, clipNorm: config.clip, evalEvery: evalEvery, seed: config.seed,
         dropout: DropoutRates(hidden: start.config.hiddenDropout, attention: start.config.attentionDropout,
                               classifier: start.config.classifierDropout),
         modelPath: config.model, dataPath: config.data, threads: config.threads,
-        headInit: config.headInit == .probe ? "probe" : nil)
+        headInit: headInit == .probe ? "probe" : nil)
 
+    let pooling = start.config.classifierPooling
+    let poolingWhy = config.pooling != nil ? "--pooling" : teacher.hasClassifier ? "the old head's" : pooling == .mean ? "the teacher's sentence pooling" : "default for a plain BERT"
+    let settingsLine = "classifier: \(pooling == .mean ? "mean of the last hidden states" : "pooler over [CLS]") (\(poolingWhy)), head start \(headInit.rawValue)\(config.headInit == nil ? " (default, LP-FT)" : ""), max length \(maxLength)"
     progress.begin(totalSteps: total, epochs: (total + perEpoch - 1) / perEpoch)
-    if config.headInit == .probe, config.resume == nil {
+    if headInit == .probe, config.resume == nil {
+        progress.line(settingsLine)
         try probeHead(&initial, config: start.config, train: data.train, classes: labels.count,
                       paddingId: teacher.tokenizer.paddingId, progress: progress)
     }
     var state = try startingState(resume: config.resume, layout: start.model.layout, config: trainingConfig,
                                   initial: initial, threads: config.threads, progress: progress)
+    if headInit != .probe || config.resume != nil { progress.line(settingsLine) }   // after the resume checks
     let trainer = Trainer(model: start.model, config: trainingConfig, train: data.train, dev: data.dev,
                           paddingId: teacher.tokenizer.paddingId, checkpointURL: URL(fileURLWithPath: config.checkpointPath),
                           checkpointEvery: config.checkpointEvery ?? evalEvery)
     progress.line("fine-tuning \(config.model) on \(config.data): \(data.train.count) train / \(data.dev.count) dev examples, \(labels.count) labels, \(total) steps of \(config.batchSize) (\(perEpoch) per epoch), \(config.threads) thread(s)")
-    let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: config.pauseAfterStep)
+    let log = try MetricsLog(path: metricsPath, resuming: config.resume != nil)
+    let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: config.pauseAfterStep, log: log)
 
     guard let best = state.best else { throw StageError("no dev evaluation was made — nothing to write") }
     var bestBlock = ParameterBlock(zeros: start.model.layout)
     bestBlock.storage = best.storage
     let output = try teacher.derived(tensors: bestBlock.tensors,
-                                     configJSON: try teacher.classifierConfigJSON(labels: labels, pooling: start.config.classifierPooling),
+                                     configJSON: try teacher.classifierConfigJSON(labels: labels, pooling: pooling, maxLength: maxLength,
+                                                                                  headInit: headInit),
                                      labels: labels)
     do { try output.write(to: URL(fileURLWithPath: config.out)) } catch { throw StageError(file: config.out, error) }
+    finishCheckpoint(config.checkpointPath, keep: config.keepCheckpoint, progress: progress)
     return FinetuneReport(out: config.out, best: BestScore(step: best.step, macroF1: best.macroF1, accuracy: best.accuracy),
-                          time: TrainingTime(last))
+                          time: TrainingTime(last), labels: labels, pooling: pooling.rawValue, headInit: headInit.rawValue,
+                          maxLength: maxLength, metrics: metricsPath, checkpoint: config.keepCheckpoint ? config.checkpointPath : nil)
 }
 
 /// LP-FT's first stage: replaces the classifier in `parameters` by the logistic regression

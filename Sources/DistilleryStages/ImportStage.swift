@@ -211,6 +211,26 @@ private func sentenceTransformersPooling(directory: URL) -> (PoolingMode, Bool) 
 
 // MARK: - info
 
+/// The inference settings a Distillery model carries (`kd info`, `kd info --json`).
+public struct StoredSettings: Codable, Sendable {
+    /// Classifier label names in class order (empty without a classifier).
+    public var labels: [String]
+    /// What the classifier reads: "mean" or "cls" (nil without a classifier).
+    public var classifierPooling: String?
+    /// How the classifier started ("probe", "random"; nil when not recorded).
+    public var headInit: String?
+    /// The maximum length it was trained at (nil when not recorded: 128 is used).
+    public var maxLength: Int?
+    /// Sentence-embedding pooling: "mean", "cls" or "none".
+    public var pooling: String
+    /// Whether sentence embeddings are L2-normalized.
+    public var normalize: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case labels, classifierPooling = "classifier_pooling", headInit = "head_init", maxLength = "max_length", pooling, normalize
+    }
+}
+
 /// What a model file holds (`kd info`).
 public struct ModelDescription: Codable, Sendable {
     /// One tensor: name, dtype, shape.
@@ -222,20 +242,31 @@ public struct ModelDescription: Codable, Sendable {
     public var file: String
     /// "distillery-teacher" or the weights' layout.
     public var format: String
+    /// File size in bytes.
     public var bytes: Int
+    /// Parameters over all tensors.
+    public var parameters: Int
+    /// How many tensors the file holds.
+    public var tensorCount: Int
     /// Architecture, labels, classifier, pooling lines (Distillery files only).
     public var details: [String]
-    public var tensors: [TensorEntry]
+    /// The stored inference settings (Distillery files only).
+    public var settings: StoredSettings?
+    /// Every tensor, when asked for (`kd info --tensors`).
+    public var tensors: [TensorEntry]?
     public var skipped: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case file, format, bytes, parameters, tensorCount = "tensor_count", details, settings, tensors, skipped
+    }
 
     /// The description as `kd info` prints it.
     public var text: String {
         let kind = format == "distillery-teacher" ? format : "\(format) layout"
         var lines = ["file: \(file) (\(kind), \(formatBytes(bytes)))"] + details
-        let total = tensors.reduce(0) { $0 + $1.shape.reduce(1, *) }
-        lines.append("parameters: \(total) in \(tensors.count) tensors")
-        let width = tensors.map(\.name.count).max() ?? 10
-        for t in tensors {
+        lines.append("parameters: \(parameters) in \(tensorCount) tensors\(tensors == nil ? " (list them with --tensors)" : "")")
+        let width = tensors?.map(\.name.count).max() ?? 10
+        for t in tensors ?? [] {
             lines.append("  \(t.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(t.dtype)  \(describeShape(t.shape))")
         }
         if !skipped.isEmpty { lines.append("skipped buffers: \(skipped.joined(separator: ", "))") }
@@ -243,30 +274,37 @@ public struct ModelDescription: Codable, Sendable {
     }
 }
 
-/// Describes a Distillery model file, or any source `importModel` reads.
-public func describeModel(_ path: String) throws -> ModelDescription {
+/// Describes a Distillery model file, or any source `importModel` reads; every tensor
+/// only when `listTensors`.
+public func describeModel(_ path: String, listTensors: Bool = false) throws -> ModelDescription {
     guard FileManager.default.fileExists(atPath: path) else {
         throw StageError("\(path): no such file — check the path")
     }
     let url = URL(fileURLWithPath: path)
     let size = fileSize(path)
+    func entries(_ tensors: [(name: String, tensor: Tensor)]) -> [ModelDescription.TensorEntry]? {
+        listTensors ? tensors.map { .init(name: $0.name, dtype: "float32", shape: $0.tensor.shape) } : nil
+    }
+    func count(_ tensors: [(name: String, tensor: Tensor)]) -> Int { tensors.reduce(0) { $0 + $1.tensor.shape.reduce(1, *) } }
     guard TeacherFile.isTeacherFile(url) else {
         let w: CanonicalWeights
         do { w = try loadCanonicalWeights(from: url) } catch { throw StageError(file: path, error) }
-        return ModelDescription(file: path, format: w.layout.rawValue, bytes: size, details: [],
-                                tensors: w.tensors.map { .init(name: $0.name, dtype: "float32", shape: $0.tensor.shape) },
-                                skipped: w.skipped)
+        return ModelDescription(file: path, format: w.layout.rawValue, bytes: size, parameters: count(w.tensors), tensorCount: w.tensors.count,
+                                details: [], settings: nil, tensors: entries(w.tensors), skipped: w.skipped)
     }
-    let t: TeacherFile
-    do { t = try TeacherFile.read(url) } catch { throw StageError(file: path, error) }
-    let config: BertConfig
-    do { config = try BertConfig(json: t.configJSON, source: path) } catch { throw StageError(file: path, error) }
+    let bundle = try ModelBundle(path: path)
+    let (t, config) = (bundle.file, bundle.config)
     var details = ["architecture: BERT encoder, \(config.layerCount) layers, hidden \(config.hiddenSize), heads \(config.layerHeads.map(String.init).joined(separator: "/")), FFN \(config.layerIntermediateSizes.map(String.init).joined(separator: "/")), positions \(config.maxPositions), vocab \(config.vocabSize)"]
     if !config.labels.isEmpty { details.append("labels: \(config.labels.joined(separator: ", "))") }
-    if t.tensors.contains(where: { $0.name == "classifier.weight" }) {
-        details.append("classifier: on \(config.classifierPooling == .mean ? "the mean of the last hidden states (no pooler)" : "the tanh pooler over [CLS]")")
+    if bundle.hasClassifier {
+        details.append("classifier: on \(config.classifierPooling == .mean ? "the mean of the last hidden states (no pooler)" : "the tanh pooler over [CLS]")\(bundle.storedHeadInit.map { "; head start \($0)" } ?? "")")
+    } else {
+        details.append("a new classifier (kd finetune) would read \(bundle.defaultClassifierPooling == .mean ? "the mean of the last hidden states (as this encoder pools)" : "the tanh pooler over [CLS]") and start as a linear probe")
     }
+    details.append("max length: \(bundle.storedMaxLength.map { "\($0) (stored; eval, predict, embed and label use it)" } ?? "not stored (128 is used)")")
     details.append("pooling: \(t.pooling)\(t.normalize ? " + L2 normalize" : ""); tokenizer: \(t.tokenizerOptionsJSON)")
-    return ModelDescription(file: path, format: "distillery-teacher", bytes: size, details: details,
-                            tensors: t.tensors.map { .init(name: $0.name, dtype: "float32", shape: $0.tensor.shape) }, skipped: [])
+    let settings = StoredSettings(labels: config.labels, classifierPooling: bundle.hasClassifier ? config.classifierPooling.rawValue : nil,
+                                  headInit: bundle.storedHeadInit, maxLength: bundle.storedMaxLength, pooling: t.pooling, normalize: t.normalize)
+    return ModelDescription(file: path, format: "distillery-teacher", bytes: size, parameters: count(t.tensors), tensorCount: t.tensors.count,
+                            details: details, settings: settings, tensors: entries(t.tensors), skipped: [])
 }

@@ -5,9 +5,12 @@
 //
 // Every stage checks its inputs (threads, batch size, output path, model, lengths, input
 // lines) before running anything; sequences run in length-sorted batches and results come
-// back in input order. Embeddings and predictions are JSON lines (one record per input
-// line, `DistilleryJSON.JSONLine`: text first), written atomically to `output` when one is given. Left out on purpose: sentence
-// pairs and regression heads.
+// back in input order, one per input line (a blank line is a text too; `-` or no input
+// reads stdin). The maximum length is the one stored in the model unless a flag overrides
+// it (and a note says so). Embeddings and predictions are JSON lines (one record per input
+// line, `DistilleryJSON.JSONLine`: text first; predictions as HF's text-classification
+// pipeline names them), written atomically to `output` when one is given. Left out on
+// purpose: sentence pairs and regression heads.
 import DistilleryData
 import DistilleryJSON
 import DistilleryModel
@@ -20,7 +23,7 @@ import Foundation
 /// What `tokenize` reads.
 public struct TokenizeConfig: Sendable {
     public var model: String
-    /// Lines of text (stdin when nil).
+    /// Lines of text (stdin when nil or "-").
     public var input: String?
     public var addSpecialTokens = true
     public var maxLength: Int?
@@ -41,13 +44,15 @@ public struct TokenizeReport: Codable, Sendable {
     public var text: String { ids.map { $0.map(String.init).joined(separator: " ") }.joined(separator: "\n") }
 }
 
-/// The token ids of each input line, as the model's tokenizer makes them.
+/// The token ids of each input line, as the model's tokenizer makes them (a blank line
+/// gives [CLS] [SEP], or an empty line without special tokens).
 public func tokenize(_ config: TokenizeConfig) throws -> TokenizeReport {
     let model = try InferenceModel(path: config.model)
     if let maxLength = config.maxLength { try model.checkMaxLength(maxLength) }
-    let lines = try readInputLines(config.input)
+    let maxLength = config.maxLength ?? model.bundle.storedMaxLength   // the stored length truncates too
+    let lines = try readInputLines(config.input, allowEmpty: true)
     return TokenizeReport(ids: lines.map {
-        model.tokenizer.encode($0, addSpecialTokens: config.addSpecialTokens, maxLength: config.maxLength).ids
+        model.tokenizer.encode($0, addSpecialTokens: config.addSpecialTokens, maxLength: maxLength).ids
     })
 }
 
@@ -56,18 +61,18 @@ public func tokenize(_ config: TokenizeConfig) throws -> TokenizeReport {
 /// What `embed` and `predict` read and where they write.
 public struct LineRunConfig: Sendable {
     public var model: String
-    /// One text per line (or space-separated ids with `pretokenized`).
-    public var input: String
+    /// One text per line (or space-separated ids with `pretokenized`); stdin when nil or "-".
+    public var input: String?
     /// JSON lines file written atomically (nil: only returned).
     public var output: String?
-    /// Truncation length (default: 128, or the model's positions if fewer).
+    /// Truncation length (default: the model's stored one, else 128 or its positions if fewer).
     public var maxLength: Int?
     public var batchSize = 32
     public var pretokenized = false
     public var threads = 1
 
     /// A configuration; see the properties.
-    public init(model: String, input: String, output: String? = nil, maxLength: Int? = nil, batchSize: Int = 32,
+    public init(model: String, input: String? = nil, output: String? = nil, maxLength: Int? = nil, batchSize: Int = 32,
                 pretokenized: Bool = false, threads: Int = 1) {
         self.model = model
         self.input = input
@@ -80,16 +85,16 @@ public struct LineRunConfig: Sendable {
 
     /// Checks the settings, loads the model (then `check` on it), reads and encodes the
     /// input, all before anything is written.
-    func load(check: (InferenceModel) throws -> Void = { _ in }) throws -> (InferenceModel, [String], [[Int32]]) {
+    func load(progress: StageProgress, check: (InferenceModel) throws -> Void = { _ in }) throws -> (InferenceModel, [String], [[Int32]]) {
         try setComputeThreads(threads)
         guard batchSize >= 1 else { throw StageError("--batch-size \(batchSize) must be at least 1") }
-        if let output { try checkOutputPath(output, flag: "--output") }
+        if let output { try checkOutputPath(output, flag: "--out") }
         let model = try InferenceModel(path: model)
         try check(model)
-        let maxLength = self.maxLength ?? min(128, model.config.maxPositions)
-        try model.checkMaxLength(maxLength)
-        let lines = try readInputLines(input)
-        let sequences = try model.encodeLines(lines, maxLength: maxLength, pretokenized: pretokenized, source: input)
+        let maxLength = try model.bundle.resolveMaxLength(self.maxLength, progress: progress)
+        let lines = try readInputLines(input, allowEmpty: !pretokenized)
+        let sequences = try model.encodeLines(lines, maxLength: maxLength, pretokenized: pretokenized,
+                                              source: input == nil || input == "-" ? "<stdin>" : input!)
         return (model, lines, sequences)
     }
 }
@@ -128,8 +133,12 @@ public struct EmbedReport: JSONLinesReport, Sendable {
 
 /// Sentence embeddings: the model's pooling (or `pooling`), L2-normalized when the model
 /// says so or `normalize` is set; written to `config.output` when given.
-public func embed(_ config: LineRunConfig, pooling: PoolingMode? = nil, normalize: Bool = false) throws -> EmbedReport {
-    let (model, lines, sequences) = try config.load()
+public func embed(_ config: LineRunConfig, pooling: PoolingMode? = nil, normalize: Bool = false,
+                  progress: StageProgress = SilentProgress()) throws -> EmbedReport {
+    let (model, lines, sequences) = try config.load(progress: progress)
+    if let pooling, pooling != model.bundle.pooling {
+        progress.warning("--pooling \(pooling.rawValue) overrides the \(model.bundle.pooling.rawValue) pooling stored in \(model.path)")
+    }
     let mode = pooling ?? model.bundle.pooling
     let doNormalize = normalize || model.bundle.normalize
     var records = lines.map { EmbeddingRecord(text: $0, embedding: []) }
@@ -143,15 +152,45 @@ public func embed(_ config: LineRunConfig, pooling: PoolingMode? = nil, normaliz
     return report
 }
 
-/// One classified line.
+/// One classified line, as HF's text-classification pipeline reports it (plus every class).
 public struct PredictionRecord: Codable, Sendable, JSONLineRecord {
     public var text: String
+    /// The most probable class.
     public var label: String
-    public var probs: [Float]
-    public var logits: [Float]
-    /// `{"text":…,"label":…,"probs":[…],"logits":[…]}`.
+    /// Its probability.
+    public var score: Float
+    /// Every class's probability, by label name, in class order.
+    public var probs: [(label: String, probability: Float)]
+
+    enum CodingKeys: String, CodingKey { case text, label, score, probs }
+
+    /// A record; see the properties.
+    public init(text: String, label: String, score: Float, probs: [(label: String, probability: Float)]) {
+        (self.text, self.label, self.score, self.probs) = (text, label, score, probs)
+    }
+
+    /// Decodes `probs` as an object of label → probability (class order is not kept).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        text = try c.decode(String.self, forKey: .text)
+        label = try c.decode(String.self, forKey: .label)
+        score = try c.decode(Float.self, forKey: .score)
+        probs = try c.decode([String: Float].self, forKey: .probs).sorted { $0.key < $1.key }.map { (label: $0.key, probability: $0.value) }
+    }
+
+    /// Encodes `probs` as an object of label → probability.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(text, forKey: .text)
+        try c.encode(label, forKey: .label)
+        try c.encode(score, forKey: .score)
+        try c.encode(Dictionary(probs.map { ($0.label, $0.probability) }, uniquingKeysWith: { a, _ in a }), forKey: .probs)
+    }
+
+    /// `{"text":…,"label":…,"score":p,"probs":{"name":p,…}}`, classes in class order.
     public var jsonLine: JSONLine {
-        JSONLine().adding("text", text).adding("label", label).adding("probs", floats: probs).adding("logits", floats: logits)
+        JSONLine().adding("text", text).adding("label", label).adding("score", float: score)
+            .adding("probs", floatsByKey: probs.map { ($0.label, $0.probability) })
     }
 }
 
@@ -160,20 +199,22 @@ public struct PredictReport: JSONLinesReport, Sendable {
     public var records: [PredictionRecord]
 }
 
-/// Classifies each line with the model's classifier head; written to `config.output` when given.
-public func predict(_ config: LineRunConfig) throws -> PredictReport {
-    let (model, lines, sequences) = try config.load { model in
-        _ = try model.labelNames(hint: "fine-tune it first (kd finetune) or use 'kd embed'")
+/// Classifies each line with the model's classifier head, naming classes by the stored
+/// label names (or `labels`); written to `config.output` when given.
+public func predict(_ config: LineRunConfig, labels: [String]? = nil, progress: StageProgress = SilentProgress()) throws -> PredictReport {
+    var names: [String] = []
+    let (model, lines, sequences) = try config.load(progress: progress) { model in
+        names = try model.predictionLabels(given: labels, progress: progress)
     }
-    let names = try model.labelNames()
-    var records = lines.map { PredictionRecord(text: $0, label: "", probs: [], logits: []) }
+    var records = lines.map { PredictionRecord(text: $0, label: "", score: 0, probs: []) }
     try model.runBatched(sequences, batchSize: config.batchSize) { i, out, row, _ in
         let logits = out.logits!
         let L = logits.shape[1]
         let rowLogits = Tensor(shape: [1, L], data: Array(logits.data[(row * L)..<((row + 1) * L)]))
         let probs = softmaxRows(rowLogits).data
         let best = probs.indices.max { probs[$0] < probs[$1] }!
-        records[i] = PredictionRecord(text: lines[i], label: names[best], probs: probs, logits: rowLogits.data)
+        records[i] = PredictionRecord(text: lines[i], label: names[best], score: probs[best],
+                                      probs: zip(names, probs).map { (label: $0, probability: $1) })
     }
     let report = PredictReport(records: records)
     if let output = config.output { try writeAtomically(report.jsonLines(), to: output) }
@@ -189,7 +230,7 @@ public struct EvalConfig: Sendable {
     /// A prepared dataset folder.
     public var data: String
     public var split: Split = .test
-    /// Truncation length (default: 128, or the model's positions if fewer).
+    /// Truncation length (default: the model's stored one, else 128 or its positions if fewer).
     public var maxLength: Int?
     public var batchSize = 32
     /// A teacher with the same labels: adds agreement and KL(teacher ‖ model).
@@ -224,6 +265,8 @@ public struct EvalReport: Codable, Sendable {
     public var data: String
     public var split: String
     public var examples: Int
+    /// The truncation length used (the model's stored one unless --max-length overrode it).
+    public var maxLength: Int
     public var accuracy: Double
     public var macroF1: Double
     public var labels: [String]
@@ -237,7 +280,7 @@ public struct EvalReport: Codable, Sendable {
     public var meanKL: Double?
 
     enum CodingKeys: String, CodingKey {
-        case model, data, split, examples, accuracy, macroF1 = "macro_f1", labels, perClass = "per_class", confusion
+        case model, data, split, examples, maxLength = "max_length", accuracy, macroF1 = "macro_f1", labels, perClass = "per_class", confusion
         case teacher, agreement, meanKL = "mean_kl"
     }
 
@@ -246,7 +289,7 @@ public struct EvalReport: Codable, Sendable {
         let w = max(5, labels.map(\.count).max() ?? 0)
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func left(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
-        var lines = ["\(model) on \(data) (\(split), \(examples) examples)",
+        var lines = ["\(model) on \(data) (\(split), \(examples) examples, max length \(maxLength))",
                      String(format: "accuracy  %.4f", accuracy), String(format: "macro-F1  %.4f", macroF1)]
         if let agreement, let meanKL, let teacher {
             lines += ["fidelity to \(teacher)", String(format: "agreement %.4f", agreement),
@@ -267,13 +310,12 @@ public struct EvalReport: Codable, Sendable {
 }
 
 /// Scores a classifier on a split of a prepared dataset (and its fidelity to `teacher`).
-public func evaluate(_ config: EvalConfig) throws -> EvalReport {
+public func evaluate(_ config: EvalConfig, progress: StageProgress = SilentProgress()) throws -> EvalReport {
     try setComputeThreads(config.threads)
     guard config.batchSize >= 1 else { throw StageError("--batch-size \(config.batchSize) must be at least 1") }
     let loaded = try InferenceModel(path: config.model)
     let names = try loaded.labelNames()
-    let maxLength = config.maxLength ?? min(128, loaded.config.maxPositions)
-    try loaded.checkMaxLength(maxLength)
+    let maxLength = try loaded.bundle.resolveMaxLength(config.maxLength, progress: progress)
     var teacherModel: InferenceModel?
     if let teacher = config.teacher {
         let t = try InferenceModel(path: teacher)
@@ -298,7 +340,7 @@ public func evaluate(_ config: EvalConfig) throws -> EvalReport {
     let studentLogits = try logits(loaded)
     let m = ClassificationMetrics(truth: truth.map(Int.init), predicted: studentLogits.map(argmax), classCount: names.count)
     let fidelity = try teacherModel.map { FidelityMetrics(teacher: try logits($0), student: studentLogits) }
-    return EvalReport(model: config.model, data: config.data, split: config.split.rawValue, examples: m.total, accuracy: m.accuracy,
+    return EvalReport(model: config.model, data: config.data, split: config.split.rawValue, examples: m.total, maxLength: maxLength, accuracy: m.accuracy,
                       macroF1: m.macroF1, labels: names,
                       perClass: zip(names, m.perClass).map {
                           ClassScore(label: $0, precision: $1.precision, recall: $1.recall, f1: $1.f1, support: $1.support)

@@ -126,7 +126,7 @@ public struct LabelConfig: Sendable {
     public var augmentProbability = AugmentationOptions.defaultProbability
     public var neighbours = AugmentationOptions.defaultNeighbours
     public var seed: UInt64 = 13
-    /// Truncation length (default: 128, or the teacher's positions if fewer).
+    /// Truncation length (default: the teacher's stored one, else 128 or its positions if fewer).
     public var maxLength: Int?
     public var batchSize = 32
     /// Label only shard `index` of `count`.
@@ -146,7 +146,7 @@ public struct LabelConfig: Sendable {
 
     func validate() throws {
         if let topK, topK < 1 { throw StageError("--top-k \(topK) must be at least 1 (omit it to keep every logit)") }
-        guard batchSize >= 1 else { throw StageError("--batch \(batchSize) must be at least 1") }
+        guard batchSize >= 1 else { throw StageError("--batch-size \(batchSize) must be at least 1") }
         guard augment >= 0 else { throw StageError("--augment \(augment) must be ≥ 0 (0 = no augmentation)") }
         guard augmentProbability >= 0, augmentProbability <= 1 else { throw StageError("--augment-prob \(augmentProbability) must be a probability in [0, 1]") }
         guard neighbours >= 1 else { throw StageError("--neighbours \(neighbours) must be at least 1") }
@@ -188,10 +188,7 @@ public func label(_ config: LabelConfig, progress: StageProgress) throws -> Labe
         throw StageError("\(teacher): the teacher has no classifier head — kd label caches a classifier's soft labels; fine-tune it first (kd finetune --model \(teacher) --data \(config.data) --out tuned.h5)")
     }
     let bert = source.config
-    let maxLength = config.maxLength ?? min(128, bert.maxPositions)
-    guard maxLength <= bert.maxPositions else {
-        throw StageError("--max-length \(maxLength) exceeds the teacher's \(bert.maxPositions) positions (\(teacher)) — use at most \(bert.maxPositions)")
-    }
+    let maxLength = try source.resolveMaxLength(config.maxLength, progress: progress)
     let folder = try PreparedFolder(path: config.data)
     guard folder.manifest.labels == bert.labels else {
         throw StageError("\(folder.path)/manifest.json: labels [\(folder.manifest.labels.joined(separator: ", "))] differ from the teacher's [\(bert.labels.joined(separator: ", "))] (\(teacher)) — label with a teacher fine-tuned on this dataset")

@@ -187,12 +187,12 @@ public struct ClassifierStart {
 
 extension ModelBundle {
     /// The model with a new `labels.count`-way head initialized from `seed`; `pooling`
-    /// overrides what the classifier reads (default: the config's choice). A mean-pooling
-    /// head drops the teacher's pooler.
+    /// overrides what the classifier reads (default: `defaultClassifierPooling`, the way the
+    /// encoder was trained to pool). A mean-pooling head drops the teacher's pooler.
     public func classifierStart(labels: [String], seed: UInt64, pooling: PoolingMode? = nil) throws -> ClassifierStart {
         var config = self.config
         config.labels = labels
-        if let pooling { config.classifierPooling = pooling }
+        config.classifierPooling = pooling ?? defaultClassifierPooling
         let usesPooler = config.classifierPooling == .cls
         let encoderTensors = file.tensors.filter { !$0.name.hasPrefix("classifier.") && (usesPooler || !$0.name.hasPrefix("pooler.")) }
         var tensors = Dictionary(uniqueKeysWithValues: encoderTensors.map { ($0.name, $0.tensor) })
@@ -208,20 +208,26 @@ extension ModelBundle {
     }
 
     /// The model's config.json with a classification head over `labels` (`id2label`,
-    /// `label2id`, architecture; `pooling` when given).
-    func classifierConfigJSON(labels: [String], pooling: PoolingMode? = nil) throws -> String {
+    /// `label2id`, architecture; `pooling` when given) and the settings inference reads
+    /// back: the maximum length trained at and how the head started.
+    func classifierConfigJSON(labels: [String], pooling: PoolingMode? = nil, maxLength: Int, headInit: HeadInit) throws -> String {
         guard var object = (try? JSONValue.parse(file.configJSON))?.objectValue else {
             throw StageError("the model's config_json is not a JSON object — re-import the model")
         }
         if let pooling { object["distillery_classifier_pooling"] = pooling == .cls ? nil : .string(pooling.rawValue) }
+        object[StoredSettingKey.maxLength] = .int(maxLength)
+        object[StoredSettingKey.headInit] = .string(headInit.rawValue)
         return try Self.withClassifier(object, labels: labels)
     }
 
-    /// A student's config.json: this teacher's, with the student's sizes and the task's labels.
-    func studentConfigJSON(student: BertConfig, labels: [String]) throws -> String {
+    /// A student's config.json: this teacher's, with the student's sizes, the task's labels
+    /// and the maximum length it was distilled at (the teacher's head start does not apply).
+    func studentConfigJSON(student: BertConfig, labels: [String], maxLength: Int) throws -> String {
         guard var object = (try? JSONValue.parse(file.configJSON))?.objectValue else {
             throw StageError("the teacher's config_json is not a JSON object — re-import the teacher")
         }
+        object[StoredSettingKey.maxLength] = .int(maxLength)
+        object[StoredSettingKey.headInit] = nil
         object["hidden_size"] = .int(student.hiddenSize)
         object["num_hidden_layers"] = .int(student.layerCount)
         object["num_attention_heads"] = .int(student.headCount)

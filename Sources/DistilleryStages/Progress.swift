@@ -162,19 +162,22 @@ func startingState(resume: String?, layout: ParameterLayout, config: TrainingCon
 }
 
 /// Runs `trainer` to the end, reporting evaluations, checkpoints and steps on `progress`
-/// (`onStep` sees each step first); returns the last step's report. `pauseAfterStep` (a
-/// hidden test flag) stops the process there so a test can SIGKILL it at a known step.
+/// and `log` (`onStep` sees each step first); returns the last step's report.
+/// `pauseAfterStep` (a hidden test flag) stops the process there so a test can SIGKILL it
+/// at a known step.
 func runTraining(_ trainer: Trainer, state: inout TrainingState, progress: StageProgress, pauseAfterStep: Int?,
-                 onStep: (StepReport) -> Void = { _ in }) throws -> StepReport? {
+                 log: MetricsLog? = nil, onStep: (StepReport) -> Void = { _ in }) throws -> StepReport? {
     var last: StepReport?
     do {
         try trainer.run(&state) { event in
             switch event {
             case .evaluation(let step, let m, let best):
+                log?.evaluation(step: step, metrics: m, best: best)
                 progress.line(String(format: "step %d: dev accuracy %.4f, macro-F1 %.4f%@", step, m.accuracy, m.macroF1, best ? " (best)" : ""))
             case .checkpoint(let step, let url):
                 progress.line("step \(step): checkpoint → \(url.path)")
             case .step(let report):
+                log?.step(report)
                 onStep(report)
                 last = report
                 progress.step(report)

@@ -2,8 +2,10 @@
 // input lines read strictly, output paths checked before any work, outputs written through
 // a temporary sibling renamed on success, sizes and hashes of files.
 //
-// Input is UTF-8 text, one item per line; a trailing newline is optional, a CRLF ending is
-// accepted. An empty line or invalid UTF-8 is an error naming the line. Messages name the
+// Input is UTF-8 text, one item per line, from a file or stdin (`-`); a trailing newline is
+// optional, a CRLF ending is accepted. Invalid UTF-8 is an error naming the line; so is an
+// empty line where a command needs a text on every line (blank lines are texts for
+// tokenize, embed and predict); empty stdin is an error. Messages name the
 // file (and line or flag) and say what to do; the `kd` CLI prints them as
 // `kd: error: <message>`. Left out on purpose: streaming input (inputs fit in memory).
 import DistilleryData
@@ -20,6 +22,11 @@ public struct StageError: Error, CustomStringConvertible, Sendable {
 
     /// An error with this exact message.
     public init(_ description: String) { self.description = description }
+
+    /// Whether the error is about the command line rather than an input: by convention a
+    /// message about a flag's value starts with the flag (`--threads 0 is out of range …`).
+    /// `kd` exits 2 for these, 1 for the others.
+    public var isUsage: Bool { description.hasPrefix("--") }
 
     /// Wraps any error raised while handling `file`, prefixing the file name when the
     /// message does not already carry it.
@@ -47,22 +54,27 @@ public func setComputeThreads(_ threads: Int) throws {
     Compute.setThreads(threads)
 }
 
-/// Reads the lines of `path` (stdin when nil), rejecting invalid UTF-8 and (unless
-/// `allowEmpty`) empty lines.
+/// Reads the lines of `path` (stdin when nil or "-"), rejecting invalid UTF-8 and (unless
+/// `allowEmpty`) empty lines. Nothing on stdin is an error naming `--input`.
 public func readInputLines(_ path: String?, allowEmpty: Bool = false) throws -> [String] {
-    let name = path ?? "<stdin>"
+    let fromStdin = path == nil || path == "-"
+    let name = fromStdin ? "<stdin>" : path!
     let data: Data
-    if let path {
+    if let path, !fromStdin {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw StageError("\(path): no such file — check the --input path")
+            throw StageError("\(path): no such file — check the --input path (or pass --input - to read stdin)")
         }
         guard !isDirectory.boolValue else { throw StageError("\(path): is a directory — --input takes a text file") }
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw StageError("\(path): cannot read (\(error.localizedDescription))")
         }
     } else {
+        if isatty(0) != 0 { FileHandle.standardError.write(Data("kd: reading texts from stdin, one per line (end with Ctrl-D)\n".utf8)) }
         data = FileHandle.standardInput.readDataToEndOfFile()
+        if data.isEmpty {
+            throw StageError("<stdin>: empty — pipe text in, one per line (echo \"great product\" | kd predict --model m.h5), or pass --input FILE")
+        }
     }
     var lines: [String] = []
     var start = data.startIndex
@@ -75,7 +87,7 @@ public func readInputLines(_ path: String?, allowEmpty: Bool = false) throws -> 
             throw StageError("\(name):\(lineNumber): invalid UTF-8 — re-encode the input as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
         }
         if !allowEmpty && text.trimmingCharacters(in: .whitespaces).isEmpty {
-            throw StageError("\(name):\(lineNumber): empty line — remove blank lines from the input")
+            throw StageError("\(name):\(lineNumber): empty line — this command needs a text on every line")
         }
         lines.append(text)
     }

@@ -1,7 +1,9 @@
 // kd data prepare / finetune / eval / label (run, merge, check) / distill: the pipeline
 // from a dataset to a distilled student, each command one call into DistilleryStages
 // (prepareDataset, finetune, evaluate, label, mergeLabelShards, checkLabelCache,
-// prepareDistillation + DistillationRun.train).
+// prepareDistillation + DistillationRun.train). Every command that reports has --json
+// (the report value on stdout; progress stays on stderr); old spellings (--batch,
+// distill's --max-steps) are hidden aliases for one release.
 import ArgumentParser
 import DistilleryData
 import DistilleryModel
@@ -19,10 +21,22 @@ struct DataCommand: ParsableCommand {
 extension DataCommand {
     struct Prepare: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Clean, deduplicate and split a dataset into train/dev/test JSONL and a manifest.",
+            abstract: "Clean, deduplicate and split a dataset into train/dev/test JSONL.",
+            usage: """
+            kd data prepare <dataset> [<options>]
+            kd data prepare --csv <csv> --text-column <column> \\
+               --label-column <column> --name <name> [<options>]
+            """,
             discussion: """
-            Built-in datasets (fetched by scripts/fetch-datasets.sh): \(BuiltinDataset.all.map(\.name).joined(separator: ", ")).
-            Your own data: --csv FILE --text-column C --label-column L --name NAME.
+            Writes OUT/train.jsonl, dev.jsonl, test.jsonl (a seeded, stratified \
+            80/10/10 split) and OUT/manifest.json (counts, rows dropped and why). \
+            Built-in datasets (fetched by scripts/setup.sh): \
+            \(BuiltinDataset.all.map(\.name).joined(separator: ", ")).
+
+            Examples:
+              kd data prepare sms-spam
+              kd data prepare --csv mine.csv --text-column text \\
+                 --label-column label --name mine
             """)
 
         @Argument(help: "Built-in dataset name.") var dataset: String?
@@ -36,9 +50,11 @@ extension DataCommand {
         @Option(help: "Field delimiter of --csv: ',' or 'tab'.") var delimiter = ","
         @Option(help: "Encoding of --csv: \(SourceEncoding.allCases.map(\.rawValue).joined(separator: ", ")).") var encoding = "utf-8"
         @Option(help: "Comma-separated label names in order (with --csv); rows with other labels are dropped as unknown.") var labels: String?
+        @Flag(help: "Print the report (manifest included) as JSON.") var json = false
 
         func run() throws {
-            print(try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed)).text)
+            let report = try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed))
+            if json { try printJSON(report, pretty: true) } else { print(report.text) }
         }
 
         /// The built-in dataset or the --csv file, with every flag checked.
@@ -90,12 +106,28 @@ extension DataCommand {
 
 struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fine-tune a model end to end with a new classification head on a prepared dataset.",
+        abstract: "Fine-tune a model with a new classification head on a prepared dataset.",
         discussion: """
-        Adds a BertForSequenceClassification head (labels from the dataset manifest), trains with
-        AdamW, warm-up and linear/cosine decay, evaluates on dev every --eval-every steps and writes
-        the best model (dev macro-F1) to --out. Checkpoints go to --checkpoint (default: OUT with
-        .ckpt.h5); --resume CKPT continues a run exactly where the checkpoint left it.
+        Adds a BertForSequenceClassification head over the dataset's labels and trains \
+        end to end with AdamW, warm-up and linear or cosine decay; evaluates on dev \
+        every --eval-every steps and writes the best model (dev macro-F1) to --out, \
+        with its labels, pooling, head start and maximum length stored for eval, \
+        predict, embed and label.
+
+        Defaults that work on the shipped teacher: the head starts as a linear probe \
+        (LP-FT; --head-init random for HF's) and reads the sequence the way the \
+        encoder was trained to pool (mean for sentence-transformers teachers; \
+        --pooling cls for HF's pooler over [CLS]).
+
+        Files: OUT (the model) and, for OUT = NAME.h5, NAME.metrics.jsonl (one JSON line per step and dev \
+        evaluation). The checkpoint (default: OUT with .ckpt.h5) is removed after a \
+        successful run unless --keep-checkpoint; --resume CKPT continues a run \
+        exactly where it stopped.
+
+        Examples:
+          kd finetune --model teacher.h5 --data data/mine --out mine.h5
+          kd finetune --model teacher.h5 --data data/sms-spam --out sms.h5 \\
+             --epochs 1 --max-length 64 --json
         """)
 
     @Option(help: "Distillery model file (.h5) to start from.") var model: String
@@ -103,8 +135,10 @@ struct Finetune: ParsableCommand {
     @Option(help: "Output model file (.h5).") var out: String
     @Option(help: "Passes over the training split.") var epochs = 3
     @Option(help: "Peak learning rate.") var lr = 5e-5
-    @Option(help: "Examples per optimizer step.") var batch = 32
-    @Option(name: .customLong("max-length"), help: "Truncate texts to this many tokens.") var maxLength = 128
+    @Option(name: .customLong("batch-size"), help: "Examples per optimizer step (default: 32).") var batchSize: Int?
+    @Option(name: .customLong("batch"), help: .hidden) var oldBatch: Int?
+    @Option(name: .customLong("max-length"), help: "Truncate texts to this many tokens (default: the model's stored length, else 128).")
+    var maxLength: Int?
     @Option(help: "Warm-up: a fraction of all steps (< 1) or a step count (≥ 1).") var warmup = "0.1"
     @Option(help: "Decay after warm-up: linear or cosine.") var schedule = "linear"
     @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay (not on biases and LayerNorm).") var weightDecay = 0.01
@@ -112,44 +146,54 @@ struct Finetune: ParsableCommand {
     @Option(name: .customLong("eval-every"), help: "Evaluate on dev every N steps (default: once per epoch).") var evalEvery: Int?
     @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N steps (default: at each evaluation; 0 = only at the end).") var checkpointEvery: Int?
     @Option(help: "Checkpoint file (default: OUT with .ckpt.h5).") var checkpoint: String?
-    @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps (the schedule ends there).") var maxSteps: Int?
+    @Flag(name: .customLong("keep-checkpoint"), help: "Keep the checkpoint after a successful run.") var keepCheckpoint = false
+    @Option(name: .customLong("max-steps"), help: "Train this many optimizer steps at most; the schedule ends there.") var maxSteps: Int?
     @Option(help: "Seed of data order, dropout and head initialization.") var seed: UInt64 = 13
-    @Option(help: "What the classifier reads: cls (HF BertForSequenceClassification: tanh pooler over [CLS]) or mean (the masked mean of the last hidden states, no pooler; for encoders trained for mean pooling). Default: the model's own, cls for a plain BERT.") var pooling: String?
-    @Option(name: .customLong("head-init"), help: "How the new classifier starts: random (HF: N(0, 0.02) weights, zero bias) or probe (LP-FT: first fitted alone on the frozen encoder's features of the train split as a logistic regression, L2 as scikit-learn's C = 1, then everything is fine-tuned from there).") var headInit = "random"
+    @Option(help: "What the classifier reads: mean (the masked mean of the last hidden states) or cls (HF's tanh pooler over [CLS]). Default: the teacher's own pooling — mean for sentence-transformers teachers, else cls.") var pooling: String?
+    @Option(name: .customLong("head-init"), help: "How the new head starts: probe (LP-FT: fitted alone on the frozen encoder's features first, the default) or random (HF: N(0, 0.02)).") var headInit: String?
+    @Flag(name: .customLong("replace-head"), help: "Train a new head over a model that already has a classifier.") var replaceHead = false
     @Option(help: "Continue from this checkpoint (same model, data and flags).") var resume: String?
+    @Flag(help: "Print the report as JSON.") var json = false
     @Option(name: .customLong("debug-pause-after-step"), help: .hidden) var pauseAfterStep: Int?
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
         var config = FinetuneConfig(model: model, data: data, out: out)
         guard let w = Double(warmup) else { throw StageError("--warmup '\(warmup)' must be a fraction in [0, 1) or a whole number of steps") }
+        let batch = try aliased(batchSize, oldBatch, new: "--batch-size", old: "--batch") ?? 32
         (config.epochs, config.learningRate, config.batchSize, config.maxLength, config.warmup) = (epochs, lr, batch, maxLength, w)
         config.schedule = try parseChoice(schedule, flag: "--schedule", as: LearningRateSchedule.Decay.self)
-        if let pooling {
-            guard let mode = PoolingMode(rawValue: pooling) else { throw StageError("--pooling '\(pooling)' is not one of: cls, mean") }
-            config.pooling = mode
-        }
-        config.headInit = try parseChoice(headInit, flag: "--head-init", as: HeadInit.self)
+        config.pooling = try pooling.map { try parseChoice($0, flag: "--pooling", as: PoolingMode.self) }
+        config.headInit = try headInit.map { try parseChoice($0, flag: "--head-init", as: HeadInit.self) }
         (config.weightDecay, config.clip, config.evalEvery, config.checkpointEvery) = (weightDecay, clip, evalEvery, checkpointEvery)
         (config.checkpoint, config.maxSteps, config.seed, config.resume) = (checkpoint, maxSteps, seed, resume)
-        (config.pauseAfterStep, config.threads) = (pauseAfterStep, threads.threads)
-        print(try finetune(config, progress: stderrProgress()).text)
+        (config.replaceHead, config.keepCheckpoint) = (replaceHead, keepCheckpoint)
+        (config.pauseAfterStep, config.threads) = (pauseAfterStep, try threads.count())
+        let report = try finetune(config, progress: stderrProgress())
+        if json { try printJSON(report, pretty: true) } else { print(report.text) }
     }
 }
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix of a classifier on a dataset split.",
+        abstract: "Score a classifier on a dataset split: accuracy, macro-F1, confusion.",
+        usage: "kd eval --model <model> --data <data> [--split <split>] [<options>]",
         discussion: """
-        With --teacher, also how closely the model follows that teacher on the same split: top-1
-        agreement and mean KL(teacher ‖ student) at temperature 1 (the teacher must have the same labels).
+        Prints accuracy, macro-F1, per-class precision/recall/F1 and the confusion \
+        matrix at the model's stored maximum length. With --teacher, also how closely \
+        the model follows that teacher on the same split: top-1 agreement and mean \
+        KL(teacher ‖ model) at temperature 1 (the teacher must have the same labels).
+
+        Examples:
+          kd eval --model mine.h5 --data data/mine
+          kd eval --model student.h5 --data data/sms-spam --teacher sms.h5 --json
         """)
 
     @Option(help: "Distillery model file (.h5) with a classification head.") var model: String
     @Option(help: "Prepared dataset folder (kd data prepare).") var data: String
     @Option(help: "Split to evaluate: train, dev or test.") var split = "test"
-    @Option(name: .customLong("max-length"), help: "Truncate to this many tokens (default: 128, or the model's positions if fewer).") var maxLength: Int?
+    @Option(name: .customLong("max-length"), help: "Truncate to this many tokens (default: the model's stored length, else 128).") var maxLength: Int?
     @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
     @Option(help: "A teacher model (.h5) with the same labels: adds agreement and KL(teacher ‖ model).") var teacher: String?
     @Flag(help: "Print JSON instead of a table.") var json = false
@@ -157,14 +201,19 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let report = try evaluate(EvalConfig(model: model, data: data, split: try parseChoice(split, flag: "--split", as: Split.self),
-                                             maxLength: maxLength, batchSize: batchSize, teacher: teacher, threads: threads.threads))
+                                             maxLength: maxLength, batchSize: batchSize, teacher: teacher, threads: try threads.count()),
+                                  progress: stderrProgress())
         if json { try printJSON(report) } else { print(report.text) }
     }
 }
 
 struct Label: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Cache a classifier teacher's soft labels (and hidden states / attention) for distillation.",
+        abstract: "Cache a classifier teacher's soft labels for distillation.",
+        discussion: """
+        'kd label --teacher …' is 'kd label run --teacher …' (run is the default); \
+        'kd label merge' joins shards, 'kd label check' checks a cache.
+        """,
         subcommands: [LabelRun.self, LabelMerge.self, LabelCheck.self],
         defaultSubcommand: LabelRun.self)
 }
@@ -172,11 +221,16 @@ struct Label: ParsableCommand {
 struct LabelRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run the teacher over the training split and write the label cache (the default of 'kd label').",
+        abstract: "Run the teacher over the training split and write the label cache.",
         discussion: """
-        LAYERS is a comma list or 'all': hidden states 0 (embeddings) … L, attention maps 1 … L.
-        The cache records the teacher's and the data's sha256; students refuse a cache made
-        from another teacher or data. Temperature is applied at training time.
+        The default of 'kd label'. --hidden and --attention take a comma list or \
+        'all': hidden states 0 (embeddings) … L, attention maps 1 … L. The cache \
+        records the teacher's and the data's sha256; students refuse a cache made from \
+        another teacher or data. Temperature is applied at training time.
+
+        Examples:
+          kd label --teacher sms.h5 --data data/sms-spam --out sms-labels.h5
+          kd label --teacher sms.h5 --data data/sms-spam --out l.h5 --dry-run
         """)
 
     @Option(help: "Fine-tuned classifier teacher (.h5, from kd finetune).") var teacher: String
@@ -189,29 +243,39 @@ struct LabelRun: ParsableCommand {
     @Option(name: .customLong("augment-prob"), help: "Probability of replacing each eligible word.") var augmentProb = AugmentationOptions.defaultProbability
     @Option(help: "Nearest neighbours a replacement is drawn from.") var neighbours = AugmentationOptions.defaultNeighbours
     @Option(help: "Seed of the augmentation.") var seed: UInt64 = 13
-    @Option(name: .customLong("max-length"), help: "Truncate texts to this many tokens (default: 128, or the teacher's positions if fewer).") var maxLength: Int?
-    @Option(help: "Sequences per forward pass.") var batch = 32
+    @Option(name: .customLong("max-length"), help: "Truncate texts to this many tokens (default: the teacher's stored length, else 128).") var maxLength: Int?
+    @Option(name: .customLong("batch-size"), help: "Sequences per forward pass (default: 32).") var batchSize: Int?
+    @Option(name: .customLong("batch"), help: .hidden) var oldBatch: Int?
     @Option(help: "Label only shard i of n (0-based), e.g. 0/4; join the parts with 'kd label merge'.") var shard: String?
     @Option(name: .customLong("max-disk"), help: "Refuse when the cache would take more than this on disk (e.g. 500M, 8G).") var maxDisk = "8G"
     @Flag(name: .customLong("dry-run"), help: "Print what the cache would cost, write nothing.") var dryRun = false
+    @Flag(help: "Print the report as JSON.") var json = false
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
         var config = LabelConfig(teacher: teacher, data: data, out: out)
+        let batch = try aliased(batchSize, oldBatch, new: "--batch-size", old: "--batch") ?? 32
         (config.topK, config.augment, config.augmentProbability, config.neighbours) = (topK, augment, augmentProb, neighbours)
-        (config.seed, config.maxLength, config.batchSize, config.dryRun, config.threads) = (seed, maxLength, batch, dryRun, threads.threads)
+        (config.seed, config.maxLength, config.batchSize, config.dryRun, config.threads) = (seed, maxLength, batch, dryRun, try threads.count())
         config.hidden = try hidden.map { try LayerSelection(parsing: $0, flag: "--hidden") }
         config.attention = try attention.map { try LayerSelection(parsing: $0, flag: "--attention") }
         config.shard = try shard.map(ShardSelection.init(parsing:)) ?? .whole
         config.maxDisk = try ByteSize(parsing: maxDisk, flag: "--max-disk")
-        print(try label(config, progress: stderrProgress()).text)
+        let report = try label(config, progress: stderrProgress())
+        if json { try printJSON(report, pretty: true) } else { print(report.text) }
     }
 }
 
 struct LabelMerge: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
-        abstract: "Join the shards of one 'kd label --shard i/n' run into one cache, identical to an unsharded run.")
+        abstract: "Join the shards of a 'kd label --shard i/n' run into one cache.",
+        discussion: """
+        The result is byte-identical to an unsharded run.
+
+        Example:
+          kd label merge --out labels.h5 part-0.h5 part-1.h5
+        """)
 
     @Option(help: "Output label cache (.h5).") var out: String
     @Argument(help: "Shard files, every shard 0..<n exactly once (any order).") var parts: [String] = []
@@ -222,7 +286,13 @@ struct LabelMerge: ParsableCommand {
 struct LabelCheck: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Check that a label cache was made from this teacher and data (what a student run does first).")
+        abstract: "Check that a label cache was made from this teacher and data.",
+        discussion: """
+        The check a student run does first.
+
+        Example:
+          kd label check labels.h5 --teacher sms.h5 --data data/sms-spam
+        """)
 
     @Argument(help: "Label cache (.h5).") var labels: String
     @Option(help: "Teacher file (.h5).") var teacher: String
@@ -233,15 +303,35 @@ struct LabelCheck: ParsableCommand {
 
 extension TeacherStatesMode: ExpressibleByArgument {}
 
+/// `kd distill --json`: the checked plan, and the result unless --plan-only.
+struct DistillJSON: Encodable {
+    let plan: DistillPlanReport
+    let result: DistillReport?
+}
+
 struct Distill: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Distil a fine-tuned teacher into a student described by students/*.json.",
+        abstract: "Distil a fine-tuned teacher into a student (students/*.json).",
+        usage: """
+        kd distill --teacher <teacher> --student <student> --labels <labels>
+           --data <data> --out <out> [<options>]
+        """,
         discussion: """
-        Validates and prints the plan (which student layer learns from which teacher layer, through
-        which projection, with which losses), checks that --labels was made from --teacher and --data,
-        then trains with AdamW (each stage: warm-up, then linear decay), evaluates on dev and writes the
-        best student (dev macro-F1) to --out. Checkpoints go to --checkpoint (default: OUT with
-        .ckpt.h5); --resume CKPT continues a run exactly. Flags override the spec's "training" values.
+        Validates and prints the plan (which student layer learns from which teacher \
+        layer, through which projection, with which losses), checks that --labels was \
+        made from --teacher and --data, then trains with AdamW (each stage: warm-up, \
+        then linear decay), evaluates on dev and writes the best student (dev \
+        macro-F1) to --out with the cache's maximum length stored. Flags override the \
+        spec's "training" values.
+
+        Files: OUT and, for OUT = NAME.h5, NAME.metrics.jsonl (one JSON line per step and dev evaluation). \
+        The checkpoint (default: OUT with .ckpt.h5) is removed after a successful run \
+        unless --keep-checkpoint; --resume CKPT continues a run exactly.
+
+        Examples:
+          kd distill --teacher sms.h5 --student students/distil-l3-h384.json \\
+             --labels sms-labels.h5 --data data/sms-spam --out sms-l3.h5
+          kd distill … --plan-only
         """)
 
     @Option(help: "Fine-tuned teacher model (.h5) the label cache was made with.") var teacher: String
@@ -250,35 +340,43 @@ struct Distill: ParsableCommand {
     @Option(help: "Prepared dataset folder (dev split for model selection).") var data: String
     @Option(help: "Output student model file (.h5).") var out: String
     @Option(help: "Peak learning rate (default: the spec's, else 5e-5).") var lr: Double?
-    @Option(help: "Examples per optimizer step (default: the spec's, else 32).") var batch: Int?
+    @Option(name: .customLong("batch-size"), help: "Examples per optimizer step (default: the spec's, else 32).") var batchSize: Int?
+    @Option(name: .customLong("batch"), help: .hidden) var oldBatch: Int?
     @Option(help: "Warm-up fraction of each stage's steps (default: the spec's, else 0.1).") var warmup: Double?
     @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay.") var weightDecay = 0.01
     @Option(help: "Clip the global gradient norm to this (0 = off).") var clip = 1.0
     @Option(name: .customLong("eval-every"), help: "Evaluate on dev every N steps (default: once per epoch).") var evalEvery: Int?
     @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N steps (default: at each evaluation).") var checkpointEvery: Int?
     @Option(help: "Checkpoint file (default: OUT with .ckpt.h5).") var checkpoint: String?
+    @Flag(name: .customLong("keep-checkpoint"), help: "Keep the checkpoint after a successful run.") var keepCheckpoint = false
     @Option(help: "Epochs replacing the spec's schedule: N (one-stage) or intermediate,prediction (two-stage).") var epochs: String?
-    @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps (the learning-rate schedule stays the full run's).") var maxSteps: Int?
+    @Option(name: .customLong("stop-after"), help: "Stop after this many optimizer steps; the learning-rate schedule stays the full run's.") var stopAfter: Int?
+    @Option(name: .customLong("max-steps"), help: .hidden) var oldMaxSteps: Int?
     @Option(name: .customLong("teacher-states"), help: "Teacher hidden states: auto (cache if it has them), cache, or online.")
     var teacherStates: TeacherStatesMode = .auto
     @Option(help: "Loss weights replacing the spec's, e.g. hard_ce=1 or soft_ce=5,hard_ce=2 (ablations).") var losses: String?
     @Option(help: "Seed of data order, dropout and random initialisation (default: the spec's, else 13).") var seed: UInt64?
     @Option(help: "Continue from this checkpoint (same teacher, student, labels and flags).") var resume: String?
     @Flag(name: .customLong("plan-only"), help: "Print the plan and the checks, then stop.") var planOnly = false
+    @Flag(help: "Print the plan and the report as JSON (the plan is not printed as text).") var json = false
     @Option(name: .customLong("debug-pause-after-step"), help: .hidden) var pauseAfterStep: Int?
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
         var config = DistillConfig(teacher: teacher, student: student, labels: labels, data: data, out: out)
+        let batch = try aliased(batchSize, oldBatch, new: "--batch-size", old: "--batch")
+        // distill's old --max-steps stopped early with the full run's schedule: that is --stop-after
+        let stop = try aliased(stopAfter, oldMaxSteps, new: "--stop-after", old: "--max-steps")
         (config.learningRate, config.batchSize, config.warmup, config.seed) = (lr, batch, warmup, seed)
         (config.weightDecay, config.clip, config.evalEvery, config.checkpointEvery) = (weightDecay, clip, evalEvery, checkpointEvery)
-        (config.checkpoint, config.epochs, config.maxSteps, config.teacherStates) = (checkpoint, epochs, maxSteps, teacherStates)
+        (config.checkpoint, config.epochs, config.stopAfter, config.teacherStates) = (checkpoint, epochs, stop, teacherStates)
         config.losses = try losses.map(parseLossWeights)
-        (config.resume, config.planOnly, config.pauseAfterStep, config.threads) = (resume, planOnly, pauseAfterStep, threads.threads)
-        let run = try prepareDistillation(config) { print($0) }
-        print(run.report.trainingData + "\n" + run.report.teacherStates)
+        (config.resume, config.planOnly, config.pauseAfterStep, config.threads) = (resume, planOnly, pauseAfterStep, try threads.count())
+        config.keepCheckpoint = keepCheckpoint
+        let run = try prepareDistillation(config) { if !json { print($0) } }
+        if !json { print(run.report.trainingData + "\n" + run.report.teacherStates) }
         fflush(nil)   // the plan (stdout) before the progress lines on stderr
-        if planOnly { return }
-        print(try run.train(progress: stderrProgress()).text)
+        let result = planOnly ? nil : try run.train(progress: stderrProgress())
+        if json { try printJSON(DistillJSON(plan: run.report, result: result), pretty: true) } else if let result { print(result.text) }
     }
 }

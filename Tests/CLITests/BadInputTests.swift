@@ -43,7 +43,7 @@ final class BadWeightFileTests: CLITestCase {
         importFails("not_hdf5.h5", contains: ["not an HDF5 file"])
         let path = CLIFixtures.weightio.appendingPathComponent("not_hdf5.h5").path
         runFails(["info", path], contains: [path, "not an HDF5 file"])
-        runFails(["embed", "--model", path, "--input", CLIFixtures.sentences.path, "--output", outPath("e.jsonl")],
+        runFails(["embed", "--model", path, "--input", CLIFixtures.sentences.path, "--out", outPath("e.jsonl")],
                  contains: [path, "not an HDF5 file"])
     }
 
@@ -60,7 +60,7 @@ final class BadWeightFileTests: CLITestCase {
     /// A weight file that is not a Distillery model, given as --model.
     func testSafetensorsAsModel() {
         let path = CLIFixtures.tinyBert.appendingPathComponent("model.safetensors").path
-        runFails(["embed", "--model", path, "--input", CLIFixtures.sentences.path, "--output", outPath("e.jsonl")],
+        runFails(["embed", "--model", path, "--input", CLIFixtures.sentences.path, "--out", outPath("e.jsonl")],
                  contains: [path, "kd import"])
     }
 
@@ -153,17 +153,12 @@ final class BadVocabularyAndConfigTests: CLITestCase {
     }
 
     func testPredictWithoutClassifier() throws {
-        let dir = try copyTinyBert()
-        let weights = dir.appendingPathComponent("model.safetensors")
-        var editor = try SafetensorsEditor(weights)
-        editor.remove("classifier.weight")
-        editor.remove("classifier.bias")
-        try editor.write(to: weights)
+        let dir = try copyTinyBertEncoder()
         let model = temp.appendingPathComponent("encoder-only.h5").path
         let imported = runOK(["import", dir.path, "--out", model])
         XCTAssertTrue(imported.stdout.contains("heads: pooler;"), imported.stdout)
         runOK(["embed", "--model", model, "--input", CLIFixtures.sentences.path])  // still embeds
-        runFails(["predict", "--model", model, "--input", CLIFixtures.sentences.path, "--output", outPath("p.jsonl")],
+        runFails(["predict", "--model", model, "--input", CLIFixtures.sentences.path, "--out", outPath("p.jsonl")],
                  contains: [model, "no classifier"])
     }
 }
@@ -177,17 +172,17 @@ final class MissingPathTests: CLITestCase {
 
     func testModelMissing() {
         let model = missing + ".h5"
-        runFails(["embed", "--model", model, "--input", CLIFixtures.sentences.path, "--output", outPath("e.jsonl")],
+        runFails(["embed", "--model", model, "--input", CLIFixtures.sentences.path, "--out", outPath("e.jsonl")],
                  contains: [model, "no such file", "kd import"])
         runFails(["tokenize", "--model", model, "--input", CLIFixtures.sentences.path], contains: [model, "no such file"])
-        runFails(["predict", "--model", model, "--input", CLIFixtures.sentences.path, "--output", outPath("p.jsonl")],
+        runFails(["predict", "--model", model, "--input", CLIFixtures.sentences.path, "--out", outPath("p.jsonl")],
                  contains: [model, "no such file"])
         runFails(["info", model], contains: [model, "no such file"])
     }
 
     func testInputMissing() throws {
         let input = missing + ".txt"
-        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--output", outPath("e.jsonl")],
+        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--out", outPath("e.jsonl")],
                  contains: [input, "no such file", "--input"])
         runFails(["tokenize", "--model", try SharedModel.tinyPath(), "--input", input], contains: [input, "no such file"])
     }
@@ -206,7 +201,7 @@ final class MissingPathTests: CLITestCase {
 
     func testEmbedOutputIntoMissingDirectory() throws {
         let output = temp.appendingPathComponent("nope/emb.jsonl").path
-        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--output", output],
+        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--out", output],
                  contains: [output, "does not exist"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: temp.appendingPathComponent("nope").path),
                        "kd must not create the missing directory")
@@ -220,26 +215,33 @@ final class MissingPathTests: CLITestCase {
 }
 
 final class BadInputTextTests: CLITestCase {
-    func testEmptyLineNamesLine() throws {
+    /// Blank lines are texts for embed, predict and tokenize (output stays aligned with the
+    /// input); with --pretokenized a line must hold ids, so an empty one names its line.
+    func testBlankLinesAreTextsButNotIds() throws {
         let input = try write("in.txt", "first\n\nthird\n")
-        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--output", outPath("e.jsonl")],
-                 contains: ["\(input):2", "empty line"])
+        let r = runOK(["embed", "--model", try SharedModel.tinyPath(), "--input", input])
+        XCTAssertEqual(r.stdout.split(separator: "\n", omittingEmptySubsequences: false).count, 4, r.stdout)   // 3 lines + final newline
+        XCTAssertEqual(outputLines(r.stdout).map { parseJSONLine($0)["text"] as? String }, ["first", "", "third"])
+        let ids = try write("ids.txt", "2 5 3\n\n2 6 3\n")
+        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", ids, "--pretokenized", "--out", outPath("e.jsonl")],
+                 contains: ["\(ids):2", "empty line"])
     }
 
     func testWhitespaceOnlyLineOnStdin() throws {
-        runFails(["tokenize", "--model", try SharedModel.tinyPath()], stdin: Data("a\nb\n \t \n".utf8),
-                 contains: ["<stdin>:3", "empty line"])
+        let r = runOK(["tokenize", "--model", try SharedModel.tinyPath()], stdin: Data("a\nb\n \t \n".utf8))
+        XCTAssertEqual(r.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLast().last, "2 3")
+        XCTAssertEqual(outputLines(r.stdout).count, 3, r.stdout)
     }
 
     func testEmptyInput() throws {
         let input = try write("in.txt", "")
-        runFails(["predict", "--model", try SharedModel.tinyPath(), "--input", input, "--output", outPath("p.jsonl")],
+        runFails(["predict", "--model", try SharedModel.tinyPath(), "--input", input, "--out", outPath("p.jsonl")],
                  contains: [input, "no input lines"])
     }
 
     func testInvalidUTF8NamesLine() throws {
         let input = try write("in.txt", Data("good\nfine\n".utf8) + Data([0x62, 0xFF, 0xFE, 0x0A]))
-        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--output", outPath("e.jsonl")],
+        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--out", outPath("e.jsonl")],
                  contains: ["\(input):3", "invalid UTF-8"])
         runFails(["tokenize", "--model", try SharedModel.tinyPath()], stdin: Data([0x61, 0x0A, 0xC3, 0x28]),
                  contains: ["<stdin>:2", "invalid UTF-8"])
@@ -247,22 +249,22 @@ final class BadInputTextTests: CLITestCase {
 
     func testPretokenizedNonNumber() throws {
         let input = try write("ids.txt", "2 5 x 3\n")
-        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--pretokenized", "--output", outPath("e.jsonl")],
+        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--pretokenized", "--out", outPath("e.jsonl")],
                  contains: ["\(input):1", "'x'", "token id"])
     }
 
     func testPretokenizedOutOfVocabulary() throws {
         let input = try write("ids.txt", "2 5 3\n2 95 3\n")
-        runFails(["predict", "--model", try SharedModel.tinyPath(), "--input", input, "--pretokenized", "--output", outPath("p.jsonl")],
+        runFails(["predict", "--model", try SharedModel.tinyPath(), "--input", input, "--pretokenized", "--out", outPath("p.jsonl")],
                  contains: ["\(input):2", "'95'", "0..<95"])
         let negative = try write("neg.txt", "2 -1 3\n")
-        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", negative, "--pretokenized", "--output", outPath("e.jsonl")],
+        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", negative, "--pretokenized", "--out", outPath("e.jsonl")],
                  contains: ["\(negative):1", "'-1'"])
     }
 
     func testPretokenizedTooLong() throws {
         let input = try write("ids.txt", Array(repeating: "5", count: 65).joined(separator: " ") + "\n")
-        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--pretokenized", "--output", outPath("e.jsonl")],
+        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--pretokenized", "--out", outPath("e.jsonl")],
                  contains: ["\(input):1", "65 ids", "64"])
     }
 }
@@ -270,9 +272,9 @@ final class BadInputTextTests: CLITestCase {
 final class BadFlagTests: CLITestCase {
     func testMaxLengthAbovePositions() throws {
         let model = try SharedModel.tinyPath()
-        runFails(["embed", "--model", model, "--input", CLIFixtures.sentences.path, "--max-length", "65", "--output", outPath("e.jsonl")],
+        runFails(["embed", "--model", model, "--input", CLIFixtures.sentences.path, "--max-length", "65", "--out", outPath("e.jsonl")],
                  contains: ["--max-length 65", "64 positions"])
-        runFails(["predict", "--model", model, "--input", CLIFixtures.sentences.path, "--max-length", "65", "--output", outPath("p.jsonl")],
+        runFails(["predict", "--model", model, "--input", CLIFixtures.sentences.path, "--max-length", "65", "--out", outPath("p.jsonl")],
                  contains: ["--max-length 65", "64 positions"])
         runFails(["tokenize", "--model", model, "--input", CLIFixtures.sentences.path, "--max-length", "65"],
                  contains: ["--max-length 65", "64 positions"])
@@ -280,7 +282,7 @@ final class BadFlagTests: CLITestCase {
 
     func testMaxLengthTooSmall() throws {
         runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--max-length", "1",
-                  "--output", outPath("e.jsonl")], contains: ["--max-length 1", "[CLS]"])
+                  "--out", outPath("e.jsonl")], contains: ["--max-length 1", "[CLS]"])
     }
 
     /// Without --max-length, embed uses min(128, the model's positions) rather than failing.
@@ -295,26 +297,26 @@ final class BadFlagTests: CLITestCase {
 
     func testThreadsZero() throws {
         runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--threads", "0",
-                  "--output", outPath("e.jsonl")], contains: ["--threads 0", "out of range"])
+                  "--out", outPath("e.jsonl")], contains: ["--threads 0", "out of range"])
         runFails(["predict", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--threads", "0",
-                  "--output", outPath("p.jsonl")], contains: ["--threads 0"])
+                  "--out", outPath("p.jsonl")], contains: ["--threads 0"])
         runFails(["bench", "latency", "--model", try SharedModel.tinyPath(), "--threads", "0", "--iters", "1"],
                  contains: ["--threads", "'0'", "positive"])
     }
 
     func testPoolingBogus() throws {
         runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--pooling", "bogus",
-                  "--output", outPath("e.jsonl")], contains: ["--pooling", "'bogus'", "mean, cls"])
+                  "--out", outPath("e.jsonl")], contains: ["--pooling", "'bogus'", "mean, cls"])
     }
 
     func testBatchSizeZero() throws {
         runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--batch-size", "0",
-                  "--output", outPath("e.jsonl")], contains: ["--batch-size 0"])
+                  "--out", outPath("e.jsonl")], contains: ["--batch-size 0"])
     }
 
     func testBenchListNotNumbers() throws {
-        runFails(["bench", "latency", "--model", try SharedModel.tinyPath(), "--batch", "1,x", "--iters", "1"],
-                 contains: ["--batch", "'1,x'"])
+        runFails(["bench", "latency", "--model", try SharedModel.tinyPath(), "--batch-size", "1,x", "--iters", "1"],
+                 contains: ["--batch-size", "'1,x'"])
     }
 
     func testUnknownFlagIsAUsageError() {
@@ -345,8 +347,8 @@ final class BadOutputPathTests: CLITestCase {
 
     func testEmbedOutputIsExistingDirectory() throws {
         let victim = try makeVictim("victim")
-        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--output", victim.path],
-                 contains: [victim.path, "is a directory", "--output"])
+        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--out", victim.path],
+                 contains: [victim.path, "is a directory", "--out"])
         assertIntact(victim)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: temp.path).sorted(), ["out", "victim"],
                        "no temporary file beside the directory")
@@ -355,11 +357,11 @@ final class BadOutputPathTests: CLITestCase {
     /// `--output ""` once resolved to the working directory and replaced it with a file.
     func testEmptyOutputPathLeavesWorkingDirectoryAlone() throws {
         let cwd = try makeVictim("cwd")
-        let r = runKD(["predict", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--output", ""],
+        let r = runKD(["predict", "--model", try SharedModel.tinyPath(), "--input", CLIFixtures.sentences.path, "--out", ""],
                       currentDirectory: cwd)
         XCTAssertFalse(r.signaled)
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("--output is empty"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--out is empty"), r.stderr)
         assertIntact(cwd)
     }
 
@@ -371,7 +373,7 @@ final class BadOutputPathTests: CLITestCase {
 
     func testInputIsDirectory() throws {
         let victim = try makeVictim("victim")
-        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", victim.path, "--output", outPath("e.jsonl")],
+        runFails(["embed", "--model", try SharedModel.tinyPath(), "--input", victim.path, "--out", outPath("e.jsonl")],
                  contains: [victim.path, "is a directory", "--input"])
     }
 
@@ -379,8 +381,8 @@ final class BadOutputPathTests: CLITestCase {
     func testFailedRunKeepsPreviousOutput() throws {
         let out = outPath("e.jsonl")
         try Data("previous\n".utf8).write(to: URL(fileURLWithPath: out))
-        let input = try write("in.txt", "ok\n\n")
-        let r = runKD(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--output", out])
+        let input = try write("in.txt", Data("ok\n".utf8) + Data([0xFF, 0x0A]))
+        let r = runKD(["embed", "--model", try SharedModel.tinyPath(), "--input", input, "--out", out])
         XCTAssertFalse(r.signaled)
         XCTAssertNotEqual(r.status, 0)
         XCTAssertEqual(try String(contentsOfFile: out, encoding: .utf8), "previous\n")

@@ -158,6 +158,17 @@ class CLITestCase: XCTestCase {
         }
         return dir
     }
+
+    /// The tiny-bert HF directory copied without its classifier: a bare encoder (+ pooler).
+    func copyTinyBertEncoder(_ name: String = "hf") throws -> URL {
+        let dir = try copyTinyBert(name)
+        let weights = dir.appendingPathComponent("model.safetensors")
+        var editor = try SafetensorsEditor(weights)
+        editor.remove("classifier.weight")
+        editor.remove("classifier.bias")
+        try editor.write(to: weights)
+        return dir
+    }
 }
 
 /// Parses one JSON line into a dictionary, failing the test when it is not one.

@@ -57,9 +57,10 @@ final class DistillTests: CLITestCase {
             XCTAssertTrue((r.stdout + r.stderr).contains(needle), "output lacks '\(needle)':\n\(r.stdout)\n\(r.stderr)")
         }
         XCTAssertTrue(r.stderr.contains("stage 1/2 (intermediate)") && r.stderr.contains("stage 2/2 (prediction)"), r.stderr)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outDir.path), ["student.h5"], "temporary files left")
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: outDir.path)), ["student.h5", "student.metrics.jsonl"],
+                       "temporary files left")
         // The student file: 1 layer, hidden 16, no projection tensors, the teacher's labels.
-        let info = runOK(["info", out])
+        let info = runOK(["info", out, "--tensors"])
         XCTAssertTrue(info.stdout.contains("labels: negative, positive"), info.stdout)
         XCTAssertFalse(info.stdout.contains("distill.projection"), info.stdout)
         let eval = runOK(["eval", "--model", out, "--data", t.data, "--split", "test", "--teacher", t.teacher, "--json"])
@@ -67,7 +68,7 @@ final class DistillTests: CLITestCase {
         let agreement = try XCTUnwrap(json["agreement"] as? Double), kl = try XCTUnwrap(json["mean_kl"] as? Double)
         XCTAssertTrue((0...1).contains(agreement) && kl > 0, eval.stdout)
         // The teacher run online gives the plan the same layers (and says so).
-        let online = runOK(distillArgs(t, student: student, out: outPath("online.h5"), ["--teacher-states", "online", "--max-steps", "2"]))
+        let online = runOK(distillArgs(t, student: student, out: outPath("online.h5"), ["--teacher-states", "online", "--stop-after", "2"]))
         XCTAssertTrue(online.stdout.contains("teacher hidden states [0, 2]: teacher run online"), online.stdout)
     }
 
@@ -76,16 +77,16 @@ final class DistillTests: CLITestCase {
     func testMeanPoolingTeacherGivesMeanPoolingStudent() throws {
         let (model, data) = (try SharedModel.tinyPath(), try ToyData.path())
         let teacher = temp.appendingPathComponent("mean-teacher.h5").path
-        runOK(["finetune", "--model", model, "--data", data, "--out", teacher, "--epochs", "1", "--batch", "8", "--max-length", "16",
-               "--max-steps", "2", "--pooling", "mean", "--threads", "1", "--checkpoint", temp.appendingPathComponent("t.ckpt.h5").path])
+        runOK(["finetune", "--model", model, "--data", data, "--out", teacher, "--epochs", "1", "--batch-size", "8", "--max-length", "16",
+               "--max-steps", "2", "--pooling", "mean", "--threads", "1", "--replace-head", "--checkpoint", temp.appendingPathComponent("t.ckpt.h5").path])
         let labels = temp.appendingPathComponent("mean-labels.h5").path
         runOK(["label", "--teacher", teacher, "--data", data, "--out", labels, "--max-length", "16", "--threads", "1"])
         let out = outPath("mean-student.h5")
         let r = runOK(distillArgs((teacher, data, labels), student: try spec("narrow"), out: out,
-                                  ["--max-steps", "4", "--checkpoint", temp.appendingPathComponent("s.ckpt.h5").path]))
+                                  ["--stop-after", "4", "--checkpoint", temp.appendingPathComponent("s.ckpt.h5").path]))
         XCTAssertTrue(r.stdout.contains("with mean pooling and 2-class classifier"), r.stdout)
         XCTAssertTrue(r.stdout.contains("teacher run online"), r.stdout)
-        let info = runOK(["info", out]).stdout
+        let info = runOK(["info", out, "--tensors"]).stdout
         XCTAssertTrue(info.contains("classifier: on the mean of the last hidden states (no pooler)"), info)
         XCTAssertFalse(info.contains("pooler.dense"), info)
         let eval = runOK(["eval", "--model", out, "--data", data, "--split", "test", "--teacher", teacher, "--json"])
@@ -104,7 +105,7 @@ final class DistillTests: CLITestCase {
         }
         XCTAssertEqual(outputs[0], outputs[1], "same seed, same threads: students differ")
         // An ablation replaces the spec's loss weights: the plan shows only hard CE.
-        let hard = runOK(distillArgs(t, student: student, out: outPath("hard.h5"), ["--losses", "hard_ce=1", "--epochs", "1", "--max-steps", "2",
+        let hard = runOK(distillArgs(t, student: student, out: outPath("hard.h5"), ["--losses", "hard_ce=1", "--epochs", "1", "--stop-after", "2",
                                                                                   "--checkpoint", temp.appendingPathComponent("h.ckpt.h5").path]))
         XCTAssertTrue(hard.stdout.contains("hard CE ×1") && !hard.stdout.contains("soft CE ×"), hard.stdout)
         XCTAssertTrue(hard.stdout.contains("teacher hidden states: none needed"), hard.stdout)
@@ -126,7 +127,7 @@ final class DistillTests: CLITestCase {
         p.waitUntilExit()
         XCTAssertTrue(paused, "the run never reached step 13: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a killed run must not leave an output file")
-        let r = runOK(args + ["--resume", ckpt])
+        let r = runOK(args + ["--resume", ckpt, "--keep-checkpoint"])   // kept for the refused resume below
         XCTAssertTrue(r.stderr.contains("resuming from \(ckpt) at step 10/"), r.stderr)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out)), try Data(contentsOf: URL(fileURLWithPath: reference)),
                        "resumed student differs from the uninterrupted run")
@@ -137,12 +138,36 @@ final class DistillTests: CLITestCase {
         XCTAssertTrue(bad.stderr.contains("kd: error: \(ckpt): the checkpoint comes from another model"), bad.stderr)
     }
 
+    /// --json: the plan (and, unless --plan-only, the result) as one JSON object on stdout;
+    /// the student stores the cache's maximum length, its log lies beside it, and the old
+    /// --max-steps still works as --stop-after, saying so.
+    func testJSONReportLogAndStoredLength() throws {
+        let t = try setUpCache()
+        let student = try spec("narrow")
+        let planOnly = try jsonObject(runOK(distillArgs(t, student: student, out: outPath("p.h5"), ["--plan-only", "--json"])).stdout)
+        XCTAssertTrue((planOnly["plan"] as? [String: Any])?["plan"] is String, "\(planOnly)")
+        XCTAssertNil(planOnly["result"])
+        let out = outPath("s.h5")
+        let r = runOK(distillArgs(t, student: student, out: out, ["--max-steps", "3", "--json"]))
+        XCTAssertTrue(r.stderr.contains("--max-steps is now --stop-after"), r.stderr)
+        let result = try XCTUnwrap(try jsonObject(r.stdout)["result"] as? [String: Any], r.stdout)
+        XCTAssertEqual(result["max_length"] as? Int, 16)
+        XCTAssertEqual(result["metrics"] as? String, outPath("s.metrics.jsonl"))
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: outDir.path)), ["s.h5", "s.metrics.jsonl"])
+        let steps = outputLines(try String(contentsOfFile: outPath("s.metrics.jsonl"), encoding: .utf8)).map { parseJSONLine($0) }
+            .filter { $0["loss"] != nil }
+        XCTAssertEqual(steps.compactMap { $0["step"] as? Int }, [1, 2, 3])
+        let settings = try XCTUnwrap(try jsonObject(runOK(["info", out, "--json"]).stdout)["settings"] as? [String: Any])
+        XCTAssertEqual(settings["max_length"] as? Int, 16)
+        XCTAssertNil(settings["head_init"], "a student's head is not the teacher's probe")
+    }
+
     func testBadInputsAreClearErrorsBeforeTraining() throws {
         let t = try setUpCache(["--augment", "1"])
         let good = try spec("narrow")
-        func fails(_ args: [String], _ needles: [String], file: StaticString = #filePath, line: UInt = #line) {
+        func fails(_ args: [String], _ needles: [String], status: Int32 = 1, file: StaticString = #filePath, line: UInt = #line) {
             let r = runKD(args)
-            XCTAssertEqual(r.status, 1, "kd \(args.joined(separator: " ")): \(r.stderr)", file: file, line: line)
+            XCTAssertEqual(r.status, status, "kd \(args.joined(separator: " ")): \(r.stderr)", file: file, line: line)
             XCTAssertFalse(r.signaled, file: file, line: line)
             for n in needles { XCTAssertTrue(r.stderr.contains(n), "stderr lacks '\(n)': \(r.stderr)", file: file, line: line) }
             XCTAssertFalse(r.stderr.contains("step 1/"), "training started: \(r.stderr)", file: file, line: line)
@@ -166,17 +191,17 @@ final class DistillTests: CLITestCase {
         fails(distillArgs((t.teacher, t.data, temp.appendingPathComponent("none.h5").path), student: good, out: out), ["none.h5: no such label cache", "kd label"])
         fails(distillArgs(t, student: temp.appendingPathComponent("missing.json").path, out: out), ["missing.json: no such student spec"])
         // --losses (ablations): unknown kinds, all off, and a two-stage student without one of its stages' losses.
-        fails(distillArgs(t, student: good, out: out, ["--losses", "bogus=1"]), ["--losses 'bogus=1'", "hard_ce"])
-        fails(distillArgs(t, student: good, out: out, ["--losses", "hard_ce=0"]), ["turns every loss off"])
-        fails(distillArgs(t, student: good, out: out, ["--losses", "hard_ce=1"]), ["two-stage schedule", "one-stage"])
-        fails(distillArgs(t, student: good, out: out, ["--epochs", "2"]), ["--epochs '2'", "two-stage schedule", "4,3"])
-        fails(distillArgs(t, student: good, out: out, ["--epochs", "0,1"]), ["--epochs '0,1'", "≥ 1"])
+        fails(distillArgs(t, student: good, out: out, ["--losses", "bogus=1"]), ["--losses 'bogus=1'", "hard_ce"], status: 2)
+        fails(distillArgs(t, student: good, out: out, ["--losses", "hard_ce=0"]), ["turns every loss off"], status: 2)
+        fails(distillArgs(t, student: good, out: out, ["--losses", "hard_ce=1"]), ["two-stage schedule", "one-stage"], status: 2)
+        fails(distillArgs(t, student: good, out: out, ["--epochs", "2"]), ["--epochs '2'", "two-stage schedule", "4,3"], status: 2)
+        fails(distillArgs(t, student: good, out: out, ["--epochs", "0,1"]), ["--epochs '0,1'", "≥ 1"], status: 2)
     }
 
     func testBenchDistillStepRuns() throws {
         let teacher = try LabelTeachers.path(LabelTeachers.first)
         let student = try spec("bench")
-        let r = runOK(["bench", "distill-step", "--teacher", teacher, "--student", student, "--batch", "2", "--seq", "8",
+        let r = runOK(["bench", "distill-step", "--teacher", teacher, "--student", student, "--batch-size", "2", "--seq", "8",
                        "--threads", "1", "--warmup", "0", "--iters", "2", "--json"])
         let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
         XCTAssertEqual(rows.first?["iters"] as? Int, 2, r.stdout)

@@ -21,7 +21,7 @@ final class ImportInfoTests: CLITestCase {
         // Only the output in the directory: the temporary file was renamed, not left beside it.
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outDir.path), ["t.h5"])
 
-        let info = runOK(["info", out])
+        let info = runOK(["info", out, "--tensors"])
         XCTAssertTrue(info.stdout.contains("distillery-teacher"), info.stdout)
         XCTAssertTrue(info.stdout.contains("architecture: BERT encoder, 2 layers, hidden 32, heads 4/4, FFN 64/64, positions 64, vocab 95"), info.stdout)
         XCTAssertTrue(info.stdout.contains("labels: negative, neutral, positive"), info.stdout)
@@ -38,7 +38,7 @@ final class ImportInfoTests: CLITestCase {
     }
 
     func testInfoOnSafetensorsSource() throws {
-        let r = runOK(["info", CLIFixtures.tinyBert.appendingPathComponent("model.safetensors").path])
+        let r = runOK(["info", CLIFixtures.tinyBert.appendingPathComponent("model.safetensors").path, "--tensors"])
         XCTAssertTrue(r.stdout.contains("safetensors"), r.stdout)
         XCTAssertTrue(r.stdout.contains("parameters: \(Self.tinyParameterCount) in 41 tensors"), r.stdout)
         XCTAssertTrue(r.stdout.contains("encoder.layer.1.output.LayerNorm.bias"), r.stdout)

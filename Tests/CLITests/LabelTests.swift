@@ -19,8 +19,8 @@ enum LabelTeachers {
             return .failure(SharedModel.ImportFailure(message: "tiny model or toy data missing"))
         }
         let out = SharedModel.directory.appendingPathComponent("label-teacher-\(seed).h5").path
-        let r = runKD(["finetune", "--model", model.path, "--data", data, "--out", out, "--epochs", "1", "--batch", "8",
-                       "--max-length", "16", "--max-steps", "2", "--seed", seed, "--threads", "1",
+        let r = runKD(["finetune", "--model", model.path, "--data", data, "--out", out, "--epochs", "1", "--batch-size", "8",
+                       "--max-length", "16", "--max-steps", "2", "--seed", seed, "--threads", "1", "--replace-head",
                        "--checkpoint", SharedModel.directory.appendingPathComponent("label-teacher-\(seed).ckpt.h5").path])
         return r.status == 0 && !r.signaled ? .success(out) : .failure(SharedModel.ImportFailure(message: r.stderr))
     }
@@ -46,10 +46,16 @@ final class LabelTests: CLITestCase {
          "--augment", "3", "--max-length", "16", "--threads", "1"] + extra
     }
 
-    /// Runs kd expecting failure with exit status exactly 1.
+    /// Runs kd expecting failure with exit status exactly 1 (bad input).
     func runFailsWith1(_ args: [String], contains: [String], file: StaticString = #filePath, line: UInt = #line) {
         let r = runFails(args, contains: contains, file: file, line: line)
         XCTAssertEqual(r.status, 1, "kd \(args.joined(separator: " ")): exit status", file: file, line: line)
+    }
+
+    /// Runs kd expecting failure with exit status exactly 2 (a flag's value is wrong: usage).
+    func runFailsWith2(_ args: [String], contains: [String], file: StaticString = #filePath, line: UInt = #line) {
+        let r = runFails(args, contains: contains, file: file, line: line)
+        XCTAssertEqual(r.status, 2, "kd \(args.joined(separator: " ")): exit status", file: file, line: line)
     }
 
     func testLabelWritesACacheThatChecksAgainstItsTeacherAndData() throws {
@@ -83,7 +89,7 @@ final class LabelTests: CLITestCase {
         XCTAssertTrue(m.stdout.contains("merged 2 shards"), m.stdout)
         XCTAssertEqual(try bytes(merged2), try bytes(single), "2 shards merged differ from one run")
         // Three ways, each shard with its own batch size and thread count.
-        for (i, flags) in [["--batch", "5"], ["--threads", "2"], ["--batch", "1"]].enumerated() {
+        for (i, flags) in [["--batch-size", "5"], ["--threads", "2"], ["--batch", "1"]].enumerated() {
             runOK(labelArgs(teacher: teacher, data: data, out: temp.appendingPathComponent("three-\(i).h5").path, extra + ["--shard", "\(i)/3"]) + flags)
         }
         let merged3 = outPath("merged3.h5")
@@ -116,21 +122,21 @@ final class LabelTests: CLITestCase {
         runFailsWith1(labelArgs(teacher: try SharedModel.tinyPath(), data: data, out: out),
                       contains: ["labels [negative, positive] differ from the teacher's [negative, neutral, positive]"])
         // --shard.
-        runFailsWith1(labelArgs(teacher: teacher, data: data, out: out, ["--shard", "3/2"]), contains: ["--shard 3/2", "0..<2"])
-        runFailsWith1(labelArgs(teacher: teacher, data: data, out: out, ["--shard", "a/b"]), contains: ["--shard 'a/b' is not i/n"])
-        runFailsWith1(labelArgs(teacher: teacher, data: data, out: out, ["--shard", "0/0"]), contains: ["--shard 0/0"])
+        runFailsWith2(labelArgs(teacher: teacher, data: data, out: out, ["--shard", "3/2"]), contains: ["--shard 3/2", "0..<2"])
+        runFailsWith2(labelArgs(teacher: teacher, data: data, out: out, ["--shard", "a/b"]), contains: ["--shard 'a/b' is not i/n"])
+        runFailsWith2(labelArgs(teacher: teacher, data: data, out: out, ["--shard", "0/0"]), contains: ["--shard 0/0"])
         // Layers out of range (tiny has 2 layers: hidden 0…2, attention 1…2).
-        runFailsWith1(labelArgs(teacher: teacher, data: data, out: out, ["--hidden", "0,3"]),
+        runFailsWith2(labelArgs(teacher: teacher, data: data, out: out, ["--hidden", "0,3"]),
                       contains: ["--hidden layer 3 is out of range", "has 2 layers", "0 (embeddings) … 2"])
-        runFailsWith1(labelArgs(teacher: teacher, data: data, out: out, ["--attention", "0"]), contains: ["--attention layer 0 is out of range"])
-        runFailsWith1(labelArgs(teacher: teacher, data: data, out: out, ["--hidden", "x"]), contains: ["--hidden 'x'", "not a layer number"])
+        runFailsWith2(labelArgs(teacher: teacher, data: data, out: out, ["--attention", "0"]), contains: ["--attention layer 0 is out of range"])
+        runFailsWith2(labelArgs(teacher: teacher, data: data, out: out, ["--hidden", "x"]), contains: ["--hidden 'x'", "not a layer number"])
         // Over --max-disk.
         runFailsWith1(labelArgs(teacher: teacher, data: data, out: out, ["--max-disk", "10K"]),
                       contains: ["over --max-disk 10K", "--hidden", "online", "--dry-run"])
-        runFailsWith1(labelArgs(teacher: teacher, data: data, out: out, ["--max-disk", "lots"]), contains: ["--max-disk 'lots' is not a size"])
+        runFailsWith2(labelArgs(teacher: teacher, data: data, out: out, ["--max-disk", "lots"]), contains: ["--max-disk 'lots' is not a size"])
         // Other flags.
-        runFailsWith1(labelArgs(teacher: teacher, data: data, out: out, ["--top-k", "2"]), contains: ["--top-k 2 keeps every one of the teacher's 2 classes"])
-        runFailsWith1(labelArgs(teacher: teacher, data: data, out: out, ["--augment-prob", "1.5"]), contains: ["--augment-prob 1.5"])
+        runFailsWith2(labelArgs(teacher: teacher, data: data, out: out, ["--top-k", "2"]), contains: ["--top-k 2 keeps every one of the teacher's 2 classes"])
+        runFailsWith2(labelArgs(teacher: teacher, data: data, out: out, ["--augment-prob", "1.5"]), contains: ["--augment-prob 1.5"])
         runFailsWith1(labelArgs(teacher: teacher, data: temp.appendingPathComponent("nope").path, out: out), contains: ["no such dataset folder"])
     }
 

@@ -35,10 +35,11 @@ final class DataCLITests: XCTestCase {
 
     /// Runs kd expecting one `kd: error:` line containing every needle, and checks that
     /// `out` was not created.
-    func runFails(_ args: [String], out: String, contains needles: [String], file: StaticString = #filePath, line: UInt = #line) {
+    func runFails(_ args: [String], out: String, contains needles: [String], status: Int32 = 1,
+                  file: StaticString = #filePath, line: UInt = #line) {
         let r = runKD(args)
         XCTAssertFalse(r.signaled, "kd died: \(r.stderr)", file: file, line: line)
-        XCTAssertEqual(r.status, 1, "expected exit 1, got \(r.status): \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.status, status, "expected exit \(status), got \(r.status): \(r.stderr)", file: file, line: line)
         XCTAssertTrue(r.stderr.hasPrefix("kd: error: "), r.stderr, file: file, line: line)
         for needle in needles { XCTAssertTrue(r.stderr.contains(needle), "lacks '\(needle)': \(r.stderr)", file: file, line: line) }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(out) was left behind", file: file, line: line)
@@ -146,7 +147,7 @@ final class DataCLITests: XCTestCase {
         XCTAssertTrue(texts.contains("WIN 3 now"))
         XCTAssertTrue(texts.contains("see you at 2, ok"))
         runFails(["data", "prepare", "sms-spam", "--encoding", "mac-roman", "--out", out + "2"], out: out + "2",
-                 contains: ["--encoding only goes with --csv"])
+                 contains: ["--encoding only goes with --csv"], status: 2)
     }
 
     func testMalformedCSVAndBadEncoding() throws {
@@ -168,11 +169,11 @@ final class DataCLITests: XCTestCase {
         runFails(["data", "prepare", "sms-spam", "--cache", temp.appendingPathComponent("nowhere").path, "--out", out], out: out,
                  contains: ["nowhere", "scripts/fetch-datasets.sh"])
         runFails(["data", "prepare", "--csv", reviews, "--out", out], out: out,
-                 contains: ["--csv needs --text-column, --label-column, --name"])
+                 contains: ["--csv needs --text-column, --label-column, --name"], status: 2)
         runFails(["data", "prepare", "sms-spam", "--csv", reviews, "--text-column", "review", "--label-column", "sentiment", "--name", "r", "--out", out],
                  out: out, contains: ["not both"])
         runFails(["data", "prepare", "--out", out], out: out, contains: ["name a dataset"])
-        runFails(prepareArgs(out, ["--name", "../escape"]), out: out, contains: ["--name '../escape'"])
+        runFails(prepareArgs(out, ["--name", "../escape"]), out: out, contains: ["--name '../escape'"], status: 2)
     }
 
     func testOutputIsAFile() throws {

@@ -1,0 +1,236 @@
+// RunSettings: what travels with a model and what every stage resolves the same way —
+// the inference settings a trained model file carries (maximum length, head start, the
+// classifier's pooling, label names), the thread count (`auto` = every core), the
+// training log written beside each trained model (`metrics.jsonl`, one JSON object per
+// step and per dev evaluation, like HF's `trainer_state.json` log history), the removal
+// of a finished run's checkpoint, and the build's version line (`kd --version`).
+//
+// Stored settings live in the model's HF config.json as Distillery keys
+// (`distillery_max_length`, `distillery_head_init`, beside `distillery_classifier_pooling`
+// which BertConfig reads), so a model copied with its config keeps them; a flag that
+// differs from a stored value wins and says so through `StageProgress.warning`.
+// Left out on purpose: tokenizer settings (`tokenizer_json` already carries them).
+import CKernels
+import DistilleryJSON
+import DistilleryModel
+import DistilleryTraining
+import Foundation
+
+// MARK: - settings stored in a model file
+
+/// Config keys for the settings a trained model carries for inference.
+public enum StoredSettingKey {
+    /// The maximum length the model was trained at (an integer).
+    public static let maxLength = "distillery_max_length"
+    /// How the classifier started: "probe" (LP-FT) or "random".
+    public static let headInit = "distillery_head_init"
+}
+
+extension ModelBundle {
+    /// The config as a JSON object (empty when it is not one; `BertConfig` already refused that).
+    var configObject: [String: JSONValue] { (try? JSONValue.parse(file.configJSON))?.objectValue ?? [:] }
+
+    /// The maximum length stored by `kd finetune` / `kd distill`, when there is one.
+    public var storedMaxLength: Int? { configObject[StoredSettingKey.maxLength]?.intValue }
+
+    /// How the classifier started ("probe" or "random"), when recorded.
+    public var storedHeadInit: String? { configObject[StoredSettingKey.headInit]?.stringValue }
+
+    /// What a new classifier reads by default: an existing head's choice; otherwise the
+    /// sentence pooling the encoder was trained for (sentence-transformers `mean` → mean),
+    /// else HF's pooler over [CLS].
+    public var defaultClassifierPooling: PoolingMode {
+        if hasClassifier { return config.classifierPooling }
+        return PoolingMode(rawValue: file.pooling) == .mean ? .mean : .cls
+    }
+
+    /// `maxLength` when given (a note when it differs from the stored one), else the stored
+    /// length, else 128 or the model's positions if fewer; checked against the positions.
+    public func resolveMaxLength(_ maxLength: Int?, progress: StageProgress) throws -> Int {
+        let stored = storedMaxLength
+        if let maxLength, let stored, maxLength != stored {
+            progress.warning("--max-length \(maxLength) overrides the \(stored) stored in \(path)")
+        }
+        let value = maxLength ?? stored.map { min($0, config.maxPositions) } ?? min(128, config.maxPositions)
+        guard value >= 2 else { throw StageError("--max-length \(value) is too small — it must leave room for [CLS] and [SEP]") }
+        guard value <= config.maxPositions else {
+            throw StageError("--max-length \(value) exceeds the model's \(config.maxPositions) positions (\(path)) — use at most \(config.maxPositions)")
+        }
+        return value
+    }
+}
+
+extension InferenceModel {
+    /// The classifier's label names: stored ones, or `given` (which must match the class
+    /// count); a model without stored names needs `--labels`.
+    public func predictionLabels(given: [String]?, progress: StageProgress) throws -> [String] {
+        let classes = encoder.heads.classifierLabels
+        guard classes > 0 else {
+            throw StageError("\(path): the model has no classifier head — fine-tune it first (kd finetune) or use 'kd embed'")
+        }
+        if let given {
+            guard given.count == classes else {
+                throw StageError("--labels names \(given.count) classes, the classifier of \(path) has \(classes) — give \(classes) names")
+            }
+            if config.labels.count == classes, config.labels != given {
+                progress.warning("--labels \(given.joined(separator: ",")) overrides the names stored in \(path) (\(config.labels.joined(separator: ",")))")
+            }
+            return given
+        }
+        guard config.labels.count == classes else {
+            throw StageError("\(path): the classifier has \(classes) classes but no stored label names — pass --labels NAME,NAME,… (in class order) or fine-tune with kd finetune, which stores them")
+        }
+        return config.labels
+    }
+}
+
+// MARK: - threads
+
+/// Parses a `--threads` value: a whole number in 1...`maximumThreads`, or `auto` (every
+/// core this process may use, capped at `maximumThreads`).
+public func parseThreads(_ text: String, flag: String = "--threads") throws -> Int {
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    if text == "auto" { return max(1, min(cores, maximumThreads)) }
+    guard let n = Int(text) else {
+        throw StageError("\(flag) '\(text)' is not a number or 'auto' — e.g. \(flag) 2, or \(flag) auto for all \(cores) cores")
+    }
+    guard n >= 1 && n <= maximumThreads else {
+        throw StageError("\(flag) \(n) is out of range — use 1...\(maximumThreads) or auto (this machine has \(cores) cores)")
+    }
+    return n
+}
+
+/// Parses a comma-separated list of `--threads` values (each a number or `auto`).
+public func parseThreadList(_ text: String, flag: String = "--threads") throws -> [Int] {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    guard !parts.isEmpty, !parts.contains("") else {
+        throw StageError("\(flag) '\(text)' must be a comma-separated list of positive integers or auto, e.g. 1,2")
+    }
+    return try parts.map { part in
+        guard part == "auto" || Int(part).map({ $0 >= 1 }) == true else {
+            throw StageError("\(flag) '\(text)' must be a comma-separated list of positive integers or auto, e.g. 1,2")
+        }
+        return try parseThreads(part, flag: flag)
+    }
+}
+
+// MARK: - the training log
+
+/// `OUT.metrics.jsonl` beside the model `OUT.h5`.
+public func metricsLogPath(out: String) -> String {
+    (out.hasSuffix(".h5") ? String(out.dropLast(3)) : out) + ".metrics.jsonl"
+}
+
+/// The training log of a run: one JSON object per optimizer step
+/// (`{"step","epoch","loss","lr","grad_norm","examples","time"}`) and per dev evaluation
+/// (`{"step","dev_accuracy","dev_macro_f1","best","time"}`), appended and flushed as the
+/// run goes, so a killed run keeps its history. A resumed run appends to it.
+final class MetricsLog {
+    let path: String
+    private let handle: FileHandle
+    private let started = Date()
+    /// Seconds of earlier processes of this run (a resumed run continues the clock).
+    private var offset = 0.0
+
+    /// Opens the log: truncated for a fresh run, appended to when `resuming`.
+    init(path: String, resuming: Bool) throws {
+        self.path = path
+        let manager = FileManager.default
+        if !resuming || !manager.fileExists(atPath: path) {
+            guard manager.createFile(atPath: path, contents: nil) else {
+                throw StageError("\(path): cannot create the training log — check that the directory is writable")
+            }
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw StageError("\(path): cannot open the training log for writing")
+        }
+        self.handle = handle
+        _ = try? handle.seekToEnd()
+        if resuming { offset = Self.lastTime(path) }
+    }
+
+    deinit { try? handle.close() }
+
+    private var time: Double { offset + Date().timeIntervalSince(started) }
+
+    private func append(_ line: String) { handle.write(Data((line + "\n").utf8)) }
+
+    /// Logs one optimizer step.
+    func step(_ r: StepReport) {
+        append(String(format: "{\"step\":%d,\"epoch\":%.4f,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,\"examples\":%d,\"time\":%.3f}",
+                      r.step, Double(r.step) / Double(max(r.stepsPerEpoch, 1)), r.loss, r.learningRate, Double(r.gradientNorm),
+                      r.examples, time))
+    }
+
+    /// Logs one dev evaluation.
+    func evaluation(step: Int, metrics: ClassificationMetrics, best: Bool) {
+        append(String(format: "{\"step\":%d,\"dev_accuracy\":%.6f,\"dev_macro_f1\":%.6f,\"best\":%@,\"time\":%.3f}",
+                      step, metrics.accuracy, metrics.macroF1, best ? "true" : "false", time))
+    }
+
+    /// The largest "time" in an existing log (0 when there is none).
+    private static func lastTime(_ path: String) -> Double {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+        return text.split(separator: "\n").compactMap { line -> Double? in
+            (try? JSONValue.parse(String(line)))?.objectValue?["time"]?.numberValue
+        }.max() ?? 0
+    }
+}
+
+/// Removes a finished run's checkpoint unless it is to be kept; says which on `progress`.
+func finishCheckpoint(_ path: String, keep: Bool, progress: StageProgress) {
+    guard FileManager.default.fileExists(atPath: path) else { return }
+    if keep {
+        progress.line("checkpoint kept: \(path) (\(formatSize(fileSize(path))))")
+    } else {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+// MARK: - version
+
+/// What `kd --version` prints: version, commit, and the kernels this CPU gets.
+public enum BuildInfo {
+    /// The release of this source tree.
+    public static let version = "0.6.0"
+
+    /// The commit of the source checkout this binary was built from, read from its .git
+    /// (nil when the binary has moved away from its sources or they are not a git checkout).
+    public static var commit: String? {
+        // #filePath: <root>/Sources/DistilleryStages/RunSettings.swift
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        func resolve(_ path: String, in base: URL) -> URL {
+            let path = path.trimmingCharacters(in: .whitespacesAndNewlines)
+            return path.hasPrefix("/") ? URL(fileURLWithPath: path) : base.appendingPathComponent(path).standardizedFileURL
+        }
+        var git = root.appendingPathComponent(".git")
+        if let text = try? String(contentsOf: git, encoding: .utf8), text.hasPrefix("gitdir:") {   // a worktree
+            git = resolve(String(text.dropFirst(7)), in: root)
+        }
+        guard let head = (try? String(contentsOf: git.appendingPathComponent("HEAD"), encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }
+        guard head.hasPrefix("ref: ") else { return String(head.prefix(12)) }
+        let ref = String(head.dropFirst(5))
+        let common = (try? String(contentsOf: git.appendingPathComponent("commondir"), encoding: .utf8)).map { resolve($0, in: git) } ?? git
+        for base in [git, common] {
+            if let sha = try? String(contentsOf: base.appendingPathComponent(ref), encoding: .utf8) {
+                return String(sha.trimmingCharacters(in: .whitespacesAndNewlines).prefix(12))
+            }
+            if let packed = try? String(contentsOf: base.appendingPathComponent("packed-refs"), encoding: .utf8),
+               let line = packed.split(separator: "\n").first(where: { $0.hasSuffix(" " + ref) }) {
+                return String(line.prefix(12))
+            }
+        }
+        return nil
+    }
+
+    /// Which kernel builds this CPU runs: AVX2+FMA or the portable `_ref` code.
+    public static var kernels: String {
+        dk_has_avx2() != 0 ? "AVX2+FMA kernels (this CPU has AVX2 and FMA)" : "portable kernels (this CPU lacks AVX2/FMA)"
+    }
+
+    /// "kd 0.6.0 (commit abc123def456) — AVX2+FMA kernels …, N cores".
+    public static var line: String {
+        "kd \(version) (commit \(commit ?? "unknown")) — \(kernels), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    }
+}
