@@ -81,14 +81,14 @@ public struct DistillConfig: Sendable {
     public var checkpointPath: String { defaultCheckpointPath(out: out, checkpoint: checkpoint) }
 
     func validate() throws {
-        if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw StageError("--lr \(learningRate) must be a positive number") }
-        if let batchSize, batchSize < 1 { throw StageError("--batch-size \(batchSize) must be at least 1") }
-        if let warmup, !(warmup >= 0 && warmup < 1) { throw StageError("--warmup \(warmup) must be a fraction in [0, 1)") }
-        guard weightDecay >= 0, weightDecay.isFinite else { throw StageError("--weight-decay \(weightDecay) must be ≥ 0") }
-        guard clip >= 0, clip.isFinite else { throw StageError("--clip \(clip) must be ≥ 0 (0 turns clipping off)") }
-        if let evalEvery, evalEvery < 1 { throw StageError("--eval-every \(evalEvery) must be at least 1") }
-        if let checkpointEvery, checkpointEvery < 0 { throw StageError("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
-        if let stopAfter, stopAfter < 1 { throw StageError("--stop-after \(stopAfter) must be at least 1") }
+        if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw StageError.usage("--lr \(learningRate) must be a positive number") }
+        if let batchSize, batchSize < 1 { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
+        if let warmup, !(warmup >= 0 && warmup < 1) { throw StageError.usage("--warmup \(warmup) must be a fraction in [0, 1)") }
+        guard weightDecay >= 0, weightDecay.isFinite else { throw StageError.usage("--weight-decay \(weightDecay) must be ≥ 0") }
+        guard clip >= 0, clip.isFinite else { throw StageError.usage("--clip \(clip) must be ≥ 0 (0 turns clipping off)") }
+        if let evalEvery, evalEvery < 1 { throw StageError.usage("--eval-every \(evalEvery) must be at least 1") }
+        if let checkpointEvery, checkpointEvery < 0 { throw StageError.usage("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
+        if let stopAfter, stopAfter < 1 { throw StageError.usage("--stop-after \(stopAfter) must be at least 1") }
     }
 }
 
@@ -334,12 +334,12 @@ public func parseLossWeights(_ text: String) throws -> LossWeights {
     for item in text.split(separator: ",") {
         let kv = item.split(separator: "=")
         guard kv.count == 2, let kind = LossKind(rawValue: String(kv[0])), let w = Double(kv[1]), w >= 0, w.isFinite else {
-            throw StageError("--losses '\(text)': '\(item)' is not kind=weight with a weight ≥ 0 (kinds: \(LossKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw StageError.usage("--losses '\(text)': '\(item)' is not kind=weight with a weight ≥ 0 (kinds: \(LossKind.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         weights[kind] = w
     }
     guard weights.values.contains(where: { $0 > 0 }) else {
-        throw StageError("--losses '\(text)' turns every loss off — give at least one weight > 0")
+        throw StageError.usage("--losses '\(text)' turns every loss off — give at least one weight > 0")
     }
     return LossWeights(weights)
 }
@@ -358,7 +358,7 @@ func loadStudentPlan(_ studentPath: String, teacher: BertConfig, classes: Int, l
             spec.losses = losses
             if case .twoStage = spec.schedule,
                !(losses.active.contains(where: \.isPrediction) && losses.active.contains(where: { !$0.isPrediction })) {
-                throw StageError("--losses: \(studentPath) has a two-stage schedule, which needs an intermediate loss (stage 1) and a prediction loss (stage 2) — use a one-stage student for this ablation")
+                throw StageError.usage("--losses: \(studentPath) has a two-stage schedule, which needs an intermediate loss (stage 1) and a prediction loss (stage 2) — use a one-stage student for this ablation")
             }
         }
         return try DistillationPlan(spec: spec, teacher: teacher, classes: classes)
@@ -372,16 +372,16 @@ private func overriddenSchedule(_ schedule: DistillationSchedule, epochs: String
     let counts = epochs.split(separator: ",").map { Int($0) }
     switch (schedule, counts.count) {
     case (.oneStage, 1):
-        guard let n = counts[0], n >= 1 else { throw StageError("--epochs '\(epochs)' must be a whole number ≥ 1") }
+        guard let n = counts[0], n >= 1 else { throw StageError.usage("--epochs '\(epochs)' must be a whole number ≥ 1") }
         return .oneStage(epochs: n)
     case (.twoStage, 2):
         guard let a = counts[0], let b = counts[1], a >= 1, b >= 1 else {
-            throw StageError("--epochs '\(epochs)' must be two whole numbers ≥ 1 (intermediate,prediction)")
+            throw StageError.usage("--epochs '\(epochs)' must be two whole numbers ≥ 1 (intermediate,prediction)")
         }
         return .twoStage(intermediateEpochs: a, predictionEpochs: b)
     case (.oneStage, _):
-        throw StageError("--epochs '\(epochs)': \(studentPath) has a one-stage schedule — give one number of epochs")
+        throw StageError.usage("--epochs '\(epochs)': \(studentPath) has a one-stage schedule — give one number of epochs")
     case (.twoStage, _):
-        throw StageError("--epochs '\(epochs)': \(studentPath) has a two-stage schedule — give intermediate,prediction epochs, e.g. 4,3")
+        throw StageError.usage("--epochs '\(epochs)': \(studentPath) has a two-stage schedule — give intermediate,prediction epochs, e.g. 4,3")
     }
 }

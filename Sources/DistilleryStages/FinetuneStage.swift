@@ -80,16 +80,16 @@ public struct FinetuneConfig: Sendable {
     public var checkpointPath: String { defaultCheckpointPath(out: out, checkpoint: checkpoint) }
 
     func validate() throws {
-        guard epochs >= 1 else { throw StageError("--epochs \(epochs) must be at least 1") }
-        guard learningRate > 0, learningRate.isFinite else { throw StageError("--lr \(learningRate) must be a positive number") }
-        guard batchSize >= 1 else { throw StageError("--batch-size \(batchSize) must be at least 1") }
-        guard weightDecay >= 0, weightDecay.isFinite else { throw StageError("--weight-decay \(weightDecay) must be ≥ 0") }
-        guard clip >= 0, clip.isFinite else { throw StageError("--clip \(clip) must be ≥ 0 (0 turns clipping off)") }
-        if let evalEvery, evalEvery < 1 { throw StageError("--eval-every \(evalEvery) must be at least 1") }
-        if let checkpointEvery, checkpointEvery < 0 { throw StageError("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
-        if let maxSteps, maxSteps < 1 { throw StageError("--max-steps \(maxSteps) must be at least 1") }
+        guard epochs >= 1 else { throw StageError.usage("--epochs \(epochs) must be at least 1") }
+        guard learningRate > 0, learningRate.isFinite else { throw StageError.usage("--lr \(learningRate) must be a positive number") }
+        guard batchSize >= 1 else { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
+        guard weightDecay >= 0, weightDecay.isFinite else { throw StageError.usage("--weight-decay \(weightDecay) must be ≥ 0") }
+        guard clip >= 0, clip.isFinite else { throw StageError.usage("--clip \(clip) must be ≥ 0 (0 turns clipping off)") }
+        if let evalEvery, evalEvery < 1 { throw StageError.usage("--eval-every \(evalEvery) must be at least 1") }
+        if let checkpointEvery, checkpointEvery < 0 { throw StageError.usage("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
+        if let maxSteps, maxSteps < 1 { throw StageError.usage("--max-steps \(maxSteps) must be at least 1") }
         guard warmup >= 0, warmup.isFinite, warmup < 1 || warmup == warmup.rounded() else {
-            throw StageError("--warmup '\(warmup)' must be a fraction in [0, 1) or a whole number of steps")
+            throw StageError.usage("--warmup '\(warmup)' must be a fraction in [0, 1) or a whole number of steps")
         }
     }
 

@@ -87,7 +87,7 @@ public struct LineRunConfig: Sendable {
     /// input, all before anything is written.
     func load(progress: StageProgress, check: (InferenceModel) throws -> Void = { _ in }) throws -> (InferenceModel, [String], [[Int32]]) {
         try setComputeThreads(threads)
-        guard batchSize >= 1 else { throw StageError("--batch-size \(batchSize) must be at least 1") }
+        guard batchSize >= 1 else { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
         if let output { try checkOutputPath(output, flag: "--out") }
         let model = try InferenceModel(path: model)
         try check(model)
@@ -312,7 +312,7 @@ public struct EvalReport: Codable, Sendable {
 /// Scores a classifier on a split of a prepared dataset (and its fidelity to `teacher`).
 public func evaluate(_ config: EvalConfig, progress: StageProgress = SilentProgress()) throws -> EvalReport {
     try setComputeThreads(config.threads)
-    guard config.batchSize >= 1 else { throw StageError("--batch-size \(config.batchSize) must be at least 1") }
+    guard config.batchSize >= 1 else { throw StageError.usage("--batch-size \(config.batchSize) must be at least 1") }
     let loaded = try InferenceModel(path: config.model)
     let names = try loaded.labelNames()
     let maxLength = try loaded.bundle.resolveMaxLength(config.maxLength, progress: progress)

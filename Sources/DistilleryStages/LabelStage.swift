@@ -37,7 +37,7 @@ public enum LayerSelection: Sendable, Equatable {
         var layers: [Int] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             guard let l = Int(part.trimmingCharacters(in: .whitespaces)) else {
-                throw StageError("\(flag) '\(text)': '\(part)' is not a layer number — give a comma list like 0,2,4 or 'all'")
+                throw StageError.usage("\(flag) '\(text)': '\(part)' is not a layer number — give a comma list like 0,2,4 or 'all'")
             }
             layers.append(l)
         }
@@ -49,7 +49,7 @@ public enum LayerSelection: Sendable, Equatable {
         guard case .layers(let layers) = self else { return Array(range) }
         let what = range.lowerBound == 0 ? "hidden states \(range.lowerBound) (embeddings) … \(range.upperBound)" : "attention layers \(range.lowerBound) … \(range.upperBound)"
         for l in layers where !range.contains(l) {
-            throw StageError("\(flag) layer \(l) is out of range — \(teacher) has \(range.upperBound) layers: \(what), or 'all'")
+            throw StageError.usage("\(flag) layer \(l) is out of range — \(teacher) has \(range.upperBound) layers: \(what), or 'all'")
         }
         return Array(Set(layers)).sorted()
     }
@@ -69,7 +69,7 @@ public struct ByteSize: Sendable {
         var scale = 1.0
         if let last = s.last, let u = units[last] { scale = u; s.removeLast() }
         guard let value = Double(s), value >= 0, value.isFinite else {
-            throw StageError("\(flag) '\(text)' is not a size — use bytes or a number with K, M, G or T (e.g. 500M, 8G)")
+            throw StageError.usage("\(flag) '\(text)' is not a size — use bytes or a number with K, M, G or T (e.g. 500M, 8G)")
         }
         self.init(bytes: Int(value * scale), text: text)
     }
@@ -97,10 +97,10 @@ public struct ShardSelection: Sendable {
     public init(parsing text: String) throws {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]) else {
-            throw StageError("--shard '\(text)' is not i/n — give the 0-based shard number and the shard count, e.g. 0/4")
+            throw StageError.usage("--shard '\(text)' is not i/n — give the 0-based shard number and the shard count, e.g. 0/4")
         }
         guard n >= 1, i >= 0, i < n else {
-            throw StageError("--shard \(text): shard number must be in 0..<\(max(n, 1)) and the count at least 1 — e.g. 0/\(max(n, 2)) … \(max(n, 2) - 1)/\(max(n, 2))")
+            throw StageError.usage("--shard \(text): shard number must be in 0..<\(max(n, 1)) and the count at least 1 — e.g. 0/\(max(n, 2)) … \(max(n, 2) - 1)/\(max(n, 2))")
         }
         self.init(checkedIndex: i, count: n)
     }
@@ -145,13 +145,13 @@ public struct LabelConfig: Sendable {
     }
 
     func validate() throws {
-        if let topK, topK < 1 { throw StageError("--top-k \(topK) must be at least 1 (omit it to keep every logit)") }
-        guard batchSize >= 1 else { throw StageError("--batch-size \(batchSize) must be at least 1") }
-        guard augment >= 0 else { throw StageError("--augment \(augment) must be ≥ 0 (0 = no augmentation)") }
-        guard augmentProbability >= 0, augmentProbability <= 1 else { throw StageError("--augment-prob \(augmentProbability) must be a probability in [0, 1]") }
-        guard neighbours >= 1 else { throw StageError("--neighbours \(neighbours) must be at least 1") }
+        if let topK, topK < 1 { throw StageError.usage("--top-k \(topK) must be at least 1 (omit it to keep every logit)") }
+        guard batchSize >= 1 else { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
+        guard augment >= 0 else { throw StageError.usage("--augment \(augment) must be ≥ 0 (0 = no augmentation)") }
+        guard augmentProbability >= 0, augmentProbability <= 1 else { throw StageError.usage("--augment-prob \(augmentProbability) must be a probability in [0, 1]") }
+        guard neighbours >= 1 else { throw StageError.usage("--neighbours \(neighbours) must be at least 1") }
         if let maxLength, maxLength < 2 {
-            throw StageError("--max-length \(maxLength) is too small — it must leave room for [CLS] and [SEP]")
+            throw StageError.usage("--max-length \(maxLength) is too small — it must leave room for [CLS] and [SEP]")
         }
     }
 }
@@ -196,14 +196,14 @@ public func label(_ config: LabelConfig, progress: StageProgress) throws -> Labe
     let hiddenLayers = try config.hidden?.resolve(flag: "--hidden", range: 0...bert.layerCount, teacher: teacher) ?? []
     let attentionLayers = try config.attention?.resolve(flag: "--attention", range: 1...bert.layerCount, teacher: teacher) ?? []
     if let topK = config.topK, topK >= bert.labels.count {
-        throw StageError("--top-k \(topK) keeps every one of the teacher's \(bert.labels.count) classes — use a K below \(bert.labels.count), or omit --top-k for full logits")
+        throw StageError.usage("--top-k \(topK) keeps every one of the teacher's \(bert.labels.count) classes — use a K below \(bert.labels.count), or omit --top-k for full logits")
     }
 
     // Data: every training row (augmentation neighbours come from all of them, so every shard agrees).
     let rows = try folder.read(.train)
     guard !rows.isEmpty else { throw StageError("\(folder.filePath(.train)): no examples — nothing to label") }
     guard config.shard.count <= rows.count else {
-        throw StageError("--shard \(config.shard.index)/\(config.shard.count): more shards than the \(rows.count) training rows — use at most \(rows.count) shards")
+        throw StageError.usage("--shard \(config.shard.index)/\(config.shard.count): more shards than the \(rows.count) training rows — use at most \(rows.count) shards")
     }
     let gold = try labelIndices(rows, labels: bert.labels, file: folder.filePath(.train), known: "the teacher \(teacher)")
     let pieces = rows.map { source.tokenizer.tokenIds($0.text) }

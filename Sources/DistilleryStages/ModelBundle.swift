@@ -128,9 +128,9 @@ public struct InferenceModel {
 
     /// Checks a maximum length: room for [CLS] and [SEP], within the model's positions.
     public func checkMaxLength(_ maxLength: Int) throws {
-        guard maxLength >= 2 else { throw StageError("--max-length \(maxLength) is too small — it must leave room for [CLS] and [SEP]") }
+        guard maxLength >= 2 else { throw StageError.usage("--max-length \(maxLength) is too small — it must leave room for [CLS] and [SEP]") }
         guard maxLength <= config.maxPositions else {
-            throw StageError("--max-length \(maxLength) exceeds the model's \(config.maxPositions) positions — use at most \(config.maxPositions)")
+            throw StageError.usage("--max-length \(maxLength) exceeds the model's \(config.maxPositions) positions — use at most \(config.maxPositions)")
         }
     }
 

@@ -191,7 +191,7 @@ public func prepareDataset(_ config: PrepareConfig) throws -> PrepareReport {
         }
     } catch { throw StageError(String(describing: error)) }
     let outDir = config.out ?? "data/\(name)"
-    guard !outDir.isEmpty else { throw StageError("--out is empty — give an output folder") }
+    guard !outDir.isEmpty else { throw StageError.usage("--out is empty — give an output folder") }
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: outDir, isDirectory: &isDirectory), !isDirectory.boolValue {
         throw StageError("\(outDir): is a file — --out takes a folder (it will hold train.jsonl, dev.jsonl, test.jsonl, manifest.json)")

@@ -19,18 +19,29 @@ import Glibc
 public struct StageError: Error, CustomStringConvertible, Sendable {
     /// The whole message, e.g. `data/x/train.jsonl:3: label 'y' is unknown … — re-prepare …`.
     public let description: String
+    /// Whether the error is about the command line (a flag's value: `kd` exits 2) rather than
+    /// an input or a failed run (exit 1).
+    public let isUsage: Bool
 
-    /// An error with this exact message.
-    public init(_ description: String) { self.description = description }
+    /// An error about an input or a run, with this exact message.
+    public init(_ description: String) {
+        self.description = description
+        isUsage = false
+    }
 
-    /// Whether the error is about the command line rather than an input: by convention a
-    /// message about a flag's value starts with the flag (`--threads 0 is out of range …`).
-    /// `kd` exits 2 for these, 1 for the others.
-    public var isUsage: Bool { description.hasPrefix("--") }
+    private init(usage description: String) {
+        self.description = description
+        isUsage = true
+    }
+
+    /// An error about a flag's value; the message starts with the flag
+    /// (`--threads 0 is out of range …`).
+    public static func usage(_ description: String) -> StageError { StageError(usage: description) }
 
     /// Wraps any error raised while handling `file`, prefixing the file name when the
     /// message does not already carry it.
     public init(file: String, _ error: any Error) {
+        isUsage = (error as? StageError)?.isUsage ?? false
         let text = String(describing: error)
         let name = URL(fileURLWithPath: file).lastPathComponent
         if text.contains(file) {
@@ -49,7 +60,7 @@ public let maximumThreads = 64
 /// Checks a thread count and sets it for BLAS and the kernels.
 public func setComputeThreads(_ threads: Int) throws {
     guard threads >= 1 && threads <= maximumThreads else {
-        throw StageError("--threads \(threads) is out of range — use 1...\(maximumThreads) (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+        throw StageError.usage("--threads \(threads) is out of range — use 1...\(maximumThreads) (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
     }
     Compute.setThreads(threads)
 }
@@ -105,7 +116,7 @@ public func readInputLines(_ path: String?, allowEmpty: Bool = false) throws -> 
 /// Checks that `path` can be an output file for `flag`: not empty, not a directory, in an
 /// existing directory. Stages call it before doing any work.
 public func checkOutputPath(_ path: String, flag: String) throws {
-    guard !path.isEmpty else { throw StageError("\(flag) is empty — give an output file path") }
+    guard !path.isEmpty else { throw StageError.usage("\(flag) is empty — give an output file path") }
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
         throw StageError("\(path): is a directory — \(flag) takes a file path, e.g. \(path)/out")
@@ -145,7 +156,7 @@ func checkTrainingPaths(out: String, checkpoint: String, resume: String?) throws
     try checkOutputPath(out, flag: "--out")
     try checkOutputPath(checkpoint, flag: "--checkpoint")
     guard URL(fileURLWithPath: checkpoint).standardizedFileURL != URL(fileURLWithPath: out).standardizedFileURL else {
-        throw StageError("--checkpoint and --out are the same file (\(out)) — give them different paths")
+        throw StageError.usage("--checkpoint and --out are the same file (\(out)) — give them different paths")
     }
     try checkResumePath(resume)
 }

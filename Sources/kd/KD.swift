@@ -111,7 +111,7 @@ func parseIntList(_ text: String, flag: String) throws -> [Int] {
     let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
     let values = parts.compactMap { Int($0) }
     guard !parts.isEmpty, values.count == parts.count, values.allSatisfy({ $0 >= 1 }) else {
-        throw StageError("\(flag) '\(text)' must be a comma-separated list of positive integers, e.g. 1,32")
+        throw StageError.usage("\(flag) '\(text)' must be a comma-separated list of positive integers, e.g. 1,32")
     }
     return values
 }
@@ -119,7 +119,7 @@ func parseIntList(_ text: String, flag: String) throws -> [Int] {
 /// Parses a flag's value into an enum case, or an error listing the choices.
 func parseChoice<T: RawRepresentable & CaseIterable>(_ text: String, flag: String, as type: T.Type) throws -> T where T.RawValue == String {
     guard let value = T(rawValue: text) else {
-        throw StageError("\(flag) '\(text)' is not one of: \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+        throw StageError.usage("\(flag) '\(text)' is not one of: \(T.allCases.map(\.rawValue).joined(separator: ", "))")
     }
     return value
 }
@@ -234,7 +234,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         let names = labels.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-        if let names, names.contains(""), let labels { throw StageError("--labels '\(labels)' has an empty name — give NAME,NAME,…") }
+        if let names, names.contains(""), let labels { throw StageError.usage("--labels '\(labels)' has an empty name — give NAME,NAME,…") }
         let config = try options.config()
         options.show(try predict(config, labels: names, progress: stderrProgress()), config)
     }

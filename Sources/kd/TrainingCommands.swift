@@ -62,9 +62,9 @@ extension DataCommand {
             let csvFlags = [("--text-column", textColumn), ("--label-column", labelColumn), ("--name", name)]
             guard let csv else {
                 if let flag = csvFlags.first(where: { $0.1 != nil }) { throw StageError("\(flag.0) only goes with --csv FILE") }
-                if labels != nil { throw StageError("--labels only goes with --csv FILE") }
-                if delimiter != "," { throw StageError("--delimiter only goes with --csv FILE") }
-                if encoding != "utf-8" { throw StageError("--encoding only goes with --csv FILE (built-in datasets know their encoding)") }
+                if labels != nil { throw StageError.usage("--labels only goes with --csv FILE") }
+                if delimiter != "," { throw StageError.usage("--delimiter only goes with --csv FILE") }
+                if encoding != "utf-8" { throw StageError.usage("--encoding only goes with --csv FILE (built-in datasets know their encoding)") }
                 guard let dataset else {
                     throw StageError("name a dataset (\(BuiltinDataset.all.map(\.name).joined(separator: ", "))) or give --csv FILE --text-column C --label-column L --name NAME")
                 }
@@ -73,11 +73,11 @@ extension DataCommand {
             if let dataset { throw StageError("give either a dataset name ('\(dataset)') or --csv \(csv), not both") }
             let missing = csvFlags.filter { $0.1 == nil }.map(\.0)
             guard missing.isEmpty, let name, let textColumn, let labelColumn else {
-                throw StageError("--csv needs \(missing.joined(separator: ", ")) as well")
+                throw StageError.usage("--csv needs \(missing.joined(separator: ", ")) as well")
             }
             guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }),
                   name != ".", name != ".." else {
-                throw StageError("--name '\(name)' must be letters, digits, '-', '_' or '.' (it names the output folder)")
+                throw StageError.usage("--name '\(name)' must be letters, digits, '-', '_' or '.' (it names the output folder)")
             }
             let separator = try parseDelimiter()
             let sourceEncoding = try parseChoice(encoding, flag: "--encoding", as: SourceEncoding.self)
@@ -89,7 +89,7 @@ extension DataCommand {
             switch delimiter {
             case "tab", "\\t", "\t": return "\t"
             case _ where delimiter.count == 1 && delimiter != "\"" && delimiter.first!.isASCII: return delimiter.first!
-            default: throw StageError("--delimiter '\(delimiter)' must be one ASCII character (e.g. ',', ';', '|') or 'tab'")
+            default: throw StageError.usage("--delimiter '\(delimiter)' must be one ASCII character (e.g. ',', ';', '|') or 'tab'")
             }
         }
 
@@ -97,7 +97,7 @@ extension DataCommand {
             guard let labels else { return nil }
             let list = labels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             guard !list.isEmpty, Set(list).count == list.count else {
-                throw StageError("--labels '\(labels)' must be distinct, comma-separated label names")
+                throw StageError.usage("--labels '\(labels)' must be distinct, comma-separated label names")
             }
             return list
         }
@@ -159,7 +159,7 @@ struct Finetune: ParsableCommand {
 
     func run() throws {
         var config = FinetuneConfig(model: model, data: data, out: out)
-        guard let w = Double(warmup) else { throw StageError("--warmup '\(warmup)' must be a fraction in [0, 1) or a whole number of steps") }
+        guard let w = Double(warmup) else { throw StageError.usage("--warmup '\(warmup)' must be a fraction in [0, 1) or a whole number of steps") }
         let batch = try aliased(batchSize, oldBatch, new: "--batch-size", old: "--batch") ?? 32
         (config.epochs, config.learningRate, config.batchSize, config.maxLength, config.warmup) = (epochs, lr, batch, maxLength, w)
         config.schedule = try parseChoice(schedule, flag: "--schedule", as: LearningRateSchedule.Decay.self)
