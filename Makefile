@@ -30,6 +30,9 @@ demo: teacher
 test: setup
 	swift build --build-tests
 	swift test --skip-build --disable-swift-testing
+	@# The kernel, parity and gradient tests again on the portable path (every path this CPU has).
+	DISTILLERY_KERNELS=ref swift test --skip-build --disable-swift-testing \
+	    --filter 'TensorTests|TinyParityTests|OneForwardTests|ModelGradientTests|TrainingParityTests|OpGradientTests'
 
 # Fine-tuned teachers (git-ignored; teachers/README.md has what they scored): kd's defaults
 # (a probe head reading the mean of the last hidden states, as MiniLM pools), 128 tokens;

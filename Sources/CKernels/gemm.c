@@ -19,6 +19,7 @@
 // into a per-thread buffer. Left out on purpose: alpha/beta, AVX-512 (the target has
 // none), threads (the caller splits).
 #include "dk_gemm.h"
+#include "ckernels.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,14 +315,7 @@ DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, 
 
 // ---------------------------------------------------------------- dispatch and workspace
 
-static int gemm_avx2_state = -1;
-int dk_gemm_has_avx2(void) {
-    if (gemm_avx2_state < 0) {
-        __builtin_cpu_init();
-        gemm_avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return gemm_avx2_state;
-}
+int dk_gemm_has_avx2(void) { return dk_has_avx2(); }
 
 static void gemm_dispatch(long M, long N, long K, const float *A, long lda, int transA,
                           const float *packed, const float *bias, float *C, long ldc, int accumulate,

@@ -269,15 +269,6 @@ DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const fl
 
 // ---------------------------------------------------------------- dispatch
 
-static int avx2_state = -1;
-int dk_has_avx2(void) {
-    if (avx2_state < 0) {
-        __builtin_cpu_init();
-        avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return avx2_state;
-}
-
 void dk_bias_gelu(const float *x, const float *bias, float *pre, float *act, long rows, long cols) {
     if (dk_has_avx2()) bias_gelu_avx2(x, bias, pre, act, rows, cols);
     else dk_bias_gelu_ref(x, bias, pre, act, rows, cols);

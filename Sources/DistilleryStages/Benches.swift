@@ -13,6 +13,7 @@
 // (PyTorch, ONNX Runtime) are run by benchmarks/*.py; these functions measure only
 // Distillery. Not measured on purpose: batching and padding, the schedule, evaluation,
 // checkpoints.
+import CKernels
 import Distillation
 import DistilleryModel
 import DistilleryTensor
@@ -21,7 +22,7 @@ import Foundation
 import Tokenization
 
 /// Which kernel build runs here.
-public func kernelISA() -> String { kernelsUseAVX2() ? "AVX2+FMA" : "portable" }
+public func kernelISA() -> String { (kernelsUseAVX2() ? "AVX2+FMA" : "portable") + (dk_kernel_path_forced() != 0 ? " (forced by DISTILLERY_KERNELS)" : "") }
 
 /// The `p`-quantile of sorted values (nearest rank).
 private func percentile(_ sorted: [Double], _ p: Double) -> Double {
@@ -93,15 +94,15 @@ public struct LatencyReport: Codable, Sendable {
 /// Forward-pass latency per batch size, length and thread count.
 public func benchLatency(_ config: LatencyConfig) throws -> LatencyReport {
     guard config.warmup >= 0, config.iterations >= 0, config.seconds > 0 else {
-        throw StageError("--warmup, --iters and --seconds must not be negative")
+        throw StageError.usage("--warmup, --iters and --seconds must not be negative")
     }
-    guard !config.models.isEmpty else { throw StageError("--model: give at least one model file") }
+    guard !config.models.isEmpty else { throw StageError.usage("--model: give at least one model file") }
     let turns = config.rounds ?? (config.models.count > 1 ? 5 : 1)
-    guard turns >= 1 else { throw StageError("--rounds \(turns) must be at least 1") }
+    guard turns >= 1 else { throw StageError.usage("--rounds \(turns) must be at least 1") }
     let loaded = try config.models.map { try InferenceModel(path: $0) }
     for m in loaded {
         for T in config.lengths where T > m.config.maxPositions {
-            throw StageError("--seq \(T) exceeds the model's \(m.config.maxPositions) positions (\(m.path))")
+            throw StageError.usage("--seq \(T) exceeds the model's \(m.config.maxPositions) positions (\(m.path))")
         }
     }
     var rows: [LatencyRow] = []
@@ -179,7 +180,7 @@ let tokenizerBenchMinimumSeconds = 0.5
 /// thread, at least `repeats` passes after one warm-up, and at least
 /// `tokenizerBenchMinimumSeconds` of timed work.
 public func benchTokenizer(model: String, input: String?, repeats: Int = 5) throws -> TokenizerThroughputReport {
-    guard repeats >= 1 else { throw StageError("--repeats must be at least 1") }
+    guard repeats >= 1 else { throw StageError.usage("--repeats must be at least 1") }
     let bundle = try ModelBundle(path: model)
     let lines = try readInputLines(input, allowEmpty: true)
     _ = measureTokenizerThroughput(bundle.tokenizer, lines: lines, repeats: 1)  // warm-up
@@ -217,11 +218,11 @@ public struct StepBenchConfig: Sendable {
     public init() {}
 
     func validate() throws {
-        guard batchSize >= 1, length >= 2 else { throw StageError("--batch-size must be at least 1 and --seq at least 2 ([CLS] and [SEP])") }
+        guard batchSize >= 1, length >= 2 else { throw StageError.usage("--batch-size must be at least 1 and --seq at least 2 ([CLS] and [SEP])") }
     }
 
     func validateRuns() throws {
-        guard warmup >= 0, iterations >= 1 else { throw StageError("--warmup must be ≥ 0 and --iters ≥ 1") }
+        guard warmup >= 0, iterations >= 1 else { throw StageError.usage("--warmup must be ≥ 0 and --iters ≥ 1") }
     }
 }
 
@@ -296,12 +297,12 @@ private func randomRow(_ config: StepBenchConfig, bundle: ModelBundle, rng: inou
 /// fresh `config.labels`-way classifier head.
 public func benchTrainStep(model: String, _ config: StepBenchConfig) throws -> StepBenchReport {
     try config.validate()
-    guard config.labels >= 2 else { throw StageError("--labels \(config.labels) must be at least 2") }
+    guard config.labels >= 2 else { throw StageError.usage("--labels \(config.labels) must be at least 2") }
     try config.validateRuns()
     try setComputeThreads(config.threads)
     let teacher = try ModelBundle(path: model)
     let bert = teacher.config
-    guard config.length <= bert.maxPositions else { throw StageError("--seq \(config.length) exceeds the model's \(bert.maxPositions) positions") }
+    guard config.length <= bert.maxPositions else { throw StageError.usage("--seq \(config.length) exceeds the model's \(bert.maxPositions) positions") }
     let start = try teacher.classifierStart(labels: (0..<config.labels).map { "LABEL_\($0)" }, seed: config.seed)
     let trainingModel = start.model
     var parameters = start.parameters
@@ -353,7 +354,7 @@ public func benchDistillStep(teacher: String, student: String, losses: LossWeigh
                              _ config: StepBenchConfig) throws -> StepBenchReport {
     try config.validate()
     try config.validateRuns()
-    guard temperature > 0, temperature.isFinite else { throw StageError("--temperature \(temperature) must be > 0") }
+    guard temperature > 0, temperature.isFinite else { throw StageError.usage("--temperature \(temperature) must be > 0") }
     try setComputeThreads(config.threads)
     // The teacher with a classifier: its own, or a fresh seeded one.
     let source = try ModelBundle(path: teacher)
@@ -361,7 +362,7 @@ public func benchDistillStep(teacher: String, student: String, losses: LossWeigh
     let classes = own ? source.config.labels.count : config.labels
     let start = try source.classifierStart(labels: own ? source.config.labels : (0..<classes).map { "LABEL_\($0)" }, seed: config.seed)
     let teacherTensors = start.parameters.tensorDictionary
-    guard config.length <= source.config.maxPositions else { throw StageError("--seq \(config.length) exceeds the teacher's \(source.config.maxPositions) positions") }
+    guard config.length <= source.config.maxPositions else { throw StageError.usage("--seq \(config.length) exceeds the teacher's \(source.config.maxPositions) positions") }
     var spec = try loadStudentPlan(student, teacher: source.config, classes: classes).spec
     spec.losses = losses
     spec.temperature = temperature

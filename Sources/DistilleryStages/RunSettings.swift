@@ -52,9 +52,9 @@ extension ModelBundle {
             progress.warning("--max-length \(maxLength) overrides the \(stored) stored in \(path)")
         }
         let value = maxLength ?? stored.map { min($0, config.maxPositions) } ?? min(128, config.maxPositions)
-        guard value >= 2 else { throw StageError("--max-length \(value) is too small — it must leave room for [CLS] and [SEP]") }
+        guard value >= 2 else { throw StageError.usage("--max-length \(value) is too small — it must leave room for [CLS] and [SEP]") }
         guard value <= config.maxPositions else {
-            throw StageError("--max-length \(value) exceeds the model's \(config.maxPositions) positions (\(path)) — use at most \(config.maxPositions)")
+            throw StageError.usage("--max-length \(value) exceeds the model's \(config.maxPositions) positions (\(path)) — use at most \(config.maxPositions)")
         }
         return value
     }
@@ -70,7 +70,7 @@ extension InferenceModel {
         }
         if let given {
             guard given.count == classes else {
-                throw StageError("--labels names \(given.count) classes, the classifier of \(path) has \(classes) — give \(classes) names")
+                throw StageError.usage("--labels names \(given.count) classes, the classifier of \(path) has \(classes) — give \(classes) names")
             }
             if config.labels.count == classes, config.labels != given {
                 progress.warning("--labels \(given.joined(separator: ",")) overrides the names stored in \(path) (\(config.labels.joined(separator: ",")))")
@@ -92,10 +92,10 @@ public func parseThreads(_ text: String, flag: String = "--threads") throws -> I
     let cores = ProcessInfo.processInfo.activeProcessorCount
     if text == "auto" { return max(1, min(cores, maximumThreads)) }
     guard let n = Int(text) else {
-        throw StageError("\(flag) '\(text)' is not a number or 'auto' — e.g. \(flag) 2, or \(flag) auto for all \(cores) cores")
+        throw StageError.usage("\(flag) '\(text)' is not a number or 'auto' — e.g. \(flag) 2, or \(flag) auto for all \(cores) cores")
     }
     guard n >= 1 && n <= maximumThreads else {
-        throw StageError("\(flag) \(n) is out of range — use 1...\(maximumThreads) or auto (this machine has \(cores) cores)")
+        throw StageError.usage("\(flag) \(n) is out of range — use 1...\(maximumThreads) or auto (this machine has \(cores) cores)")
     }
     return n
 }
@@ -104,11 +104,11 @@ public func parseThreads(_ text: String, flag: String = "--threads") throws -> I
 public func parseThreadList(_ text: String, flag: String = "--threads") throws -> [Int] {
     let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
     guard !parts.isEmpty, !parts.contains("") else {
-        throw StageError("\(flag) '\(text)' must be a comma-separated list of positive integers or auto, e.g. 1,2")
+        throw StageError.usage("\(flag) '\(text)' must be a comma-separated list of positive integers or auto, e.g. 1,2")
     }
     return try parts.map { part in
         guard part == "auto" || Int(part).map({ $0 >= 1 }) == true else {
-            throw StageError("\(flag) '\(text)' must be a comma-separated list of positive integers or auto, e.g. 1,2")
+            throw StageError.usage("\(flag) '\(text)' must be a comma-separated list of positive integers or auto, e.g. 1,2")
         }
         return try parseThreads(part, flag: flag)
     }
@@ -224,9 +224,15 @@ public enum BuildInfo {
         return nil
     }
 
-    /// Which kernel builds this CPU runs: AVX2+FMA or the portable `_ref` code.
+    /// Which kernel builds run (AVX2+FMA or the portable `_ref` code, and whether
+    /// DISTILLERY_KERNELS forced it) and which vector features the CPU has.
     public static var kernels: String {
-        dk_has_avx2() != 0 ? "AVX2+FMA kernels (this CPU has AVX2 and FMA)" : "portable kernels (this CPU lacks AVX2/FMA)"
+        let f = Int(dk_cpu_features())
+        let cpu = [(DK_CPU_AVX2_FMA, "AVX2+FMA"), (DK_CPU_AVX512F, "AVX-512F"), (DK_CPU_AVX512_VNNI, "AVX-512 VNNI"),
+                   (DK_CPU_AVX512_BF16, "AVX-512 BF16")].filter { f & Int($0.0) != 0 }.map(\.1)
+        let path = dk_kernel_path() == Int32(DK_PATH_AVX2) ? "AVX2+FMA kernels" : "portable kernels"
+        let forced = dk_kernel_path_forced() != 0 ? " (forced by DISTILLERY_KERNELS)" : ""
+        return "\(path)\(forced); this CPU has \(cpu.isEmpty ? "no AVX2" : cpu.joined(separator: ", "))"
     }
 
     /// "kd 0.6.0 (commit abc123def456) — AVX2+FMA kernels …, N cores".

@@ -13,6 +13,18 @@
 extern "C" {
 #endif
 
+/// CPU features, as bits of dk_cpu_features().
+enum { DK_CPU_AVX2_FMA = 1, DK_CPU_AVX512F = 2, DK_CPU_AVX512_VNNI = 4, DK_CPU_AVX512_BF16 = 8 };
+/// Kernel paths, as dk_kernel_path() returns them.
+enum { DK_PATH_REF = 0, DK_PATH_AVX2 = 1 };
+
+/// The CPU's features (DK_CPU_* bits), probed once.
+int dk_cpu_features(void);
+/// The kernel path every dispatcher takes: the best the CPU has, or the one the
+/// environment variable DISTILLERY_KERNELS forces (`ref`, or `avx2` where supported).
+int dk_kernel_path(void);
+/// 1 when DISTILLERY_KERNELS chose the path.
+int dk_kernel_path_forced(void);
 /// Returns 1 when the AVX2+FMA builds of the kernels are in use, 0 for the portable ones.
 int dk_has_avx2(void);
 
