@@ -268,16 +268,17 @@ public struct BertModel: Sendable {
             }
             var hidden = [keep(x)].compactMap { $0 }
             var layers: [LayerActivations] = [], probabilities: [FloatBuffer] = []
-            // Without caching, layer l reuses the arena slots of layer l − 2: two alternating sets.
-            var starts = [arena.position]
+            // Without caching, every layer reuses one set of arena slots for its temporaries and
+            // writes its output into one of two buffers, in turn (the next layer's input must
+            // survive it): the working set of one layer, as small as the layers allow.
+            let outputs = cache ? [] : [buffer(rows * H), buffer(rows * H)]
+            let layerStart = arena.position
             batch.mask.withUnsafeBufferPointer { maskp in
                 for l in layerSlots.indices {
-                    if !cache {
-                        if l == 1 { starts.append(arena.position) }
-                        if l >= 2 { arena.rewind(to: starts[l % 2]) }
-                    }
-                    let a = layerForward(l, x: x, mask: maskp.baseAddress!, batch: B, sequenceLength: T,
-                                         P: P, matrices: matrices, options: options, buffer: buffer, dropoutMask: dropoutMask)
+                    if !cache { arena.rewind(to: layerStart) }
+                    let a = layerForward(l, x: x, output: cache ? nil : outputs[l % 2], mask: maskp.baseAddress!,
+                                         batch: B, sequenceLength: T, P: P, matrices: matrices, options: options,
+                                         buffer: buffer, dropoutMask: dropoutMask)
                     if cache { layers.append(a) }
                     if cache || options.attentions { probabilities.append(a.probabilities) }
                     x = a.output
@@ -329,8 +330,9 @@ public struct BertModel: Sendable {
         }
     }
 
-    /// One encoder layer: x [rows, H] → its activations (output included).
-    private func layerForward(_ l: Int, x: FloatBuffer, mask: UnsafePointer<Int32>, batch B: Int, sequenceLength T: Int,
+    /// One encoder layer: x [rows, H] → its activations (output included, written into
+    /// `output` when one is given).
+    private func layerForward(_ l: Int, x: FloatBuffer, output: FloatBuffer?, mask: UnsafePointer<Int32>, batch B: Int, sequenceLength T: Int,
                               P: UnsafePointer<Float>, matrices: ModelMatrices, options: ForwardOptions,
                               buffer: (Int) -> FloatBuffer,
                               dropoutMask: (Int, Float, Int) -> FloatBuffer?) -> LayerActivations {
@@ -365,9 +367,9 @@ public struct BertModel: Sendable {
         /// backward to feed, the LayerNorm input (`sum`) and statistics are kept apart from
         /// `out`; without it, LayerNorm writes over the dense output.
         func addNorm(_ w: WeightMatrix, _ input: FloatBuffer, lda: Int, bias: Int, residual: FloatBuffer,
-                     gamma: Int, beta: Int, site k: Int) -> (sum: FloatBuffer, mean: FloatBuffer, rstd: FloatBuffer,
-                                                             out: FloatBuffer, mask: FloatBuffer?) {
-            let sum = buffer(rows * H)
+                     gamma: Int, beta: Int, site k: Int, into given: FloatBuffer? = nil)
+            -> (sum: FloatBuffer, mean: FloatBuffer, rstd: FloatBuffer, out: FloatBuffer, mask: FloatBuffer?) {
+            let sum = given ?? buffer(rows * H)
             w.apply(rows: rows, x: input.pointer, lda: lda, y: sum.pointer, ldc: H, bias: P + bias, block: P)
             let mask = dropoutMask(rows * H, options.dropout.hidden, site(layer: l, k))
             let mean = buffer(rows), rstd = buffer(rows), out = cache ? buffer(rows * H) : sum
@@ -382,7 +384,8 @@ public struct BertModel: Sendable {
         let pre = buffer(rows * F), act = cache ? buffer(rows * F) : pre
         matrices.ffnIn[l].apply(rows: rows, x: n1.out.pointer, lda: H, y: pre.pointer, ldc: F, bias: P + s.iB, block: P)
         geluForward(y: act.pointer, x: pre.pointer, count: rows * F)
-        let n2 = addNorm(matrices.ffnOut[l], act, lda: F, bias: s.fB, residual: n1.out, gamma: s.n2G, beta: s.n2B, site: 2)
+        let n2 = addNorm(matrices.ffnOut[l], act, lda: F, bias: s.fB, residual: n1.out, gamma: s.n2G, beta: s.n2B, site: 2,
+                         into: output)
         return LayerActivations(
             input: x, qkv: qkv, probabilities: probs ?? FloatBuffer(count: 0), probabilityMask: probMask, scores: scores,
             context: ctx, attentionOutputMask: n1.mask, norm1Input: n1.sum, norm1Mean: n1.mean,
