@@ -78,40 +78,70 @@ void dk_bias_gelu_ref(const float *x, const float *bias, float *pre, float *act,
 // (nullable; may alias x) for the backward; then y = (s − mean)·rstd·γ + β with the
 // biased variance, both statistics in double (two passes), stored as float in mean/rstd
 // when those are not NULL. y may alias x or sum. The terms are added in the order the
-// layer computes them: the dense output with its bias, dropout, then the residual.
+// layer computes them: the dense output with its bias, dropout, then the residual. The
+// add pass is specialised per combination of terms (no per-element branches) and also
+// accumulates the mean's lane sums, in the same lane order as a separate pass would.
+
+/// s = (x + b) ⊙ d + r over one row with the terms that are present (compile-time flags
+/// after inlining), stored in `s`; acc[l] += s[c + l] over the whole 8-lane chunks.
+DK_INLINE void add_row(const float *x, const float *b, const float *d, const float *r, float *s, long cols,
+                       double *acc, const int hb, const int hd, const int hr) {
+    long c = 0;
+    for (; c + LANES <= cols; c += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float v = hb ? x[c + l] + b[c + l] : x[c + l];
+            if (hd) v *= d[c + l];
+            if (hr) v = v + r[c + l];
+            s[c + l] = v;
+            acc[l] += (double)v;
+        }
+    for (; c < cols; c++) {
+        float v = hb ? x[c] + b[c] : x[c];
+        if (hd) v *= d[c];
+        if (hr) v = v + r[c];
+        s[c] = v;
+    }
+}
+
 DK_INLINE void layernorm_body(const float *x, const float *bias, const float *dropout, const float *residual,
                               float *sum, float *y, float *mean, float *rstd,
                               const float *gamma, const float *beta, long rows, long cols, float eps) {
+    const int terms = (bias ? 4 : 0) | (dropout ? 2 : 0) | (residual ? 1 : 0);
     for (long r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         float *sr = sum ? sum + r * cols : yr;
         const float *dr = dropout ? dropout + r * cols : 0, *rr = residual ? residual + r * cols : 0;
-        if (bias || dr || rr) {
-            for (long c = 0; c < cols; c++) {
-                float v = bias ? xr[c] + bias[c] : xr[c];
-                if (dr) v *= dr[c];
-                sr[c] = rr ? v + rr[c] : v;
-            }
-            xr = sr;
-        }
         double acc[LANES] = {0};
-        long c = 0;
-        for (; c + LANES <= cols; c += LANES)
-            for (int l = 0; l < LANES; l++) acc[l] += (double)xr[c + l];
+        switch (terms) {
+        case 0: {
+            long c = 0;
+            for (; c + LANES <= cols; c += LANES)
+                for (int l = 0; l < LANES; l++) acc[l] += (double)xr[c + l];
+            if (sum && xr != sr) memcpy(sr, xr, (size_t)cols * sizeof(float));
+            break;
+        }
+        case 1: add_row(xr, bias, dr, rr, sr, cols, acc, 0, 0, 1); break;
+        case 2: add_row(xr, bias, dr, rr, sr, cols, acc, 0, 1, 0); break;
+        case 3: add_row(xr, bias, dr, rr, sr, cols, acc, 0, 1, 1); break;
+        case 4: add_row(xr, bias, dr, rr, sr, cols, acc, 1, 0, 0); break;
+        case 5: add_row(xr, bias, dr, rr, sr, cols, acc, 1, 0, 1); break;
+        case 6: add_row(xr, bias, dr, rr, sr, cols, acc, 1, 1, 0); break;
+        default: add_row(xr, bias, dr, rr, sr, cols, acc, 1, 1, 1); break;
+        }
+        if (terms) xr = sr;
         double total = 0;
         for (int l = 0; l < LANES; l++) total += acc[l];
-        for (; c < cols; c++) total += (double)xr[c];
+        for (long c = cols / LANES * LANES; c < cols; c++) total += (double)xr[c];
         const double m = total / (double)cols;
         double sacc[LANES] = {0};
-        c = 0;
+        long c = 0;
         for (; c + LANES <= cols; c += LANES)
             for (int l = 0; l < LANES; l++) { double d = (double)xr[c + l] - m; sacc[l] += d * d; }
         double sq = 0;
         for (int l = 0; l < LANES; l++) sq += sacc[l];
         for (; c < cols; c++) { double d = (double)xr[c] - m; sq += d * d; }
         const double s = 1.0 / sqrt(sq / (double)cols + (double)eps);
-        if (sum && xr != sr) memcpy(sr, xr, (size_t)cols * sizeof(float));
         for (c = 0; c < cols; c++) yr[c] = (float)(((double)xr[c] - m) * s) * gamma[c] + beta[c];
         if (mean) mean[r] = (float)m;
         if (rstd) rstd[r] = (float)s;
