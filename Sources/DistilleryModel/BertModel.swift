@@ -25,16 +25,17 @@ import Foundation
 /// How a forward runs beyond its inputs: dropout, what to keep, an optional head mask.
 public struct ForwardOptions: Sendable {
     /// Dropout probabilities (`.off` for evaluation).
-    public var dropout: DropoutRates = .off
+    public var dropout: DropoutRates
     /// The dropout stream, and the training step it is drawn for.
-    public var rng = DropoutRNG(seed: 0)
-    public var step = 0
+    public var rng: DropoutRNG
+    public var step: Int
     /// Keep every activation the backward reads. Off (inference): per-layer buffers are reused.
-    public var cacheForBackward = true
-    /// Keep each layer's pre-softmax attention scores (`attentionScores`).
-    public var keepScores = false
+    public var cacheForBackward: Bool
+    /// Keep each layer's pre-softmax attention scores (`attentionScores`); they are part of
+    /// the cached activations, so this needs `cacheForBackward`.
+    public var keepScores: Bool
     /// Without caching: keep the hidden states / attention probabilities anyway.
-    public var hiddenStates = false, attentions = false
+    public var hiddenStates: Bool, attentions: Bool
     /// HF's `head_mask`: one weight per head of each layer, multiplying its attention
     /// probabilities (nil: all ones). The backward returns its gradient.
     public var headMask: [[Float]]?
@@ -343,6 +344,8 @@ public struct BertModel: Sendable {
         // qkv [rows, 3A] = x · [Wq; Wk; Wv]ᵀ + [bq, bk, bv]: one fused matrix, or three column blocks.
         let qkv = buffer(rows * 3 * A)
         let parts = matrices.qkv[l]
+        precondition(parts.count == 3 || (parts.count == 1 && matrices.qkvBias[l] != nil),
+                     "ModelMatrices: layer \(l) needs Q, K, V as three matrices, or one fused matrix with its fused bias")
         if parts.count == 1, let bias = matrices.qkvBias[l] {
             parts[0].apply(rows: rows, x: x.pointer, lda: H, y: qkv.pointer, ldc: 3 * A, bias: bias.pointer, block: P)
         } else {
@@ -353,7 +356,7 @@ public struct BertModel: Sendable {
         // Attention: probabilities kept for the backward (or when asked for), dropout, head mask.
         let TT = B * s.heads * T * T
         let probs = cache ? buffer(TT) : options.attentions ? FloatBuffer(count: TT) : nil
-        let scores = options.keepScores ? buffer(TT) : nil
+        let scores = cache && options.keepScores ? buffer(TT) : nil   // only the cached activations expose them
         let probMask = dropoutMask(TT, options.dropout.attention, site(layer: l, 0))
         let ctx = buffer(rows * A)
         let weights = options.headMask.map { $0[l] }
