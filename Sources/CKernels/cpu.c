@@ -1,11 +1,11 @@
 // The one CPU-feature probe of CKernels and the switch that forces a kernel path.
 //
 // Every dispatcher asks dk_kernel_path() which build to run: the portable `_ref` code or
-// the AVX2+FMA one. By default that is the best path the CPU has; the environment
-// variable DISTILLERY_KERNELS=ref forces the portable code (tests run the suite on every
-// path the machine has), DISTILLERY_KERNELS=avx2 asks for AVX2+FMA (taken only where the
-// CPU has it). The CPU's AVX-512 features are reported, for `kd --version` and benchmark
-// records; no kernel has an AVX-512 build yet. Read once, then cached.
+// the AVX2+FMA one, or AVX-512 (F, BW, VL and VNNI; the fp32 and quantized GEMMs have
+// builds for it, every other kernel runs its AVX2 build there). By default that is the
+// best path the CPU has; the environment variable DISTILLERY_KERNELS=ref|avx2|avx512
+// forces a path (tests run the suite on every path the machine has), taken only where the
+// CPU has it (else the best one below it). Read once, then cached.
 #include "ckernels.h"
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +20,7 @@ int dk_cpu_features(void) {
         if (__builtin_cpu_supports("avx512f")) f |= DK_CPU_AVX512F;
         if (__builtin_cpu_supports("avx512vnni")) f |= DK_CPU_AVX512_VNNI;
         if (__builtin_cpu_supports("avx512bf16")) f |= DK_CPU_AVX512_BF16;
+        if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) f |= DK_CPU_AVX512_BW_VL;
         features = f;
     }
     return features;
@@ -27,11 +28,17 @@ int dk_cpu_features(void) {
 
 int dk_kernel_path(void) {
     if (path < 0) {
-        const int best = (dk_cpu_features() & DK_CPU_AVX2_FMA) ? DK_PATH_AVX2 : DK_PATH_REF;
+        const int f = dk_cpu_features();
+        const int avx512 = DK_CPU_AVX2_FMA | DK_CPU_AVX512F | DK_CPU_AVX512_BW_VL | DK_CPU_AVX512_VNNI;
+        const int best = (f & avx512) == avx512 ? DK_PATH_AVX512 : (f & DK_CPU_AVX2_FMA) ? DK_PATH_AVX2 : DK_PATH_REF;
         const char *want = getenv("DISTILLERY_KERNELS");
-        if (want && strcmp(want, "ref") == 0) { path = DK_PATH_REF; forced = 1; }
-        else if (want && strcmp(want, "avx2") == 0) { path = best; forced = 1; }
-        else path = best;
+        int wanted = best;
+        forced = 1;
+        if (want && strcmp(want, "ref") == 0) wanted = DK_PATH_REF;
+        else if (want && strcmp(want, "avx2") == 0) wanted = DK_PATH_AVX2;
+        else if (want && strcmp(want, "avx512") == 0) wanted = DK_PATH_AVX512;
+        else forced = 0;
+        path = wanted < best ? wanted : best;
     }
     return path;
 }
@@ -41,4 +48,6 @@ int dk_kernel_path_forced(void) {
     return forced;
 }
 
-int dk_has_avx2(void) { return dk_kernel_path() == DK_PATH_AVX2; }
+int dk_has_avx2(void) { return dk_kernel_path() >= DK_PATH_AVX2; }
+
+int dk_has_avx512(void) { return dk_kernel_path() == DK_PATH_AVX512; }

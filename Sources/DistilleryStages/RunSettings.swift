@@ -224,13 +224,14 @@ public enum BuildInfo {
         return nil
     }
 
-    /// Which kernel builds run (AVX2+FMA or the portable `_ref` code, and whether
+    /// Which kernel builds run (AVX-512, AVX2+FMA or the portable `_ref` code, and whether
     /// DISTILLERY_KERNELS forced it) and which vector features the CPU has.
     public static var kernels: String {
         let f = Int(dk_cpu_features())
         let cpu = [(DK_CPU_AVX2_FMA, "AVX2+FMA"), (DK_CPU_AVX512F, "AVX-512F"), (DK_CPU_AVX512_VNNI, "AVX-512 VNNI"),
                    (DK_CPU_AVX512_BF16, "AVX-512 BF16")].filter { f & Int($0.0) != 0 }.map(\.1)
-        let path = dk_kernel_path() == Int32(DK_PATH_AVX2) ? "AVX2+FMA kernels" : "portable kernels"
+        let path = dk_kernel_path() == Int32(DK_PATH_AVX512) ? "AVX-512 kernels (GEMMs; AVX2+FMA elsewhere)"
+            : dk_kernel_path() == Int32(DK_PATH_AVX2) ? "AVX2+FMA kernels" : "portable kernels"
         let forced = dk_kernel_path_forced() != 0 ? " (forced by DISTILLERY_KERNELS)" : ""
         return "\(path)\(forced); this CPU has \(cpu.isEmpty ? "no AVX2" : cpu.joined(separator: ", "))"
     }

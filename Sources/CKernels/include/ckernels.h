@@ -14,19 +14,24 @@ extern "C" {
 #endif
 
 /// CPU features, as bits of dk_cpu_features().
-enum { DK_CPU_AVX2_FMA = 1, DK_CPU_AVX512F = 2, DK_CPU_AVX512_VNNI = 4, DK_CPU_AVX512_BF16 = 8 };
+enum { DK_CPU_AVX2_FMA = 1, DK_CPU_AVX512F = 2, DK_CPU_AVX512_VNNI = 4, DK_CPU_AVX512_BF16 = 8, DK_CPU_AVX512_BW_VL = 16 };
 /// Kernel paths, as dk_kernel_path() returns them.
-enum { DK_PATH_REF = 0, DK_PATH_AVX2 = 1 };
+/// Ordered: a path implies the ones below it (AVX-512 = F, BW, VL and VNNI, plus AVX2+FMA).
+enum { DK_PATH_REF = 0, DK_PATH_AVX2 = 1, DK_PATH_AVX512 = 2 };
 
 /// The CPU's features (DK_CPU_* bits), probed once.
 int dk_cpu_features(void);
 /// The kernel path every dispatcher takes: the best the CPU has, or the one the
-/// environment variable DISTILLERY_KERNELS forces (`ref`, or `avx2` where supported).
+/// environment variable DISTILLERY_KERNELS forces (`ref`, `avx2`, `avx512`; a path the
+/// CPU lacks gives the best one below it).
 int dk_kernel_path(void);
 /// 1 when DISTILLERY_KERNELS chose the path.
 int dk_kernel_path_forced(void);
-/// Returns 1 when the AVX2+FMA builds of the kernels are in use, 0 for the portable ones.
+/// Returns 1 when the AVX2+FMA builds of the kernels are in use (also on the AVX-512
+/// path, where kernels without an AVX-512 build run them), 0 for the portable ones.
 int dk_has_avx2(void);
+/// Returns 1 on the AVX-512 path.
+int dk_has_avx512(void);
 
 /// act[r, c] = gelu_erf(x[r, c] + bias[c]) for x: [R, C], exact-erf GELU (HF "gelu").
 /// `bias` may be NULL; `pre` (nullable) receives x + bias, the pre-activation the backward

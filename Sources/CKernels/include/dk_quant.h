@@ -1,0 +1,118 @@
+// dk_quant: int8, int4 and bf16 GEMMs against weights packed once at load, for quantized
+// Linear layers; plus the row quantizers and embedding-row dequantizers that go with them.
+//
+// Every product is C[M, N] = epilogue(bias + A[M, K] · Wᵀ) for a PyTorch-layout weight
+// W [N, K] and fp32 activations A; the output is fp32. Weights are packed once into
+// 16-column panels (zero-padded past N and past K); activations are quantized per call into
+// the caller's workspace. Single-threaded like dk_gemm_packed: the caller splits M rows
+// (any split) or N at multiples of 16 (packed + (n0/16)·dk_*_panel_bytes(K), scales and
+// bias + n0, C + n0) over its threads; every C element is computed by the same operations
+// whatever the split, so results do not depend on it.
+//
+// int8 (`dk_q8_*`): weights symmetric per output row, w = q · wScale[n], q in [-127, 127]
+// (-128 is clamped to -127 by the pack). Activations symmetric int8 per row of A: with
+// actScale == 0 dynamically (s = max|a| / 127), with actScale > 0 a static scale s;
+// q = clamp(rint(a · (1/s)), -127, 127), rint = round half to even (the SIMD rounding).
+// The int32 sums Σ q_a · q_w are exact on every path (VNNI: vpdpbusd on q_a + 128 minus a
+// packed 128 · column sum; AVX2: vpmaddubsw on |q_a| and sign(q_w, q_a), which cannot
+// saturate for |q| ≤ 127), so every path gives the same int32; the epilogue then computes
+// fmaf((float)sum, s · wScale[n], bias[n]) (then GELU) identically: the SIMD paths are bit
+// for bit equal to `_ref` except the GELU epilogue (vector erf, a few ulps).
+//
+// int4 (`dk_q4_*`): group-wise, w = (q − zero) · scale per group of G consecutive k (G a
+// multiple of 8 dividing K — 32, 64, 128; the caller validates, the pack returns -1
+// otherwise); q, zero in 0..15 (symmetric: zero = 8). Unpacked in the kernel into the int8
+// path (q − zero in [-15, 15] against per-row int8 activations): per group an exact int32
+// sum, then acc = fmaf((float)sum, scale, acc) over the groups in order, then
+// fmaf(acc, s, bias). Same determinism and bit-equality as int8.
+//
+// bf16 (`dk_bf16_*`): weights bf16 (upper 16 bits of the fp32, round to nearest even),
+// activations rounded to bf16 per call, products summed in fp32 (vdpbf16ps where the CPU
+// has AVX512_BF16, else bf16 → fp32 and FMA). Paths differ in fp32 rounding only.
+#ifndef DISTILLERY_DK_QUANT_H
+#define DISTILLERY_DK_QUANT_H
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Output features per packed panel of every format here.
+#define DK_QUANT_PANEL 16
+/// Epilogues: none, or the exact-erf GELU of dk_bias_gelu applied after the bias.
+enum { DK_EPILOGUE_NONE = 0, DK_EPILOGUE_GELU = 1 };
+
+/// The path the quantized kernels take (the same as dk_kernel_path): "ref", "avx2",
+/// "avx512" (AVX-512 with VNNI and, for bf16, BF16 when the CPU has it).
+const char *dk_quant_path(void);
+
+// ---------------------------------------------------------------- int8
+
+/// Bytes of the packed int8 weight [N, K]; 64-byte alignment of the buffer recommended.
+long dk_q8_packed_bytes(long N, long K);
+/// Bytes of one 16-column panel (for splitting N over threads).
+long dk_q8_panel_bytes(long K);
+/// Packs W [N, K] int8 (row-major) with its column sums into `packed`.
+void dk_q8_pack(const int8_t *W, long N, long K, void *packed);
+/// Bytes of the workspace dk_q8_gemm / dk_q4_gemm need for M rows and K.
+long dk_q8_workspace_bytes(long M, long K);
+/// C = epilogue(bias + dequant(quant(A) · Wᵀ)); actScale 0: dynamic per-row scales, > 0:
+/// that static scale. wScale [N]; bias [N] or NULL; C rows `ldc` >= N floats apart.
+void dk_q8_gemm(long M, long N, long K, const float *A, long lda, const void *packed,
+                const float *wScale, const float *bias, float *C, long ldc, float actScale,
+                int epilogue, void *workspace);
+void dk_q8_gemm_ref(long M, long N, long K, const float *A, long lda, const void *packed,
+                    const float *wScale, const float *bias, float *C, long ldc, float actScale,
+                    int epilogue, void *workspace);
+
+/// Symmetric per-row quantization, as the activation path does it: for each of `rows`
+/// rows of X (`ldx` floats apart), scale[r] = max|x| / 127 (or `fixedScale` when > 0) and
+/// Q[r·cols + c] = clamp(rint(x · (1/scale)), -127, 127) (0 for an all-zero row).
+void dk_q8_quantize_rows(const float *X, long rows, long cols, long ldx, float fixedScale,
+                         int8_t *Q, float *scale);
+
+// ---------------------------------------------------------------- int4, group-wise
+
+/// Bytes of the packed int4 weight [N, K] with groups of G.
+long dk_q4_packed_bytes(long N, long K, long G);
+long dk_q4_panel_bytes(long K, long G);
+/// Packs Q [N, K/2] (two nibbles per byte, low nibble = even k), scale [N, K/G] and zero
+/// [N, K/G] (0..15; NULL means 8 everywhere). Returns 0, or -1 when G is not a multiple
+/// of 8 or does not divide K (nothing written).
+int dk_q4_pack(const uint8_t *Q, const float *scale, const uint8_t *zero, long N, long K, long G,
+               void *packed);
+/// C = epilogue(bias + A · Wᵀ) with activations quantized as dk_q8_gemm does (actScale 0:
+/// dynamic per row); workspace of dk_q8_workspace_bytes(M, K).
+void dk_q4_gemm(long M, long N, long K, long G, const float *A, long lda, const void *packed,
+                const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace);
+void dk_q4_gemm_ref(long M, long N, long K, long G, const float *A, long lda, const void *packed,
+                    const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace);
+
+// ---------------------------------------------------------------- bf16
+
+/// fp32 → bf16, round to nearest even (NaN stays NaN).
+void dk_f32_to_bf16(const float *x, uint16_t *y, long n);
+void dk_bf16_to_f32(const uint16_t *x, float *y, long n);
+long dk_bf16_packed_bytes(long N, long K);
+long dk_bf16_panel_bytes(long K);
+/// Packs W [N, K] bf16 (row-major).
+void dk_bf16_pack(const uint16_t *W, long N, long K, void *packed);
+long dk_bf16_workspace_bytes(long M, long K);
+void dk_bf16_gemm(long M, long N, long K, const float *A, long lda, const void *packed,
+                  const float *bias, float *C, long ldc, int epilogue, void *workspace);
+void dk_bf16_gemm_ref(long M, long N, long K, const float *A, long lda, const void *packed,
+                      const float *bias, float *C, long ldc, int epilogue, void *workspace);
+
+// ---------------------------------------------------------------- embedding rows
+
+/// out[c] = q[c] · scale for one int8 row of n values.
+void dk_q8_dequantize_row(const int8_t *q, float scale, long n, float *out);
+/// out[c] = (nibble(c) − zero[c/G]) · scale[c/G] for one int4 row (n/2 bytes, low nibble
+/// = even c; zero NULL means 8); n a multiple of G.
+void dk_q4_dequantize_row(const uint8_t *q, const float *scale, const uint8_t *zero, long n, long G,
+                          float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,35 @@
+// quant_internal: constants and functions shared by quant.c and its SIMD builds
+// (quant_avx2.c, quant_avx512.c); private to CKernels.
+#ifndef DISTILLERY_QUANT_INTERNAL_H
+#define DISTILLERY_QUANT_INTERNAL_H
+#include <stdint.h>
+
+#define QP 16                 // columns per packed panel (DK_QUANT_PANEL)
+#define MC_Q 96               // activation rows quantized per block (a multiple of 12 and 4)
+#define Q4_GROUP_HEADER 192   // int4 group header: scale[16], corr[16], zero[16][4]
+
+static inline long q_round4(long K) { return (K + 3) & ~3L; }
+static inline long q_round2(long K) { return (K + 1) & ~1L; }
+
+/// One activation row → int8 (Kp − K zero bytes after it) and its scale (dk_quant.h).
+void q8_quantize_row_ref(const float *x, long K, long Kp, float fixedScale, int8_t *q, float *scale);
+/// One activation row → bf16 (zero-padded to Kp).
+void bf16_round_row(const float *x, long K, long Kp, uint16_t *y);
+/// GELU in place over `rows` rows of N (SIMD build of dk_bias_gelu when `simd`).
+void q_gelu_rows(float *C, long ldc, long rows, long N, int epilogue, int simd);
+
+void q8_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
+                    const float *wScale, const float *bias, float *C, long ldc, float actScale,
+                    int epilogue, void *workspace);
+void q8_gemm_avx2(long M, long N, long K, const float *A, long lda, const void *packed,
+                  const float *wScale, const float *bias, float *C, long ldc, float actScale,
+                  int epilogue, void *workspace);
+void q4_gemm_avx512(long M, long N, long K, long G, const float *A, long lda, const void *packed,
+                    const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace);
+void q4_gemm_avx2(long M, long N, long K, long G, const float *A, long lda, const void *packed,
+                  const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace);
+void bf16_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
+                      const float *bias, float *C, long ldc, int epilogue, void *workspace);
+void bf16_gemm_avx2(long M, long N, long K, const float *A, long lda, const void *packed,
+                    const float *bias, float *C, long ldc, int epilogue, void *workspace);
+#endif
