@@ -226,7 +226,7 @@ extension QuantizedTensor {
                 let amax = row.reduce(0) { max($0, abs($1)) }
                 let s = amax > 0 ? amax / 127 : 1
                 scales.append(s)
-                for x in row { values.append(UInt8(bitPattern: Int8(max(-127, min(127, (x / s).rounded()))))) }
+                for x in row { values.append(UInt8(bitPattern: Int8(max(-127, min(127, (x / s).rounded(.toNearestOrEven)))))) }
             }
         case .int4(let g, let symmetric):
             precondition(columns % g == 0 && g % 2 == 0, "QuantizedTensor: group \(g) must divide \(columns)")
@@ -238,7 +238,7 @@ extension QuantizedTensor {
                     scales.append(s)
                     zeros.append(z)
                     for (i, x) in group.enumerated() {
-                        codes[start + i] = UInt8(max(0, min(15, Int((x / s).rounded()) + Int(z))))
+                        codes[start + i] = UInt8(max(0, min(15, Int((x / s).rounded(.toNearestOrEven)) + Int(z))))
                     }
                 }
             }
