@@ -9,9 +9,9 @@
 //   run time (int8-dynamic).
 // - int4: two weights per byte, low nibble first (even column), per group of `group`
 //   consecutive columns of a row a scale and a zero point: w = (q − zero) · scale, q and
-//   zero in 0…15. Symmetric groups have zero 8 (ggml's Q4_0 rule: the largest-magnitude
-//   weight maps to −8, or to 7 when positive, as scales stay positive). Scales are rounded to fp16 before the
-//   codes are chosen, so the file stores them in 16 bits and nothing rounds twice.
+//   zero in 0…15. Symmetric groups have zero 8 and scale max|w| / 7. Scales are rounded
+//   to fp16 before the codes are chosen, so the file stores them in 16 bits and nothing
+//   rounds twice.
 // - bf16: the upper 16 bits of each fp32 weight, rounded to nearest even.
 // `validate` is the boundary check a loader runs (sizes, finite positive scales, zero
 // points in range); after it, dequantizing and packing cannot fail. Left out on purpose:
@@ -255,13 +255,14 @@ extension QuantizedTensor {
     }
 }
 
-/// ggml Q4_0's rule with a positive scale: the weight of largest magnitude maps to −8
-/// when negative, to 7 when positive; zero point 8; the scale is rounded to fp16 first.
+/// Symmetric: scale = max |w| / 7 (fp16-rounded), zero point 8, so every weight of the
+/// group lies within half a step of a code (codes 1…15; ggml's Q4_0 also uses code 0 by
+/// mapping the extreme to −8, at the price of clipping the other sign by up to a step).
 /// An all-zero group gets scale 1.
 private func symmetricInt4Scale(_ group: ArraySlice<Float>) -> (Float, UInt8) {
-    let extreme = group.max { abs($0) < abs($1) } ?? 0
-    guard extreme != 0 else { return (1, 8) }
-    return (fp16Scale(extreme < 0 ? -extreme / 8 : extreme / 7), 8)
+    let amax = group.reduce(0) { max($0, abs($1)) }
+    guard amax > 0 else { return (1, 8) }
+    return (fp16Scale(amax / 7), 8)
 }
 
 /// Min–max over the group, widened to include 0: scale = (max − min) / 15 (fp16-rounded),

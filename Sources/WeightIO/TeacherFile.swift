@@ -198,7 +198,7 @@ public struct TeacherFile {
         try file.setAttribute("columns", int: q.columns, at: name)
         if let s = q.inputScale { try file.setAttribute("input_scale", double: Double(s), at: name) }
         switch q.format {
-        case .int8: try file.writeTensor(Tensor(shape: [q.rows], data: q.scales), at: name + quantizedScalesSuffix)
+        case .int8: try file.writeTensor(Tensor(shape: [q.scales.count], data: q.scales), at: name + quantizedScalesSuffix)
         case .int4(_, let symmetric):
             try file.writeUInt16s(q.scales.map { Float16($0).bitPattern }, shape: [q.rows, q.groupsPerRow], at: name + quantizedScalesSuffix)
             if !symmetric { try file.writeUInt8s(q.zeros, shape: [q.rows, q.groupsPerRow], at: name + quantizedZerosSuffix) }
