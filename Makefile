@@ -6,6 +6,7 @@
 #   make journey          a new user's path with a small CSV (benchmarks/user_journey.sh)
 SHELL := /bin/bash
 KD_RELEASE := .build/release/kd
+KERNEL_TESTS := TensorTests|TinyParityTests|OneForwardTests|ModelGradientTests|TrainingParityTests|OpGradientTests
 TEACHER := teachers/minilm-l6/teacher.h5
 
 .PHONY: demo test setup build release teacher bench clean tuned-teachers journey
@@ -30,9 +31,11 @@ demo: teacher
 test: setup
 	swift build --build-tests
 	swift test --skip-build --disable-swift-testing
-	@# The kernel, parity and gradient tests again on the portable path (every path this CPU has).
-	DISTILLERY_KERNELS=ref swift test --skip-build --disable-swift-testing \
-	    --filter 'TensorTests|TinyParityTests|OneForwardTests|ModelGradientTests|TrainingParityTests|OpGradientTests'
+	@# The kernel, parity and gradient tests again on every other path this CPU has: the
+	@# portable one, and AVX2 when the default is AVX-512 (DISTILLERY_KERNELS forces a path).
+	DISTILLERY_KERNELS=ref swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'
+	if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo; then \
+	    DISTILLERY_KERNELS=avx2 swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'; fi
 
 # Fine-tuned teachers (git-ignored; teachers/README.md has what they scored): kd's defaults
 # (a probe head reading the mean of the last hidden states, as MiniLM pools), 128 tokens;

@@ -20,6 +20,7 @@
 // none), threads (the caller splits).
 #include "dk_gemm.h"
 #include "ckernels.h"
+#include "gemm_internal.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,7 @@ void dk_pack_weight_transposed(const float *Wt, long ldw, long N, long K, float 
 }
 
 /// K block length: K split into equal blocks of at most KC_MAX, rounded up to 8.
-static long k_block(long K) {
+long dk_gemm_k_block(long K) {
     long blocks = (K + KC_MAX - 1) / KC_MAX;
     long kc = (K + blocks - 1) / blocks;
     return (kc + 7) & ~7L;
@@ -75,7 +76,7 @@ static long k_block(long K) {
 long dk_gemm_workspace_floats(long M, long K) {
     long mc = (M + MR - 1) / MR * MR;
     if (mc > MC_MAX) mc = MC_MAX;
-    long kc = k_block(K);
+    long kc = dk_gemm_k_block(K);
     if (kc > K) kc = K;
     return mc * kc;
 }
@@ -87,7 +88,7 @@ long dk_gemm_workspace_floats(long M, long K) {
 
 static void gemm_ref(long M, long N, long K, const float *A, long lda, int transA, const float *packed,
                      const float *bias, float *C, long ldc, int accumulate) {
-    const long kcb = k_block(K);
+    const long kcb = dk_gemm_k_block(K);
     for (long i = 0; i < M; i++) {
         float *c = C + i * ldc;
         for (long j = 0; j < N; j += NR) {
@@ -131,7 +132,7 @@ void dk_gemm_packed_at_ref(long M, long N, long K, const float *At, long lda, co
 #include <immintrin.h>
 
 /// Packs rows [0, rows) × k [0, kc) of A (rows ≤ MR) into one micro-panel: dst[k·rows + r].
-DK_AVX2 static void pack_a_panel(const float *A, long lda, long rows, long kc, float *dst) {
+DK_AVX2 void dk_gemm_pack_a_panel(const float *A, long lda, long rows, long kc, float *dst) {
     long k = 0;
     if (rows == 6 || rows == 4) {
         const float *r0 = A, *r1 = A + lda, *r2 = A + 2 * lda, *r3 = A + 3 * lda;
@@ -176,7 +177,7 @@ DK_AVX2 static void pack_a_panel(const float *A, long lda, long rows, long kc, f
 
 /// Packs rows [0, rows) × k [0, kc) of A given as Aᵀ (row k of At holds A(·, k)): the
 /// panel's `rows` values of each k are contiguous in the source, so this is a copy.
-DK_AVX2 static void pack_at_panel(const float *At, long lda, long rows, long kc, float *dst) {
+DK_AVX2 void dk_gemm_pack_at_panel(const float *At, long lda, long rows, long kc, float *dst) {
     if (rows == MR) {
         for (long k = 0; k < kc; k++) {
             const float *src = At + k * lda;
@@ -283,7 +284,7 @@ static long panel_rows(long i, long mc) {
 DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, int transA,
                               const float *packed, const float *bias, float *C, long ldc, int accumulate,
                               float *ws) {
-    const long kcb = k_block(K);
+    const long kcb = dk_gemm_k_block(K);
     for (long i0 = 0; i0 < M; i0 += MC_MAX) {
         const long mc = M - i0 < MC_MAX ? M - i0 : MC_MAX;
         for (long k0 = 0; k0 < K; k0 += kcb) {
@@ -291,8 +292,8 @@ DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, 
             const int load_c = accumulate || k0 > 0;
             for (long i = 0, rows; i < mc; i += rows) {
                 rows = panel_rows(i, mc);
-                if (transA) pack_at_panel(A + k0 * lda + i0 + i, lda, rows, kc, ws + i * kc);
-                else pack_a_panel(A + (i0 + i) * lda + k0, lda, rows, kc, ws + i * kc);
+                if (transA) dk_gemm_pack_at_panel(A + k0 * lda + i0 + i, lda, rows, kc, ws + i * kc);
+                else dk_gemm_pack_a_panel(A + (i0 + i) * lda + k0, lda, rows, kc, ws + i * kc);
             }
             for (long j = 0; j < N; j += NR) {
                 const long cols = N - j < NR ? N - j : NR;
@@ -329,7 +330,8 @@ static void gemm_dispatch(long M, long N, long K, const float *A, long lda, int 
             }
         return;
     }
-    if (dk_gemm_has_avx2()) gemm_avx2(M, N, K, A, lda, transA, packed, bias, C, ldc, accumulate, workspace);
+    if (dk_has_avx512()) dk_gemm_avx512(M, N, K, A, lda, transA, packed, bias, C, ldc, accumulate, workspace);
+    else if (dk_gemm_has_avx2()) gemm_avx2(M, N, K, A, lda, transA, packed, bias, C, ldc, accumulate, workspace);
     else gemm_ref(M, N, K, A, lda, transA, packed, bias, C, ldc, accumulate);
 }
 

@@ -32,8 +32,8 @@ const char *dk_quant_path(void) {
 long dk_q8_panel_bytes(long K) { return 64 + q_round4(K) * QP; }
 long dk_q8_packed_bytes(long N, long K) { return (N + QP - 1) / QP * dk_q8_panel_bytes(K); }
 long dk_q8_workspace_bytes(long M, long K) {
-    const long rows = M < MC_Q ? M : MC_Q;
-    return rows * (q_round4(K) + (long)sizeof(float)) + 64;
+    // The block's row scales and quantized rows, and (int4) two unpacked int8 panels.
+    return q_scales_bytes(M) + (M < MC_Q ? M : MC_Q) * q_round4(K) + 32 * q_round4(K);
 }
 
 void dk_q8_pack(const int8_t *W, long N, long K, void *packed) {
@@ -245,17 +245,29 @@ void dk_q8_gemm(long M, long N, long K, const float *A, long lda, const void *pa
                 const float *wScale, const float *bias, float *C, long ldc, float actScale,
                 int epilogue, void *workspace) {
     if (M <= 0 || N <= 0) return;
-    dk_q8_gemm_ref(M, N, K, A, lda, packed, wScale, bias, C, ldc, actScale, epilogue, workspace);
+    switch (dk_kernel_path()) {
+    case DK_PATH_AVX512: q8_gemm_avx512(M, N, K, A, lda, packed, wScale, bias, C, ldc, actScale, epilogue, workspace); break;
+    case DK_PATH_AVX2: q8_gemm_avx2(M, N, K, A, lda, packed, wScale, bias, C, ldc, actScale, epilogue, workspace); break;
+    default: dk_q8_gemm_ref(M, N, K, A, lda, packed, wScale, bias, C, ldc, actScale, epilogue, workspace);
+    }
 }
 
 void dk_q4_gemm(long M, long N, long K, long G, const float *A, long lda, const void *packed,
                 const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace) {
     if (M <= 0 || N <= 0) return;
-    dk_q4_gemm_ref(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace);
+    switch (dk_kernel_path()) {
+    case DK_PATH_AVX512: q4_gemm_avx512(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace); break;
+    case DK_PATH_AVX2: q4_gemm_avx2(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace); break;
+    default: dk_q4_gemm_ref(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace);
+    }
 }
 
 void dk_bf16_gemm(long M, long N, long K, const float *A, long lda, const void *packed,
                   const float *bias, float *C, long ldc, int epilogue, void *workspace) {
     if (M <= 0 || N <= 0) return;
-    dk_bf16_gemm_ref(M, N, K, A, lda, packed, bias, C, ldc, epilogue, workspace);
+    const int path = dk_kernel_path();
+    if (path == DK_PATH_AVX512 && (dk_cpu_features() & DK_CPU_AVX512_BF16))
+        bf16_gemm_avx512(M, N, K, A, lda, packed, bias, C, ldc, epilogue, workspace);
+    else if (path >= DK_PATH_AVX2) bf16_gemm_avx2(M, N, K, A, lda, packed, bias, C, ldc, epilogue, workspace);
+    else dk_bf16_gemm_ref(M, N, K, A, lda, packed, bias, C, ldc, epilogue, workspace);
 }

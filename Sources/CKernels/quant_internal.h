@@ -10,6 +10,9 @@
 
 static inline long q_round4(long K) { return (K + 3) & ~3L; }
 static inline long q_round2(long K) { return (K + 1) & ~1L; }
+/// Workspace of the SIMD int8/int4 paths: the block's row scales (this many bytes, a
+/// multiple of 64), then its quantized rows of Kp bytes; within dk_q8_workspace_bytes.
+static inline long q_scales_bytes(long M) { return ((M < MC_Q ? M : MC_Q) * 4 + 63) / 64 * 64; }
 
 /// One activation row → int8 (Kp − K zero bytes after it) and its scale (dk_quant.h).
 void q8_quantize_row_ref(const float *x, long K, long Kp, float fixedScale, int8_t *q, float *scale);

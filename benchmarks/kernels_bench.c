@@ -1,0 +1,108 @@
+// kernels_bench: single-thread throughput of the CKernels GEMMs (fp32 packed, int8, int4,
+// bf16) on the MiniLM-L6 linear-layer shapes, on the path DISTILLERY_KERNELS selects.
+//
+// Build and run (benchmarks/kernels_bench.sh does both, for every path the CPU has):
+//   clang -O3 -ISources/CKernels/include benchmarks/kernels_bench.c Sources/CKernels/*.c \
+//         -lm -lpthread -o /tmp/kernels_bench && DISTILLERY_KERNELS=avx512 /tmp/kernels_bench
+// Prints, per shape M×N×K, G multiply-adds×2 per second (GFLOP/s for fp32/bf16, G ops/s
+// for int8/int4), best of a few timed repetitions of ≥ 0.2 s. Optional argument: a
+// comma-separated subset of fp32,int8,int4,bf16.
+#include "ckernels.h"
+#include "dk_gemm.h"
+#include "dk_quant.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+static float frand(unsigned *s) { *s = *s * 1664525u + 1013904223u; return (float)(*s >> 8) / (1 << 24) * 2 - 1; }
+static void *amalloc(long bytes) { return aligned_alloc(64, (size_t)((bytes + 63) / 64 * 64)); }
+
+enum { FP32, INT8, INT4, BF16 };
+static const char *names[] = {"fp32", "int8", "int4-g32", "bf16"};
+
+static double run(int kind, long M, long N, long K) {
+    unsigned s = 1;
+    float *A = amalloc(M * K * 4), *C = amalloc(M * N * 4), *W = amalloc(N * K * 4), *bias = amalloc(N * 4);
+    float *scale = amalloc(N * K / 32 * 4 + 64);
+    for (long i = 0; i < M * K; i++) A[i] = frand(&s);
+    for (long i = 0; i < N * K; i++) W[i] = frand(&s);
+    for (long i = 0; i < N; i++) bias[i] = frand(&s);
+    void *packed = NULL, *ws = NULL;
+    int8_t *q = amalloc(N * K);
+    if (kind == FP32) {
+        packed = amalloc(dk_packed_floats(N, K) * 4);
+        dk_pack_weight(W, N, K, packed);
+        ws = amalloc(dk_gemm_workspace_floats(M, K) * 4);
+    } else if (kind == INT8) {
+        dk_q8_quantize_rows(W, N, K, K, 0, q, scale);
+        packed = amalloc(dk_q8_packed_bytes(N, K));
+        dk_q8_pack(q, N, K, packed);
+        ws = amalloc(dk_q8_workspace_bytes(M, K));
+    } else if (kind == INT4) {
+        uint8_t *nib = amalloc(N * K / 2);
+        for (long i = 0; i < N * K / 2; i++) nib[i] = (uint8_t)(s = s * 1664525u + 1013904223u) >> 3;
+        for (long i = 0; i < N * K / 32; i++) scale[i] = 0.01f;
+        packed = amalloc(dk_q4_packed_bytes(N, K, 32));
+        dk_q4_pack(nib, scale, NULL, N, K, 32, packed);
+        ws = amalloc(dk_q8_workspace_bytes(M, K));
+        free(nib);
+    } else {
+        uint16_t *h = amalloc(N * K * 2);
+        dk_f32_to_bf16(W, h, N * K);
+        packed = amalloc(dk_bf16_packed_bytes(N, K));
+        dk_bf16_pack(h, N, K, packed);
+        ws = amalloc(dk_bf16_workspace_bytes(M, K));
+        free(h);
+    }
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        long calls = 0;
+        double t0 = now(), t;
+        do {
+            if (kind == FP32) dk_gemm_packed_bias(M, N, K, A, K, packed, bias, C, N, ws);
+            else if (kind == INT8) dk_q8_gemm(M, N, K, A, K, packed, scale, bias, C, N, 0, DK_EPILOGUE_NONE, ws);
+            else if (kind == INT4) dk_q4_gemm(M, N, K, 32, A, K, packed, bias, C, N, 0, DK_EPILOGUE_NONE, ws);
+            else dk_bf16_gemm(M, N, K, A, K, packed, bias, C, N, DK_EPILOGUE_NONE, ws);
+            calls++;
+        } while ((t = now() - t0) < 0.2);
+        if (t / calls < best) best = t / calls;
+    }
+    free(A); free(C); free(W); free(bias); free(scale); free(packed); free(ws); free(q);
+    return 2.0 * M * N * K / best * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    const long shapes[][3] = {{4096, 1152, 384}, {4096, 384, 384}, {4096, 1536, 384}, {4096, 384, 1536},
+                              {128, 1152, 384}, {128, 384, 384}, {128, 1536, 384}, {128, 384, 1536}};
+    char model[256] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "model name", 10)) { snprintf(model, sizeof model, "%s", strchr(line, ':') + 2); model[strcspn(model, "\n")] = 0; break; }
+        fclose(f);
+    }
+    printf("CPU: %s; kernel path: %s; 1 thread; G (multiply-adds x2)/s\n", model, dk_quant_path());
+    printf("%-18s", "M x N x K");
+    for (int kind = 0; kind < 4; kind++)
+        if (argc < 2 || strstr(argv[1], names[kind]) || (kind == INT4 && strstr(argv[1], "int4"))) printf("%10s", names[kind]);
+    printf("\n");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "%ldx%ldx%ld", shapes[i][0], shapes[i][1], shapes[i][2]);
+        printf("%-18s", label);
+        for (int kind = 0; kind < 4; kind++)
+            if (argc < 2 || strstr(argv[1], names[kind]) || (kind == INT4 && strstr(argv[1], "int4"))) {
+                printf("%10.1f", run(kind, shapes[i][0], shapes[i][1], shapes[i][2]));
+                fflush(stdout);
+            }
+        printf("\n");
+    }
+    return 0;
+}
