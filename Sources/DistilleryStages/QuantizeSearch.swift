@@ -8,7 +8,7 @@
 // the last hidden states; every model has one). The search starts from every unit in the
 // scheme and, while the drop exceeds the target, moves the next most sensitive unit (by
 // its drop alone, then its KL, then its cosine) one step up in precision — int4 → int8 →
-// fp32, int8 / bf16 → fp32 — scoring each step. It stops at the first plan within the
+// bf16 → fp32 — scoring each step. It stops at the first plan within the
 // target; when none is, the plan with the smallest drop is kept and the report says so.
 // Left out on purpose: searching over subsets (the greedy order is what Intel Neural
 // Compressor and ORT's tools do, and costs one dev pass per step).
@@ -40,7 +40,7 @@ public struct SensitivityRow: Codable, Sendable {
 /// One plan the search scored.
 public struct SearchTrial: Codable, Sendable {
     public var step: Int
-    /// Units moved up in precision so far, with their storage ("fp32", "int8").
+    /// Units moved up in precision so far, with their storage ("int8", "bf16", "fp32").
     public var promoted: [String: String]
     /// The unit this step moved (nil for the first plan).
     public var moved: String?
@@ -202,7 +202,8 @@ struct MixedPrecisionRun {
                 do { moved = try quantizeWeights(tensors, plan: Dictionary(uniqueKeysWithValues: u.tensors.map { ($0, to) }), source: source) } catch {
                     throw StageError(error.description)
                 }
-                for name in u.tensors { current[name] = moved[name]!.withInputScale(quantized[name]!.inputScale) }
+                // int8-static keeps its calibrated input scale when a unit goes from int4 to int8.
+                for name in u.tensors { current[name] = moved[name]!.withInputScale(to == .int8 ? quantized[name]!.inputScale : nil) }
             } else {
                 for name in u.tensors { current[name] = nil }
             }

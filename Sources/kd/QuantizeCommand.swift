@@ -17,8 +17,9 @@ struct Quantize: ParsableCommand {
 
         --sensitivity scores each unit (Q/K/V of a layer, attention output, FFN in, \
         FFN out, pooler, embeddings) quantized alone on the dev split of --data. \
-        --max-drop X keeps the most sensitive units in higher precision until the dev \
-        macro-F1 drop is at most X points; the best model found is written either way.
+        --max-drop X moves the most sensitive units up in precision (int4 → int8 → \
+        bf16 → fp32) until the dev macro-F1 drop is at most X points; the best model \
+        found is written either way, with the table of what was tried.
 
         Examples:
           kd quantize --model tuned.h5 --scheme int8-dynamic --out tuned-int8.h5
