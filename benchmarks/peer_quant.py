@@ -96,7 +96,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", type=Path, required=True)
     ap.add_argument("--onnx-path", type=Path, default=ROOT / ".cache/onnx/minilm-l6.onnx")
-    ap.add_argument("--sentences", type=Path, default=ROOT / "benchmarks/data/cosine-sentences.txt")
+    ap.add_argument("--sentences", default=str(ROOT / "benchmarks/data/cosine-sentences.txt"),
+                    help="sentence file for the cosines, or none (latency only)")
+    ap.add_argument("--kd-seconds", default="4", help="kd bench latency --seconds per model and round")
     ap.add_argument("--batch", default="1,32", help="batch sizes to time, or none (accuracy only)")
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
@@ -111,18 +113,20 @@ def main() -> None:
     log(f"{info['cpu']}, {info['cores']} cores; ORT {info['onnxruntime']}")
     fp32 = export_onnx(args.model_dir, args.onnx_path)
     models = quantized_models(fp32)
-    sentences = [l for l in args.sentences.read_text().splitlines() if l.strip()]
     tokenizer = BertTokenizer.from_pretrained(str(args.model_dir))
-    reference = embeddings(fp32, tokenizer, sentences)
-
     kd_models = dict(p.split("=", 1) for p in args.kd_models.split(",") if p)
-    rows = {}
-    for name, path in models.items():
-        cos = (embeddings(path, tokenizer, sentences) * reference).sum(axis=1)
-        rows[name] = {"cos_mean": float(cos.mean()), "cos_min": float(cos.min()), "bytes": path.stat().st_size}
-    for name, path in kd_models.items():
-        cos = (kd_embeddings(args.kd, path, args.sentences) * reference).sum(axis=1)
-        rows[f"kd-{name}"] = {"cos_mean": float(cos.mean()), "cos_min": float(cos.min()), "bytes": Path(path).stat().st_size}
+    rows = {name: {"cos_mean": float("nan"), "cos_min": float("nan"), "bytes": path.stat().st_size} for name, path in models.items()}
+    rows.update({f"kd-{name}": {"cos_mean": float("nan"), "cos_min": float("nan"), "bytes": Path(path).stat().st_size}
+                 for name, path in kd_models.items()})
+    if args.sentences != "none":
+        sentences = [l for l in Path(args.sentences).read_text().splitlines() if l.strip()]
+        reference = embeddings(fp32, tokenizer, sentences)
+        for name, path in models.items():
+            cos = (embeddings(path, tokenizer, sentences) * reference).sum(axis=1)
+            rows[name].update(cos_mean=float(cos.mean()), cos_min=float(cos.min()))
+        for name, path in kd_models.items():
+            cos = (kd_embeddings(args.kd, path, Path(args.sentences)) * reference).sum(axis=1)
+            rows[f"kd-{name}"].update(cos_mean=float(cos.mean()), cos_min=float(cos.min()))
 
     batches = [] if args.batch == "none" else [int(b) for b in args.batch.split(",")]
     vocab = tokenizer.vocab_size
@@ -134,7 +138,7 @@ def main() -> None:
             for name in names[r % len(names):] + names[:r % len(names)]:
                 if name.startswith("kd-"):
                     cmd = [str(args.kd), "bench", "latency", "--model", kd_models[name[3:]], "--batch-size", str(b),
-                           "--seq", str(args.seq), "--threads", str(args.threads), "--json", "--seconds", "4"]
+                           "--seq", str(args.seq), "--threads", str(args.threads), "--json", "--seconds", args.kd_seconds]
                     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
                     times.setdefault(name, []).append(float(out[0]["median_ms"]))
                 else:
