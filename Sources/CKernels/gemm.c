@@ -16,8 +16,8 @@
 // transposed A (`dk_gemm_packed_at`: A given as Aᵀ [K, M], packed by contiguous 6-float
 // copies), packing from a strided or a transposed source (`dk_pack_weight_ld`,
 // `dk_pack_weight_transposed`), and `dk_gemm`, a BLAS-like op(A)·op(B) that packs op(B)
-// into a per-thread buffer. Left out on purpose: alpha/beta, AVX-512 (the target has
-// none), threads (the caller splits).
+// into a per-thread buffer. The AVX-512 build (gemm_avx512.c) reuses this blocking and
+// A packing with a 12×32 micro-kernel. Left out on purpose: alpha/beta, threads (the caller splits).
 #include "dk_gemm.h"
 #include "ckernels.h"
 #include "gemm_internal.h"

@@ -150,6 +150,7 @@ static inline int q4_value(const uint8_t *blk, long j, long kk) {
 
 void dk_q4_gemm_ref(long M, long N, long K, long G, const float *A, long lda, const void *packed,
                     const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace) {
+    if (G <= 0 || G % 8 != 0 || K % G != 0) return;   // dk_q4_pack refused such a G
     const long groups = K / G, pb = dk_q4_panel_bytes(K, G), gb = Q4_GROUP_HEADER + G * 8;
     int8_t *qa = workspace;
     for (long i = 0; i < M; i++) {
@@ -254,7 +255,7 @@ void dk_q8_gemm(long M, long N, long K, const float *A, long lda, const void *pa
 
 void dk_q4_gemm(long M, long N, long K, long G, const float *A, long lda, const void *packed,
                 const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace) {
-    if (M <= 0 || N <= 0) return;
+    if (M <= 0 || N <= 0 || G <= 0 || G % 8 != 0 || K % G != 0) return;   // dk_q4_pack refused such a G
     switch (dk_kernel_path()) {
     case DK_PATH_AVX512: q4_gemm_avx512(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace); break;
     case DK_PATH_AVX2: q4_gemm_avx2(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace); break;

@@ -170,6 +170,6 @@ final class KernelTests: XCTestCase {
 
     func testDispatchReportsAVX2OnThisMachineWhenAvailable() {
         // Not a speed test: documents which build the other tests exercised.
-        print("CKernels build in use: \(dk_has_avx2() != 0 ? "AVX2+FMA" : "portable")")
+        print("CKernels build in use: \(dk_has_avx512() != 0 ? "AVX-512 (GEMMs) + AVX2+FMA" : dk_has_avx2() != 0 ? "AVX2+FMA" : "portable")")
     }
 }

@@ -1,4 +1,4 @@
-// Packed-weight GEMM tests: the dispatched (AVX2+FMA) dk_gemm_packed against its portable
+// Packed-weight GEMM tests: the dispatched (AVX-512 or AVX2+FMA) dk_gemm_packed against its portable
 // `_ref` twin and against a Double product, on awkward M, N, K (every micro-kernel row
 // count, column tails, K and M blocks crossed), with and without accumulate, with padded
 // lda/ldc (the padding must stay untouched); PackedMatrix on 1 and 2 threads, bitwise.

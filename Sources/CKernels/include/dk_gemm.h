@@ -44,7 +44,8 @@ long dk_gemm_workspace_floats(long M, long K);
 /// Every C[i, j] is computed by the same operations however M is split, or N at
 /// multiples of 16 (per K block of at most 384: a float sum over k from zero, then added
 /// to C), so results depend only on the inputs, not on the caller's thread split.
-/// Dispatches to AVX2+FMA when available; the `_ref` twin differs only by FMA rounding.
+/// Dispatches to AVX-512 or AVX2+FMA (identical results: same FMA chains) when available;
+/// the `_ref` twin differs only by FMA rounding.
 void dk_gemm_packed(long M, long N, long K, const float *A, long lda, const float *packed,
                     float *C, long ldc, int accumulate, float *workspace);
 /// Portable C of the same product over the same packed format (no workspace needed).

@@ -82,7 +82,8 @@ long dk_q4_panel_bytes(long K, long G);
 int dk_q4_pack(const uint8_t *Q, const float *scale, const uint8_t *zero, long N, long K, long G,
                void *packed);
 /// C = epilogue(bias + A · Wᵀ) with activations quantized as dk_q8_gemm does (actScale 0:
-/// dynamic per row); workspace of dk_q8_workspace_bytes(M, K).
+/// dynamic per row); workspace of dk_q8_workspace_bytes(M, K). A G dk_q4_pack refuses
+/// makes it return without writing C (the caller validates first).
 void dk_q4_gemm(long M, long N, long K, long G, const float *A, long lda, const void *packed,
                 const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace);
 void dk_q4_gemm_ref(long M, long N, long K, long G, const float *A, long lda, const void *packed,
