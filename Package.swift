@@ -44,11 +44,14 @@ let package = Package(
         .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor", "Compression", "DistilleryJSON"]),
         // Compression: the axis table, importance scores and structured slicing of a BERT weight set.
         .target(name: "Compression", dependencies: ["DistilleryModel", "DistilleryTensor"]),
+        // Quantization: schemes and the tensors each quantizes, calibration, unit plans (the
+        // stored formats and their kernels' packed matrices live in DistilleryTensor).
+        .target(name: "Quantization", dependencies: ["DistilleryModel", "DistilleryTensor"]),
         // The stages as library calls (prepare, fine-tune, label, distill, eval, embed/predict,
         // bench): a configuration value in, a Codable report out, progress through a protocol.
         .target(name: "DistilleryStages", dependencies: [
             "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "DistilleryData", "WeightIO", "CKernels",
-            "Tokenization", "DistilleryJSON",
+            "Tokenization", "DistilleryJSON", "Quantization",
         ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),
@@ -60,6 +63,8 @@ let package = Package(
         .testTarget(name: "DistillationTests",
                     dependencies: ["Distillation", "DistilleryTraining", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport", "WeightIO", "DistilleryTensor"]),
+        .testTarget(name: "QuantizationTests",
+                    dependencies: ["Quantization", "DistilleryModel", "DistilleryTensor", "WeightIO", "CKernels", "TestSupport"]),
     ]
 )

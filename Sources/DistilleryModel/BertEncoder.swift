@@ -61,14 +61,22 @@ public final class BertEncoder: @unchecked Sendable {
     /// Number of scalar parameters.
     public var parameterCount: Int { block.layout.totalCount }
 
-    /// Builds an encoder from named tensors (HF PyTorch keys), checking them strictly.
-    public init(config: BertConfig, tensors: [String: Tensor]) throws(ModelError) {
+    /// Builds an encoder from named tensors (HF PyTorch keys), checking them strictly; the
+    /// Linear weights named in `quantized` run in their quantized storage (their fp32
+    /// values, in `tensors`, fill the parameter block).
+    public init(config: BertConfig, tensors: [String: Tensor], quantized: [String: QuantizedTensor] = [:]) throws(ModelError) {
         try config.validate()
         let (heads, _) = try validateBertParameters(config, tensors: tensors)
         self.config = config
         model = try BertModel(config: config, heads: heads)
         block = try ParameterBlock(layout: model.layout, tensors: tensors)
-        matrices = model.packedMatrices(block)
+        for (name, q) in quantized {
+            guard let entry = model.layout.entry(name), entry.shape == [q.rows, q.columns] else {
+                throw ModelError.badInput("quantized tensor '\(name)' [\(q.rows), \(q.columns)] is not a weight of this model\(model.layout.entry(name).map { " (expected \(describeShape($0.shape)))" } ?? "")",
+                                          hint: "quantize the model again with 'kd quantize'")
+            }
+        }
+        matrices = model.quantizedMatrices(block, quantized: quantized)
     }
 
     /// Checks a batch against the model: shapes, id ranges, positions, mask values.

@@ -4,9 +4,8 @@
 // y = bias + x · Wᵀ. Today there are two fp32 forms: a view of the parameter block,
 // packed into the GEMM's panel layout on every call (training, where the weights change
 // every step), and a copy packed once (inference, and the frozen teacher of a
-// distillation). Quantized blocks (int8, int4) are further cases of this enum; adding one
-// means adding its `apply` here and a way to build it (`ModelMatrices`), nothing in the
-// layers. Left out on purpose: transposed weights (every layer is [out, in], PyTorch's
+// distillation). Quantized weights (int8, int4, bf16: `QuantizedMatrix`, built by
+// `BertModel.quantizedMatrices`) are the third case; the layers never see the difference. Left out on purpose: transposed weights (every layer is [out, in], PyTorch's
 // layout).
 import DistilleryTensor
 
@@ -16,12 +15,15 @@ public enum WeightMatrix: Sendable {
     case parameterBlock(offset: Int, outFeatures: Int, inFeatures: Int)
     /// fp32 packed once into the 16-column micro-panels of the CKernels GEMM.
     case packedFloat32(PackedMatrix)
+    /// int8, int4 or bf16, packed once for the CKernels quantized GEMMs.
+    case quantized(QuantizedMatrix)
 
     /// Output features.
     public var outFeatures: Int {
         switch self {
         case .parameterBlock(_, let out, _): return out
         case .packedFloat32(let p): return p.outFeatures
+        case .quantized(let q): return q.outFeatures
         }
     }
 
@@ -30,6 +32,7 @@ public enum WeightMatrix: Sendable {
         switch self {
         case .parameterBlock(_, _, let n): return n
         case .packedFloat32(let p): return p.inFeatures
+        case .quantized(let q): return q.inFeatures
         }
     }
 
@@ -45,6 +48,8 @@ public enum WeightMatrix: Sendable {
                                 b: block + offset, ldb: n, c: y, ldc: ldc, accumulate: false, bias: bias)
         case .packedFloat32(let p):
             p.multiply(rows: rows, x: x, lda: lda, y: y, ldc: ldc, accumulate: false, bias: bias)
+        case .quantized(let q):
+            q.multiply(rows: rows, x: x, lda: lda, y: y, ldc: ldc, bias: bias)
         }
     }
 }

@@ -294,6 +294,9 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
     }
     let bundle = try ModelBundle(path: path)
     let (t, config) = (bundle.file, bundle.config)
+    func storedEntries(_ tensors: [(name: String, tensor: Tensor)]) -> [ModelDescription.TensorEntry]? {
+        listTensors ? tensors.map { .init(name: $0.name, dtype: t.quantized[$0.name]?.format.description ?? "float32", shape: $0.tensor.shape) } : nil
+    }
     var details = ["architecture: BERT encoder, \(config.layerCount) layers, hidden \(config.hiddenSize), heads \(config.layerHeads.map(String.init).joined(separator: "/")), FFN \(config.layerIntermediateSizes.map(String.init).joined(separator: "/")), positions \(config.maxPositions), vocab \(config.vocabSize)"]
     if !config.labels.isEmpty { details.append("labels: \(config.labels.joined(separator: ", "))") }
     if bundle.hasClassifier {
@@ -302,9 +305,27 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
         details.append("a new classifier (kd finetune) would read \(bundle.defaultClassifierPooling == .mean ? "the mean of the last hidden states (as this encoder pools)" : "the tanh pooler over [CLS]") and start as a linear probe")
     }
     details.append("max length: \(bundle.storedMaxLength.map { "\($0) (stored; eval, predict, embed and label use it)" } ?? "not stored (128 is used)")")
+    if !t.quantized.isEmpty { details.append(quantizationSummary(t)) }
     details.append("pooling: \(t.pooling)\(t.normalize ? " + L2 normalize" : ""); tokenizer: \(t.tokenizerOptionsJSON)")
     let settings = StoredSettings(labels: config.labels, classifierPooling: bundle.hasClassifier ? config.classifierPooling.rawValue : nil,
                                   headInit: bundle.storedHeadInit, maxLength: bundle.storedMaxLength, pooling: t.pooling, normalize: t.normalize)
     return ModelDescription(file: path, format: "distillery-teacher", bytes: size, parameters: count(t.tensors), tensorCount: t.tensors.count,
-                            details: details, settings: settings, tensors: entries(t.tensors), skipped: [])
+                            details: details, settings: settings, tensors: storedEntries(t.tensors), skipped: [])
+}
+
+/// "quantized: 37 tensors (36 × int8, 1 × …), 8.08 bits per quantized weight; 8.2 bits per parameter overall".
+func quantizationSummary(_ t: TeacherFile) -> String {
+    var byFormat: [String: Int] = [:]
+    var quantizedBits = 0.0, quantizedCount = 0
+    for q in t.quantized.values {
+        byFormat[q.format.description, default: 0] += 1
+        quantizedBits += Double(q.storedBytes * 8)
+        quantizedCount += q.rows * q.columns
+    }
+    let total = t.tensors.reduce(0) { $0 + $1.tensor.count }
+    let overall = (quantizedBits + Double((total - quantizedCount) * 32)) / Double(max(1, total))
+    let formats = byFormat.keys.sorted().map { "\(byFormat[$0]!) × \($0)" }.joined(separator: ", ")
+    let statics = t.quantized.values.contains { $0.inputScale != nil } ? "; int8 activations with static scales" : ""
+    return String(format: "quantized: %d tensors (%@), %.2f bits per quantized weight; %.2f bits per parameter overall%@; kernels %@",
+                  t.quantized.count, formats, quantizedBits / Double(max(1, quantizedCount)), overall, statics, quantizedKernelPath)
 }

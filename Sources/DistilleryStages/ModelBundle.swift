@@ -90,9 +90,10 @@ public struct ModelBundle {
     /// Whether the file carries a classifier head.
     public var hasClassifier: Bool { file.tensors.contains { $0.name == "classifier.weight" } }
 
-    /// The encoder (with its heads) built from the file's tensors.
+    /// The encoder (with its heads) built from the file's tensors; quantized weights run
+    /// their quantized kernels.
     public func makeEncoder() throws -> BertEncoder {
-        do { return try BertEncoder(config: config, tensors: tensors) } catch { throw StageError(file: path, error) }
+        do { return try BertEncoder(config: config, tensors: tensors, quantized: file.quantized) } catch { throw StageError(file: path, error) }
     }
 
     /// A Distillery file with new tensors and config, keeping this model's vocabulary,

@@ -455,6 +455,45 @@ public final class HDF5File {
         }
     }
 
+    /// Writes a uint8 dataset of the given shape at `path` (packed quantized weights).
+    public func writeUInt8s(_ values: [UInt8], shape: [Int], at path: String) throws {
+        try checkCount(values.count, shape: shape, path: path)
+        try values.withUnsafeBytes { raw in
+            try writeDataset(path, shape: shape, fileType: chdf5_std_u8le(), memoryType: chdf5_native_uint8(),
+                             bytes: raw.baseAddress, chunked: false, compression: nil)
+        }
+    }
+
+    /// Writes a uint16 dataset of the given shape at `path` (bf16 or fp16 bit patterns).
+    public func writeUInt16s(_ values: [UInt16], shape: [Int], at path: String) throws {
+        try checkCount(values.count, shape: shape, path: path)
+        try values.withUnsafeBytes { raw in
+            try writeDataset(path, shape: shape, fileType: chdf5_native_uint16(), memoryType: chdf5_native_uint16(),
+                             bytes: raw.baseAddress, chunked: false, compression: nil)
+        }
+    }
+
+    /// Reads an integer dataset of at most 2 bytes per element as UInt16 values with its shape.
+    public func readUInt16s(_ path: String) throws -> (shape: [Int], values: [UInt16]) {
+        try withDataset(path) { d in
+            let shape = try shapeOf(dataset: d, path: path)
+            let type = try check(H5Dget_type(d), path, "cannot read the type of '\(path)'")
+            defer { H5Tclose(type) }
+            guard H5Tget_class(type) == H5T_INTEGER, H5Tget_size(type) <= 2, H5Tget_sign(type) == H5T_SGN_NONE else {
+                throw error(.unsupported, path, "dataset '\(path)' is \(HDF5File.describe(type: type)), expected uint16",
+                            hint: "16-bit payloads (bf16, fp16) are stored as uint16 datasets; was this written by another tool?")
+            }
+            return (shape, try readNumbers(d, path: path, count: shape.reduce(1, *), memoryType: chdf5_native_uint16(), as: UInt16.self))
+        }
+    }
+
+    private func checkCount(_ count: Int, shape: [Int], path: String) throws {
+        guard shape.reduce(1, *) == count else {
+            throw error(.unsupported, path, "shape \(describeShape(shape)) needs \(shape.reduce(1, *)) values for '\(path)', got \(count)",
+                        hint: "this is a caller bug: pass matching shape and values")
+        }
+    }
+
     /// Writes an int64 dataset of the given shape at `path`.
     public func writeInt64s(_ values: [Int64], shape: [Int], at path: String) throws {
         guard shape.reduce(1, *) == values.count else {

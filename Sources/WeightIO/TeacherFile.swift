@@ -1,4 +1,5 @@
-// TeacherFile: Distillery's own self-contained HDF5 teacher file (format "distillery-teacher", version 1).
+// TeacherFile: Distillery's own self-contained HDF5 teacher file (format "distillery-teacher",
+// version 1; version 2 when it holds quantized tensors).
 //
 // Layout — it is itself a flat HF-named HDF5 file (`WeightLayout.hdf5Flat`):
 //   /<HF PyTorch key>          float32 dataset per tensor, e.g. `encoder.layer.0.attention.self.query.weight`
@@ -8,6 +9,16 @@
 //                              key as its own attribute (int/double/string; bools as int 0/1),
 //                              pooling ("mean" | "cls" | "none"), normalize (int 0/1),
 //                              tokenizer_json (e.g. {"lowercase": true}), labels_json (optional)
+// Version 2 adds quantized weights (`kd quantize`; QuantizedTensor.swift has the formats):
+//   /<HF key>                  uint8 [rows, bytes per row] (int8, int4 nibbles) or uint16 [rows, columns]
+//                              (bf16), attributes quantization ("int8", "int4-g32-sym", "bf16", …),
+//                              columns (the weight's), input_scale (int8-static only)
+//   /<HF key>.scales           int8: float32 [rows]; int4: uint16 fp16 bits [rows, columns/group]
+//   /<HF key>.zeros            asymmetric int4: uint8 [rows, columns/group]
+// Quantized tensors are checked when read (shapes, scales finite and positive, zero points)
+// and dequantized into `tensors`, so every fp32 consumer (fine-tuning, a distillation
+// teacher) reads any file; `quantized` keeps the stored form for the kernels. A file without
+// quantized tensors is still written as version 1, which older builds read.
 // `write` goes to a temporary file in the destination directory and renames it into place,
 // so a failed export never leaves a partial file. Reading goes straight into Float buffers.
 // Left out on purpose: compression (weights do not compress; reading stays fast) and
@@ -28,8 +39,14 @@ let teacherFormatAttribute = "format"
 let teacherFormatName = "distillery-teacher"
 /// Root attribute holding the format version.
 let teacherVersionAttribute = "format_version"
-/// The newest teacher format version this build reads and the one it writes.
-let teacherFormatVersion = 1
+/// The newest teacher format version this build reads (and writes for quantized files).
+let teacherFormatVersion = 2
+/// The version written when no tensor is quantized.
+let teacherFloatFormatVersion = 1
+/// Attribute of a quantized weight's dataset naming its format.
+let quantizationAttribute = "quantization"
+/// Suffixes of a quantized weight's scale and zero-point datasets.
+let quantizedScalesSuffix = ".scales", quantizedZerosSuffix = ".zeros"
 /// Dataset holding vocab.txt bytes.
 let teacherVocabularyDataset = "__vocab__"
 
@@ -55,6 +72,8 @@ public struct TeacherFile {
     public var tokenizerOptionsJSON: String
     /// Classifier label names as a JSON array, when the teacher has a classification head.
     public var labelsJSON: String?
+    /// The stored form of quantized weights, by name (their fp32 values are in `tensors`).
+    public var quantized: [String: QuantizedTensor] = [:]
 
     /// Creates a teacher from its parts.
     public init(tensors: [(name: String, tensor: Tensor)], configJSON: String, vocabulary: [String],
@@ -96,11 +115,20 @@ public struct TeacherFile {
                                 hint: "update kd, or re-run 'kd import' with this version")
         }
         var tensors: [(name: String, tensor: Tensor)] = []
-        for path in try file.datasetPaths() where path != teacherVocabularyDataset {
-            tensors.append((path, try file.readTensor(path)))
+        var quantized: [String: QuantizedTensor] = [:]
+        let paths = try file.datasetPaths()
+        let quantizedNames = Set(paths.filter { file.hasAttribute(quantizationAttribute, at: $0) })
+        for path in paths where path != teacherVocabularyDataset {
+            if quantizedNames.contains(path) {
+                let q = try readQuantized(file, path)
+                quantized[path] = q
+                tensors.append((path, q.dequantized()))
+            } else if !quantizedNames.contains(where: { path == $0 + quantizedScalesSuffix || path == $0 + quantizedZerosSuffix }) {
+                tensors.append((path, try file.readTensor(path)))
+            }
         }
         let vocabularyText = String(decoding: try file.readBytes(teacherVocabularyDataset), as: UTF8.self)
-        return TeacherFile(
+        var teacher = TeacherFile(
             tensors: tensors,
             configJSON: try file.stringAttribute("config_json"),
             vocabulary: vocabularyLines(vocabularyText),
@@ -108,6 +136,74 @@ public struct TeacherFile {
             normalize: try file.intAttribute("normalize") != 0,
             tokenizerOptionsJSON: try file.stringAttribute("tokenizer_json"),
             labelsJSON: file.hasAttribute("labels_json") ? try file.stringAttribute("labels_json") : nil)
+        teacher.quantized = quantized
+        return teacher
+    }
+
+    /// Reads and checks the quantized weight stored at `name` (see the header for the layout).
+    private static func readQuantized(_ file: HDF5File, _ name: String) throws -> QuantizedTensor {
+        let hint = "the file is damaged or was not written by 'kd quantize'; quantize the fp32 model again"
+        func bad(_ message: String) -> WeightIOError {
+            WeightIOError(.corrupt, file: file.url, object: name, "quantized tensor '\(name)': \(message)", hint: hint)
+        }
+        let formatName = try file.stringAttribute(quantizationAttribute, at: name)
+        guard let format = QuantizedTensor.Format(stored: formatName) else {
+            throw WeightIOError(.unsupported, file: file.url, object: name,
+                                "quantized tensor '\(name)' has unknown format '\(formatName)'",
+                                hint: "known: int8, int4-g{32,64,128}-{sym,asym}, bf16; update kd or quantize again")
+        }
+        let columns = try file.intAttribute("columns", at: name)
+        let inputScale = file.hasAttribute("input_scale", at: name) ? Float(try file.doubleAttribute("input_scale", at: name)) : nil
+        let shape: [Int], values: [UInt8]
+        if format == .bf16 {
+            let read = try file.readUInt16s(name)
+            shape = read.shape
+            values = read.values.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        } else {
+            shape = try file.shape(of: name)
+            values = try file.readBytes(name)
+        }
+        guard shape.count == 2, columns > 0 else {
+            throw bad("stored shape \(describeShape(shape)) with \(columns) columns, expected [rows, …] with columns > 0")
+        }
+        let expectedWidth = format == .bf16 ? columns : format == .int8 ? columns : columns / 2
+        guard shape[1] == expectedWidth else {
+            throw bad("\(format) values of shape \(describeShape(shape)) for \(columns) columns, expected [\(shape[0]), \(expectedWidth)]")
+        }
+        var scales: [Float] = [], zeros: [UInt8] = []
+        let scalesName = name + quantizedScalesSuffix
+        switch format {
+        case .int8: scales = try file.readTensor(scalesName).data
+        case .int4(_, let symmetric):
+            scales = try file.readUInt16s(scalesName).values.map { Float(Float16(bitPattern: $0)) }
+            zeros = symmetric ? [UInt8](repeating: 8, count: scales.count) : try file.readBytes(name + quantizedZerosSuffix)
+        case .bf16: break
+        }
+        let q = QuantizedTensor(format: format, rows: shape[0], columns: columns, values: values, scales: scales, zeros: zeros,
+                                inputScale: inputScale)
+        do { try q.validate() } catch { throw bad(error.description) }
+        return q
+    }
+
+    /// Writes the stored form of a quantized weight at `name` (see the header).
+    private func writeQuantized(_ q: QuantizedTensor, _ file: HDF5File, _ name: String) throws {
+        switch q.format {
+        case .bf16:
+            let halves = (0..<(q.rows * q.columns)).map { UInt16(q.values[2 * $0]) | UInt16(q.values[2 * $0 + 1]) << 8 }
+            try file.writeUInt16s(halves, shape: [q.rows, q.columns], at: name)
+        case .int8, .int4:
+            try file.writeUInt8s(q.values, shape: [q.rows, q.bytesPerRow], at: name)
+        }
+        try file.setAttribute(quantizationAttribute, string: q.format.description, at: name)
+        try file.setAttribute("columns", int: q.columns, at: name)
+        if let s = q.inputScale { try file.setAttribute("input_scale", double: Double(s), at: name) }
+        switch q.format {
+        case .int8: try file.writeTensor(Tensor(shape: [q.scales.count], data: q.scales), at: name + quantizedScalesSuffix)
+        case .int4(_, let symmetric):
+            try file.writeUInt16s(q.scales.map { Float16($0).bitPattern }, shape: [q.rows, q.groupsPerRow], at: name + quantizedScalesSuffix)
+            if !symmetric { try file.writeUInt8s(q.zeros, shape: [q.rows, q.groupsPerRow], at: name + quantizedZerosSuffix) }
+        case .bf16: break
+        }
     }
 
     /// Splits vocab.txt like HF `load_vocab`: one token per "\n"-terminated line, empty lines kept.
@@ -127,7 +223,7 @@ public struct TeacherFile {
         do {
             let file = try HDF5File.create(temporary)
             try file.setAttribute(teacherFormatAttribute, string: teacherFormatName)
-            try file.setAttribute(teacherVersionAttribute, int: teacherFormatVersion)
+            try file.setAttribute(teacherVersionAttribute, int: quantized.isEmpty ? teacherFloatFormatVersion : teacherFormatVersion)
             try file.setAttribute("config_json", string: configJSON)
             for key in config.keys.sorted() where !reservedTeacherAttributes.contains(key) {
                 switch config[key]! {
@@ -143,7 +239,9 @@ public struct TeacherFile {
             try file.setAttribute("tokenizer_json", string: tokenizerOptionsJSON)
             if let labelsJSON { try file.setAttribute("labels_json", string: labelsJSON) }
             try file.writeBytes(Array((vocabulary.map { $0 + "\n" }.joined()).utf8), at: teacherVocabularyDataset)
-            for (name, tensor) in tensors { try file.writeTensor(tensor, at: name) }
+            for (name, tensor) in tensors {
+                if let q = quantized[name] { try writeQuantized(q, file, name) } else { try file.writeTensor(tensor, at: name) }
+            }
             try file.close()
             guard rename(temporary.path, url.path) == 0 else {
                 let reason = String(cString: strerror(errno))

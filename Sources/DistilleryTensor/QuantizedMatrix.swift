@@ -1,0 +1,132 @@
+// QuantizedMatrix: a Linear-layer weight in int8, int4 or bf16, packed once for the
+// quantized GEMMs of CKernels (dk_quant.h), the counterpart of `PackedMatrix`.
+//
+// Built from a validated `QuantizedTensor` (the stored form): the kernels' packed panels
+// live in a 64-byte aligned allocation owned by a final class; int8 keeps its per-row
+// scales beside them. `multiply` computes y = bias + x · Wᵀ with x quantized per row at
+// run time (int8, int4: dynamic, or int8-static's fixed scale) or rounded to bf16, and
+// splits the work over `Compute.threads` like `PackedMatrix`: whole 6-row blocks when
+// there are enough rows, else 16-column panels. The kernels compute every output the same
+// way whatever the split, so results do not depend on the thread count. Left out on
+// purpose: accumulation into y (no quantized layer needs it) and the fused GELU epilogue
+// (the forward runs GELU as its own pass for every storage).
+import CKernels
+
+/// A weight `[out, in]` in a quantized storage, packed for `y = bias + x · Wᵀ`.
+public struct QuantizedMatrix: Sendable {
+    /// Output features (rows of the weight).
+    public let outFeatures: Int
+    /// Input features (columns of the weight).
+    public let inFeatures: Int
+    /// The storage format.
+    public let format: QuantizedTensor.Format
+    /// int8-static's activation scale (0: per-row dynamic).
+    let activationScale: Float
+    private let packed: QuantizedStorage
+    /// int8: the per-row weight scales; empty otherwise.
+    private let rowScales: [Float]
+
+    /// Packs a quantized weight (it must pass `QuantizedTensor.validate`).
+    public init(_ q: QuantizedTensor) {
+        outFeatures = q.rows
+        inFeatures = q.columns
+        format = q.format
+        activationScale = q.inputScale ?? 0
+        let (N, K) = (q.rows, q.columns)
+        switch q.format {
+        case .int8:
+            let storage = QuantizedStorage(bytes: dk_q8_packed_bytes(N, K))
+            q.values.withUnsafeBytes { dk_q8_pack($0.bindMemory(to: Int8.self).baseAddress!, N, K, storage.pointer) }
+            (packed, rowScales) = (storage, q.scales)
+        case .int4(let g, _):
+            let storage = QuantizedStorage(bytes: dk_q4_packed_bytes(N, K, g))
+            let status = dk_q4_pack(q.values, q.scales, q.zeros, N, K, g, storage.pointer)
+            precondition(status == 0, "QuantizedMatrix: int4 group \(g) does not fit \(K) columns (validate first)")
+            (packed, rowScales) = (storage, [])
+        case .bf16:
+            let storage = QuantizedStorage(bytes: dk_bf16_packed_bytes(N, K))
+            q.values.withUnsafeBytes { dk_bf16_pack($0.bindMemory(to: UInt16.self).baseAddress!, N, K, storage.pointer) }
+            (packed, rowScales) = (storage, [])
+        }
+    }
+
+    /// Rows per block when rows are split over threads (the fp32 GEMM's 6-row panel).
+    private static let rowBlock = 6
+    /// Row blocks each worker needs before rows (not columns) are split, as PackedMatrix.
+    private static let minimumRowBlocksPerWorker = 4
+
+    /// y[rows, out] = bias + x[rows, in] · Wᵀ (bias may be nil); `x` rows `lda` ≥ in floats
+    /// apart, `y` rows `ldc` ≥ out. Runs on `Compute.threads` workers; results do not
+    /// depend on their number.
+    public func multiply(rows: Int, x: UnsafePointer<Float>, lda: Int, y: UnsafeMutablePointer<Float>, ldc: Int,
+                         bias: UnsafePointer<Float>?) {
+        precondition(rows >= 0 && lda >= inFeatures && ldc >= outFeatures,
+                     "QuantizedMatrix.multiply: rows \(rows), lda \(lda), ldc \(ldc) for a [\(outFeatures), \(inFeatures)] weight")
+        guard rows > 0 else { return }
+        let blocks = (rows + Self.rowBlock - 1) / Self.rowBlock, panels = (outFeatures + 15) / 16
+        let workers = Compute.threads
+        let shared = UnsafeSendable((x, y, bias))
+        if workers <= 1 || (blocks < workers * Self.minimumRowBlocksPerWorker && panels < workers) {
+            run(rows: rows, columns: 0..<outFeatures, x: x, lda: lda, y: y, ldc: ldc, bias: bias)
+        } else if blocks >= workers * Self.minimumRowBlocksPerWorker {
+            Compute.parallelRanges(blocks) { r in
+                let (x, y, bias) = shared.value
+                let lo = r.lowerBound * Self.rowBlock, hi = min(rows, r.upperBound * Self.rowBlock)
+                run(rows: hi - lo, columns: 0..<outFeatures, x: x + lo * lda, lda: lda, y: y + lo * ldc, ldc: ldc, bias: bias)
+            }
+        } else {
+            Compute.parallelRanges(panels) { r in
+                let (x, y, bias) = shared.value
+                run(rows: rows, columns: (r.lowerBound * 16)..<min(outFeatures, r.upperBound * 16), x: x, lda: lda, y: y, ldc: ldc, bias: bias)
+            }
+        }
+    }
+
+    /// One worker's share: `rows` rows against the output columns `columns` (a range
+    /// starting at a multiple of 16), with its own workspace.
+    private func run(rows M: Int, columns: Range<Int>, x: UnsafePointer<Float>, lda: Int, y: UnsafeMutablePointer<Float>,
+                     ldc: Int, bias: UnsafePointer<Float>?) {
+        let (n0, N, K) = (columns.lowerBound, columns.count, inFeatures)
+        let panel = n0 / 16
+        let base = UnsafeRawPointer(packed.pointer)
+        let bias = bias.map { $0 + n0 }
+        switch format {
+        case .int8:
+            withWorkspace(dk_q8_workspace_bytes(M, K)) { ws in
+                rowScales.withUnsafeBufferPointer { s in
+                    dk_q8_gemm(M, N, K, x, lda, base + panel * dk_q8_panel_bytes(K), s.baseAddress! + n0, bias, y + n0, ldc,
+                               activationScale, Int32(DK_EPILOGUE_NONE), ws)
+                }
+            }
+        case .int4(let g, _):
+            withWorkspace(dk_q8_workspace_bytes(M, K)) { ws in
+                dk_q4_gemm(M, N, K, g, x, lda, base + panel * dk_q4_panel_bytes(K, g), bias, y + n0, ldc,
+                           activationScale, Int32(DK_EPILOGUE_NONE), ws)
+            }
+        case .bf16:
+            withWorkspace(dk_bf16_workspace_bytes(M, K)) { ws in
+                dk_bf16_gemm(M, N, K, x, lda, base + panel * dk_bf16_panel_bytes(K), bias, y + n0, ldc,
+                             Int32(DK_EPILOGUE_NONE), ws)
+            }
+        }
+    }
+}
+
+/// The path the quantized kernels take on this machine: "ref", "avx2" or "avx512".
+public var quantizedKernelPath: String { String(cString: dk_quant_path()) }
+
+/// Calls `body` with a 64-byte aligned scratch buffer of `bytes` bytes.
+private func withWorkspace(_ bytes: Int, _ body: (UnsafeMutableRawPointer) -> Void) {
+    let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+    defer { p.deallocate() }
+    body(p)
+}
+
+/// A 64-byte aligned allocation of packed weights, freed with the last matrix using it.
+private final class QuantizedStorage: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+
+    init(bytes: Int) { pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64) }
+
+    deinit { pointer.deallocate() }
+}
