@@ -3,6 +3,9 @@
 // Layout — it is itself a flat HF-named HDF5 file (`WeightLayout.hdf5Flat`):
 //   /<HF PyTorch key>          float32 dataset per tensor, e.g. `encoder.layer.0.attention.self.query.weight`
 //   /__vocab__                 uint8 dataset: the bytes of vocab.txt (one token per line)
+//   /__vocab_segmentation__    optional uint8 dataset, after vocabulary pruning: the original
+//                              vocab.txt that words are segmented with (kept pieces map to
+//                              their __vocab__ id, dropped ones to [UNK])
 //   root attributes            format = "distillery-teacher", format_version = 1,
 //                              config_json (HF config.json text), every top-level scalar config
 //                              key as its own attribute (int/double/string; bools as int 0/1),
@@ -32,6 +35,8 @@ let teacherVersionAttribute = "format_version"
 let teacherFormatVersion = 1
 /// Dataset holding vocab.txt bytes.
 let teacherVocabularyDataset = "__vocab__"
+/// Dataset holding the original vocab.txt of a pruned vocabulary.
+let teacherSegmentationDataset = "__vocab_segmentation__"
 
 /// Root attributes with a fixed meaning; config keys of the same name are not copied over them.
 private let reservedTeacherAttributes: Set<String> = [
@@ -55,10 +60,13 @@ public struct TeacherFile {
     public var tokenizerOptionsJSON: String
     /// Classifier label names as a JSON array, when the teacher has a classification head.
     public var labelsJSON: String?
+    /// After vocabulary pruning: the original vocabulary the tokenizer segments words with.
+    public var segmentationVocabulary: [String]?
 
     /// Creates a teacher from its parts.
     public init(tensors: [(name: String, tensor: Tensor)], configJSON: String, vocabulary: [String],
-                pooling: String, normalize: Bool, tokenizerOptionsJSON: String, labelsJSON: String? = nil) {
+                pooling: String, normalize: Bool, tokenizerOptionsJSON: String, labelsJSON: String? = nil,
+                segmentationVocabulary: [String]? = nil) {
         self.tensors = tensors
         self.configJSON = configJSON
         self.vocabulary = vocabulary
@@ -66,6 +74,7 @@ public struct TeacherFile {
         self.normalize = normalize
         self.tokenizerOptionsJSON = tokenizerOptionsJSON
         self.labelsJSON = labelsJSON
+        self.segmentationVocabulary = segmentationVocabulary
     }
 
     /// True when `url` is an HDF5 file whose `format` attribute says "distillery-teacher".
@@ -96,10 +105,13 @@ public struct TeacherFile {
                                 hint: "update kd, or re-run 'kd import' with this version")
         }
         var tensors: [(name: String, tensor: Tensor)] = []
-        for path in try file.datasetPaths() where path != teacherVocabularyDataset {
+        let paths = try file.datasetPaths()
+        for path in paths where path != teacherVocabularyDataset && path != teacherSegmentationDataset {
             tensors.append((path, try file.readTensor(path)))
         }
         let vocabularyText = String(decoding: try file.readBytes(teacherVocabularyDataset), as: UTF8.self)
+        let segmentation = paths.contains(teacherSegmentationDataset)
+            ? vocabularyLines(String(decoding: try file.readBytes(teacherSegmentationDataset), as: UTF8.self)) : nil
         return TeacherFile(
             tensors: tensors,
             configJSON: try file.stringAttribute("config_json"),
@@ -107,7 +119,8 @@ public struct TeacherFile {
             pooling: try file.stringAttribute("pooling"),
             normalize: try file.intAttribute("normalize") != 0,
             tokenizerOptionsJSON: try file.stringAttribute("tokenizer_json"),
-            labelsJSON: file.hasAttribute("labels_json") ? try file.stringAttribute("labels_json") : nil)
+            labelsJSON: file.hasAttribute("labels_json") ? try file.stringAttribute("labels_json") : nil,
+            segmentationVocabulary: segmentation)
     }
 
     /// Splits vocab.txt like HF `load_vocab`: one token per "\n"-terminated line, empty lines kept.
@@ -143,6 +156,9 @@ public struct TeacherFile {
             try file.setAttribute("tokenizer_json", string: tokenizerOptionsJSON)
             if let labelsJSON { try file.setAttribute("labels_json", string: labelsJSON) }
             try file.writeBytes(Array((vocabulary.map { $0 + "\n" }.joined()).utf8), at: teacherVocabularyDataset)
+            if let segmentationVocabulary {
+                try file.writeBytes(Array((segmentationVocabulary.map { $0 + "\n" }.joined()).utf8), at: teacherSegmentationDataset)
+            }
             for (name, tensor) in tensors { try file.writeTensor(tensor, at: name) }
             try file.close()
             guard rename(temporary.path, url.path) == 0 else {
