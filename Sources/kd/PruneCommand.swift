@@ -29,6 +29,14 @@ struct Prune: ParsableCommand {
           kd prune --model tweet.h5 --out p.h5 --heads 0.4 --ffn 0.5 \\
              --data data/tweet-sentiment --labels l.h5
           kd prune --model tweet.h5 --out v.h5 --vocab data/tweet-sentiment
+          kd prune --model tweet.h5 --out p.h5 --heads 0.4 --ffn 0.5 --schedule 0.5,1 \\
+             --data data/tweet-sentiment --labels l.h5
+
+        With --schedule, each step prunes a further share and distils the result \
+        against the unpruned model (--teacher, default --model: soft cross-entropy on \
+        the cache's logits + hidden-state MSE per layer): OUT.stepK.pruned.h5, \
+        OUT.stepK.student.json and OUT.stepK.h5; the same command again skips finished \
+        steps and resumes an interrupted one from OUT.stepK.ckpt.h5.
         """)
 
     @Option(help: "Distillery model file (.h5) to prune.") var model: String
@@ -46,6 +54,10 @@ struct Prune: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Sequences per forward/backward pass.") var batchSize = 32
     @Option(help: "Prepared dataset folder whose train and dev texts decide the kept vocabulary.") var vocab: String?
     @Option(name: .customLong("vocab-keep"), help: "Also keep the first N ids of the vocabulary.") var vocabKeep = 0
+    @Option(help: "Prune in steps, each followed by distillation: fractions of the amounts, e.g. 0.5,1.") var schedule: String?
+    @Option(name: .customLong("recover-epochs"), help: "Distillation epochs after each --schedule step.") var recoverEpochs = 1
+    @Option(name: .customLong("recover-limit"), help: "Distil on the first N cached examples per step (a budget; default: all).") var recoverLimit: Int?
+    @Option(name: .customLong("recover-lr"), help: "Peak learning rate of the recovery (default 5e-5).") var recoverLR: Double?
     @Flag(help: "Print the report (importance tables included) as JSON.") var json = false
     @OptionGroup var threads: ThreadOptions
 
@@ -63,6 +75,17 @@ struct Prune: ParsableCommand {
         config.vocab = vocab
         config.vocabKeep = vocabKeep
         config.threads = try threads.count()
+        if let schedule {
+            let fractions = try schedule.split(separator: ",").map { part -> Double in
+                guard let v = Double(part) else { throw UsageError("--schedule '\(schedule)': '\(part)' is not a number — give fractions such as 0.5,1") }
+                return v
+            }
+            var recovery = RecoveryConfig(schedule: fractions)
+            (recovery.epochs, recovery.trainLimit, recovery.learningRate) = (recoverEpochs, recoverLimit, recoverLR)
+            let report = try pruneAndRecover(config, recovery, progress: stderrProgress())
+            if json { try printJSON(report, pretty: true) } else { print(report.text) }
+            return
+        }
         let report = try prune(config, progress: stderrProgress())
         if json { try printJSON(report, pretty: true) } else { print(report.text) }
     }

@@ -103,3 +103,32 @@ final class PruneCLITests: CLITestCase {
         }
     }
 }
+
+final class PruneRecoveryCLITests: CLITestCase {
+    func testScheduleDistilsEachStepAndARerunReusesThem() throws {
+        let (teacher, data) = (try LabelTeachers.path(LabelTeachers.first), try ToyData.path())
+        let labels = temp.appendingPathComponent("labels.h5").path
+        runOK(["label", "--teacher", teacher, "--data", data, "--out", labels, "--max-length", "16", "--threads", "1"])
+        runFails(["prune", "--model", teacher, "--out", outPath("x.h5"), "--heads", "0.5", "--schedule", "1,0.5", "--data", data, "--labels", labels],
+                 contains: ["--schedule 1.0,0.5 must be increasing fractions"])
+        let out = outPath("r.h5")
+        let args = ["prune", "--model", teacher, "--out", out, "--heads", "0.5", "--ffn", "0.5", "--layers", "1", "--schedule", "0.5,1",
+                    "--vocab", data, "--data", data, "--labels", labels, "--recover-limit", "16", "--recover-lr", "1e-3", "--threads", "1"]
+        let first = runOK(args)
+        XCTAssertTrue(first.stdout.contains("step 1 (0.5 of the amounts)"), first.stdout)
+        XCTAssertTrue(first.stdout.contains("best dev macro-F1"), first.stdout)
+        for name in ["r.step1.pruned.h5", "r.step1.student.json", "r.step1.h5", "r.step2.pruned.h5", "r.step2.h5", "r.h5"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: outPath(name)), name)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: outPath("r.step1.ckpt.h5")), "checkpoints are removed after a step")
+        let info = runOK(["info", out]).stdout
+        XCTAssertTrue(info.contains("1 layers"), info)
+        XCTAssertTrue(info.contains("heads 2,") || info.contains("heads 2 "), info)
+        XCTAssertTrue(info.contains("vocabulary: pruned"), info)
+        runOK(["eval", "--model", out, "--data", data, "--teacher", teacher, "--threads", "1"])
+        let step2 = try Data(contentsOf: URL(fileURLWithPath: outPath("r.step2.h5")))
+        let again = runOK(args)
+        XCTAssertTrue(again.stderr.contains("step 2: \(outPath("r.step2.h5")) exists — reusing it"), again.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: outPath("r.step2.h5"))), step2)
+    }
+}
