@@ -1,4 +1,5 @@
-// TeacherFile: Distillery's own self-contained HDF5 teacher file (format "distillery-teacher", version 1).
+// TeacherFile: Distillery's own self-contained HDF5 teacher file (format "distillery-teacher",
+// version 1; version 2 adds the optional segmentation vocabulary of a pruned vocabulary).
 //
 // Layout — it is itself a flat HF-named HDF5 file (`WeightLayout.hdf5Flat`):
 //   /<HF PyTorch key>          float32 dataset per tensor, e.g. `encoder.layer.0.attention.self.query.weight`
@@ -31,8 +32,10 @@ let teacherFormatAttribute = "format"
 let teacherFormatName = "distillery-teacher"
 /// Root attribute holding the format version.
 let teacherVersionAttribute = "format_version"
-/// The newest teacher format version this build reads and the one it writes.
-let teacherFormatVersion = 1
+/// The newest teacher format version this build reads; files are written as version 1
+/// unless they carry a segmentation vocabulary (version 2), so older builds refuse those
+/// with "newer than this build reads" instead of taking the dataset for a tensor.
+let teacherFormatVersion = 2
 /// Dataset holding vocab.txt bytes.
 let teacherVocabularyDataset = "__vocab__"
 /// Dataset holding the original vocab.txt of a pruned vocabulary.
@@ -140,7 +143,7 @@ public struct TeacherFile {
         do {
             let file = try HDF5File.create(temporary)
             try file.setAttribute(teacherFormatAttribute, string: teacherFormatName)
-            try file.setAttribute(teacherVersionAttribute, int: teacherFormatVersion)
+            try file.setAttribute(teacherVersionAttribute, int: segmentationVocabulary == nil ? 1 : 2)
             try file.setAttribute("config_json", string: configJSON)
             for key in config.keys.sorted() where !reservedTeacherAttributes.contains(key) {
                 switch config[key]! {
