@@ -7,11 +7,11 @@
 // the texts are re-tokenized with the pruned model's own tokenizer, so a model whose
 // vocabulary was already trimmed is scored on its own ids. What to remove is decided by
 // Compression's `pruneRequest` (global or uniform) and carried out by `sliceBertParameters`.
-// Vocabulary pruning keeps every token id the train (and dev) texts produce, the special
-// tokens, and the first `vocabKeep` ids of the vocabulary (BERT's vocab.txt lists word
-// pieces roughly by frequency); the file stores the trimmed vocabulary plus the original
-// one for segmentation (see WordPieceTokenizer), and the report counts the test tokens that
-// became [UNK]. The output is written through a temporary file renamed into place.
+// Vocabulary pruning keeps the token ids the train and dev texts produce (at least
+// `vocabMinCount` times), the special tokens, and the first `vocabKeep` ids of the
+// vocabulary (BERT's vocab.txt lists word pieces roughly by frequency); the file stores the
+// trimmed vocabulary plus the original one for segmentation (see WordPieceTokenizer), and
+// the report counts the test tokens that became [UNK]. The output is written through a temporary file renamed into place.
 // Left out on purpose: pruning hidden dimensions, and recovery (PruneRecovery.swift).
 import Compression
 import DistilleryData
@@ -44,6 +44,8 @@ public struct PruneConfig: Sendable {
     public var vocab: String?
     /// Extra ids kept from the start of the vocabulary.
     public var vocabKeep = 0
+    /// Keep a data token only when it occurs at least this often in train (+ dev).
+    public var vocabMinCount = 1
     public var threads = 1
 
     public init(model: String, out: String?) {
@@ -184,6 +186,7 @@ public func prune(_ config: PruneConfig, progress: StageProgress) throws -> Prun
     guard config.samples >= 1 else { throw StageError.usage("--samples \(config.samples) must be at least 1") }
     guard config.batchSize >= 1 else { throw StageError.usage("--batch-size \(config.batchSize) must be at least 1") }
     guard config.vocabKeep >= 0 else { throw StageError.usage("--vocab-keep \(config.vocabKeep) must be ≥ 0") }
+    guard config.vocabMinCount >= 1 else { throw StageError.usage("--vocab-min-count \(config.vocabMinCount) must be at least 1") }
     if !config.importanceOnly {
         guard let out = config.out else { throw StageError.usage("--out is missing — give the pruned model file (or use --importance to only score)") }
         try checkOutputPath(out, flag: "--out")
@@ -232,7 +235,7 @@ public func prune(_ config: PruneConfig, progress: StageProgress) throws -> Prun
     var vocabulary = bundle.file.vocabulary
     var vocabReport: VocabularyReport?
     if let data = config.vocab {
-        let (ids, splits) = try usedTokenIds(data, bundle: bundle, extra: config.vocabKeep)
+        let (ids, splits) = try usedTokenIds(data, bundle: bundle, extra: config.vocabKeep, minCount: config.vocabMinCount)
         let t = bundle.tokenizer
         request.vocabulary = ids
         request.requiredTokenIds = [t.unknownId, t.classId, t.separatorId, t.paddingId].map(Int.init)
@@ -307,14 +310,16 @@ private func importanceBatches(_ config: PruneConfig, bundle: ModelBundle) throw
     return batches
 }
 
-/// Token ids the train and dev texts of `data` produce, plus the first `extra` ids, ascending.
-private func usedTokenIds(_ data: String, bundle: ModelBundle, extra: Int) throws -> ([Int], [String]) {
+/// Token ids the train and dev texts of `data` produce at least `minCount` times, the
+/// special tokens and the first `extra` ids, ascending.
+private func usedTokenIds(_ data: String, bundle: ModelBundle, extra: Int, minCount: Int) throws -> ([Int], [String]) {
     let folder = try PreparedFolder(path: data)
-    var used = Set<Int32>()
+    var counts: [Int32: Int] = [:]
     let splits: [Split] = [.train, .dev]
     for split in splits {
-        for row in try folder.read(split) { used.formUnion(bundle.tokenizer.tokenIds(row.text)) }
+        for row in try folder.read(split) { for id in bundle.tokenizer.tokenIds(row.text) { counts[id, default: 0] += 1 } }
     }
+    var used = Set(counts.filter { $0.value >= minCount }.keys)
     let t = bundle.tokenizer
     used.formUnion([t.unknownId, t.classId, t.separatorId, t.paddingId])
     used.formUnion(t.ids(for: ["[MASK]"]))

@@ -19,9 +19,9 @@ struct Prune: ParsableCommand {
         the number of layers to remove. By default (--per-layer) heads and neurons are \
         ranked across the model, so layers keep different counts; --uniform keeps the \
         same head count and FFN width (a multiple of 32) in every layer. --vocab keeps \
-        the tokens of the dataset's train and dev texts (plus special tokens and the \
-        first --vocab-keep ids); words are still segmented as before and a dropped piece \
-        reads as [UNK]. The pruned file is a normal model file: info, eval, predict, \
+        the tokens of the dataset's train and dev texts (seen at least --vocab-min-count \
+        times), the special tokens and the first --vocab-keep ids; words are still \
+        segmented as before and a dropped piece reads as [UNK]. The pruned file is a normal model file: info, eval, predict, \
         embed, label, bench and distill run it.
 
         Examples:
@@ -54,6 +54,7 @@ struct Prune: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Sequences per forward/backward pass.") var batchSize = 32
     @Option(help: "Prepared dataset folder whose train and dev texts decide the kept vocabulary.") var vocab: String?
     @Option(name: .customLong("vocab-keep"), help: "Also keep the first N ids of the vocabulary.") var vocabKeep = 0
+    @Option(name: .customLong("vocab-min-count"), help: "Keep a data token only when train and dev use it at least N times.") var vocabMinCount = 1
     @Option(help: "Prune in steps, each followed by distillation: fractions of the amounts, e.g. 0.5,1.") var schedule: String?
     @Option(name: .customLong("recover-epochs"), help: "Distillation epochs after each --schedule step.") var recoverEpochs = 1
     @Option(name: .customLong("recover-limit"), help: "Distil on the first N cached examples per step (a budget; default: all).") var recoverLimit: Int?
@@ -73,7 +74,7 @@ struct Prune: ParsableCommand {
         config.samples = samples
         config.batchSize = batchSize
         config.vocab = vocab
-        config.vocabKeep = vocabKeep
+        (config.vocabKeep, config.vocabMinCount) = (vocabKeep, vocabMinCount)
         config.threads = try threads.count()
         if let schedule {
             let fractions = try schedule.split(separator: ",").map { part -> Double in

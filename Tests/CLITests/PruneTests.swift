@@ -55,6 +55,19 @@ final class PruneCLITests: CLITestCase {
                "--out", outPath("s.h5"), "--threads", "1"])
     }
 
+    func testVocabularyMinimumCountKeepsFewerTokens() throws {
+        let (teacher, data) = (try LabelTeachers.path(LabelTeachers.first), try ToyData.path())
+        func kept(_ extra: [String]) throws -> (kept: Int, unknown: Int) {
+            let r = runOK(["prune", "--model", teacher, "--out", outPath("v.h5"), "--vocab", data, "--json", "--threads", "1"] + extra)
+            let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            let v = try XCTUnwrap(report["vocabulary"] as? [String: Any])
+            return (v["kept"] as! Int, v["test_tokens_now_unknown"] as! Int)
+        }
+        let all = try kept([]), frequent = try kept(["--vocab-min-count", "1000"])
+        XCTAssertLessThan(frequent.kept, all.kept)
+        XCTAssertGreaterThan(frequent.unknown, all.unknown)
+    }
+
     func testUniformPruningGivesEqualLayers() throws {
         let t = try setUpCache()
         let out = outPath("u.h5")
