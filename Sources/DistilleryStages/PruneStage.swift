@@ -11,8 +11,10 @@
 // `vocabMinCount` times), the special tokens, and the first `vocabKeep` ids of the
 // vocabulary (BERT's vocab.txt lists word pieces roughly by frequency); the file stores the
 // trimmed vocabulary plus the original one for segmentation (see WordPieceTokenizer), and
-// the report counts the test tokens that became [UNK]. The output is written through a temporary file renamed into place.
-// Left out on purpose: pruning hidden dimensions, and recovery (PruneRecovery.swift).
+// the report counts the test tokens that became [UNK]. The output is written through a
+// temporary file renamed into place.
+// Recovery by distillation is in PruneRecovery.swift. Left out on purpose: pruning hidden
+// dimensions.
 import Compression
 import DistilleryData
 import DistilleryJSON
