@@ -35,7 +35,7 @@ let package = Package(
         // `JSONValue` tree for files read key by key and config surgery.
         .target(name: "DistilleryJSON"),
         .executableTarget(name: "kd", dependencies: [
-            "DistilleryStages", "DistilleryJSON", "DistilleryData", "Distillation",
+            "DistilleryStages", "DistilleryJSON", "DistilleryData", "Distillation", "Compression",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training loop: AdamW, schedules, checkpoints, the trainer, metrics, the linear probe.
@@ -50,8 +50,8 @@ let package = Package(
         // The stages as library calls (prepare, fine-tune, label, distill, eval, embed/predict,
         // bench): a configuration value in, a Codable report out, progress through a protocol.
         .target(name: "DistilleryStages", dependencies: [
-            "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "DistilleryData", "WeightIO", "CKernels",
-            "Tokenization", "DistilleryJSON", "Quantization",
+            "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "Compression", "DistilleryData", "WeightIO",
+            "CKernels", "Tokenization", "DistilleryJSON", "Quantization",
         ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),

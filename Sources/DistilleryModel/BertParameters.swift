@@ -85,8 +85,7 @@ public func validateBertParameters(_ config: BertConfig, tensors: [String: Tenso
                                            hint: "was it exported with a different naming? try 'kd info' on the source")
         }
         guard t.shape == shape else {
-            throw ModelError.wrongShape(name: name, expected: shape, found: t.shape,
-                                        hint: "config.json may not belong to these weights")
+            throw ModelError.wrongShape(name: name, expected: shape, found: t.shape, hint: layerShapeHint(config, name))
         }
         if let i = t.firstNonFiniteIndex {
             throw ModelError.nonFinite(name: name, index: i, value: "\(t.data[i])")
@@ -99,4 +98,14 @@ public func validateBertParameters(_ config: BertConfig, tensors: [String: Tenso
         throw ModelError.unexpectedTensors(extra, hint: "they are not part of a BERT encoder with pooler/classifier; is this another architecture?")
     }
     return (heads, ordered)
+}
+
+/// What the config records about the layer of tensor `name` (a pruned model's per-layer
+/// shapes), for a shape mismatch; the generic hint outside the layers.
+private func layerShapeHint(_ c: BertConfig, _ name: String) -> String {
+    let parts = name.split(separator: ".")
+    guard parts.count > 3, parts[0] == "encoder", let l = Int(parts[2]), l < c.layerCount else {
+        return "config.json may not belong to these weights"
+    }
+    return "the config records layer \(l) with \(c.layerHeads[l]) heads of \(c.headSize) (distillery_layer_heads, else num_attention_heads) and FFN width \(c.layerIntermediateSizes[l]) (distillery_layer_intermediate_sizes, else intermediate_size); the file's config and tensors disagree — it is corrupt or its config was edited, re-create it (kd prune)"
 }

@@ -61,6 +61,11 @@ public struct DistillConfig: Sendable {
     public var teacherStates: TeacherStatesMode = .auto
     /// Loss weights replacing the spec's (ablations).
     public var losses: LossWeights?
+    /// A model file the student starts from instead of the spec's `init` (e.g. a pruned
+    /// model); its tensors must have the student's shapes.
+    public var initWeights: String?
+    /// Train on the first N cached examples only (a budget; nil: all of them).
+    public var trainLimit: Int?
     public var resume: String?
     /// Only the plan and the checks: output paths are not checked and `train` refuses.
     public var planOnly = false
@@ -89,6 +94,7 @@ public struct DistillConfig: Sendable {
         if let evalEvery, evalEvery < 1 { throw StageError.usage("--eval-every \(evalEvery) must be at least 1") }
         if let checkpointEvery, checkpointEvery < 0 { throw StageError.usage("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
         if let stopAfter, stopAfter < 1 { throw StageError.usage("--stop-after \(stopAfter) must be at least 1") }
+        if let trainLimit, trainLimit < 1 { throw StageError.usage("--train-limit \(trainLimit) must be at least 1") }
     }
 }
 
@@ -272,17 +278,19 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
     let maxLength = cache.settings.maxLength
     let dev = zip(devRows, devLabels).map { TrainingExample(ids: source.tokenizer.encode($0.text, maxLength: maxLength).ids, label: $1) }
 
-    let initial: InitializedStudent
+    var initial: InitializedStudent
     let teacherTensors = source.tensors
     let runSeed = config.seed ?? plan.spec.training.seed ?? 13
     do { initial = try initializeStudent(plan: plan, teacherTensors: teacherTensors, seed: runSeed) } catch {
         throw StageError("\(config.student): \(error.description)")
     }
-    let examples = try (0..<cache.exampleCount).chunked(8192).flatMap { chunk -> [TrainingExample] in
+    if let path = config.initWeights { initial.student = try initialWeights(path, plan: plan) }
+    let used = 0..<min(cache.exampleCount, config.trainLimit ?? Int.max)
+    let examples = try used.chunked(8192).flatMap { chunk -> [TrainingExample] in
         let ids = try cache.tokenIDs(examples: chunk)
         return zip(ids, chunk).map { TrainingExample(ids: $0, label: cache.labels[$1]) }
     }
-    let teacherLogits = try (0..<cache.exampleCount).chunked(8192).flatMap { try cache.fullLogits(examples: $0) }
+    let teacherLogits = try used.chunked(8192).flatMap { try cache.fullLogits(examples: $0) }
     let perEpoch = Trainer.stepsPerEpoch(examples: examples.count, batchSize: config.batchSize ?? plan.spec.training.batchSize ?? 32)
     let schedule = StagedSchedule(stages: plan.stages, stepsPerEpoch: perEpoch,
                                   peakRate: config.learningRate ?? plan.spec.training.learningRate ?? 5e-5,
@@ -298,6 +306,26 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
     return DistillationRun(config: config, report: report, source: source, plan: plan, cache: cache, folder: folder,
                            objective: objective, schedule: schedule, examples: examples, dev: dev, initial: initial,
                            runSeed: runSeed, perEpoch: perEpoch)
+}
+
+/// The tensors of the model file `path` as the student's start: exactly the student's
+/// parameters with the student's shapes (a pruned model and the spec made for it).
+private func initialWeights(_ path: String, plan: DistillationPlan) throws -> [String: Tensor] {
+    let bundle = try ModelBundle(path: path)
+    let tensors = bundle.tensors
+    for (name, shape) in plan.studentShapes {
+        guard let t = tensors[name] else {
+            throw StageError("\(path): --init has no tensor '\(name)' (the student needs \(describeShape(shape))) — give a model file with the student's architecture")
+        }
+        guard t.shape == shape else {
+            throw StageError("\(path): --init tensor '\(name)' is \(describeShape(t.shape)), the student needs \(describeShape(shape)) — the spec's architecture must match the model (kd info shows its per-layer shapes)")
+        }
+    }
+    guard bundle.file.vocabulary.count == plan.student.vocabSize else {
+        throw StageError("\(path): --init has a vocabulary of \(bundle.file.vocabulary.count) tokens, the teacher's has \(plan.student.vocabSize) — the label cache's token ids are the teacher's; prune the vocabulary after distilling")
+    }
+    let wanted = Set(plan.studentShapes.map(\.name))
+    return tensors.filter { wanted.contains($0.key) }
 }
 
 /// The teacher's hidden states for the plan's losses — from the cache when it holds every

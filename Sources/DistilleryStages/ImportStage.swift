@@ -297,6 +297,7 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
     func storedEntries(_ tensors: [(name: String, tensor: Tensor)]) -> [ModelDescription.TensorEntry]? {
         listTensors ? tensors.map { .init(name: $0.name, dtype: t.quantized[$0.name]?.format.description ?? "float32", shape: $0.tensor.shape) } : nil
     }
+    do { _ = try validateBertParameters(config, tensors: bundle.tensors) } catch { throw StageError(file: path, error) }
     var details = ["architecture: BERT encoder, \(config.layerCount) layers, hidden \(config.hiddenSize), heads \(config.layerHeads.map(String.init).joined(separator: "/")), FFN \(config.layerIntermediateSizes.map(String.init).joined(separator: "/")), positions \(config.maxPositions), vocab \(config.vocabSize)"]
     if !config.labels.isEmpty { details.append("labels: \(config.labels.joined(separator: ", "))") }
     if bundle.hasClassifier {
@@ -306,6 +307,9 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
     }
     details.append("max length: \(bundle.storedMaxLength.map { "\($0) (stored; eval, predict, embed and label use it)" } ?? "not stored (128 is used)")")
     if !t.quantized.isEmpty { details.append(quantizationSummary(t)) }
+    if let original = t.segmentationVocabulary {
+        details.append("vocabulary: pruned to \(t.vocabulary.count) of \(original.count) tokens (words are segmented with the original vocabulary; dropped pieces read as [UNK])")
+    }
     details.append("pooling: \(t.pooling)\(t.normalize ? " + L2 normalize" : ""); tokenizer: \(t.tokenizerOptionsJSON)")
     let settings = StoredSettings(labels: config.labels, classifierPooling: bundle.hasClassifier ? config.classifierPooling.rawValue : nil,
                                   headInit: bundle.storedHeadInit, maxLength: bundle.storedMaxLength, pooling: t.pooling, normalize: t.normalize)

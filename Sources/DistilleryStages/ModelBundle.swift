@@ -46,10 +46,11 @@ public struct TokenizerOptions: Codable, Sendable {
     }
 
     /// A WordPiece tokenizer over `vocabulary` with these options.
-    public func makeTokenizer(vocabulary: [String], source: String) throws -> WordPieceTokenizer {
+    /// `segmentation` is the original vocabulary of a pruned one (see `WordPieceTokenizer`).
+    public func makeTokenizer(vocabulary: [String], segmentation: [String]? = nil, source: String) throws -> WordPieceTokenizer {
         do {
-            return try WordPieceTokenizer(vocabulary: vocabulary, source: source, lowercase: lowercase, stripAccents: stripAccents,
-                                          tokenizeChineseChars: tokenizeChineseChars)
+            return try WordPieceTokenizer(vocabulary: vocabulary, segmentationVocabulary: segmentation, source: source,
+                                          lowercase: lowercase, stripAccents: stripAccents, tokenizeChineseChars: tokenizeChineseChars)
         } catch { throw StageError(file: source, error) }
     }
 }
@@ -78,7 +79,7 @@ public struct ModelBundle {
             throw StageError(file: path, error)
         }
         tokenizer = try TokenizerOptions.parse(file.tokenizerOptionsJSON, source: path)
-            .makeTokenizer(vocabulary: file.vocabulary, source: path)
+            .makeTokenizer(vocabulary: file.vocabulary, segmentation: file.segmentationVocabulary, source: path)
     }
 
     /// How the model embeds a sentence (sentence-transformers pooling; mean when unknown).
@@ -101,7 +102,7 @@ public struct ModelBundle {
     func derived(tensors: [(name: String, tensor: Tensor)], configJSON: String, labels: [String]) throws -> TeacherFile {
         TeacherFile(tensors: tensors, configJSON: configJSON, vocabulary: file.vocabulary, pooling: file.pooling,
                     normalize: file.normalize, tokenizerOptionsJSON: file.tokenizerOptionsJSON,
-                    labelsJSON: try JSONCoding.string(labels))
+                    labelsJSON: try JSONCoding.string(labels), segmentationVocabulary: file.segmentationVocabulary)
     }
 }
 

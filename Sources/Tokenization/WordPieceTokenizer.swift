@@ -11,6 +11,10 @@
 // `BertTokenizer`): Greek final sigma, characters newer than Unicode 14 (Rust keeps them as
 // [UNK]; we drop them like Python), NFC in cased mode, and token type ids without special
 // tokens — see the golden script's header. Left out: added (non-special) tokens, offsets.
+// A pruned vocabulary (kd prune --vocab) keeps a subset of the original tokens: words are
+// still segmented with the original vocabulary (`segmentationVocabulary`) and each piece
+// is looked up in the kept one, so every kept piece comes out as before and a dropped
+// piece becomes [UNK] — instead of a different segmentation of the same word.
 import Foundation
 
 /// A BERT tokenizer (basic tokenization + WordPiece) over a fixed vocabulary.
@@ -32,6 +36,9 @@ public struct WordPieceTokenizer: Sendable {
     public let paddingId: Int32
 
     let table: VocabularyTable
+    /// For a pruned vocabulary: the original vocabulary words are segmented with, and each
+    /// original id's id in `vocabulary` (``unknownId`` for a dropped piece).
+    let segmentation: (table: VocabularyTable, ids: [Int32])?
     let basic: BasicTokenizer
     /// Ids of ``specialTokens`` (unknownId for a special token the vocabulary lacks, as HF).
     let specialIds: [Int32]
@@ -81,11 +88,14 @@ public struct WordPieceTokenizer: Sendable {
     }
 
     /// Creates a tokenizer from vocabulary entries; `source` names where they came from in errors.
-    public init(vocabulary: [String], source: String, lowercase: Bool = true, stripAccents: Bool? = nil,
-                tokenizeChineseChars: Bool = true) throws {
+    /// With `segmentationVocabulary` (the vocabulary `vocabulary` was pruned from), words are
+    /// split into pieces of that vocabulary and each piece gets its id in `vocabulary`, or
+    /// [UNK] when it was dropped.
+    public init(vocabulary: [String], segmentationVocabulary: [String]? = nil, source: String, lowercase: Bool = true,
+                stripAccents: Bool? = nil, tokenizeChineseChars: Bool = true) throws {
         guard !vocabulary.isEmpty else { throw TokenizerError.emptyVocabulary(source: source) }
-        guard vocabulary.count < Int(Int32.max) else {
-            throw TokenizerError.vocabularyTooLarge(count: vocabulary.count, source: source)
+        guard vocabulary.count < Int(Int32.max), (segmentationVocabulary?.count ?? 0) < Int(Int32.max) else {
+            throw TokenizerError.vocabularyTooLarge(count: max(vocabulary.count, segmentationVocabulary?.count ?? 0), source: source)
         }
         let table = VocabularyTable(tokens: vocabulary)
         func required(_ token: String) throws -> Int32 {
@@ -100,6 +110,9 @@ public struct WordPieceTokenizer: Sendable {
         self.paddingId = try required("[PAD]")
         let unknownId = self.unknownId
         self.specialIds = Self.specialTokens.map { table.id(of: $0) ?? unknownId }
+        self.segmentation = segmentationVocabulary.map { original in
+            (VocabularyTable(tokens: original), original.map { table.id(of: $0) ?? unknownId })
+        }
         self.specialUTF8 = Self.specialTokens.map { Array($0.utf8) }
         self.basic = BasicTokenizer(lowercase: lowercase, stripAccents: stripAccents,
                                     tokenizeChineseChars: tokenizeChineseChars, neverSplit: Self.specialTokens)
@@ -211,6 +224,7 @@ public struct WordPieceTokenizer: Sendable {
         }
         boundaries.append(bytes.count)
         let firstPiece = ids.count
+        let table = segmentation?.table ?? self.table
         let ok = bytes.withUnsafeBufferPointer { buffer -> Bool in
             var start = 0
             while start < count {
@@ -224,7 +238,7 @@ public struct WordPieceTokenizer: Sendable {
                     end -= 1
                 }
                 guard let id = found else { return false }
-                ids.append(id)
+                ids.append(segmentation.map { $0.ids[Int(id)] } ?? id)
                 start = end
             }
             return true

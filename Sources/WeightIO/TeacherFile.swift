@@ -1,9 +1,13 @@
 // TeacherFile: Distillery's own self-contained HDF5 teacher file (format "distillery-teacher",
-// version 1; version 2 when it holds quantized tensors).
+// version 1; version 2 when it holds quantized tensors or the segmentation vocabulary of a
+// pruned vocabulary).
 //
 // Layout — it is itself a flat HF-named HDF5 file (`WeightLayout.hdf5Flat`):
 //   /<HF PyTorch key>          float32 dataset per tensor, e.g. `encoder.layer.0.attention.self.query.weight`
 //   /__vocab__                 uint8 dataset: the bytes of vocab.txt (one token per line)
+//   /__vocab_segmentation__    optional uint8 dataset, after vocabulary pruning: the original
+//                              vocab.txt that words are segmented with (kept pieces map to
+//                              their __vocab__ id, dropped ones to [UNK])
 //   root attributes            format = "distillery-teacher", format_version = 1,
 //                              config_json (HF config.json text), every top-level scalar config
 //                              key as its own attribute (int/double/string; bools as int 0/1),
@@ -39,9 +43,10 @@ let teacherFormatAttribute = "format"
 let teacherFormatName = "distillery-teacher"
 /// Root attribute holding the format version.
 let teacherVersionAttribute = "format_version"
-/// The newest teacher format version this build reads (and writes for quantized files).
+/// The newest teacher format version this build reads; written when a file holds quantized
+/// tensors or a segmentation vocabulary, so older builds refuse it clearly.
 let teacherFormatVersion = 2
-/// The version written when no tensor is quantized.
+/// The version written otherwise.
 let teacherFloatFormatVersion = 1
 /// Attribute of a quantized weight's dataset naming its format.
 let quantizationAttribute = "quantization"
@@ -49,6 +54,8 @@ let quantizationAttribute = "quantization"
 let quantizedScalesSuffix = ".scales", quantizedZerosSuffix = ".zeros"
 /// Dataset holding vocab.txt bytes.
 let teacherVocabularyDataset = "__vocab__"
+/// Dataset holding the original vocab.txt of a pruned vocabulary.
+let teacherSegmentationDataset = "__vocab_segmentation__"
 
 /// Root attributes with a fixed meaning; config keys of the same name are not copied over them.
 private let reservedTeacherAttributes: Set<String> = [
@@ -74,10 +81,13 @@ public struct TeacherFile {
     public var labelsJSON: String?
     /// The stored form of quantized weights, by name (their fp32 values are in `tensors`).
     public var quantized: [String: QuantizedTensor] = [:]
+    /// After vocabulary pruning: the original vocabulary the tokenizer segments words with.
+    public var segmentationVocabulary: [String]?
 
     /// Creates a teacher from its parts.
     public init(tensors: [(name: String, tensor: Tensor)], configJSON: String, vocabulary: [String],
-                pooling: String, normalize: Bool, tokenizerOptionsJSON: String, labelsJSON: String? = nil) {
+                pooling: String, normalize: Bool, tokenizerOptionsJSON: String, labelsJSON: String? = nil,
+                segmentationVocabulary: [String]? = nil) {
         self.tensors = tensors
         self.configJSON = configJSON
         self.vocabulary = vocabulary
@@ -85,6 +95,7 @@ public struct TeacherFile {
         self.normalize = normalize
         self.tokenizerOptionsJSON = tokenizerOptionsJSON
         self.labelsJSON = labelsJSON
+        self.segmentationVocabulary = segmentationVocabulary
     }
 
     /// True when `url` is an HDF5 file whose `format` attribute says "distillery-teacher".
@@ -118,7 +129,7 @@ public struct TeacherFile {
         var quantized: [String: QuantizedTensor] = [:]
         let paths = try file.datasetPaths()
         let quantizedNames = Set(paths.filter { file.hasAttribute(quantizationAttribute, at: $0) })
-        for path in paths where path != teacherVocabularyDataset {
+        for path in paths where path != teacherVocabularyDataset && path != teacherSegmentationDataset {
             if quantizedNames.contains(path) {
                 let q = try readQuantized(file, path)
                 quantized[path] = q
@@ -128,6 +139,8 @@ public struct TeacherFile {
             }
         }
         let vocabularyText = String(decoding: try file.readBytes(teacherVocabularyDataset), as: UTF8.self)
+        let segmentation = paths.contains(teacherSegmentationDataset)
+            ? vocabularyLines(String(decoding: try file.readBytes(teacherSegmentationDataset), as: UTF8.self)) : nil
         var teacher = TeacherFile(
             tensors: tensors,
             configJSON: try file.stringAttribute("config_json"),
@@ -135,7 +148,8 @@ public struct TeacherFile {
             pooling: try file.stringAttribute("pooling"),
             normalize: try file.intAttribute("normalize") != 0,
             tokenizerOptionsJSON: try file.stringAttribute("tokenizer_json"),
-            labelsJSON: file.hasAttribute("labels_json") ? try file.stringAttribute("labels_json") : nil)
+            labelsJSON: file.hasAttribute("labels_json") ? try file.stringAttribute("labels_json") : nil,
+            segmentationVocabulary: segmentation)
         teacher.quantized = quantized
         return teacher
     }
@@ -223,7 +237,8 @@ public struct TeacherFile {
         do {
             let file = try HDF5File.create(temporary)
             try file.setAttribute(teacherFormatAttribute, string: teacherFormatName)
-            try file.setAttribute(teacherVersionAttribute, int: quantized.isEmpty ? teacherFloatFormatVersion : teacherFormatVersion)
+            try file.setAttribute(teacherVersionAttribute,
+                                  int: quantized.isEmpty && segmentationVocabulary == nil ? teacherFloatFormatVersion : teacherFormatVersion)
             try file.setAttribute("config_json", string: configJSON)
             for key in config.keys.sorted() where !reservedTeacherAttributes.contains(key) {
                 switch config[key]! {
@@ -239,6 +254,9 @@ public struct TeacherFile {
             try file.setAttribute("tokenizer_json", string: tokenizerOptionsJSON)
             if let labelsJSON { try file.setAttribute("labels_json", string: labelsJSON) }
             try file.writeBytes(Array((vocabulary.map { $0 + "\n" }.joined()).utf8), at: teacherVocabularyDataset)
+            if let segmentationVocabulary {
+                try file.writeBytes(Array((segmentationVocabulary.map { $0 + "\n" }.joined()).utf8), at: teacherSegmentationDataset)
+            }
             for (name, tensor) in tensors {
                 if let q = quantized[name] { try writeQuantized(q, file, name) } else { try file.writeTensor(tensor, at: name) }
             }

@@ -42,7 +42,7 @@ struct KD: ParsableCommand {
         """,
         version: BuildInfo.line,
         subcommands: [Import.self, Info.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self, Finetune.self, Quantize.self,
-                      Evaluate.self, Label.self, Distill.self])
+                      Evaluate.self, Label.self, Distill.self, Prune.self])
 
     /// Runs the command; an error becomes one `kd: error:` line and exit code 1 (bad input,
     /// failed run) or 2 (usage).

@@ -356,6 +356,8 @@ struct Distill: ParsableCommand {
     var teacherStates: TeacherStatesMode = .auto
     @Option(help: "Loss weights replacing the spec's, e.g. hard_ce=1 or soft_ce=5,hard_ce=2 (ablations).") var losses: String?
     @Option(help: "Seed of data order, dropout and random initialisation (default: the spec's, else 13).") var seed: UInt64?
+    @Option(name: .customLong("init"), help: "Start the student from this model file (e.g. a pruned model with the spec's shapes) instead of the spec's init.") var initWeights: String?
+    @Option(name: .customLong("train-limit"), help: "Train on the first N cached examples only (a budget).") var trainLimit: Int?
     @Option(help: "Continue from this checkpoint (same teacher, student, labels and flags).") var resume: String?
     @Flag(name: .customLong("plan-only"), help: "Print the plan and the checks, then stop.") var planOnly = false
     @Flag(help: "Print the plan and the report as JSON (the plan is not printed as text).") var json = false
@@ -372,7 +374,7 @@ struct Distill: ParsableCommand {
         (config.checkpoint, config.epochs, config.stopAfter, config.teacherStates) = (checkpoint, epochs, stop, teacherStates)
         config.losses = try losses.map(parseLossWeights)
         (config.resume, config.planOnly, config.pauseAfterStep, config.threads) = (resume, planOnly, pauseAfterStep, try threads.count())
-        config.keepCheckpoint = keepCheckpoint
+        (config.keepCheckpoint, config.initWeights, config.trainLimit) = (keepCheckpoint, initWeights, trainLimit)
         let run = try prepareDistillation(config) { if !json { print($0) } }
         if !json { print(run.report.trainingData + "\n" + run.report.teacherStates) }
         fflush(nil)   // the plan (stdout) before the progress lines on stderr

@@ -47,6 +47,19 @@ final class TeacherFileTests: XCTestCase {
         XCTAssertEqual(try file.dtypeDescription(of: "encoder.layer.0.attention.self.query.weight"), "float32")
     }
 
+    func testASegmentationVocabularyRoundTripsAsVersion2() throws {
+        let url = try temporaryDirectory(self).appendingPathComponent("pruned.h5")
+        var teacher = try sampleTeacher()
+        XCTAssertNil(teacher.segmentationVocabulary)
+        teacher.segmentationVocabulary = ["[PAD]", "[UNK]", "", "héllo", "##s", "dropped"]
+        try teacher.write(to: url)
+        let back = try TeacherFile.read(url)
+        XCTAssertEqual(back.segmentationVocabulary, teacher.segmentationVocabulary)
+        XCTAssertEqual(back.vocabulary, teacher.vocabulary)
+        XCTAssertEqual(back.tensors.map(\.name), teacher.tensors.map(\.name))   // the dataset is not a tensor
+        XCTAssertEqual(try HDF5File.open(url).intAttribute("format_version"), 2)
+    }
+
     func testTeacherFileIsItselfAFlatLayout() throws {
         let url = try temporaryDirectory(self).appendingPathComponent("teacher.h5")
         try sampleTeacher().write(to: url)
@@ -101,7 +114,7 @@ final class TeacherFileTests: XCTestCase {
         do {
             let file = try HDF5File.create(newer)
             try file.setAttribute("format", string: "distillery-teacher")
-            try file.setAttribute("format_version", int: 3)   // 2 (quantized tensors) is the newest this build reads
+            try file.setAttribute("format_version", int: 3)   // 2 (quantized tensors or a pruned vocabulary) is the newest this build reads
             try file.close()
         }
         assertWeightIOError(["newer.h5", "format_version 3 is newer", "kd import"], kind: .unsupported) {
