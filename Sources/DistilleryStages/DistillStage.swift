@@ -67,6 +67,8 @@ public struct DistillConfig: Sendable {
     /// Test hook: stop the process after this step (so a test can kill it there).
     public var pauseAfterStep: Int?
     public var threads = 1
+    /// Let `out` replace an input model (it is written whole, then renamed over it).
+    public var force = false
 
     /// A configuration with the defaults of `kd distill`.
     public init(teacher: String, student: String, labels: String, data: String, out: String) {
@@ -242,6 +244,10 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
     if !config.planOnly {
         try checkTrainingPaths(out: config.out, checkpoint: config.checkpointPath, resume: config.resume)
         try checkOutputPath(metricsLogPath(out: config.out), flag: "--out (its training log)")
+        let inputs = [config.teacher, config.student, config.labels, config.data]
+        try refuseInputsAsOutputs([(config.out, "--out")], inputs: inputs + [config.resume], force: config.force)
+        try refuseInputsAsOutputs([(config.checkpointPath, "--checkpoint"), (metricsLogPath(out: config.out), "--out (its training log)")],
+                                  inputs: inputs)
     } else {
         try checkResumePath(config.resume)
     }

@@ -68,6 +68,8 @@ public struct FinetuneConfig: Sendable {
     /// Test hook: stop the process after this step (so a test can kill it there).
     public var pauseAfterStep: Int?
     public var threads = 1
+    /// Let `out` replace an input model (it is written whole, then renamed over it).
+    public var force = false
 
     /// A configuration with the defaults of `kd finetune`.
     public init(model: String, data: String, out: String) {
@@ -172,6 +174,9 @@ public func finetune(_ config: FinetuneConfig, progress: StageProgress) throws -
     try checkTrainingPaths(out: config.out, checkpoint: config.checkpointPath, resume: config.resume)
     let metricsPath = metricsLogPath(out: config.out)
     try checkOutputPath(metricsPath, flag: "--out (its training log)")
+    try refuseInputsAsOutputs([(config.out, "--out")], inputs: [config.model, config.data, config.resume], force: config.force)
+    try refuseInputsAsOutputs([(config.checkpointPath, "--checkpoint"), (metricsPath, "--out (its training log)")],
+                              inputs: [config.model, config.data])
     let teacher = try ModelBundle(path: config.model)
     if teacher.hasClassifier && !config.replaceHead {
         let names = teacher.config.labels.isEmpty ? "" : " (\(teacher.config.labels.joined(separator: ", ")))"

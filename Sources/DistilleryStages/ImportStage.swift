@@ -24,13 +24,16 @@ public struct ImportConfig: Sendable {
     public var vocabulary: String?
     /// config.json (nil: beside the weights, or the Distillery file's own).
     public var config: String?
+    /// Replace an input (the source .h5) with the output.
+    public var force = false
 
     /// A configuration; see the properties.
-    public init(source: String, out: String, vocabulary: String? = nil, config: String? = nil) {
+    public init(source: String, out: String, vocabulary: String? = nil, config: String? = nil, force: Bool = false) {
         self.source = source
         self.out = out
         self.vocabulary = vocabulary
         self.config = config
+        self.force = force
     }
 }
 
@@ -103,6 +106,8 @@ public func importModel(_ config: ImportConfig) throws -> ImportReport {
     try checkOutputPath(config.out, flag: "--out")
     let sources = try ImportSources(config.source)
     let weightsPath = sources.weightsPath
+    try refuseInputsAsOutputs([(config.out, "--out")], inputs: [config.source, weightsPath, config.vocabulary, config.config],
+                              force: config.force)
     // A Distillery file carries its config, vocabulary and settings; other sources
     // take them from files beside the weights or from the configuration.
     var stored: TeacherFile? = nil

@@ -88,7 +88,10 @@ public struct LineRunConfig: Sendable {
     func load(progress: StageProgress, check: (InferenceModel) throws -> Void = { _ in }) throws -> (InferenceModel, [String], [[Int32]]) {
         try setComputeThreads(threads)
         guard batchSize >= 1 else { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
-        if let output { try checkOutputPath(output, flag: "--out") }
+        if let output {
+            try checkOutputPath(output, flag: "--out")
+            try refuseInputsAsOutputs([(output, "--out")], inputs: [model, input == "-" ? nil : input])
+        }
         let model = try InferenceModel(path: model)
         try check(model)
         let maxLength = try model.bundle.resolveMaxLength(self.maxLength, progress: progress)

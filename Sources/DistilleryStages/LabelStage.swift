@@ -180,6 +180,7 @@ public func label(_ config: LabelConfig, progress: StageProgress) throws -> Labe
     try setComputeThreads(config.threads)
     try config.validate()
     try checkOutputPath(config.out, flag: "--out")
+    try refuseInputsAsOutputs([(config.out, "--out")], inputs: [config.teacher, config.data])
     let teacher = config.teacher
 
     // Teacher: a classifier whose labels are the data's.
@@ -383,12 +384,9 @@ public struct MergeReport: Codable, Sendable {
 public func mergeLabelShards(_ parts: [String], out: String) throws -> MergeReport {
     try checkOutputPath(out, flag: "--out")
     guard !parts.isEmpty else { throw StageError("no shard files given — pass every part: kd label merge --out labels.h5 part-0.h5 part-1.h5 …") }
-    let outURL = URL(fileURLWithPath: out).standardizedFileURL
+    try refuseInputsAsOutputs([(out, "--out")], inputs: parts)
     var caches: [(path: String, cache: LabelCache)] = []
     for p in parts {
-        guard URL(fileURLWithPath: p).standardizedFileURL != outURL else {
-            throw StageError("\(p) is both an input and --out — write the merged cache to a new file")
-        }
         guard FileManager.default.fileExists(atPath: p) else { throw StageError("\(p): no such file — pass the shard files kd label --shard wrote") }
         caches.append((p, try openLabelCache(p)))
     }

@@ -200,6 +200,13 @@ public func prepareDataset(_ config: PrepareConfig) throws -> PrepareReport {
     do { prepared = try DatasetPreparer.prepare(loaded.examples, name: name, source: loaded.source, options: options) } catch {
         throw StageError(String(describing: error))
     }
+    let inputs: [String]
+    switch config.input {
+    case .csv(let csv): inputs = [csv.path]
+    case .builtin(let datasetName, let cache): inputs = [cache + "/" + datasetName]
+    }
+    try refuseInputsAsOutputs((Split.allCases.map { prepared.manifest.files[$0.rawValue]! } + ["manifest.json"]).map { (outDir + "/" + $0, "--out") },
+                              inputs: inputs)
     try write(prepared, to: outDir)
     return PrepareReport(out: outDir, manifest: prepared.manifest)
 }

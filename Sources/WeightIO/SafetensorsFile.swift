@@ -231,12 +231,7 @@ public struct SafetensorsFile {
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: header)
         for (_, _, tensor) in tensors { tensor.data.withUnsafeBytes { out.append(contentsOf: $0) } }
-        do {
-            try out.write(to: url, options: .atomic)
-        } catch {
-            throw WeightIOError(.ioFailure, file: url, "cannot write the file (\(error.localizedDescription))",
-                                hint: "check that the directory exists and is writable")
-        }
+        try OutputFile.write(out, to: url)
     }
 }
 

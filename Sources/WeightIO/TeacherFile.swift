@@ -119,13 +119,12 @@ public struct TeacherFile {
 
     // MARK: Writing
 
-    /// Writes the teacher atomically: a temporary file in the same directory, renamed on success.
+    /// Writes the teacher through a partial sibling, fsynced and renamed on success (OutputFile).
     public func write(to url: URL) throws {
         let config = try parsedConfig(url)
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).partial-\(UUID().uuidString)")
+        let output = OutputFile(url)
         do {
-            let file = try HDF5File.create(temporary)
+            let file = try HDF5File.create(output.temporaryURL)
             try file.setAttribute(teacherFormatAttribute, string: teacherFormatName)
             try file.setAttribute(teacherVersionAttribute, int: teacherFormatVersion)
             try file.setAttribute("config_json", string: configJSON)
@@ -145,13 +144,9 @@ public struct TeacherFile {
             try file.writeBytes(Array((vocabulary.map { $0 + "\n" }.joined()).utf8), at: teacherVocabularyDataset)
             for (name, tensor) in tensors { try file.writeTensor(tensor, at: name) }
             try file.close()
-            guard rename(temporary.path, url.path) == 0 else {
-                let reason = String(cString: strerror(errno))
-                throw WeightIOError(.ioFailure, file: url, "cannot move the finished file into place (\(reason))",
-                                    hint: "check that the destination is writable and not a directory")
-            }
+            try output.commit()
         } catch {
-            try? FileManager.default.removeItem(at: temporary)
+            output.abandon()
             if var error = error as? WeightIOError {
                 error.path = url.path   // report the destination, not the temporary name
                 throw error

@@ -127,6 +127,7 @@ func parseChoice<T: RawRepresentable & CaseIterable>(_ text: String, flag: Strin
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import a BERT model (HF directory, .safetensors or .h5) into one .h5 file.",
+        usage: "kd import <source> --out <out> [<options>]",
         discussion: """
         Reads an HF model directory (config.json + model.safetensors or tf_model.h5 + \
         vocab.txt, plus sentence-transformers' modules.json and 1_Pooling when present), \
@@ -141,9 +142,10 @@ struct Import: ParsableCommand {
     @Option(help: "Output Distillery model file (.h5).") var out: String
     @Option(help: "vocab.txt (default: beside the weights).") var vocab: String?
     @Option(help: "HF config.json (default: beside the weights).") var config: String?
+    @Flag(help: "Let --out replace the source file (written whole, then renamed over it).") var force = false
 
     func run() throws {
-        print(try importModel(ImportConfig(source: source, out: out, vocabulary: vocab, config: config)).text)
+        print(try importModel(ImportConfig(source: source, out: out, vocabulary: vocab, config: config, force: force)).text)
     }
 }
 
