@@ -4,11 +4,12 @@
 #   make test   set up, build and run the whole test suite
 #   make tuned-teachers   fine-tune MiniLM on the three packaged datasets (out/*.h5)
 #   make journey          a new user's path with a small CSV (benchmarks/user_journey.sh)
+#   make fuzz             every libFuzzer harness (Fuzz/) for FUZZ_SECONDS each (default 600)
 SHELL := /bin/bash
 KD_RELEASE := .build/release/kd
 TEACHER := teachers/minilm-l6/teacher.h5
 
-.PHONY: demo test setup build release teacher bench clean tuned-teachers journey
+.PHONY: demo test setup build release teacher bench clean tuned-teachers journey fuzz
 
 setup:
 	@scripts/setup.sh
@@ -33,6 +34,12 @@ test: setup
 	@# The kernel, parity and gradient tests again on the portable path (every path this CPU has).
 	DISTILLERY_KERNELS=ref swift test --skip-build --disable-swift-testing \
 	    --filter 'TensorTests|TinyParityTests|OneForwardTests|ModelGradientTests|TrainingParityTests|OpGradientTests'
+	@# Every reader's fuzzer, a few seconds each on the committed seed corpus (Fuzz/corpus).
+	scripts/fuzz.sh 5
+
+FUZZ_SECONDS ?= 600
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Fine-tuned teachers (git-ignored; teachers/README.md has what they scored): kd's defaults
 # (a probe head reading the mean of the last hidden states, as MiniLM pools), 128 tokens;
@@ -57,4 +64,4 @@ journey: teacher
 	benchmarks/user_journey.sh
 
 clean:
-	rm -rf .build out-embeddings.jsonl
+	rm -rf .build .build-fuzz out-embeddings.jsonl
