@@ -60,6 +60,6 @@ let package = Package(
         .testTarget(name: "DistillationTests",
                     dependencies: ["Distillation", "DistilleryTraining", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["kd", "WeightIO", "TestSupport"]),
     ]
 )

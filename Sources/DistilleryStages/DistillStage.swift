@@ -84,13 +84,13 @@ public struct DistillConfig: Sendable {
 
     func validate() throws {
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw StageError.usage("--lr \(learningRate) must be a positive number") }
-        if let batchSize, batchSize < 1 { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
+        if let batchSize { try checkFlag(batchSize, in: 1...maximumBatchSize, flag: "--batch-size") }
         if let warmup, !(warmup >= 0 && warmup < 1) { throw StageError.usage("--warmup \(warmup) must be a fraction in [0, 1)") }
         guard weightDecay >= 0, weightDecay.isFinite else { throw StageError.usage("--weight-decay \(weightDecay) must be ≥ 0") }
         guard clip >= 0, clip.isFinite else { throw StageError.usage("--clip \(clip) must be ≥ 0 (0 turns clipping off)") }
-        if let evalEvery, evalEvery < 1 { throw StageError.usage("--eval-every \(evalEvery) must be at least 1") }
-        if let checkpointEvery, checkpointEvery < 0 { throw StageError.usage("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
-        if let stopAfter, stopAfter < 1 { throw StageError.usage("--stop-after \(stopAfter) must be at least 1") }
+        if let evalEvery { try checkFlag(evalEvery, in: 1...maximumSteps, flag: "--eval-every") }
+        if let checkpointEvery { try checkFlag(checkpointEvery, in: 0...maximumSteps, flag: "--checkpoint-every") }
+        if let stopAfter { try checkFlag(stopAfter, in: 1...maximumSteps, flag: "--stop-after") }
     }
 }
 
@@ -284,9 +284,8 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
     do { initial = try initializeStudent(plan: plan, teacherTensors: teacherTensors, seed: runSeed) } catch {
         throw StageError("\(config.student): \(error.description)")
     }
-    let examples = try (0..<cache.exampleCount).chunked(8192).flatMap { chunk -> [TrainingExample] in
-        let ids = try cache.tokenIDs(examples: chunk)
-        return zip(ids, chunk).map { TrainingExample(ids: $0, label: cache.labels[$1]) }
+    let examples = try cacheTokenIDs(cache, labels: labels, vocabularySize: source.config.vocabSize).enumerated().map {
+        TrainingExample(ids: $1, label: cache.labels[$0])
     }
     let teacherLogits = try (0..<cache.exampleCount).chunked(8192).flatMap { try cache.fullLogits(examples: $0) }
     let perEpoch = Trainer.stepsPerEpoch(examples: examples.count, batchSize: config.batchSize ?? plan.spec.training.batchSize ?? 32)
@@ -378,11 +377,11 @@ private func overriddenSchedule(_ schedule: DistillationSchedule, epochs: String
     let counts = epochs.split(separator: ",").map { Int($0) }
     switch (schedule, counts.count) {
     case (.oneStage, 1):
-        guard let n = counts[0], n >= 1 else { throw StageError.usage("--epochs '\(epochs)' must be a whole number ≥ 1") }
+        guard let n = counts[0], n >= 1, n <= maximumEpochs else { throw StageError.usage("--epochs '\(epochs)' must be a whole number in 1...\(maximumEpochs)") }
         return .oneStage(epochs: n)
     case (.twoStage, 2):
-        guard let a = counts[0], let b = counts[1], a >= 1, b >= 1 else {
-            throw StageError.usage("--epochs '\(epochs)' must be two whole numbers ≥ 1 (intermediate,prediction)")
+        guard let a = counts[0], let b = counts[1], (1...maximumEpochs).contains(a), (1...maximumEpochs).contains(b) else {
+            throw StageError.usage("--epochs '\(epochs)' must be two whole numbers in 1...\(maximumEpochs) (intermediate,prediction)")
         }
         return .twoStage(intermediateEpochs: a, predictionEpochs: b)
     case (.oneStage, _):

@@ -164,9 +164,7 @@ public func importModel(_ config: ImportConfig) throws -> ImportReport {
 private func importConfig(_ config: ImportConfig, sources: ImportSources, stored: TeacherFile?) throws -> (String, BertConfig) {
     let configText: String, configSource: String
     if let path = config.config ?? (stored == nil ? sources.sibling("config.json") : nil) {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw StageError("\(path): no such config file — check --config")
-        }
+        try requireInputFile(path, what: "config file", flag: "--config")
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw StageError("\(path): cannot read config.json as UTF-8 text")
         }
@@ -183,9 +181,7 @@ private func importConfig(_ config: ImportConfig, sources: ImportSources, stored
 /// weights, or the stored one.
 private func importVocabulary(_ config: ImportConfig, sources: ImportSources, stored: TeacherFile?) throws -> ([String], String) {
     if let path = config.vocabulary ?? (stored == nil ? sources.sibling("vocab.txt") : nil) {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw StageError("\(path): no such vocabulary file — check --vocab")
-        }
+        try requireInputFile(path, what: "vocabulary file", flag: "--vocab")
         do { return (try WordPieceTokenizer.readVocabulary(URL(fileURLWithPath: path)), path) } catch { throw StageError(file: path, error) }
     } else if let stored {
         return (stored.vocabulary, sources.weightsPath)

@@ -11,6 +11,7 @@
 // line, `DistilleryJSON.JSONLine`: text first; predictions as HF's text-classification
 // pipeline names them), written atomically to `output` when one is given. Left out on
 // purpose: sentence pairs and regression heads.
+import Distillation
 import DistilleryData
 import DistilleryJSON
 import DistilleryModel
@@ -87,7 +88,7 @@ public struct LineRunConfig: Sendable {
     /// input, all before anything is written.
     func load(progress: StageProgress, check: (InferenceModel) throws -> Void = { _ in }) throws -> (InferenceModel, [String], [[Int32]]) {
         try setComputeThreads(threads)
-        guard batchSize >= 1 else { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
+        try checkFlag(batchSize, in: 1...maximumBatchSize, flag: "--batch-size")
         if let output {
             try checkOutputPath(output, flag: "--out")
             try refuseInputsAsOutputs([(output, "--out")], inputs: [model, input == "-" ? nil : input])
@@ -315,7 +316,7 @@ public struct EvalReport: Codable, Sendable {
 /// Scores a classifier on a split of a prepared dataset (and its fidelity to `teacher`).
 public func evaluate(_ config: EvalConfig, progress: StageProgress = SilentProgress()) throws -> EvalReport {
     try setComputeThreads(config.threads)
-    guard config.batchSize >= 1 else { throw StageError.usage("--batch-size \(config.batchSize) must be at least 1") }
+    try checkFlag(config.batchSize, in: 1...maximumBatchSize, flag: "--batch-size")
     let loaded = try InferenceModel(path: config.model)
     let names = try loaded.labelNames()
     let maxLength = try loaded.bundle.resolveMaxLength(config.maxLength, progress: progress)

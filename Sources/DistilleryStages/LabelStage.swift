@@ -13,6 +13,7 @@
 // Merging refuses parts of different runs (settings compared field by field), another
 // split, a shard given twice or missing, and an input that is also the output. Left out
 // on purpose: labeling dev/test splits (students are evaluated on gold labels), pair inputs.
+import Distillation
 import DistilleryData
 import DistilleryModel
 import DistilleryTensor
@@ -71,6 +72,9 @@ public struct ByteSize: Sendable {
         guard let value = Double(s), value >= 0, value.isFinite else {
             throw StageError.usage("\(flag) '\(text)' is not a size — use bytes or a number with K, M, G or T (e.g. 500M, 8G)")
         }
+        guard value * scale <= 1e18 else {   // an exabyte: beyond any disk, and still an Int
+            throw StageError.usage("\(flag) '\(text)' is out of range — use at most 1000000T")
+        }
         self.init(bytes: Int(value * scale), text: text)
     }
 
@@ -109,6 +113,10 @@ public struct ShardSelection: Sendable {
     public init(index: Int, count: Int) throws { try self.init(parsing: "\(index)/\(count)") }
 }
 
+/// Most augmented copies per example, and most neighbours a replacement is drawn from
+/// (TinyBERT uses 20 copies; far more only multiplies the cache).
+let maximumAugmentCopies = 1000
+
 /// What `label` reads, stores and writes.
 public struct LabelConfig: Sendable {
     /// A fine-tuned classifier teacher (.h5).
@@ -146,10 +154,10 @@ public struct LabelConfig: Sendable {
 
     func validate() throws {
         if let topK, topK < 1 { throw StageError.usage("--top-k \(topK) must be at least 1 (omit it to keep every logit)") }
-        guard batchSize >= 1 else { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
-        guard augment >= 0 else { throw StageError.usage("--augment \(augment) must be ≥ 0 (0 = no augmentation)") }
+        try checkFlag(batchSize, in: 1...maximumBatchSize, flag: "--batch-size")
+        try checkFlag(augment, in: 0...maximumAugmentCopies, flag: "--augment")
         guard augmentProbability >= 0, augmentProbability <= 1 else { throw StageError.usage("--augment-prob \(augmentProbability) must be a probability in [0, 1]") }
-        guard neighbours >= 1 else { throw StageError.usage("--neighbours \(neighbours) must be at least 1") }
+        try checkFlag(neighbours, in: 1...maximumAugmentCopies, flag: "--neighbours")
         if let maxLength, maxLength < 2 {
             throw StageError.usage("--max-length \(maxLength) is too small — it must leave room for [CLS] and [SEP]")
         }
@@ -440,6 +448,23 @@ func openLabelCache(_ labels: String) throws -> LabelCache {
     do { return try LabelCache.open(URL(fileURLWithPath: labels)) } catch { throw StageError(file: labels, error) }
 }
 
+/// Every example's token ids, each checked to lie in the teacher's vocabulary (they index
+/// embedding rows): a cache is a file, and a file's indices are checked once, at load.
+func cacheTokenIDs(_ cache: LabelCache, labels: String, vocabularySize: Int) throws -> [[Int32]] {
+    var all: [[Int32]] = []
+    for chunk in (0..<cache.exampleCount).chunked(8192) {
+        let ids: [[Int32]]
+        do { ids = try cache.tokenIDs(examples: chunk) } catch { throw StageError(file: labels, error) }
+        for (example, row) in zip(chunk, ids) {
+            if let bad = row.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+                throw StageError("\(labels): example \(example) has token id \(bad), outside the teacher's vocabulary 0..<\(vocabularySize) — the cache is damaged; label again with kd label")
+            }
+        }
+        all += ids
+    }
+    return all
+}
+
 /// Verifies a label cache against a teacher file and a prepared dataset folder (their sha256).
 func verifyLabelCache(_ cache: LabelCache, labels: String, teacher: String, folder: PreparedFolder, data: String) throws {
     do {
@@ -479,6 +504,7 @@ public func checkLabelCache(_ labels: String, teacher: String, data: String) thr
     guard FileManager.default.fileExists(atPath: teacher) else { throw StageError("\(teacher): no such file — check --teacher") }
     let folder = try PreparedFolder(path: data)
     try verifyLabelCache(cache, labels: labels, teacher: teacher, folder: folder, data: data)
+    _ = try cacheTokenIDs(cache, labels: labels, vocabularySize: try ModelBundle(path: teacher).config.vocabSize)
     let s = cache.settings
     return LabelCheckReport(labels: labels, teacher: teacher, data: data, examples: cache.exampleCount, tokens: cache.tokenCount,
                             teacherFile: s.teacherFile, dataName: s.dataName, topK: s.topK, hiddenLayers: s.hiddenLayers,

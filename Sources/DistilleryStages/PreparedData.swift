@@ -196,14 +196,17 @@ public func prepareDataset(_ config: PrepareConfig) throws -> PrepareReport {
     if FileManager.default.fileExists(atPath: outDir, isDirectory: &isDirectory), !isDirectory.boolValue {
         throw StageError("\(outDir): is a file — --out takes a folder (it will hold train.jsonl, dev.jsonl, test.jsonl, manifest.json)")
     }
-    let prepared: PreparedDataset
-    do { prepared = try DatasetPreparer.prepare(loaded.examples, name: name, source: loaded.source, options: options) } catch {
-        throw StageError(String(describing: error))
-    }
     let inputs: [String]
     switch config.input {
     case .csv(let csv): inputs = [csv.path]
     case .builtin(let datasetName, let cache): inputs = [cache + "/" + datasetName]
+    }
+    let prepared: PreparedDataset
+    do { prepared = try DatasetPreparer.prepare(loaded.examples, name: name, source: loaded.source, options: options) } catch {
+        throw StageError(file: inputs[0], error)
+    }
+    guard prepared.manifest.labels.count >= 2 else {
+        throw StageError("\(inputs[0]): every usable row has the label \(prepared.manifest.labels.map { "'\($0)'" }.joined()) — a classifier needs at least two labels; check --label-column")
     }
     try refuseInputsAsOutputs((Split.allCases.map { prepared.manifest.files[$0.rawValue]! } + ["manifest.json"]).map { (outDir + "/" + $0, "--out") },
                               inputs: inputs)

@@ -114,6 +114,24 @@ public func parseThreadList(_ text: String, flag: String = "--threads") throws -
     }
 }
 
+// MARK: - limits of counts from flags
+
+/// Most optimizer steps (and step intervals) a flag may name: far beyond any real run, small
+/// enough that every sum and product of steps, epochs and batch sizes stays an Int.
+public let maximumSteps = Int(Int32.max)
+
+/// Checks that `value`, given for `flag`, lies in `range`; a usage error naming both otherwise.
+func checkFlag(_ value: Int, in range: ClosedRange<Int>, flag: String) throws {
+    guard range.contains(value) else { throw StageError.usage("\(flag) \(value) is out of range — use \(range.lowerBound)...\(range.upperBound)") }
+}
+
+/// Checks that `value`, given for `flag`, is finite and lies in `range`.
+func checkFlag(_ value: Double, in range: ClosedRange<Double>, flag: String) throws {
+    guard value.isFinite, range.contains(value) else {
+        throw StageError.usage("\(flag) \(value) is out of range — use a number in \(range.lowerBound)...\(range.upperBound)")
+    }
+}
+
 // MARK: - the training log
 
 /// `OUT.metrics.jsonl` beside the model `OUT.h5`.

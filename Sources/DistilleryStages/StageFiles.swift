@@ -114,6 +114,15 @@ public func readInputLines(_ path: String?, allowEmpty: Bool = false) throws -> 
     return lines
 }
 
+/// Checks that the input `path` given with `flag` is an existing file, not a directory.
+func requireInputFile(_ path: String, what: String, flag: String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw StageError("\(path): no such \(what) — check \(flag)")
+    }
+    guard !isDirectory.boolValue else { throw StageError("\(path): is a directory — \(flag) takes a \(what), e.g. \(path)/\(what == "config file" ? "config.json" : "vocab.txt")") }
+}
+
 /// Checks that `path` can be an output file for `flag`: not empty, not a directory, in an
 /// existing directory. Stages call it before doing any work.
 public func checkOutputPath(_ path: String, flag: String) throws {

@@ -96,6 +96,8 @@ public struct SafetensorsFile {
         let header: JSONValue
         do {
             header = try JSONValue.parse(headerBytes)
+        } catch let error as JSONDuplicateKey {
+            throw corrupt("header names tensor \(error.key == "__metadata__" ? "__metadata__" : "'\(error.key)'") twice (\(error))")
         } catch {
             throw corrupt("header is not valid JSON")
         }

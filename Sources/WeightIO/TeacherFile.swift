@@ -99,11 +99,21 @@ public struct TeacherFile {
         for path in try file.datasetPaths() where path != teacherVocabularyDataset {
             tensors.append((path, try file.readTensor(path)))
         }
-        let vocabularyText = String(decoding: try file.readBytes(teacherVocabularyDataset), as: UTF8.self)
+        guard let vocabularyText = String(validating: try file.readBytes(teacherVocabularyDataset), as: UTF8.self) else {
+            throw WeightIOError(.corrupt, file: url, object: teacherVocabularyDataset, "the stored vocabulary '\(teacherVocabularyDataset)' is not valid UTF-8",
+                                hint: "the file is damaged; import the model again")
+        }
+        let configJSON = try file.stringAttribute("config_json")
+        let vocabulary = vocabularyLines(vocabularyText)
+        if case .int(let size)? = (try? JSONValue.parse(configJSON))?.objectValue?["vocab_size"], size != vocabulary.count {
+            throw WeightIOError(.corrupt, file: url, object: teacherVocabularyDataset,
+                                "the stored vocabulary has \(vocabulary.count) tokens but config_json's vocab_size is \(size)",
+                                hint: "the file is damaged or was edited; import the model again")
+        }
         return TeacherFile(
             tensors: tensors,
-            configJSON: try file.stringAttribute("config_json"),
-            vocabulary: vocabularyLines(vocabularyText),
+            configJSON: configJSON,
+            vocabulary: vocabulary,
             pooling: try file.stringAttribute("pooling"),
             normalize: try file.intAttribute("normalize") != 0,
             tokenizerOptionsJSON: try file.stringAttribute("tokenizer_json"),

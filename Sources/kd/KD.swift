@@ -56,9 +56,7 @@ struct KD: ParsableCommand {
             fail(error.description, code: 2)
         } catch {
             if exitCode(for: error) == .validationFailure {   // ArgumentParser's usage errors (64)
-                var message = fullMessage(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
-                if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
-                fail(message, code: 2)
+                fail(usageLine(fullMessage(for: error)), code: 2)
             }
             exit(withError: error)
         }
@@ -68,6 +66,20 @@ struct KD: ParsableCommand {
         FileHandle.standardError.write(Data("kd: error: \(message)\n".utf8))
         Foundation.exit(code)
     }
+}
+
+/// ArgumentParser's multi-line usage error as one line: its first line, why a negative
+/// number was not taken as a value (it reads `-1` as a flag), and where the help is.
+func usageLine(_ full: String, arguments: [String] = CommandLine.arguments) -> String {
+    let lines = full.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    var first = lines.first ?? "bad command line"
+    if first.hasPrefix("Error: ") { first.removeFirst("Error: ".count) }
+    if first.hasPrefix("Missing value for '"), let flag = first.dropFirst("Missing value for '".count).split(separator: " ").first,
+       let i = arguments.firstIndex(of: String(flag)), i + 1 < arguments.count, Double(arguments[i + 1]) != nil {
+        return "\(flag) \(arguments[i + 1]): a value starting with '-' is read as a flag — write \(flag)=\(arguments[i + 1])"
+    }
+    let help = lines.first { $0.hasPrefix("See '") }.map { " — s" + $0.dropFirst() } ?? ""
+    return first + help
 }
 
 /// A command-line error kd finds itself (conflicting spellings): exit code 2.
