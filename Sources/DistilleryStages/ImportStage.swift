@@ -171,10 +171,30 @@ private func importConfig(_ config: ImportConfig, sources: ImportSources, stored
         (configText, configSource) = (text, path)
     } else if let stored {
         (configText, configSource) = (stored.configJSON, "\(sources.weightsPath) (config_json)")
+    } else if let text = try hdf5AttributeConfig(sources.weightsPath) {
+        (configText, configSource) = (text, "\(sources.weightsPath) (root attributes)")
     } else {
         throw StageError("\(config.source): no config.json found beside the weights — pass --config path/to/config.json")
     }
     do { return (configText, try BertConfig(json: configText, source: configSource)) } catch { throw StageError(file: configSource, error) }
+}
+
+/// The HF config an HDF5 weight file carries as root attributes — a `config_json` string, or
+/// one attribute per config key (as Distillery writes them beside it and some exporters do) —
+/// as config.json text; nil for a file that is not HDF5 or has no `hidden_size` attribute.
+func hdf5AttributeConfig(_ path: String) throws -> String? {
+    guard let file = try? HDF5File.open(URL(fileURLWithPath: path)), file.hasAttribute("hidden_size") || file.hasAttribute("config_json") else {
+        return nil
+    }
+    if file.hasAttribute("config_json") { return try? file.stringAttribute("config_json") }
+    var members: [String: JSONValue] = [:]
+    for name in try file.attributeNames() where !["format", "format_version"].contains(name) {
+        if let v = try? file.intAttribute(name) { members[name] = .int(v) }
+        else if let v = try? file.doubleAttribute(name) { members[name] = .double(v) }
+        else if let v = try? file.stringAttribute(name) { members[name] = .string(v) }
+        else if let v = try? file.stringArrayAttribute(name) { members[name] = .array(v.map { .string($0) }) }
+    }
+    return JSONValue.object(members).jsonText
 }
 
 /// The vocabulary and where it came from: `config.vocabulary`, vocab.txt beside the

@@ -135,16 +135,17 @@ public struct EmbedReport: JSONLinesReport, Sendable {
     public var records: [EmbeddingRecord]
 }
 
-/// Sentence embeddings: the model's pooling (or `pooling`), L2-normalized when the model
-/// says so or `normalize` is set; written to `config.output` when given.
-public func embed(_ config: LineRunConfig, pooling: PoolingMode? = nil, normalize: Bool = false,
+/// Sentence embeddings: the model's pooling (or `pooling`), L2-normalized as the model says
+/// unless `normalize` says otherwise (nil: the model's own setting); written to
+/// `config.output` when given.
+public func embed(_ config: LineRunConfig, pooling: PoolingMode? = nil, normalize: Bool? = nil,
                   progress: StageProgress = SilentProgress()) throws -> EmbedReport {
     let (model, lines, sequences) = try config.load(progress: progress)
     if let pooling, pooling != model.bundle.pooling {
         progress.warning("--pooling \(pooling.rawValue) overrides the \(model.bundle.pooling.rawValue) pooling stored in \(model.path)")
     }
     let mode = pooling ?? model.bundle.pooling
-    let doNormalize = normalize || model.bundle.normalize
+    let doNormalize = normalize ?? model.bundle.normalize
     var records = lines.map { EmbeddingRecord(text: $0, embedding: []) }
     try model.runBatched(sequences, batchSize: config.batchSize) { i, out, row, batch in
         let pooled = pool(out.lastHidden, mask: batch.mask, mode: mode, normalize: doNormalize)

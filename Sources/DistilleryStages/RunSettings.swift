@@ -15,6 +15,7 @@ import DistilleryJSON
 import DistilleryModel
 import DistilleryTraining
 import Foundation
+import WeightIO
 
 // MARK: - settings stored in a model file
 
@@ -195,8 +196,10 @@ final class MetricsLog {
     }
 }
 
-/// Removes a finished run's checkpoint unless it is to be kept; says which on `progress`.
+/// Removes a finished run's checkpoint unless it is to be kept, and any partial checkpoint a
+/// killed earlier process of the run left beside it; says which on `progress`.
 func finishCheckpoint(_ path: String, keep: Bool, progress: StageProgress) {
+    OutputFile.removeStalePartials(of: URL(fileURLWithPath: path))
     guard FileManager.default.fileExists(atPath: path) else { return }
     if keep {
         progress.line("checkpoint kept: \(path) (\(formatSize(fileSize(path))))")

@@ -220,7 +220,7 @@ struct Embed: ParsableCommand {
 
     @OptionGroup var options: LineRunOptions
     @Option(help: "Pooling: mean or cls (default: the model's own).") var pooling: String?
-    @Flag(help: "L2-normalize the embeddings (default: the model's own setting).") var normalize = false
+    @Flag(inversion: .prefixedNo, help: "L2-normalize the embeddings, or not (default: the model's own setting).") var normalize: Bool?
 
     func run() throws {
         let mode = try pooling.map { try parseChoice($0, flag: "--pooling", as: PoolingMode.self) }
