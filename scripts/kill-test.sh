@@ -4,7 +4,8 @@
 # checkpoint when one was written) — the final file must have the same bytes as an
 # uninterrupted run (one thread), no file may ever appear under a final name unless it is
 # complete (a killed run's output, if there, equals the reference), and no partial file of
-# the killed run may be left once the next run has finished.
+# the killed run may be left once the next run has finished; the training log lists each
+# step once, in order.
 #   scripts/kill-test.sh [KILLS] [COMMAND...]    default: 20 kills each of label distill finetune
 # KD=path/to/kd overrides the binary (default: .build/debug/kd, built if missing).
 # Prints per command: kills, how many landed before/after the first checkpoint, resumes, mismatches.
@@ -76,6 +77,10 @@ for command in "${commands[@]}"; do
         fi
         if [[ $(sha "$out") != "$reference" ]]; then
             mismatches=$((mismatches + 1)); fail "$command kill $i (after ${delay}s, ${resume[*]:-fresh}): final bytes differ from the uninterrupted run"
+        fi
+        if [[ $command != label ]]; then   # the training log: each step once, in order, after any resume
+            awk -F'[:,]' '/"epoch"/ { if ($2 <= last) bad = 1; last = $2 } END { exit bad }' "$dir/run/out.metrics.jsonl" \
+                || fail "$command kill $i: out.metrics.jsonl repeats or reorders steps after the resume"
         fi
         left=$(find "$dir/run" -name '.*partial-*' -o -name '.*tmp-*' | wc -l)
         ((left == 0)) || fail "$command kill $i: $left partial file(s) left after the rerun: $(ls -a "$dir/run")"

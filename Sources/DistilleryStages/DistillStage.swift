@@ -208,7 +208,7 @@ public struct DistillationRun {
         trainer.evaluateFromStep = min(schedule.firstPredictionStep, total - 1)
         progress.line("distilling \(config.teacher) into \(plan.spec.name) (\(plan.studentParameterCount) parameters): \(examples.count) examples, \(total) steps of \(batchSize) (\(perEpoch) per epoch), \(config.threads) thread(s)")
         var stageShown = -1
-        let log = try MetricsLog(path: metricsLogPath(out: config.out), resuming: config.resume != nil)
+        let log = try MetricsLog(path: metricsLogPath(out: config.out), resumingAt: config.resume != nil ? state.step : nil)
         let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: config.pauseAfterStep, log: log) { report in
             let stage = schedule.stageIndex(at: report.step - 1)
             if stage != stageShown, schedule.stages.count > 1 {
@@ -377,11 +377,11 @@ private func overriddenSchedule(_ schedule: DistillationSchedule, epochs: String
     let counts = epochs.split(separator: ",").map { Int($0) }
     switch (schedule, counts.count) {
     case (.oneStage, 1):
-        guard let n = counts[0], n >= 1, n <= maximumEpochs else { throw StageError.usage("--epochs '\(epochs)' must be a whole number in 1...\(maximumEpochs)") }
+        guard let n = counts[0], n >= 1, n <= maximumEpochs else { throw StageError.usage("--epochs '\(epochs)' must be a whole number ≥ 1 and ≤ \(maximumEpochs)") }
         return .oneStage(epochs: n)
     case (.twoStage, 2):
         guard let a = counts[0], let b = counts[1], (1...maximumEpochs).contains(a), (1...maximumEpochs).contains(b) else {
-            throw StageError.usage("--epochs '\(epochs)' must be two whole numbers in 1...\(maximumEpochs) (intermediate,prediction)")
+            throw StageError.usage("--epochs '\(epochs)' must be two whole numbers ≥ 1 and ≤ \(maximumEpochs) (intermediate,prediction)")
         }
         return .twoStage(intermediateEpochs: a, predictionEpochs: b)
     case (.oneStage, _):

@@ -221,7 +221,7 @@ public func finetune(_ config: FinetuneConfig, progress: StageProgress) throws -
                           paddingId: teacher.tokenizer.paddingId, checkpointURL: URL(fileURLWithPath: config.checkpointPath),
                           checkpointEvery: config.checkpointEvery ?? evalEvery)
     progress.line("fine-tuning \(config.model) on \(config.data): \(data.train.count) train / \(data.dev.count) dev examples, \(labels.count) labels, \(total) steps of \(config.batchSize) (\(perEpoch) per epoch), \(config.threads) thread(s)")
-    let log = try MetricsLog(path: metricsPath, resuming: config.resume != nil)
+    let log = try MetricsLog(path: metricsPath, resumingAt: config.resume != nil ? state.step : nil)
     let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: config.pauseAfterStep, log: log)
 
     guard let best = state.best else { throw StageError("no dev evaluation was made — nothing to write") }

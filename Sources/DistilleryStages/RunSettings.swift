@@ -143,7 +143,9 @@ public func metricsLogPath(out: String) -> String {
 /// The training log of a run: one JSON object per optimizer step
 /// (`{"step","epoch","loss","lr","grad_norm","examples","time"}`) and per dev evaluation
 /// (`{"step","dev_accuracy","dev_macro_f1","best","time"}`), appended and flushed as the
-/// run goes, so a killed run keeps its history. A resumed run appends to it.
+/// run goes, so a killed run keeps its history. A resumed run first drops the lines of steps
+/// after its checkpoint (the killed process logged them, the resumed one runs them again),
+/// then appends.
 final class MetricsLog {
     let path: String
     private let handle: FileHandle
@@ -151,10 +153,21 @@ final class MetricsLog {
     /// Seconds of earlier processes of this run (a resumed run continues the clock).
     private var offset = 0.0
 
-    /// Opens the log: truncated for a fresh run, appended to when `resuming`.
-    init(path: String, resuming: Bool) throws {
+    /// Opens the log: truncated for a fresh run; for a run resuming at step `resumingAt`,
+    /// cut back to the lines of steps up to it, then appended to.
+    init(path: String, resumingAt step: Int?) throws {
         self.path = path
+        let resuming = step != nil
         let manager = FileManager.default
+        if let step, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let kept = text.split(separator: "\n").filter { line in
+                guard let logged = (try? JSONValue.parse(String(line)))?.objectValue?["step"]?.numberValue else { return false }
+                return logged <= Double(step)
+            }
+            do { try OutputFile.write(Data(kept.map { $0 + "\n" }.joined().utf8), to: URL(fileURLWithPath: path)) } catch {
+                throw StageError(file: path, error)
+            }
+        }
         if !resuming || !manager.fileExists(atPath: path) {
             guard manager.createFile(atPath: path, contents: nil) else {
                 throw StageError("\(path): cannot create the training log — check that the directory is writable")
