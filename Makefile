@@ -4,12 +4,13 @@
 #   make test   set up, build and run the whole test suite
 #   make tuned-teachers   fine-tune MiniLM on the three packaged datasets (out/*.h5)
 #   make journey          a new user's path with a small CSV (benchmarks/user_journey.sh)
+#   make fuzz             every libFuzzer harness (Fuzz/) for FUZZ_SECONDS each (default 600)
 SHELL := /bin/bash
 KD_RELEASE := .build/release/kd
 KERNEL_TESTS := TensorTests|TinyParityTests|OneForwardTests|ModelGradientTests|TrainingParityTests|OpGradientTests
 TEACHER := teachers/minilm-l6/teacher.h5
 
-.PHONY: demo test setup build release teacher bench clean tuned-teachers journey
+.PHONY: demo test setup build release teacher bench clean tuned-teachers journey fuzz
 
 setup:
 	@scripts/setup.sh
@@ -36,6 +37,12 @@ test: setup
 	DISTILLERY_KERNELS=ref swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'
 	if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo; then \
 	    DISTILLERY_KERNELS=avx2 swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'; fi
+	@# Every reader's fuzzer, a few seconds each on the committed seed corpus (Fuzz/corpus).
+	scripts/fuzz.sh 5
+
+FUZZ_SECONDS ?= 600
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Fine-tuned teachers (git-ignored; teachers/README.md has what they scored): kd's defaults
 # (a probe head reading the mean of the last hidden states, as MiniLM pools), 128 tokens;
@@ -60,4 +67,4 @@ journey: teacher
 	benchmarks/user_journey.sh
 
 clean:
-	rm -rf .build out-embeddings.jsonl
+	rm -rf .build .build-fuzz out-embeddings.jsonl

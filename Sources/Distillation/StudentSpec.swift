@@ -394,7 +394,7 @@ public enum DistillationSchedule: Sendable, Equatable {
         let kind = try o.string("kind")
         func epochs(_ key: String) throws(DistillationError) -> Int {
             let n = try o.int(key)
-            guard n >= 1 else { throw o.error(key, "is \(n)", hint: "a stage runs at least one epoch") }
+            guard n >= 1, n <= maximumEpochs else { throw o.error(key, "is \(n)", hint: "a stage runs 1...\(maximumEpochs) epochs") }
             return n
         }
         switch kind {
@@ -425,7 +425,10 @@ public enum DistillationSchedule: Sendable, Equatable {
 
 /// Largest batch a recipe may suggest: activations are sized batch × length × hidden, and
 /// 65,536 sequences is already far past what fits in memory at any useful length.
-let maximumBatchSize = 1 << 16
+public let maximumBatchSize = 1 << 16
+/// Most epochs a stage may run: far beyond any real run, small enough that epochs times
+/// steps per epoch stays an Int.
+public let maximumEpochs = 100_000
 
 /// Training settings a recipe suggests; the CLI's flags override them.
 public struct TrainingDefaults: Sendable, Equatable {

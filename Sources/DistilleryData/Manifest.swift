@@ -133,10 +133,15 @@ public struct DatasetManifest: Sendable, Codable, Equatable {
     public static func read(_ data: Data, source: String) throws -> DatasetManifest {
         let manifest: DatasetManifest
         do { manifest = try JSONCoding.decode(DatasetManifest.self, from: data) } catch {
-            throw PreparationError(description: "\(source): not a dataset manifest (\(error))")
+            throw PreparationError(description: "\(source): not a dataset manifest (\(decodingProblem(error))) — re-run kd data prepare")
         }
         guard manifest.format == formatName, manifest.formatVersion == formatVersion else {
             throw PreparationError(description: "\(source): format \(manifest.format) v\(manifest.formatVersion), expected \(formatName) v\(formatVersion) — re-run kd data prepare")
+        }
+        // File names are joined to the folder: a plain name each, never a path out of it.
+        for (split, name) in manifest.files.sorted(by: { $0.key < $1.key })
+        where name.isEmpty || name.contains("/") || name.contains("\\") || name == "." || name == ".." {
+            throw PreparationError(description: "\(source): files.\(split) is '\(name)', not a file name in the dataset folder — re-run kd data prepare")
         }
         return manifest
     }

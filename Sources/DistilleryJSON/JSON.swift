@@ -55,9 +55,13 @@ public enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
-    /// Parses UTF-8 JSON text with exact kinds; throws Foundation's error when it is not JSON.
+    /// Parses UTF-8 JSON text with exact kinds; throws Foundation's error when it is not
+    /// JSON and `JSONDuplicateKey` when an object names a key twice (Foundation would keep
+    /// one of them silently; the safetensors reference library and HF refuse or warn).
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONValue(foundation: JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]))
+        let value = try JSONValue(foundation: JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]))
+        try JSONDuplicateKey.check(data)
+        return value
     }
 
     /// The tree of a `JSONSerialization` result: numbers sorted by their stored encoding
@@ -219,5 +223,62 @@ public struct JSONLine: Sendable {
             }
         }
         return out + "\""
+    }
+}
+
+/// A JSON object that names the same key twice.
+public struct JSONDuplicateKey: Error, CustomStringConvertible, Sendable {
+    /// The repeated key.
+    public let key: String
+
+    /// "key 'x' appears twice in one object".
+    public var description: String { "key '\(key)' appears twice in one object" }
+
+    /// Throws for the first object of `data` (already known to be valid JSON) that repeats a key.
+    static func check(_ data: Data) throws {
+        var keysByDepth: [Set<String>?] = []   // per open container: the keys seen (nil for an array)
+        var expectKey = false
+        var i = data.startIndex
+        while i < data.endIndex {
+            let byte = data[i]
+            switch byte {
+            case UInt8(ascii: "{"): keysByDepth.append([]); expectKey = true
+            case UInt8(ascii: "["): keysByDepth.append(nil); expectKey = false
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): keysByDepth.removeLast(); expectKey = false
+            case UInt8(ascii: ","): expectKey = keysByDepth.last.map { $0 != nil } ?? false
+            case UInt8(ascii: "\""):
+                var end = data.index(after: i)
+                while end < data.endIndex && data[end] != UInt8(ascii: "\"") {
+                    end = data.index(end, offsetBy: data[end] == UInt8(ascii: "\\") ? 2 : 1)
+                }
+                if expectKey, let key = (try? JSONSerialization.jsonObject(with: data[i...end], options: [.fragmentsAllowed])) as? String {
+                    guard keysByDepth[keysByDepth.count - 1]!.insert(key).inserted else { throw JSONDuplicateKey(key: key) }
+                    expectKey = false
+                }
+                i = end
+            default: break
+            }
+            i = data.index(after: i)
+        }
+    }
+}
+
+/// A Codable decoding failure in words, naming the key path: "key 'labels' is a string,
+/// expected an array", "key 'name' is missing", "not valid JSON".
+public func decodingProblem(_ error: any Error) -> String {
+    func path(_ codingPath: [any CodingKey]) -> String {
+        codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+    switch error {
+    case DecodingError.keyNotFound(let key, let context):
+        return "key '\(path(context.codingPath + [key]))' is missing"
+    case DecodingError.typeMismatch(let type, let context), DecodingError.valueNotFound(let type, let context):
+        return "key '\(path(context.codingPath))' has the wrong kind (expected \(type))"
+    case DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty:
+        return "key '\(path(context.codingPath))': \(context.debugDescription)"
+    case let error as JSONDuplicateKey:
+        return error.description
+    default:
+        return "not valid JSON"
     }
 }

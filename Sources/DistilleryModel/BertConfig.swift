@@ -94,7 +94,13 @@ public struct BertConfig: Sendable, Equatable {
 
     /// Parses HF `config.json` text. `source` names the file in error messages.
     public init(json: String, source: String = "config.json") throws(ModelError) {
-        guard let dict = (try? JSONValue.parse(json))?.objectValue else {
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(json) } catch let error as JSONDuplicateKey {
+            throw ModelError.badConfig(source, "\(error)", hint: "keep one value per key; which one was meant is not knowable")
+        } catch {
+            throw ModelError.badConfig(source, "is not valid JSON", hint: "expected HF config.json text")
+        }
+        guard let dict = parsed.objectValue else {
             throw ModelError.badConfig(source, "is not a JSON object",
                                        hint: "expected HF config.json text")
         }

@@ -91,11 +91,17 @@ public struct LatencyReport: Codable, Sendable {
     }
 }
 
+/// Most warm-up or timed passes a bench flag may ask for (a bench, not a soak test).
+let benchMaximumPasses = 1_000_000
+/// Longest time budget per configuration, in seconds (a day).
+let benchMaximumSeconds = 86_400.0
+
 /// Forward-pass latency per batch size, length and thread count.
 public func benchLatency(_ config: LatencyConfig) throws -> LatencyReport {
-    guard config.warmup >= 0, config.iterations >= 0, config.seconds > 0 else {
-        throw StageError.usage("--warmup, --iters and --seconds must not be negative")
-    }
+    try checkFlag(config.warmup, in: 0...benchMaximumPasses, flag: "--warmup")
+    try checkFlag(config.iterations, in: 0...benchMaximumPasses, flag: "--iters")
+    try checkFlag(config.seconds, in: 0.001...benchMaximumSeconds, flag: "--seconds")
+    for b in config.batchSizes { try checkFlag(b, in: 1...maximumBatchSize, flag: "--batch-size") }
     guard !config.models.isEmpty else { throw StageError.usage("--model: give at least one model file") }
     let turns = config.rounds ?? (config.models.count > 1 ? 5 : 1)
     guard turns >= 1 else { throw StageError.usage("--rounds \(turns) must be at least 1") }
@@ -180,7 +186,7 @@ let tokenizerBenchMinimumSeconds = 0.5
 /// thread, at least `repeats` passes after one warm-up, and at least
 /// `tokenizerBenchMinimumSeconds` of timed work.
 public func benchTokenizer(model: String, input: String?, repeats: Int = 5) throws -> TokenizerThroughputReport {
-    guard repeats >= 1 else { throw StageError.usage("--repeats must be at least 1") }
+    try checkFlag(repeats, in: 1...benchMaximumPasses, flag: "--repeats")
     let bundle = try ModelBundle(path: model)
     let lines = try readInputLines(input, allowEmpty: true)
     _ = measureTokenizerThroughput(bundle.tokenizer, lines: lines, repeats: 1)  // warm-up
@@ -218,11 +224,13 @@ public struct StepBenchConfig: Sendable {
     public init() {}
 
     func validate() throws {
-        guard batchSize >= 1, length >= 2 else { throw StageError.usage("--batch-size must be at least 1 and --seq at least 2 ([CLS] and [SEP])") }
+        try checkFlag(batchSize, in: 1...maximumBatchSize, flag: "--batch-size")
+        guard length >= 2 else { throw StageError.usage("--seq \(length) must be at least 2 ([CLS] and [SEP])") }
     }
 
     func validateRuns() throws {
-        guard warmup >= 0, iterations >= 1 else { throw StageError.usage("--warmup must be ≥ 0 and --iters ≥ 1") }
+        try checkFlag(warmup, in: 0...benchMaximumPasses, flag: "--warmup")
+        try checkFlag(iterations, in: 1...benchMaximumPasses, flag: "--iters")
     }
 }
 

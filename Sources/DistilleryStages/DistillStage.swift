@@ -72,6 +72,8 @@ public struct DistillConfig: Sendable {
     /// Test hook: stop the process after this step (so a test can kill it there).
     public var pauseAfterStep: Int?
     public var threads = 1
+    /// Let `out` replace an input model (it is written whole, then renamed over it).
+    public var force = false
 
     /// A configuration with the defaults of `kd distill`.
     public init(teacher: String, student: String, labels: String, data: String, out: String) {
@@ -87,14 +89,14 @@ public struct DistillConfig: Sendable {
 
     func validate() throws {
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw StageError.usage("--lr \(learningRate) must be a positive number") }
-        if let batchSize, batchSize < 1 { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
+        if let batchSize { try checkFlag(batchSize, in: 1...maximumBatchSize, flag: "--batch-size") }
         if let warmup, !(warmup >= 0 && warmup < 1) { throw StageError.usage("--warmup \(warmup) must be a fraction in [0, 1)") }
         guard weightDecay >= 0, weightDecay.isFinite else { throw StageError.usage("--weight-decay \(weightDecay) must be ≥ 0") }
         guard clip >= 0, clip.isFinite else { throw StageError.usage("--clip \(clip) must be ≥ 0 (0 turns clipping off)") }
-        if let evalEvery, evalEvery < 1 { throw StageError.usage("--eval-every \(evalEvery) must be at least 1") }
-        if let checkpointEvery, checkpointEvery < 0 { throw StageError.usage("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
-        if let stopAfter, stopAfter < 1 { throw StageError.usage("--stop-after \(stopAfter) must be at least 1") }
-        if let trainLimit, trainLimit < 1 { throw StageError.usage("--train-limit \(trainLimit) must be at least 1") }
+        if let evalEvery { try checkFlag(evalEvery, in: 1...maximumSteps, flag: "--eval-every") }
+        if let checkpointEvery { try checkFlag(checkpointEvery, in: 0...maximumSteps, flag: "--checkpoint-every") }
+        if let stopAfter { try checkFlag(stopAfter, in: 1...maximumSteps, flag: "--stop-after") }
+        if let trainLimit { try checkFlag(trainLimit, in: 1...Int(Int32.max), flag: "--train-limit") }
     }
 }
 
@@ -212,7 +214,7 @@ public struct DistillationRun {
         trainer.evaluateFromStep = min(schedule.firstPredictionStep, total - 1)
         progress.line("distilling \(config.teacher) into \(plan.spec.name) (\(plan.studentParameterCount) parameters): \(examples.count) examples, \(total) steps of \(batchSize) (\(perEpoch) per epoch), \(config.threads) thread(s)")
         var stageShown = -1
-        let log = try MetricsLog(path: metricsLogPath(out: config.out), resuming: config.resume != nil)
+        let log = try MetricsLog(path: metricsLogPath(out: config.out), resumingAt: config.resume != nil ? state.step : nil)
         let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: config.pauseAfterStep, log: log) { report in
             let stage = schedule.stageIndex(at: report.step - 1)
             if stage != stageShown, schedule.stages.count > 1 {
@@ -248,6 +250,10 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
     if !config.planOnly {
         try checkTrainingPaths(out: config.out, checkpoint: config.checkpointPath, resume: config.resume)
         try checkOutputPath(metricsLogPath(out: config.out), flag: "--out (its training log)")
+        let inputs = [config.teacher, config.student, config.labels, config.data]
+        try refuseInputsAsOutputs([(config.out, "--out")], inputs: inputs + [config.resume, config.initWeights], force: config.force)
+        try refuseInputsAsOutputs([(config.checkpointPath, "--checkpoint"), (metricsLogPath(out: config.out), "--out (its training log)")],
+                                  inputs: inputs)
     } else {
         try checkResumePath(config.resume)
     }
@@ -286,9 +292,8 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
     }
     if let path = config.initWeights { initial.student = try initialWeights(path, plan: plan) }
     let used = 0..<min(cache.exampleCount, config.trainLimit ?? Int.max)
-    let examples = try used.chunked(8192).flatMap { chunk -> [TrainingExample] in
-        let ids = try cache.tokenIDs(examples: chunk)
-        return zip(ids, chunk).map { TrainingExample(ids: $0, label: cache.labels[$1]) }
+    let examples = try cacheTokenIDs(cache, labels: labels, vocabularySize: source.config.vocabSize, examples: used).enumerated().map {
+        TrainingExample(ids: $1, label: cache.labels[$0])
     }
     let teacherLogits = try used.chunked(8192).flatMap { try cache.fullLogits(examples: $0) }
     let perEpoch = Trainer.stepsPerEpoch(examples: examples.count, batchSize: config.batchSize ?? plan.spec.training.batchSize ?? 32)
@@ -400,11 +405,11 @@ private func overriddenSchedule(_ schedule: DistillationSchedule, epochs: String
     let counts = epochs.split(separator: ",").map { Int($0) }
     switch (schedule, counts.count) {
     case (.oneStage, 1):
-        guard let n = counts[0], n >= 1 else { throw StageError.usage("--epochs '\(epochs)' must be a whole number ≥ 1") }
+        guard let n = counts[0], n >= 1, n <= maximumEpochs else { throw StageError.usage("--epochs '\(epochs)' must be a whole number ≥ 1 and ≤ \(maximumEpochs)") }
         return .oneStage(epochs: n)
     case (.twoStage, 2):
-        guard let a = counts[0], let b = counts[1], a >= 1, b >= 1 else {
-            throw StageError.usage("--epochs '\(epochs)' must be two whole numbers ≥ 1 (intermediate,prediction)")
+        guard let a = counts[0], let b = counts[1], (1...maximumEpochs).contains(a), (1...maximumEpochs).contains(b) else {
+            throw StageError.usage("--epochs '\(epochs)' must be two whole numbers ≥ 1 and ≤ \(maximumEpochs) (intermediate,prediction)")
         }
         return .twoStage(intermediateEpochs: a, predictionEpochs: b)
     case (.oneStage, _):

@@ -13,6 +13,7 @@
 // model by dev macro-F1 is written as a Distillery model file only at the end, through
 // temp + rename, with its maximum length, labels, pooling and head start in its config.
 // Left out on purpose: sentence-pair inputs, regression heads.
+import Distillation
 import DistilleryData
 import DistilleryModel
 import DistilleryTensor
@@ -68,6 +69,8 @@ public struct FinetuneConfig: Sendable {
     /// Test hook: stop the process after this step (so a test can kill it there).
     public var pauseAfterStep: Int?
     public var threads = 1
+    /// Let `out` replace an input model (it is written whole, then renamed over it).
+    public var force = false
 
     /// A configuration with the defaults of `kd finetune`.
     public init(model: String, data: String, out: String) {
@@ -80,15 +83,15 @@ public struct FinetuneConfig: Sendable {
     public var checkpointPath: String { defaultCheckpointPath(out: out, checkpoint: checkpoint) }
 
     func validate() throws {
-        guard epochs >= 1 else { throw StageError.usage("--epochs \(epochs) must be at least 1") }
+        try checkFlag(epochs, in: 1...maximumEpochs, flag: "--epochs")
         guard learningRate > 0, learningRate.isFinite else { throw StageError.usage("--lr \(learningRate) must be a positive number") }
-        guard batchSize >= 1 else { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
+        try checkFlag(batchSize, in: 1...maximumBatchSize, flag: "--batch-size")
         guard weightDecay >= 0, weightDecay.isFinite else { throw StageError.usage("--weight-decay \(weightDecay) must be ≥ 0") }
         guard clip >= 0, clip.isFinite else { throw StageError.usage("--clip \(clip) must be ≥ 0 (0 turns clipping off)") }
-        if let evalEvery, evalEvery < 1 { throw StageError.usage("--eval-every \(evalEvery) must be at least 1") }
-        if let checkpointEvery, checkpointEvery < 0 { throw StageError.usage("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
-        if let maxSteps, maxSteps < 1 { throw StageError.usage("--max-steps \(maxSteps) must be at least 1") }
-        guard warmup >= 0, warmup.isFinite, warmup < 1 || warmup == warmup.rounded() else {
+        if let evalEvery { try checkFlag(evalEvery, in: 1...maximumSteps, flag: "--eval-every") }
+        if let checkpointEvery { try checkFlag(checkpointEvery, in: 0...maximumSteps, flag: "--checkpoint-every") }
+        if let maxSteps { try checkFlag(maxSteps, in: 1...maximumSteps, flag: "--max-steps") }
+        guard warmup >= 0, warmup.isFinite, warmup < 1 || (warmup == warmup.rounded() && warmup <= Double(maximumSteps)) else {
             throw StageError.usage("--warmup '\(warmup)' must be a fraction in [0, 1) or a whole number of steps")
         }
     }
@@ -172,6 +175,9 @@ public func finetune(_ config: FinetuneConfig, progress: StageProgress) throws -
     try checkTrainingPaths(out: config.out, checkpoint: config.checkpointPath, resume: config.resume)
     let metricsPath = metricsLogPath(out: config.out)
     try checkOutputPath(metricsPath, flag: "--out (its training log)")
+    try refuseInputsAsOutputs([(config.out, "--out")], inputs: [config.model, config.data, config.resume], force: config.force)
+    try refuseInputsAsOutputs([(config.checkpointPath, "--checkpoint"), (metricsPath, "--out (its training log)")],
+                              inputs: [config.model, config.data])
     let teacher = try ModelBundle(path: config.model)
     if teacher.hasClassifier && !config.replaceHead {
         let names = teacher.config.labels.isEmpty ? "" : " (\(teacher.config.labels.joined(separator: ", ")))"
@@ -215,7 +221,7 @@ public func finetune(_ config: FinetuneConfig, progress: StageProgress) throws -
                           paddingId: teacher.tokenizer.paddingId, checkpointURL: URL(fileURLWithPath: config.checkpointPath),
                           checkpointEvery: config.checkpointEvery ?? evalEvery)
     progress.line("fine-tuning \(config.model) on \(config.data): \(data.train.count) train / \(data.dev.count) dev examples, \(labels.count) labels, \(total) steps of \(config.batchSize) (\(perEpoch) per epoch), \(config.threads) thread(s)")
-    let log = try MetricsLog(path: metricsPath, resuming: config.resume != nil)
+    let log = try MetricsLog(path: metricsPath, resumingAt: config.resume != nil ? state.step : nil)
     let last = try runTraining(trainer, state: &state, progress: progress, pauseAfterStep: config.pauseAfterStep, log: log)
 
     guard let best = state.best else { throw StageError("no dev evaluation was made — nothing to write") }

@@ -24,13 +24,16 @@ public struct ImportConfig: Sendable {
     public var vocabulary: String?
     /// config.json (nil: beside the weights, or the Distillery file's own).
     public var config: String?
+    /// Replace an input (the source .h5) with the output.
+    public var force = false
 
     /// A configuration; see the properties.
-    public init(source: String, out: String, vocabulary: String? = nil, config: String? = nil) {
+    public init(source: String, out: String, vocabulary: String? = nil, config: String? = nil, force: Bool = false) {
         self.source = source
         self.out = out
         self.vocabulary = vocabulary
         self.config = config
+        self.force = force
     }
 }
 
@@ -103,6 +106,8 @@ public func importModel(_ config: ImportConfig) throws -> ImportReport {
     try checkOutputPath(config.out, flag: "--out")
     let sources = try ImportSources(config.source)
     let weightsPath = sources.weightsPath
+    try refuseInputsAsOutputs([(config.out, "--out")], inputs: [config.source, weightsPath, config.vocabulary, config.config],
+                              force: config.force)
     // A Distillery file carries its config, vocabulary and settings; other sources
     // take them from files beside the weights or from the configuration.
     var stored: TeacherFile? = nil
@@ -159,28 +164,44 @@ public func importModel(_ config: ImportConfig) throws -> ImportReport {
 private func importConfig(_ config: ImportConfig, sources: ImportSources, stored: TeacherFile?) throws -> (String, BertConfig) {
     let configText: String, configSource: String
     if let path = config.config ?? (stored == nil ? sources.sibling("config.json") : nil) {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw StageError("\(path): no such config file — check --config")
-        }
+        try requireInputFile(path, what: "config file", flag: "--config")
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw StageError("\(path): cannot read config.json as UTF-8 text")
         }
         (configText, configSource) = (text, path)
     } else if let stored {
         (configText, configSource) = (stored.configJSON, "\(sources.weightsPath) (config_json)")
+    } else if let text = try hdf5AttributeConfig(sources.weightsPath) {
+        (configText, configSource) = (text, "\(sources.weightsPath) (root attributes)")
     } else {
         throw StageError("\(config.source): no config.json found beside the weights — pass --config path/to/config.json")
     }
     do { return (configText, try BertConfig(json: configText, source: configSource)) } catch { throw StageError(file: configSource, error) }
 }
 
+/// The HF config an HDF5 weight file carries as root attributes — a `config_json` string, or
+/// one attribute per config key (as Distillery writes them beside it and some exporters do) —
+/// as config.json text; nil for a file that is not HDF5 or has no `hidden_size` attribute.
+func hdf5AttributeConfig(_ path: String) throws -> String? {
+    guard let file = try? HDF5File.open(URL(fileURLWithPath: path)), file.hasAttribute("hidden_size") || file.hasAttribute("config_json") else {
+        return nil
+    }
+    if file.hasAttribute("config_json") { return try? file.stringAttribute("config_json") }
+    var members: [String: JSONValue] = [:]
+    for name in try file.attributeNames() where !["format", "format_version"].contains(name) {
+        if let v = try? file.intAttribute(name) { members[name] = .int(v) }
+        else if let v = try? file.doubleAttribute(name) { members[name] = .double(v) }
+        else if let v = try? file.stringAttribute(name) { members[name] = .string(v) }
+        else if let v = try? file.stringArrayAttribute(name) { members[name] = .array(v.map { .string($0) }) }
+    }
+    return JSONValue.object(members).jsonText
+}
+
 /// The vocabulary and where it came from: `config.vocabulary`, vocab.txt beside the
 /// weights, or the stored one.
 private func importVocabulary(_ config: ImportConfig, sources: ImportSources, stored: TeacherFile?) throws -> ([String], String) {
     if let path = config.vocabulary ?? (stored == nil ? sources.sibling("vocab.txt") : nil) {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw StageError("\(path): no such vocabulary file — check --vocab")
-        }
+        try requireInputFile(path, what: "vocabulary file", flag: "--vocab")
         do { return (try WordPieceTokenizer.readVocabulary(URL(fileURLWithPath: path)), path) } catch { throw StageError(file: path, error) }
     } else if let stored {
         return (stored.vocabulary, sources.weightsPath)

@@ -11,6 +11,7 @@
 // line, `DistilleryJSON.JSONLine`: text first; predictions as HF's text-classification
 // pipeline names them), written atomically to `output` when one is given. Left out on
 // purpose: sentence pairs and regression heads.
+import Distillation
 import DistilleryData
 import DistilleryJSON
 import DistilleryModel
@@ -87,8 +88,11 @@ public struct LineRunConfig: Sendable {
     /// input, all before anything is written.
     func load(progress: StageProgress, check: (InferenceModel) throws -> Void = { _ in }) throws -> (InferenceModel, [String], [[Int32]]) {
         try setComputeThreads(threads)
-        guard batchSize >= 1 else { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
-        if let output { try checkOutputPath(output, flag: "--out") }
+        try checkFlag(batchSize, in: 1...maximumBatchSize, flag: "--batch-size")
+        if let output {
+            try checkOutputPath(output, flag: "--out")
+            try refuseInputsAsOutputs([(output, "--out")], inputs: [model, input == "-" ? nil : input])
+        }
         let model = try InferenceModel(path: model)
         try check(model)
         let maxLength = try model.bundle.resolveMaxLength(self.maxLength, progress: progress)
@@ -131,16 +135,17 @@ public struct EmbedReport: JSONLinesReport, Sendable {
     public var records: [EmbeddingRecord]
 }
 
-/// Sentence embeddings: the model's pooling (or `pooling`), L2-normalized when the model
-/// says so or `normalize` is set; written to `config.output` when given.
-public func embed(_ config: LineRunConfig, pooling: PoolingMode? = nil, normalize: Bool = false,
+/// Sentence embeddings: the model's pooling (or `pooling`), L2-normalized as the model says
+/// unless `normalize` says otherwise (nil: the model's own setting); written to
+/// `config.output` when given.
+public func embed(_ config: LineRunConfig, pooling: PoolingMode? = nil, normalize: Bool? = nil,
                   progress: StageProgress = SilentProgress()) throws -> EmbedReport {
     let (model, lines, sequences) = try config.load(progress: progress)
     if let pooling, pooling != model.bundle.pooling {
         progress.warning("--pooling \(pooling.rawValue) overrides the \(model.bundle.pooling.rawValue) pooling stored in \(model.path)")
     }
     let mode = pooling ?? model.bundle.pooling
-    let doNormalize = normalize || model.bundle.normalize
+    let doNormalize = normalize ?? model.bundle.normalize
     var records = lines.map { EmbeddingRecord(text: $0, embedding: []) }
     try model.runBatched(sequences, batchSize: config.batchSize) { i, out, row, batch in
         let pooled = pool(out.lastHidden, mask: batch.mask, mode: mode, normalize: doNormalize)
@@ -312,7 +317,7 @@ public struct EvalReport: Codable, Sendable {
 /// Scores a classifier on a split of a prepared dataset (and its fidelity to `teacher`).
 public func evaluate(_ config: EvalConfig, progress: StageProgress = SilentProgress()) throws -> EvalReport {
     try setComputeThreads(config.threads)
-    guard config.batchSize >= 1 else { throw StageError.usage("--batch-size \(config.batchSize) must be at least 1") }
+    try checkFlag(config.batchSize, in: 1...maximumBatchSize, flag: "--batch-size")
     let loaded = try InferenceModel(path: config.model)
     let names = try loaded.labelNames()
     let maxLength = try loaded.bundle.resolveMaxLength(config.maxLength, progress: progress)

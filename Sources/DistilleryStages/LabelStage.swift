@@ -13,6 +13,7 @@
 // Merging refuses parts of different runs (settings compared field by field), another
 // split, a shard given twice or missing, and an input that is also the output. Left out
 // on purpose: labeling dev/test splits (students are evaluated on gold labels), pair inputs.
+import Distillation
 import DistilleryData
 import DistilleryModel
 import DistilleryTensor
@@ -71,6 +72,9 @@ public struct ByteSize: Sendable {
         guard let value = Double(s), value >= 0, value.isFinite else {
             throw StageError.usage("\(flag) '\(text)' is not a size — use bytes or a number with K, M, G or T (e.g. 500M, 8G)")
         }
+        guard value * scale <= 1e18 else {   // an exabyte: beyond any disk, and still an Int
+            throw StageError.usage("\(flag) '\(text)' is out of range — use at most 1000000T")
+        }
         self.init(bytes: Int(value * scale), text: text)
     }
 
@@ -109,6 +113,10 @@ public struct ShardSelection: Sendable {
     public init(index: Int, count: Int) throws { try self.init(parsing: "\(index)/\(count)") }
 }
 
+/// Most augmented copies per example, and most neighbours a replacement is drawn from
+/// (TinyBERT uses 20 copies; far more only multiplies the cache).
+let maximumAugmentCopies = 1000
+
 /// What `label` reads, stores and writes.
 public struct LabelConfig: Sendable {
     /// A fine-tuned classifier teacher (.h5).
@@ -146,10 +154,10 @@ public struct LabelConfig: Sendable {
 
     func validate() throws {
         if let topK, topK < 1 { throw StageError.usage("--top-k \(topK) must be at least 1 (omit it to keep every logit)") }
-        guard batchSize >= 1 else { throw StageError.usage("--batch-size \(batchSize) must be at least 1") }
-        guard augment >= 0 else { throw StageError.usage("--augment \(augment) must be ≥ 0 (0 = no augmentation)") }
+        try checkFlag(batchSize, in: 1...maximumBatchSize, flag: "--batch-size")
+        try checkFlag(augment, in: 0...maximumAugmentCopies, flag: "--augment")
         guard augmentProbability >= 0, augmentProbability <= 1 else { throw StageError.usage("--augment-prob \(augmentProbability) must be a probability in [0, 1]") }
-        guard neighbours >= 1 else { throw StageError.usage("--neighbours \(neighbours) must be at least 1") }
+        try checkFlag(neighbours, in: 1...maximumAugmentCopies, flag: "--neighbours")
         if let maxLength, maxLength < 2 {
             throw StageError.usage("--max-length \(maxLength) is too small — it must leave room for [CLS] and [SEP]")
         }
@@ -180,6 +188,7 @@ public func label(_ config: LabelConfig, progress: StageProgress) throws -> Labe
     try setComputeThreads(config.threads)
     try config.validate()
     try checkOutputPath(config.out, flag: "--out")
+    try refuseInputsAsOutputs([(config.out, "--out")], inputs: [config.teacher, config.data])
     let teacher = config.teacher
 
     // Teacher: a classifier whose labels are the data's.
@@ -383,12 +392,9 @@ public struct MergeReport: Codable, Sendable {
 public func mergeLabelShards(_ parts: [String], out: String) throws -> MergeReport {
     try checkOutputPath(out, flag: "--out")
     guard !parts.isEmpty else { throw StageError("no shard files given — pass every part: kd label merge --out labels.h5 part-0.h5 part-1.h5 …") }
-    let outURL = URL(fileURLWithPath: out).standardizedFileURL
+    try refuseInputsAsOutputs([(out, "--out")], inputs: parts)
     var caches: [(path: String, cache: LabelCache)] = []
     for p in parts {
-        guard URL(fileURLWithPath: p).standardizedFileURL != outURL else {
-            throw StageError("\(p) is both an input and --out — write the merged cache to a new file")
-        }
         guard FileManager.default.fileExists(atPath: p) else { throw StageError("\(p): no such file — pass the shard files kd label --shard wrote") }
         caches.append((p, try openLabelCache(p)))
     }
@@ -442,6 +448,23 @@ func openLabelCache(_ labels: String) throws -> LabelCache {
     do { return try LabelCache.open(URL(fileURLWithPath: labels)) } catch { throw StageError(file: labels, error) }
 }
 
+/// Every example's token ids (or those of `examples`), each checked to lie in the teacher's vocabulary (they index
+/// embedding rows): a cache is a file, and a file's indices are checked once, at load.
+func cacheTokenIDs(_ cache: LabelCache, labels: String, vocabularySize: Int, examples: Range<Int>? = nil) throws -> [[Int32]] {
+    var all: [[Int32]] = []
+    for chunk in (examples ?? 0..<cache.exampleCount).chunked(8192) {
+        let ids: [[Int32]]
+        do { ids = try cache.tokenIDs(examples: chunk) } catch { throw StageError(file: labels, error) }
+        for (example, row) in zip(chunk, ids) {
+            if let bad = row.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+                throw StageError("\(labels): example \(example) has token id \(bad), outside the teacher's vocabulary 0..<\(vocabularySize) — the cache is damaged; label again with kd label")
+            }
+        }
+        all += ids
+    }
+    return all
+}
+
 /// Verifies a label cache against a teacher file and a prepared dataset folder (their sha256).
 func verifyLabelCache(_ cache: LabelCache, labels: String, teacher: String, folder: PreparedFolder, data: String) throws {
     do {
@@ -481,6 +504,7 @@ public func checkLabelCache(_ labels: String, teacher: String, data: String) thr
     guard FileManager.default.fileExists(atPath: teacher) else { throw StageError("\(teacher): no such file — check --teacher") }
     let folder = try PreparedFolder(path: data)
     try verifyLabelCache(cache, labels: labels, teacher: teacher, folder: folder, data: data)
+    _ = try cacheTokenIDs(cache, labels: labels, vocabularySize: try ModelBundle(path: teacher).config.vocabSize)
     let s = cache.settings
     return LabelCheckReport(labels: labels, teacher: teacher, data: data, examples: cache.exampleCount, tokens: cache.tokenCount,
                             teacherFile: s.teacherFile, dataName: s.dataName, topK: s.topK, hiddenLayers: s.hiddenLayers,

@@ -196,16 +196,28 @@ public func prepareDataset(_ config: PrepareConfig) throws -> PrepareReport {
     if FileManager.default.fileExists(atPath: outDir, isDirectory: &isDirectory), !isDirectory.boolValue {
         throw StageError("\(outDir): is a file — --out takes a folder (it will hold train.jsonl, dev.jsonl, test.jsonl, manifest.json)")
     }
+    let inputs: [String]
+    switch config.input {
+    case .csv(let csv): inputs = [csv.path]
+    case .builtin(let datasetName, let cache): inputs = [cache + "/" + datasetName]
+    }
     let prepared: PreparedDataset
     do { prepared = try DatasetPreparer.prepare(loaded.examples, name: name, source: loaded.source, options: options) } catch {
-        throw StageError(String(describing: error))
+        throw StageError(file: inputs[0], error)
     }
+    guard prepared.manifest.labels.count >= 2 else {
+        throw StageError("\(inputs[0]): every usable row has the label \(prepared.manifest.labels.map { "'\($0)'" }.joined()) — a classifier needs at least two labels; check --label-column")
+    }
+    try refuseInputsAsOutputs((Split.allCases.map { prepared.manifest.files[$0.rawValue]! } + ["manifest.json"]).map { (outDir + "/" + $0, "--out") },
+                              inputs: inputs)
     try write(prepared, to: outDir)
     return PrepareReport(out: outDir, manifest: prepared.manifest)
 }
 
-/// Writes the three splits and the manifest, each atomically; removes a folder it created
-/// when writing fails.
+/// Writes the three splits and the manifest, each atomically, and all of them before any is
+/// renamed into place (the manifest last), so a killed run leaves the folder as it was or,
+/// at worst, with some splits new and the old manifest; removes a folder it created when
+/// writing fails.
 private func write(_ prepared: PreparedDataset, to outDir: String) throws {
     let fm = FileManager.default
     let created = !fm.fileExists(atPath: outDir)
@@ -215,10 +227,17 @@ private func write(_ prepared: PreparedDataset, to outDir: String) throws {
     do {
         let manifest: Data
         do { manifest = try prepared.manifest.jsonData() } catch { throw StageError("cannot encode the manifest (\(error))") }
-        for split in Split.allCases {
-            try writeAtomically(prepared.jsonLines(split), to: outDir + "/" + prepared.manifest.files[split.rawValue]!)
+        let files = Split.allCases.map { (prepared.jsonLines($0), outDir + "/" + prepared.manifest.files[$0.rawValue]!) }
+            + [(manifest, outDir + "/manifest.json")]
+        var staged: [OutputFile] = []
+        for (data, path) in files {
+            let output = OutputFile(URL(fileURLWithPath: path))
+            do { try data.write(to: output.temporaryURL) } catch { throw StageError("\(path): cannot write (\(error.localizedDescription))") }
+            staged.append(output)
         }
-        try writeAtomically(manifest, to: outDir + "/manifest.json")
+        for output in staged {
+            do { try output.commit() } catch { throw StageError(file: output.url.path, error) }
+        }
     } catch {
         if created { try? fm.removeItem(atPath: outDir) }
         throw error

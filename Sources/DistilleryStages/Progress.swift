@@ -154,6 +154,11 @@ func startingState(resume: String?, layout: ParameterLayout, config: TrainingCon
         throw StageError(file: resume, error)
     }
     do { try checkpoint.config.checkResumable(with: config, checkpoint: resume) } catch { throw StageError(error.description) }
+    // The saved data order indexes the training set: checked here, before anything is logged or written.
+    do {
+        try checkpoint.state.order?.validate(examples: config.trainExamples,
+                                             batches: Trainer.stepsPerEpoch(examples: config.trainExamples, batchSize: config.batchSize))
+    } catch { throw StageError("\(resume): \(error.description)") }
     if checkpoint.config.threads != threads {
         progress.warning("\(resume) was written with --threads \(checkpoint.config.threads), this run uses \(threads): results will not be bit-identical to an uninterrupted run")
     }

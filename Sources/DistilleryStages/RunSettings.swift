@@ -15,6 +15,7 @@ import DistilleryJSON
 import DistilleryModel
 import DistilleryTraining
 import Foundation
+import WeightIO
 
 // MARK: - settings stored in a model file
 
@@ -114,6 +115,24 @@ public func parseThreadList(_ text: String, flag: String = "--threads") throws -
     }
 }
 
+// MARK: - limits of counts from flags
+
+/// Most optimizer steps (and step intervals) a flag may name: far beyond any real run, small
+/// enough that every sum and product of steps, epochs and batch sizes stays an Int.
+public let maximumSteps = Int(Int32.max)
+
+/// Checks that `value`, given for `flag`, lies in `range`; a usage error naming both otherwise.
+func checkFlag(_ value: Int, in range: ClosedRange<Int>, flag: String) throws {
+    guard range.contains(value) else { throw StageError.usage("\(flag) \(value) is out of range — use \(range.lowerBound)...\(range.upperBound)") }
+}
+
+/// Checks that `value`, given for `flag`, is finite and lies in `range`.
+func checkFlag(_ value: Double, in range: ClosedRange<Double>, flag: String) throws {
+    guard value.isFinite, range.contains(value) else {
+        throw StageError.usage("\(flag) \(value) is out of range — use a number in \(range.lowerBound)...\(range.upperBound)")
+    }
+}
+
 // MARK: - the training log
 
 /// `OUT.metrics.jsonl` beside the model `OUT.h5`.
@@ -124,7 +143,9 @@ public func metricsLogPath(out: String) -> String {
 /// The training log of a run: one JSON object per optimizer step
 /// (`{"step","epoch","loss","lr","grad_norm","examples","time"}`) and per dev evaluation
 /// (`{"step","dev_accuracy","dev_macro_f1","best","time"}`), appended and flushed as the
-/// run goes, so a killed run keeps its history. A resumed run appends to it.
+/// run goes, so a killed run keeps its history. A resumed run first drops the lines of steps
+/// after its checkpoint (the killed process logged them, the resumed one runs them again),
+/// then appends.
 final class MetricsLog {
     let path: String
     private let handle: FileHandle
@@ -132,10 +153,21 @@ final class MetricsLog {
     /// Seconds of earlier processes of this run (a resumed run continues the clock).
     private var offset = 0.0
 
-    /// Opens the log: truncated for a fresh run, appended to when `resuming`.
-    init(path: String, resuming: Bool) throws {
+    /// Opens the log: truncated for a fresh run; for a run resuming at step `resumingAt`,
+    /// cut back to the lines of steps up to it, then appended to.
+    init(path: String, resumingAt step: Int?) throws {
         self.path = path
+        let resuming = step != nil
         let manager = FileManager.default
+        if let step, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let kept = text.split(separator: "\n").filter { line in
+                guard let logged = (try? JSONValue.parse(String(line)))?.objectValue?["step"]?.numberValue else { return false }
+                return logged <= Double(step)
+            }
+            do { try OutputFile.write(Data(kept.map { $0 + "\n" }.joined().utf8), to: URL(fileURLWithPath: path)) } catch {
+                throw StageError(file: path, error)
+            }
+        }
         if !resuming || !manager.fileExists(atPath: path) {
             guard manager.createFile(atPath: path, contents: nil) else {
                 throw StageError("\(path): cannot create the training log — check that the directory is writable")
@@ -177,8 +209,10 @@ final class MetricsLog {
     }
 }
 
-/// Removes a finished run's checkpoint unless it is to be kept; says which on `progress`.
+/// Removes a finished run's checkpoint unless it is to be kept, and any partial checkpoint a
+/// killed earlier process of the run left beside it; says which on `progress`.
 func finishCheckpoint(_ path: String, keep: Bool, progress: StageProgress) {
+    OutputFile.removeStalePartials(of: URL(fileURLWithPath: path))
     guard FileManager.default.fileExists(atPath: path) else { return }
     if keep {
         progress.line("checkpoint kept: \(path) (\(formatSize(fileSize(path))))")

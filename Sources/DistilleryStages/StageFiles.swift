@@ -11,6 +11,7 @@
 import DistilleryData
 import DistilleryTensor
 import Foundation
+import WeightIO
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -113,6 +114,15 @@ public func readInputLines(_ path: String?, allowEmpty: Bool = false) throws -> 
     return lines
 }
 
+/// Checks that the input `path` given with `flag` is an existing file, not a directory.
+func requireInputFile(_ path: String, what: String, flag: String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw StageError("\(path): no such \(what) — check \(flag)")
+    }
+    guard !isDirectory.boolValue else { throw StageError("\(path): is a directory — \(flag) takes a \(what), e.g. \(path)/\(what == "config file" ? "config.json" : "vocab.txt")") }
+}
+
 /// Checks that `path` can be an output file for `flag`: not empty, not a directory, in an
 /// existing directory. Stages call it before doing any work.
 public func checkOutputPath(_ path: String, flag: String) throws {
@@ -127,21 +137,42 @@ public func checkOutputPath(_ path: String, flag: String) throws {
     }
 }
 
-/// Writes `data` to `path` through a temporary sibling file renamed on success.
-/// rename(2) replaces an existing file atomically and refuses to replace a directory.
+/// Writes `data` to `path` through a partial sibling, fsynced and renamed on success
+/// (WeightIO's OutputFile). rename(2) replaces an existing file atomically and refuses to
+/// replace a directory.
 public func writeAtomically(_ data: Data, to path: String) throws {
     try checkOutputPath(path, flag: "output")
-    let url = URL(fileURLWithPath: path)
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    do {
-        try data.write(to: tmp)
-        guard rename(tmp.path, url.path) == 0 else {
-            throw StageError("\(path): cannot write (\(String(cString: strerror(errno))))")
+    do { try OutputFile.write(data, to: URL(fileURLWithPath: path)) } catch { throw StageError(file: path, error) }
+}
+
+/// The (device, inode) of an existing path, or nil.
+private func fileIdentity(_ path: String) -> [UInt64]? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    return [UInt64(info.st_dev), UInt64(info.st_ino)]
+}
+
+/// Refuses an output that is one of the inputs — the same file (device and inode, so links
+/// and other spellings count), or a file directly inside an input folder — before any work.
+/// `force` is nil for commands where replacing an input never makes sense; when false the
+/// message offers `--force`, when true the check is skipped (the output is written to a
+/// partial file and renamed, so the input is read whole before it is replaced).
+func refuseInputsAsOutputs(_ outputs: [(path: String, flag: String)], inputs: [String?], force: Bool? = nil) throws {
+    if force == true { return }
+    var known: [[UInt64]: String] = [:]
+    for case let input? in inputs {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else { continue }
+        if let id = fileIdentity(input) { known[id] = input }
+        if isDirectory.boolValue, let names = try? FileManager.default.contentsOfDirectory(atPath: input) {
+            for name in names { if let id = fileIdentity(input + "/" + name) { known[id] = input + "/" + name } }
         }
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        if let error = error as? StageError { throw error }
-        throw StageError("\(path): cannot write (\(error.localizedDescription))")
+    }
+    for (path, flag) in outputs {
+        guard let id = fileIdentity(path), let input = known[id] else { continue }
+        let same = input == path ? "" : " (the same file as \(input))"
+        throw StageError.usage("\(flag) \(path) is an input of this run\(same) — writing it would replace the input; "
+                               + (force == nil ? "give another output path" : "give another output path, or --force to replace it"))
     }
 }
 

@@ -93,12 +93,11 @@ public struct CheckpointFile {
         self.best = best
     }
 
-    /// Writes the checkpoint through a temporary sibling renamed on success.
+    /// Writes the checkpoint through a partial sibling, fsynced and renamed on success (OutputFile).
     public func write(to url: URL) throws {
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).partial-\(getpid())")
+        let output = OutputFile(url)
         do {
-            let file = try HDF5File.create(temporary)
+            let file = try HDF5File.create(output.temporaryURL)
             try file.setAttribute("format", string: Self.formatName)
             try file.setAttribute("format_version", int: Self.formatVersion)
             try file.setAttribute("training_config_json", string: trainingConfigJSON)
@@ -121,12 +120,13 @@ public struct CheckpointFile {
                 try file.writeTensor(Tensor(shape: [best.storage.count], data: best.storage), at: "__best__")
             }
             try file.close()
-            guard rename(temporary.path, url.path) == 0 else {
-                throw WeightIOError(.ioFailure, file: url, "cannot move the checkpoint into place (\(String(cString: strerror(errno))))",
-                                    hint: "check that the destination is writable and not a directory")
-            }
+            try output.commit()
         } catch {
-            try? FileManager.default.removeItem(at: temporary)
+            output.abandon()
+            if var error = error as? WeightIOError {
+                error.path = url.path   // report the destination, not the partial name
+                throw error
+            }
             throw error
         }
     }

@@ -28,7 +28,7 @@ public final class LabelCacheWriter {
     public let settings: LabelCacheSettings
     /// The source rows this file covers.
     public let shard: LabelCacheShard
-    private let temporary: URL
+    private let output: OutputFile
     private var file: HDF5File?
     private var streams: [String: RowStream] = [:]
     private var examples = 0
@@ -41,14 +41,14 @@ public final class LabelCacheWriter {
         self.url = url
         self.settings = settings
         self.shard = shard
-        temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial-\(UUID().uuidString)")
+        output = OutputFile(url)
         guard settings.attentionHeads.count == settings.attentionLayers.count, settings.topK >= 0,
               settings.topK < max(settings.classes, 1) || settings.topK == 0 else {
             throw WeightIOError(.unsupported, file: url, "inconsistent label-cache settings (top_k \(settings.topK) for \(settings.classes) classes, \(settings.attentionHeads.count) head counts for \(settings.attentionLayers.count) attention layers)",
                                 hint: "this is a caller bug: top_k must be below the class count, one head count per attention layer")
         }
         do {
-            let file = try HDF5File.create(temporary)
+            let file = try HDF5File.create(output.temporaryURL)
             self.file = file
             func stream(_ path: String, _ type: HDF5NumberType, _ rowShape: [Int] = []) throws {
                 let rowSize = rowShape.reduce(1, *)
@@ -172,11 +172,7 @@ public final class LabelCacheWriter {
             streams = [:]
             try file.close()
             self.file = nil
-            guard rename(temporary.path, url.path) == 0 else {
-                let reason = String(cString: strerror(errno))
-                throw WeightIOError(.ioFailure, file: url, "cannot move the finished cache into place (\(reason))",
-                                    hint: "check that the destination is writable and not a directory")
-            }
+            try output.commit()
             finished = true
         } catch {
             abandon()
@@ -190,7 +186,7 @@ public final class LabelCacheWriter {
         try? file?.close()
         file = nil
         finished = true
-        try? FileManager.default.removeItem(at: temporary)
+        output.abandon()
     }
 
     /// Reports errors against the destination, not the temporary name.

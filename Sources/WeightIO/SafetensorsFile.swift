@@ -96,6 +96,8 @@ public struct SafetensorsFile {
         let header: JSONValue
         do {
             header = try JSONValue.parse(headerBytes)
+        } catch let error as JSONDuplicateKey {
+            throw corrupt("header names tensor \(error.key == "__metadata__" ? "__metadata__" : "'\(error.key)'") twice (\(error))")
         } catch {
             throw corrupt("header is not valid JSON")
         }
@@ -231,12 +233,7 @@ public struct SafetensorsFile {
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: header)
         for (_, _, tensor) in tensors { tensor.data.withUnsafeBytes { out.append(contentsOf: $0) } }
-        do {
-            try out.write(to: url, options: .atomic)
-        } catch {
-            throw WeightIOError(.ioFailure, file: url, "cannot write the file (\(error.localizedDescription))",
-                                hint: "check that the directory exists and is writable")
-        }
+        try OutputFile.write(out, to: url)
     }
 }
 

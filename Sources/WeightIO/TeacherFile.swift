@@ -138,13 +138,30 @@ public struct TeacherFile {
                 tensors.append((path, try file.readTensor(path)))
             }
         }
-        let vocabularyText = String(decoding: try file.readBytes(teacherVocabularyDataset), as: UTF8.self)
-        let segmentation = paths.contains(teacherSegmentationDataset)
-            ? vocabularyLines(String(decoding: try file.readBytes(teacherSegmentationDataset), as: UTF8.self)) : nil
+        guard let vocabularyText = String(validating: try file.readBytes(teacherVocabularyDataset), as: UTF8.self) else {
+            throw WeightIOError(.corrupt, file: url, object: teacherVocabularyDataset, "the stored vocabulary '\(teacherVocabularyDataset)' is not valid UTF-8",
+                                hint: "the file is damaged; import the model again")
+        }
+        let configJSON = try file.stringAttribute("config_json")
+        let vocabulary = vocabularyLines(vocabularyText)
+        if case .int(let size)? = (try? JSONValue.parse(configJSON))?.objectValue?["vocab_size"], size != vocabulary.count {
+            throw WeightIOError(.corrupt, file: url, object: teacherVocabularyDataset,
+                                "the stored vocabulary has \(vocabulary.count) tokens but config_json's vocab_size is \(size)",
+                                hint: "the file is damaged or was edited; import the model again")
+        }
+        var segmentation: [String]?
+        if paths.contains(teacherSegmentationDataset) {
+            guard let text = String(validating: try file.readBytes(teacherSegmentationDataset), as: UTF8.self) else {
+                throw WeightIOError(.corrupt, file: url, object: teacherSegmentationDataset,
+                                    "the stored segmentation vocabulary '\(teacherSegmentationDataset)' is not valid UTF-8",
+                                    hint: "the file is damaged; prune the model again")
+            }
+            segmentation = vocabularyLines(text)
+        }
         var teacher = TeacherFile(
             tensors: tensors,
-            configJSON: try file.stringAttribute("config_json"),
-            vocabulary: vocabularyLines(vocabularyText),
+            configJSON: configJSON,
+            vocabulary: vocabulary,
             pooling: try file.stringAttribute("pooling"),
             normalize: try file.intAttribute("normalize") != 0,
             tokenizerOptionsJSON: try file.stringAttribute("tokenizer_json"),
@@ -229,13 +246,12 @@ public struct TeacherFile {
 
     // MARK: Writing
 
-    /// Writes the teacher atomically: a temporary file in the same directory, renamed on success.
+    /// Writes the teacher through a partial sibling, fsynced and renamed on success (OutputFile).
     public func write(to url: URL) throws {
         let config = try parsedConfig(url)
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).partial-\(UUID().uuidString)")
+        let output = OutputFile(url)
         do {
-            let file = try HDF5File.create(temporary)
+            let file = try HDF5File.create(output.temporaryURL)
             try file.setAttribute(teacherFormatAttribute, string: teacherFormatName)
             try file.setAttribute(teacherVersionAttribute,
                                   int: quantized.isEmpty && segmentationVocabulary == nil ? teacherFloatFormatVersion : teacherFormatVersion)
@@ -261,13 +277,9 @@ public struct TeacherFile {
                 if let q = quantized[name] { try writeQuantized(q, file, name) } else { try file.writeTensor(tensor, at: name) }
             }
             try file.close()
-            guard rename(temporary.path, url.path) == 0 else {
-                let reason = String(cString: strerror(errno))
-                throw WeightIOError(.ioFailure, file: url, "cannot move the finished file into place (\(reason))",
-                                    hint: "check that the destination is writable and not a directory")
-            }
+            try output.commit()
         } catch {
-            try? FileManager.default.removeItem(at: temporary)
+            output.abandon()
             if var error = error as? WeightIOError {
                 error.path = url.path   // report the destination, not the temporary name
                 throw error

@@ -56,9 +56,7 @@ struct KD: ParsableCommand {
             fail(error.description, code: 2)
         } catch {
             if exitCode(for: error) == .validationFailure {   // ArgumentParser's usage errors (64)
-                var message = fullMessage(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
-                if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
-                fail(message, code: 2)
+                fail(usageLine(fullMessage(for: error)), code: 2)
             }
             exit(withError: error)
         }
@@ -68,6 +66,20 @@ struct KD: ParsableCommand {
         FileHandle.standardError.write(Data("kd: error: \(message)\n".utf8))
         Foundation.exit(code)
     }
+}
+
+/// ArgumentParser's multi-line usage error as one line: its first line, why a negative
+/// number was not taken as a value (it reads `-1` as a flag), and where the help is.
+func usageLine(_ full: String, arguments: [String] = CommandLine.arguments) -> String {
+    let lines = full.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    var first = lines.first ?? "bad command line"
+    if first.hasPrefix("Error: ") { first.removeFirst("Error: ".count) }
+    if first.hasPrefix("Missing value for '"), let flag = first.dropFirst("Missing value for '".count).split(separator: " ").first,
+       let i = arguments.firstIndex(of: String(flag)), i + 1 < arguments.count, Double(arguments[i + 1]) != nil {
+        return "\(flag) \(arguments[i + 1]): a value starting with '-' is read as a flag — write \(flag)=\(arguments[i + 1])"
+    }
+    let help = lines.first { $0.hasPrefix("See '") }.map { " — s" + $0.dropFirst() } ?? ""
+    return first + help
 }
 
 /// A command-line error kd finds itself (conflicting spellings): exit code 2.
@@ -127,6 +139,7 @@ func parseChoice<T: RawRepresentable & CaseIterable>(_ text: String, flag: Strin
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import a BERT model (HF directory, .safetensors or .h5) into one .h5 file.",
+        usage: "kd import <source> --out <out> [<options>]",
         discussion: """
         Reads an HF model directory (config.json + model.safetensors or tf_model.h5 + \
         vocab.txt, plus sentence-transformers' modules.json and 1_Pooling when present), \
@@ -141,9 +154,10 @@ struct Import: ParsableCommand {
     @Option(help: "Output Distillery model file (.h5).") var out: String
     @Option(help: "vocab.txt (default: beside the weights).") var vocab: String?
     @Option(help: "HF config.json (default: beside the weights).") var config: String?
+    @Flag(help: "Let --out replace the source file (written whole, then renamed over it).") var force = false
 
     func run() throws {
-        print(try importModel(ImportConfig(source: source, out: out, vocabulary: vocab, config: config)).text)
+        print(try importModel(ImportConfig(source: source, out: out, vocabulary: vocab, config: config, force: force)).text)
     }
 }
 
@@ -206,7 +220,7 @@ struct Embed: ParsableCommand {
 
     @OptionGroup var options: LineRunOptions
     @Option(help: "Pooling: mean or cls (default: the model's own).") var pooling: String?
-    @Flag(help: "L2-normalize the embeddings (default: the model's own setting).") var normalize = false
+    @Flag(inversion: .prefixedNo, help: "L2-normalize the embeddings, or not (default: the model's own setting).") var normalize: Bool?
 
     func run() throws {
         let mode = try pooling.map { try parseChoice($0, flag: "--pooling", as: PoolingMode.self) }

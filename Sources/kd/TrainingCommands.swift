@@ -154,11 +154,13 @@ struct Finetune: ParsableCommand {
     @Flag(name: .customLong("replace-head"), help: "Train a new head over a model that already has a classifier.") var replaceHead = false
     @Option(help: "Continue from this checkpoint (same model, data and flags).") var resume: String?
     @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "Let --out replace --model (written whole, then renamed over it).") var force = false
     @Option(name: .customLong("debug-pause-after-step"), help: .hidden) var pauseAfterStep: Int?
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
         var config = FinetuneConfig(model: model, data: data, out: out)
+        config.force = force
         guard let w = Double(warmup) else { throw StageError.usage("--warmup '\(warmup)' must be a fraction in [0, 1) or a whole number of steps") }
         let batch = try aliased(batchSize, oldBatch, new: "--batch-size", old: "--batch") ?? 32
         (config.epochs, config.learningRate, config.batchSize, config.maxLength, config.warmup) = (epochs, lr, batch, maxLength, w)
@@ -361,6 +363,7 @@ struct Distill: ParsableCommand {
     @Option(help: "Continue from this checkpoint (same teacher, student, labels and flags).") var resume: String?
     @Flag(name: .customLong("plan-only"), help: "Print the plan and the checks, then stop.") var planOnly = false
     @Flag(help: "Print the plan and the report as JSON (the plan is not printed as text).") var json = false
+    @Flag(help: "Let --out replace --teacher (written whole, then renamed over it).") var force = false
     @Option(name: .customLong("debug-pause-after-step"), help: .hidden) var pauseAfterStep: Int?
     @OptionGroup var threads: ThreadOptions
 
@@ -374,7 +377,7 @@ struct Distill: ParsableCommand {
         (config.checkpoint, config.epochs, config.stopAfter, config.teacherStates) = (checkpoint, epochs, stop, teacherStates)
         config.losses = try losses.map(parseLossWeights)
         (config.resume, config.planOnly, config.pauseAfterStep, config.threads) = (resume, planOnly, pauseAfterStep, try threads.count())
-        (config.keepCheckpoint, config.initWeights, config.trainLimit) = (keepCheckpoint, initWeights, trainLimit)
+        (config.keepCheckpoint, config.initWeights, config.trainLimit, config.force) = (keepCheckpoint, initWeights, trainLimit, force)
         let run = try prepareDistillation(config) { if !json { print($0) } }
         if !json { print(run.report.trainingData + "\n" + run.report.teacherStates) }
         fflush(nil)   // the plan (stdout) before the progress lines on stderr
