@@ -214,6 +214,16 @@ public struct SafetensorsFile {
 
     /// Writes every tensor as F32 (dtype labels are ignored) with the metadata, atomically.
     public func write(to url: URL) throws {
+        do {
+            try serialized().write(to: url, options: .atomic)
+        } catch {
+            throw WeightIOError(.ioFailure, file: url, "cannot write the file (\(error.localizedDescription))",
+                                hint: "check that the directory exists and is writable")
+        }
+    }
+
+    /// The file's bytes: every tensor as F32 (dtype labels are ignored), with the metadata.
+    public func serialized() -> Data {
         var entries: [String] = []
         var offset = 0
         for (name, _, tensor) in tensors {
@@ -231,12 +241,7 @@ public struct SafetensorsFile {
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: header)
         for (_, _, tensor) in tensors { tensor.data.withUnsafeBytes { out.append(contentsOf: $0) } }
-        do {
-            try out.write(to: url, options: .atomic)
-        } catch {
-            throw WeightIOError(.ioFailure, file: url, "cannot write the file (\(error.localizedDescription))",
-                                hint: "check that the directory exists and is writable")
-        }
+        return out
     }
 }
 
