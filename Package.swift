@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "DistillationTests",
                     dependencies: ["Distillation", "DistilleryTraining", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport", "WeightIO"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "WeightIO", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
     ]
 )
