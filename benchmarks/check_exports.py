@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Checks `kd export` files with the runtimes that load them, against kd on the same model.
 
-For each model given: exports safetensors (HF directory) and GGUF at f32/f16/q8_0/q4_0,
+For each model given: exports safetensors (HF directory), ONNX (fp32) and GGUF at
+f32/f16/q8_0/q4_0,
 then
+  - ONNX Runtime on the fp32 ONNX export vs kd: <= 1e-4 (embeddings, class probabilities);
   - transformers (AutoModel / AutoModelForSequenceClassification) and sentence-transformers
     vs `kd embed` / `kd predict` on the parity sentences: max |diff| <= 1e-4;
   - `kd import` of each export vs the original model file: bit-identical tensors at f32
@@ -160,6 +162,47 @@ def check_hf(model, work, has_classifier, pooling, normalize):
         report(f"safetensors: {how} vs kd predict", d <= TOL_FP32, f"max |prob diff| {d:.2e}")
 
 
+def check_onnx(model, work, has_classifier):
+    try:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+    except ImportError as e:
+        report("onnxruntime", None, f"not installed ({e})")
+        return
+    path = os.path.join(work, "model.onnx")
+    t0 = time.time()
+    kd(["export", "--model", model, "--format", "onnx", "--out", path, "--force"])
+    entry = {"bytes": du(path), "export_s": round(time.time() - t0, 2)}
+    summary["onnx-fp32"] = entry
+    try:
+        import onnx
+        onnx.checker.check_model(path)
+        report("onnx: onnx.checker", True, f"{du(path)} bytes, opset {onnx.load(path, load_external_data=False).opset_import[0].version}")
+    except ImportError:
+        report("onnx package", None, "not installed")
+    t0 = time.time()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    entry["onnxruntime_load_s"] = round(time.time() - t0, 3)
+    names = [o.name for o in session.get_outputs()]
+    tok = AutoTokenizer.from_pretrained(os.path.join(work, "hf"))
+    sentences = [l.rstrip("\n") for l in open(SENTENCES, encoding="utf-8")]
+    limit = min(128, json.load(open(os.path.join(work, "hf", "config.json")))["max_position_embeddings"])
+    b = tok(sentences, padding=True, truncation=True, max_length=limit, return_tensors="np")
+    feeds = {k: b[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    out = dict(zip(names, session.run(None, feeds)))
+    if "sentence_embedding" in out:
+        d = float(np.abs(out["sentence_embedding"] - kd_embed(model, SENTENCES)).max())
+        entry["embedding_max_diff"] = d
+        report("onnx: onnxruntime sentence_embedding vs kd embed", d <= TOL_FP32, f"max |diff| {d:.2e}")
+    if has_classifier:
+        probs, _ = kd_probs(model, SENTENCES)
+        logits = out["logits"].astype(np.float64)
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        d = float(np.abs(e / e.sum(1, keepdims=True) - probs).max())
+        entry["probs_max_diff"] = d
+        report("onnx: onnxruntime logits (softmax) vs kd predict", d <= TOL_FP32, f"max |prob diff| {d:.2e}")
+
+
 def check_gguf(model, work, pooling):
     try:
         import gguf
@@ -246,6 +289,7 @@ def main():
               f"classifier {settings.get('classifier_pooling')}", flush=True)
         summary.clear()
         check_hf(model, work, settings.get("classifier_pooling") is not None, settings["pooling"], settings["normalize"])
+        check_onnx(model, work, settings.get("classifier_pooling") is not None)
         check_gguf(model, work, settings["pooling"])
         all_summaries[model] = dict(summary)
     if args.summary:

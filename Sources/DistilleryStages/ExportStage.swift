@@ -1,14 +1,14 @@
 // ExportStage: a Distillery model file out to a file other runtimes load (`exportModel`):
-// an HF / sentence-transformers directory (safetensors, F32) or a GGUF file for llama.cpp
-// (F32, F16, Q8_0, Q4_0).
+// an HF / sentence-transformers directory (safetensors, F32), a GGUF file for llama.cpp
+// (F32, F16, Q8_0, Q4_0) or an fp32 ONNX model (opset 17).
 //
 // Everything is built in memory and checked before the first byte is written; the output
 // goes to a temporary sibling that is renamed into place, so a failed export leaves
 // nothing. An existing output is replaced only with `force`. What a format cannot
 // represent (a mean-pooled classifier, per-layer shapes, rows that are not whole blocks)
-// is said in the report's notes. Left out on purpose: ONNX and quantized (kd int8/int4) or
-// pruned inputs' own layouts — pruned models are padded, quantized files come with the
-// quantization work.
+// is said in the report's notes. Left out on purpose: int8/int4 ONNX and quantized (kd
+// int8/int4) inputs — they come with the quantization work; pruned models are padded for
+// GGUF and HF and exported as they are to ONNX.
 import DistilleryJSON
 import DistilleryModel
 import Export
@@ -20,7 +20,7 @@ import Glibc
 
 /// The formats `kd export` writes.
 public enum ExportFormat: String, Sendable, CaseIterable, Codable {
-    case safetensors, gguf
+    case safetensors, gguf, onnx
 }
 
 /// The element types of a GGUF export.
@@ -81,8 +81,8 @@ public struct ExportReport: Codable, Sendable {
 /// Exports a Distillery model to safetensors (HF directory) or GGUF.
 public func exportModel(_ config: ExportConfig) throws -> ExportReport {
     let start = now()
-    if config.format == .safetensors && config.type != .f32 {
-        throw StageError.usage("--type \(config.type.rawValue) applies to --format gguf; safetensors exports are f32")
+    if config.format != .gguf && config.type != .f32 {
+        throw StageError.usage("--type \(config.type.rawValue) applies to --format gguf; \(config.format.rawValue) exports are f32")
     }
     guard !config.out.isEmpty else { throw StageError.usage("--out is empty — give an output path") }
     let outURL = URL(fileURLWithPath: config.out)
@@ -117,6 +117,10 @@ public func exportModel(_ config: ExportConfig) throws -> ExportReport {
             let export = try ggufExport(model, type: config.type.ggml, name: outURL.deletingPathExtension().lastPathComponent)
             (notes, tensors) = (export.notes, export.file.tensors.count)
             try export.file.serialized().write(to: tmp)
+        case .onnx:
+            let export = try onnxExport(model)
+            (notes, tensors) = (export.notes + ["outputs: \(export.outputs.joined(separator: ", ")); opset \(onnxOpset), fp32"], model.tensors.count)
+            try export.data.write(to: tmp)
         }
         try replace(config.out, with: tmp)
     } catch {

@@ -63,6 +63,20 @@ final class ExportCLITests: CLITestCase {
         XCTAssertLessThan(sizes["q4_0"]!, sizes["q8_0"]!)
     }
 
+    func testONNXExportHasTheGraphsInterface() throws {
+        let tiny = try SharedModel.tinyPath()
+        let path = temp.appendingPathComponent("tiny.onnx").path
+        let r = runOK(["export", "--model", tiny, "--format", "onnx", "--out", path])
+        XCTAssertTrue(r.stdout.contains("outputs: last_hidden_state, sentence_embedding, logits; opset 17"), r.stdout)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertEqual(Array(bytes.prefix(2)), [0x08, 0x08], "ModelProto.ir_version = 8 first")
+        let text = String(decoding: bytes, as: UTF8.self)
+        for name in ["input_ids", "attention_mask", "token_type_ids", "LayerNormalization", "Erf", "pooler.dense.weight_t", "classifier.bias"] {
+            XCTAssertTrue(text.contains(name), "\(name) not in the ONNX file")
+        }
+        runFails(["export", "--model", tiny, "--format", "onnx", "--type", "f16", "--out", outPath("x.onnx")], contains: ["--type f16", "onnx exports are f32"])
+    }
+
     func testRowsNotWholeBlocksFallBackToF16() throws {
         let model = outPath("w.h5")
         runOK(["import", CLIFixtures.weightio.appendingPathComponent("model.safetensors").path,
@@ -74,7 +88,7 @@ final class ExportCLITests: CLITestCase {
 
     func testBadFlagsAndExistingOutput() throws {
         let tiny = try SharedModel.tinyPath()
-        var r = runFails(["export", "--model", tiny, "--format", "tflite", "--out", outPath("x")], contains: ["--format 'tflite'", "safetensors, gguf"])
+        var r = runFails(["export", "--model", tiny, "--format", "tflite", "--out", outPath("x")], contains: ["--format 'tflite'", "safetensors, gguf, onnx"])
         XCTAssertEqual(r.status, 2)
         r = runFails(["export", "--model", tiny, "--format", "gguf", "--type", "q5_k", "--out", outPath("x")], contains: ["--type 'q5_k'", "q8_0"])
         XCTAssertEqual(r.status, 2)
