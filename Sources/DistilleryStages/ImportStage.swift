@@ -304,6 +304,14 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
         listTensors ? tensors.map { .init(name: $0.name, dtype: "float32", shape: $0.tensor.shape) } : nil
     }
     func count(_ tensors: [(name: String, tensor: Tensor)]) -> Int { tensors.reduce(0) { $0 + $1.tensor.shape.reduce(1, *) } }
+    if url.pathExtension.lowercased() == "gguf" || GGUFFile.hasMagic(url) {
+        let file: GGUFFile
+        do { file = try GGUFFile.read(url) } catch { throw StageError(file: path, error) }
+        let details = ["architecture: \(file["general.architecture"]?.stringValue ?? "?"), \(file["bert.block_count"]?.intValue ?? 0) layers, hidden \(file["bert.embedding_length"]?.intValue ?? 0), types \(Set(file.tensors.map(\.type.name)).sorted().joined(separator: "/"))"]
+        let entries = listTensors ? file.tensors.map { ModelDescription.TensorEntry(name: $0.name, dtype: $0.type.name, shape: $0.shape) } : nil
+        return ModelDescription(file: path, format: "gguf v\(file.version)", bytes: size, parameters: file.tensors.reduce(0) { $0 + $1.count },
+                                tensorCount: file.tensors.count, details: details, settings: nil, tensors: entries, skipped: [])
+    }
     guard TeacherFile.isTeacherFile(url) else {
         let w: CanonicalWeights
         do { w = try loadCanonicalWeights(from: url) } catch { throw StageError(file: path, error) }
