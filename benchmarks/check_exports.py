@@ -55,8 +55,9 @@ def kd(args, **kw):
     return r.stdout
 
 
-def kd_embed(model, sentences_path):
-    out = kd(["embed", "--model", model, "--input", sentences_path, "--threads", "2"])
+def kd_embed(model, sentences_path, max_length=None):
+    extra = ["--max-length", str(max_length)] if max_length else []
+    out = kd(["embed", "--model", model, "--input", sentences_path, "--threads", "2"] + extra)
     return np.array([json.loads(line)["embedding"] for line in out.splitlines() if line.strip()], dtype=np.float64)
 
 
@@ -67,8 +68,8 @@ def kd_probs(model, sentences_path):
     return np.array([[r[n] for n in names] for r in rows], dtype=np.float64), names
 
 
-def kd_token_ids(model):
-    out = kd(["tokenize", "--model", model, "--input", SENTENCES])
+def kd_token_ids(model, max_length):
+    out = kd(["tokenize", "--model", model, "--input", SENTENCES, "--max-length", str(max_length)])
     return [[int(x) for x in line.split()] for line in out.splitlines()]
 
 
@@ -227,7 +228,9 @@ def check_gguf(model, work, pooling):
         Llama = None
         report("llama.cpp", None, f"llama-cpp-python not installed ({e})")
     sentences = [l.rstrip("\n") for l in open(SENTENCES, encoding="utf-8")]
-    kd_emb = kd_embed(model, SENTENCES)
+    # llama.cpp does not truncate: kd runs at the model's full length for this comparison.
+    full = json.load(open(os.path.join(work, "hf", "config.json")))["max_position_embeddings"]
+    kd_emb = kd_embed(model, SENTENCES, max_length=full)
     for t in TYPES:
         path = os.path.join(work, f"model-{t}.gguf")
         t0 = time.time()
@@ -261,17 +264,19 @@ def check_gguf(model, work, pooling):
                    worst == 0.0, f"dequantized vs kd import max |diff| {worst:.3g}")
         if Llama is not None:
             t0 = time.time()
-            llm = Llama(model_path=path, embedding=True, n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2, verbose=False,
+            llm = Llama(model_path=path, embedding=True, n_ctx=full, n_batch=full, n_ubatch=full, n_threads=2, verbose=False,
                         pooling_type={"mean": 1, "cls": 2}.get(pooling, 1))
             entry["llama_load_s"] = round(time.time() - t0, 3)
-            emb = np.array([llm.embed(s, normalize=False) for s in sentences], dtype=np.float64)
+            # A sentence longer than the model's positions cannot run in llama.cpp (no truncation).
+            fits = np.array([len(llm.tokenize(s.encode("utf-8"))) <= full for s in sentences])
+            emb = np.array([llm.embed(s if ok else "x", normalize=False) for s, ok in zip(sentences, fits)], dtype=np.float64)
             # llama.cpp's WordPiece differs from HF's on some scripts (it does not NFD-split
             # Hangul); the gate is on the sentences both tokenize alike, the rest are listed.
-            same = np.array([llm.tokenize(s.encode("utf-8")) == ids for s, ids in zip(sentences, kd_token_ids(model))])
+            same = fits & np.array([llm.tokenize(s.encode("utf-8")) == ids for s, ids in zip(sentences, kd_token_ids(model, full))])
             if not same.all():
-                report(f"gguf {t}: llama.cpp tokenizes {int((~same).sum())} of {len(sentences)} sentences differently from HF/kd", None,
+                report(f"gguf {t}: {int((~same).sum())} of {len(sentences)} sentences left out (llama.cpp tokenizes them differently from HF/kd, or they exceed {full} positions)", None,
                        "; ".join(repr(s) for s, ok in zip(sentences, same) if not ok))
-            reference = kd_emb if t in ("f32", "f16") else kd_embed(back, SENTENCES)
+            reference = kd_emb if t in ("f32", "f16") else kd_embed(back, SENTENCES, max_length=full)
             cos_all = cosines(emb, reference)
             cos = cos_all[same]
             entry["llama_cos_min_vs_kd"] = float(cos.min())
