@@ -27,6 +27,9 @@ let package = Package(
         .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels", "DistilleryJSON"]),
         // HDF5 and safetensors readers/writers and the name tables between layouts.
         .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5", "DistilleryJSON"]),
+        // Exports other runtimes load: an HF / sentence-transformers directory, GGUF for
+        // llama.cpp's BERT (and back), with per-layer shapes padded to uniform ones.
+        .target(name: "Export", dependencies: ["DistilleryModel", "DistilleryTensor", "WeightIO", "DistilleryJSON"]),
         // BERT basic tokenizer + WordPiece, identical to HF BertTokenizer.
         .target(name: "Tokenization"),
         // Dataset import: CSV, text cleanup, dedup, stratified splits, manifests.
@@ -51,7 +54,7 @@ let package = Package(
         // bench): a configuration value in, a Codable report out, progress through a protocol.
         .target(name: "DistilleryStages", dependencies: [
             "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "Compression", "DistilleryData", "WeightIO",
-            "CKernels", "Tokenization", "DistilleryJSON", "Quantization",
+            "CKernels", "Tokenization", "DistilleryJSON", "Quantization", "Export",
         ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),
@@ -66,5 +69,6 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport", "WeightIO", "DistilleryTensor"]),
         .testTarget(name: "QuantizationTests",
                     dependencies: ["Quantization", "DistilleryModel", "DistilleryTensor", "WeightIO", "CKernels", "TestSupport"]),
+        .testTarget(name: "ExportTests", dependencies: ["Export", "WeightIO", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
     ]
 )

@@ -3,13 +3,15 @@
 //
 // A source is an HF model directory (config.json + model.safetensors or tf_model.h5 +
 // vocab.txt, plus sentence-transformers' modules.json / 1_Pooling if present), a
-// .safetensors file, or an HDF5 file in flat, nested or tf_model.h5 layout; a Distillery
-// file carries its own config, vocabulary and settings. Loading is strict through the
+// .safetensors file, an HDF5 file in flat, nested or tf_model.h5 layout, or a llama.cpp
+// BERT GGUF (F32/F16/Q8_0/Q4_0, dequantized; `kd export --format gguf` or llama.cpp's
+// converter); a Distillery file or our GGUF carries its own config, vocabulary and settings. Loading is strict through the
 // encoder itself (missing, unexpected or mis-shaped tensors are errors). Left out on
 // purpose: PyTorch .bin pickles (convert them to safetensors).
 import DistilleryJSON
 import DistilleryModel
 import DistilleryTensor
+import Export
 import Foundation
 import Tokenization
 import WeightIO
@@ -114,7 +116,11 @@ public func importModel(_ config: ImportConfig) throws -> ImportReport {
     var tensorList: [(name: String, tensor: Tensor)]
     var layoutName: String
     var skipped: [String] = []
-    if !sources.isDirectory && TeacherFile.isTeacherFile(URL(fileURLWithPath: weightsPath)) {
+    let weightsURL = URL(fileURLWithPath: weightsPath)
+    if !sources.isDirectory && (weightsURL.pathExtension.lowercased() == "gguf" || GGUFFile.hasMagic(weightsURL)) {
+        let file = try importGGUF(weightsPath)
+        (stored, tensorList, layoutName) = (file, file.tensors, "gguf")
+    } else if !sources.isDirectory && TeacherFile.isTeacherFile(weightsURL) {
         let file: TeacherFile
         do { file = try TeacherFile.read(URL(fileURLWithPath: weightsPath)) } catch { throw StageError(file: weightsPath, error) }
         (stored, tensorList, layoutName) = (file, file.tensors, "distillery")
@@ -157,6 +163,18 @@ public func importModel(_ config: ImportConfig) throws -> ImportReport {
                         hiddenSize: bertConfig.hiddenSize, heads: bertConfig.headCount, intermediateSize: bertConfig.intermediateSize,
                         vocabulary: vocabulary.count, tensors: encoder.parameters.count, parameters: encoder.parameterCount,
                         modelHeads: heads, pooling: pooling.rawValue, normalize: normalize, skipped: skipped)
+}
+
+/// A llama.cpp BERT GGUF (ours or llama.cpp's converter's) as the Distillery file it
+/// imports to: dequantized tensors, config, vocabulary, tokenizer options and pooling.
+private func importGGUF(_ path: String) throws -> TeacherFile {
+    let model: GGUFBertModel
+    do { model = try readGGUFBert(try GGUFFile.read(URL(fileURLWithPath: path)), source: path) } catch let error as ExportError {
+        throw StageError(error.description)
+    } catch { throw StageError(file: path, error) }
+    let tokenizer = try TokenizerOptions.parse(model.tokenizerJSON, source: "\(path) (distillery.tokenizer_json)")
+    return TeacherFile(tensors: model.tensors, configJSON: model.configJSON, vocabulary: model.vocabulary,
+                       pooling: model.pooling, normalize: model.normalize, tokenizerOptionsJSON: tokenizer.json)
 }
 
 /// The config text and its parse: `config.config`, config.json beside the weights, or the
@@ -307,6 +325,14 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
         listTensors ? tensors.map { .init(name: $0.name, dtype: "float32", shape: $0.tensor.shape) } : nil
     }
     func count(_ tensors: [(name: String, tensor: Tensor)]) -> Int { tensors.reduce(0) { $0 + $1.tensor.shape.reduce(1, *) } }
+    if url.pathExtension.lowercased() == "gguf" || GGUFFile.hasMagic(url) {
+        let file: GGUFFile
+        do { file = try GGUFFile.read(url) } catch { throw StageError(file: path, error) }
+        let details = ["architecture: \(file["general.architecture"]?.stringValue ?? "?"), \(file["bert.block_count"]?.intValue ?? 0) layers, hidden \(file["bert.embedding_length"]?.intValue ?? 0), types \(Set(file.tensors.map(\.type.name)).sorted().joined(separator: "/"))"]
+        let entries = listTensors ? file.tensors.map { ModelDescription.TensorEntry(name: $0.name, dtype: $0.type.name, shape: $0.shape) } : nil
+        return ModelDescription(file: path, format: "gguf v\(file.version)", bytes: size, parameters: file.tensors.reduce(0) { $0 + $1.count },
+                                tensorCount: file.tensors.count, details: details, settings: nil, tensors: entries, skipped: [])
+    }
     guard TeacherFile.isTeacherFile(url) else {
         let w: CanonicalWeights
         do { w = try loadCanonicalWeights(from: url) } catch { throw StageError(file: path, error) }

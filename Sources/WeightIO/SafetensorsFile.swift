@@ -216,6 +216,11 @@ public struct SafetensorsFile {
 
     /// Writes every tensor as F32 (dtype labels are ignored) with the metadata, atomically.
     public func write(to url: URL) throws {
+        try OutputFile.write(serialized(), to: url)
+    }
+
+    /// The file's bytes: every tensor as F32 (dtype labels are ignored), with the metadata.
+    public func serialized() -> Data {
         var entries: [String] = []
         var offset = 0
         for (name, _, tensor) in tensors {
@@ -233,7 +238,7 @@ public struct SafetensorsFile {
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: header)
         for (_, _, tensor) in tensors { tensor.data.withUnsafeBytes { out.append(contentsOf: $0) } }
-        try OutputFile.write(out, to: url)
+        return out
     }
 }
 

@@ -41,8 +41,8 @@ struct KD: ParsableCommand {
         (README.md says where to put it).
         """,
         version: BuildInfo.line,
-        subcommands: [Import.self, Info.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self, Finetune.self, Quantize.self,
-                      Evaluate.self, Label.self, Distill.self, Prune.self])
+        subcommands: [Import.self, Info.self, ExportCommand.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self,
+                      Finetune.self, Quantize.self, Prune.self, Evaluate.self, Label.self, Distill.self])
 
     /// Runs the command; an error becomes one `kd: error:` line and exit code 1 (bad input,
     /// failed run) or 2 (usage).

@@ -1,0 +1,168 @@
+// ExportStage: a Distillery model file out to a file other runtimes load (`exportModel`):
+// an HF / sentence-transformers directory (safetensors, F32), a GGUF file for llama.cpp
+// (F32, F16, Q8_0, Q4_0) or an fp32 ONNX model (opset 17).
+//
+// Everything is built in memory and checked before the first byte is written; the output
+// goes to a temporary sibling that is renamed into place, so a failed export leaves
+// nothing. An existing output is replaced only with `force`. What a format cannot
+// represent (a mean-pooled classifier, per-layer shapes, rows that are not whole blocks)
+// is said in the report's notes. Left out on purpose: int8/int4 ONNX and quantized (kd
+// int8/int4) inputs — they come with the quantization work; pruned models are padded for
+// GGUF and HF and exported as they are to ONNX.
+import DistilleryJSON
+import DistilleryModel
+import Export
+import Foundation
+import WeightIO
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The formats `kd export` writes.
+public enum ExportFormat: String, Sendable, CaseIterable, Codable {
+    case safetensors, gguf, onnx
+}
+
+/// The element types of a GGUF export.
+public enum ExportType: String, Sendable, CaseIterable, Codable {
+    case f32, f16, q8_0, q4_0
+
+    var ggml: GGMLType {
+        switch self {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .q8_0: return .q8_0
+        case .q4_0: return .q4_0
+        }
+    }
+}
+
+/// What `exportModel` writes.
+public struct ExportConfig: Sendable {
+    /// The Distillery model file to export.
+    public var model: String
+    public var format: ExportFormat
+    /// Output: a directory (safetensors) or a file (gguf).
+    public var out: String
+    public var type: ExportType
+    /// Replace an existing output.
+    public var force: Bool
+
+    /// A configuration; see the properties.
+    public init(model: String, format: ExportFormat, out: String, type: ExportType = .f32, force: Bool = false) {
+        self.model = model
+        self.format = format
+        self.out = out
+        self.type = type
+        self.force = force
+    }
+}
+
+/// What `exportModel` wrote.
+public struct ExportReport: Codable, Sendable {
+    public var model: String
+    public var format: ExportFormat
+    public var type: ExportType
+    public var out: String
+    /// Bytes written (all files of a directory).
+    public var bytes: Int
+    public var tensors: Int
+    /// What the format could not represent and what the export did.
+    public var notes: [String]
+    public var seconds: Double
+
+    /// The lines `kd export` prints.
+    public var text: String {
+        (["exported \(model) -> \(out) (\(format.rawValue)\(format == .gguf ? " " + type.rawValue.uppercased() : ""), \(tensors) tensors, \(formatBytes(bytes)), \(String(format: "%.2f", seconds)) s)"]
+         + notes.map { "  note: \($0)" }).joined(separator: "\n")
+    }
+}
+
+/// Exports a Distillery model to safetensors (HF directory) or GGUF.
+public func exportModel(_ config: ExportConfig) throws -> ExportReport {
+    let start = now()
+    if config.format != .gguf && config.type != .f32 {
+        throw StageError.usage("--type \(config.type.rawValue) applies to --format gguf; \(config.format.rawValue) exports are f32")
+    }
+    guard !config.out.isEmpty else { throw StageError.usage("--out is empty — give an output path") }
+    let outURL = URL(fileURLWithPath: config.out)
+    if FileManager.default.fileExists(atPath: config.out) && !config.force {
+        throw StageError("\(config.out): already exists — pass --force to replace it, or choose another --out")
+    }
+    var isDirectory: ObjCBool = false
+    let parent = outURL.deletingLastPathComponent()
+    guard FileManager.default.fileExists(atPath: parent.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw StageError("\(config.out): directory \(parent.path) does not exist — create it first")
+    }
+    let model = try exportModelValue(try ModelBundle(path: config.model))
+    var notes: [String] = []
+    var tensors = 0
+    let tmp = parent.appendingPathComponent(".\(outURL.lastPathComponent).tmp-\(getpid())")
+    try? FileManager.default.removeItem(at: tmp)
+    do {
+        switch config.format {
+        case .safetensors:
+            let export = try hfDirectoryExport(model)
+            (notes, tensors) = (export.notes, model.tensors.count)
+            try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: false)
+            for dir in export.directories {
+                try FileManager.default.createDirectory(at: tmp.appendingPathComponent(dir), withIntermediateDirectories: true)
+            }
+            for (path, data) in export.files {
+                let url = tmp.appendingPathComponent(path)
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try data.write(to: url)
+            }
+        case .gguf:
+            let export = try ggufExport(model, type: config.type.ggml, name: outURL.deletingPathExtension().lastPathComponent)
+            (notes, tensors) = (export.notes, export.file.tensors.count)
+            try export.file.serialized().write(to: tmp)
+        case .onnx:
+            let export = try onnxExport(model)
+            (notes, tensors) = (export.notes + ["outputs: \(export.outputs.joined(separator: ", ")); opset \(onnxOpset), fp32"], model.tensors.count)
+            try export.data.write(to: tmp)
+        }
+        try replace(config.out, with: tmp)
+    } catch {
+        try? FileManager.default.removeItem(at: tmp)
+        if let error = error as? StageError { throw error }
+        if let error = error as? ExportError { throw StageError("\(config.model): \(error.description)") }
+        throw StageError("\(config.out): cannot write (\(error.localizedDescription))")
+    }
+    return ExportReport(model: config.model, format: config.format, type: config.type, out: config.out,
+                        bytes: totalBytes(config.out), tensors: tensors, notes: notes, seconds: now() - start)
+}
+
+/// The exporters' view of a loaded model file.
+func exportModelValue(_ bundle: ModelBundle) throws -> ExportModel {
+    let options = try TokenizerOptions.parse(bundle.file.tokenizerOptionsJSON, source: bundle.path)
+    return ExportModel(tensors: bundle.file.tensors, config: bundle.config, configJSON: bundle.file.configJSON,
+                       vocabulary: bundle.file.vocabulary, lowercase: options.lowercase, stripAccents: options.stripAccents,
+                       tokenizeChineseChars: options.tokenizeChineseChars, pooling: bundle.file.pooling,
+                       normalize: bundle.file.normalize, maxLength: min(bundle.storedMaxLength ?? 128, bundle.config.maxPositions))
+}
+
+/// Moves `tmp` to `path`; an existing output (file or directory) is moved aside first and
+/// removed only after the new one is in place.
+private func replace(_ path: String, with tmp: URL) throws {
+    let url = URL(fileURLWithPath: path)
+    let old = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).old-\(getpid())")
+    let existed = FileManager.default.fileExists(atPath: path)
+    if existed {
+        guard rename(path, old.path) == 0 else { throw StageError("\(path): cannot replace (\(String(cString: strerror(errno))))") }
+    }
+    guard rename(tmp.path, path) == 0 else {
+        let reason = String(cString: strerror(errno))
+        if existed { _ = rename(old.path, path) }
+        throw StageError("\(path): cannot write (\(reason))")
+    }
+    if existed { try? FileManager.default.removeItem(at: old) }
+}
+
+/// Bytes of a file, or of every file under a directory.
+private func totalBytes(_ path: String) -> Int {
+    guard let items = FileManager.default.enumerator(atPath: path) else { return fileSize(path) }
+    var total = 0
+    for case let item as String in items { total += fileSize(URL(fileURLWithPath: path).appendingPathComponent(item).path) }
+    return total == 0 ? fileSize(path) : total
+}

@@ -1,0 +1,38 @@
+// kd export: argument declarations over `exportModel` (DistilleryStages/ExportStage.swift).
+import ArgumentParser
+import DistilleryStages
+import Foundation
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export a model for other runtimes: an HF directory (safetensors), GGUF (llama.cpp) or ONNX.",
+        discussion: """
+        --format safetensors writes a directory that transformers (AutoModel, or \
+        AutoModelForSequenceClassification for a classifier over the [CLS] pooler) and \
+        sentence-transformers load. --format gguf writes one file for llama.cpp's BERT; \
+        --type f32|f16|q8_0|q4_0 sets how its matrices are stored. kd import reads both back. \
+        --format onnx writes an fp32 ONNX model (opset 17) with inputs input_ids, \
+        attention_mask, token_type_ids and outputs last_hidden_state, sentence_embedding \
+        (when the model pools) and logits (with a classifier).
+
+        Examples:
+          kd export --model teacher.h5 --format safetensors --out minilm-hf
+          kd export --model teacher.h5 --format gguf --type q8_0 --out minilm-q8_0.gguf
+          kd export --model mine.h5 --format onnx --out mine.onnx
+        """)
+
+    @Option(help: "Distillery model file (.h5).") var model: String
+    @Option(help: "Output format: \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", ")).") var format: String
+    @Option(help: "Output directory (safetensors) or file (gguf, onnx).") var out: String
+    @Option(help: "GGUF matrix type: \(ExportType.allCases.map(\.rawValue).joined(separator: ", ")).") var type = "f32"
+    @Flag(help: "Replace an existing output.") var force = false
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        let format = try parseChoice(format, flag: "--format", as: ExportFormat.self)
+        let type = try parseChoice(type, flag: "--type", as: ExportType.self)
+        let report = try exportModel(ExportConfig(model: model, format: format, out: out, type: type, force: force))
+        if json { try printJSON(report) } else { print(report.text) }
+    }
+}
