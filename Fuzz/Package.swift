@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // Distillery's fuzzers: one libFuzzer executable per reader, built over the library
-// sources of the main package (Library is a symlink to ../Sources) with
+// sources of the main package (Library is a symlink to ../Sources; the library targets
+// below mirror ../Package.swift's, so a new library target is added in both) with
 // `swift build --sanitize fuzzer --sanitize address` — see Fuzz/README.md and `make fuzz`.
 // A separate package because a fuzz target has no main() of its own (libFuzzer's is
 // linked in), so it cannot live among the main package's ordinary executables.
@@ -14,15 +15,18 @@ let library: [Target] = [
     .target(name: "DistilleryTensor", dependencies: ["CBLAS", "CKernels"], path: "Library/DistilleryTensor"),
     .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels", "DistilleryJSON"], path: "Library/DistilleryModel"),
     .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5", "DistilleryJSON"], path: "Library/WeightIO"),
+    .target(name: "Export", dependencies: ["DistilleryModel", "DistilleryTensor", "WeightIO", "DistilleryJSON"], path: "Library/Export"),
     .target(name: "Tokenization", path: "Library/Tokenization"),
     .target(name: "DistilleryData", dependencies: ["DistilleryJSON"], path: "Library/DistilleryData"),
     .target(name: "DistilleryTraining", dependencies: ["DistilleryModel", "DistilleryTensor", "CKernels", "WeightIO", "DistilleryJSON"],
             path: "Library/DistilleryTraining"),
     .target(name: "Compression", dependencies: ["DistilleryModel", "DistilleryTensor"], path: "Library/Compression"),
+    .target(name: "Quantization", dependencies: ["DistilleryModel", "DistilleryTensor"], path: "Library/Quantization"),
     .target(name: "Distillation", dependencies: ["DistilleryModel", "DistilleryTraining", "DistilleryTensor", "Compression", "DistilleryJSON"],
             path: "Library/Distillation"),
     .target(name: "DistilleryStages", dependencies: ["DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation",
-                                                     "DistilleryData", "WeightIO", "CKernels", "Tokenization", "DistilleryJSON"],
+                                                     "Compression", "DistilleryData", "WeightIO", "CKernels", "Tokenization",
+                                                     "DistilleryJSON", "Quantization", "Export"],
             path: "Library/DistilleryStages"),
     .target(name: "FuzzSupport", path: "Harnesses/FuzzSupport"),
 ]
@@ -30,6 +34,7 @@ let library: [Target] = [
 /// Fuzz target name → the library targets its harness reads through.
 let harnesses: [(String, [Target.Dependency])] = [
     ("fuzz-safetensors", ["WeightIO"]),
+    ("fuzz-gguf", ["WeightIO"]),
     ("fuzz-config", ["DistilleryModel"]),
     ("fuzz-vocab", ["Tokenization"]),
     ("fuzz-student", ["Distillation", "DistilleryModel"]),

@@ -8,11 +8,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}; shift || true
-all=(fuzz-safetensors fuzz-config fuzz-vocab fuzz-student fuzz-csv fuzz-dataset fuzz-hdf5)
+all=(fuzz-safetensors fuzz-gguf fuzz-config fuzz-vocab fuzz-student fuzz-csv fuzz-dataset fuzz-hdf5)
 targets=("${@:-${all[@]}}")
 build=.build-fuzz
-swift build -c release --sanitize fuzzer --sanitize address --package-path Fuzz --build-path "$build" 2>&1 \
-    | grep -v "Cannot export local symbol" | grep -E "error|warning: |Build complete" || true
+if ! swift build -c release --sanitize fuzzer --sanitize address --package-path Fuzz --build-path "$build" \
+        >"$build.log" 2>&1; then
+    grep -E "error" "$build.log" | head -20
+    echo "fuzz: the harnesses did not build (log: $build.log) — a library target added to Package.swift needs its line in Fuzz/Package.swift too"
+    exit 1
+fi
 status=0
 for t in "${targets[@]}"; do
     work="$build/corpus/$t" crashes="$build/crashes/$t"

@@ -59,6 +59,9 @@ public enum JSONValue: Codable, Equatable, Sendable {
     /// JSON and `JSONDuplicateKey` when an object names a key twice (Foundation would keep
     /// one of them silently; the safetensors reference library and HF refuse or warn).
     public static func parse(_ data: Data) throws -> JSONValue {
+        // Foundation on Linux stops reading at a NUL byte and may accept what precedes it;
+        // JSON text never holds one.
+        guard !data.contains(0) else { throw notJSON("a NUL byte") }
         let value = try JSONValue(foundation: JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]))
         try JSONDuplicateKey.check(data)
         return value
@@ -244,13 +247,16 @@ public struct JSONDuplicateKey: Error, CustomStringConvertible, Sendable {
             switch byte {
             case UInt8(ascii: "{"): keysByDepth.append([]); expectKey = true
             case UInt8(ascii: "["): keysByDepth.append(nil); expectKey = false
-            case UInt8(ascii: "}"), UInt8(ascii: "]"): keysByDepth.removeLast(); expectKey = false
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                guard keysByDepth.popLast() != nil else { throw notJSON("a '\(Character(UnicodeScalar(byte)))' that closes nothing") }
+                expectKey = false
             case UInt8(ascii: ","): expectKey = keysByDepth.last.map { $0 != nil } ?? false
             case UInt8(ascii: "\""):
                 var end = data.index(after: i)
                 while end < data.endIndex && data[end] != UInt8(ascii: "\"") {
                     end = data.index(end, offsetBy: data[end] == UInt8(ascii: "\\") ? 2 : 1)
                 }
+                guard end < data.endIndex else { throw notJSON("a string that does not end") }
                 if expectKey, let key = (try? JSONSerialization.jsonObject(with: data[i...end], options: [.fragmentsAllowed])) as? String {
                     guard keysByDepth[keysByDepth.count - 1]!.insert(key).inserted else { throw JSONDuplicateKey(key: key) }
                     expectKey = false
@@ -261,6 +267,11 @@ public struct JSONDuplicateKey: Error, CustomStringConvertible, Sendable {
             i = data.index(after: i)
         }
     }
+}
+
+/// The error for text that Foundation's parser let through but is not JSON.
+func notJSON(_ what: String) -> DecodingError {
+    DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "not valid JSON: it holds \(what)"))
 }
 
 /// A Codable decoding failure in words, naming the key path: "key 'labels' is a string,

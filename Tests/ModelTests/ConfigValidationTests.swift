@@ -36,6 +36,14 @@ final class ConfigValidationTests: XCTestCase {
         XCTAssertEqual(try BertConfig(json: json(removing: ["layer_norm_eps", "hidden_act", "model_type"])).layerNormEps, 1e-12)
     }
 
+    /// Text Foundation's parser lets through on Linux (it stops at a NUL byte) and bracket or
+    /// string soup is refused with an error, not a trap (found by fuzz-config).
+    func testTextThatIsNotJSONIsRefusedNotTrapped() {
+        for text in ["\u{0} 2]", "\u{0}{\"a\": 1}", "]", "{\"a\": \"x}"] {
+            XCTAssertThrowsError(try BertConfig(json: text, source: "config.json"), text.debugDescription)
+        }
+    }
+
     func testSizesOutOfRange() {
         refuses(["num_hidden_layers": "-1"], ["'num_hidden_layers' is -1", "1...1024"])
         refuses(["num_hidden_layers": "0"], ["'num_hidden_layers' is 0"])
