@@ -11,10 +11,11 @@ seconds=${1:-5}; shift || true
 all=(fuzz-safetensors fuzz-gguf fuzz-config fuzz-vocab fuzz-student fuzz-csv fuzz-dataset fuzz-hdf5)
 targets=("${@:-${all[@]}}")
 build=.build-fuzz
+mkdir -p "$build"
 if ! swift build -c release --sanitize fuzzer --sanitize address --package-path Fuzz --build-path "$build" \
-        >"$build.log" 2>&1; then
-    grep -E "error" "$build.log" | head -20
-    echo "fuzz: the harnesses did not build (log: $build.log) — a library target added to Package.swift needs its line in Fuzz/Package.swift too"
+        >"$build/build.log" 2>&1; then
+    grep -E "error" "$build/build.log" | head -20
+    echo "fuzz: the harnesses did not build (log: $build/build.log) — a library target added to Package.swift needs its line in Fuzz/Package.swift too"
     exit 1
 fi
 status=0
