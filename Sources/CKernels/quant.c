@@ -107,6 +107,74 @@ void dk_q8_gemm_ref(long M, long N, long K, const float *A, long lda, const void
     }
 }
 
+// ---------------------------------------------------------------- int8, activation blocks of 32
+
+long dk_q8b_panel_bytes(long K) { return K / Q8B * Q8B_BLOCK_BYTES; }
+long dk_q8b_packed_bytes(long N, long K) { return (N + QP - 1) / QP * dk_q8b_panel_bytes(K); }
+long dk_q8b_workspace_bytes(long M, long K) {
+    // The block's activation scales [rows][K/32] (64-byte multiple), then its int8 rows.
+    const long rows = M < MC_Q ? M : MC_Q;
+    return (rows * (K / Q8B) * 4 + 63) / 64 * 64 + rows * K + 64;
+}
+
+int dk_q8b_pack(const int8_t *W, long N, long K, void *packed) {
+    if (K <= 0 || K % Q8B != 0) return -1;
+    const long pb = dk_q8b_panel_bytes(K);
+    for (long p = 0; p < N; p += QP)
+        for (long b = 0; b < K / Q8B; b++) {
+            uint8_t *blk = (uint8_t *)packed + p / QP * pb + b * Q8B_BLOCK_BYTES;
+            int32_t corr[QP] = {0};
+            int8_t *q = (int8_t *)(blk + 64);
+            for (long j = 0; j < QP; j++)
+                for (long kk = 0; kk < Q8B; kk++) {
+                    int v = p + j < N ? W[(p + j) * K + b * Q8B + kk] : 0;
+                    if (v < -127) v = -127;
+                    q[(kk / 4) * QP * 4 + j * 4 + kk % 4] = (int8_t)v;
+                    corr[j] += 128 * v;
+                }
+            memcpy(blk, corr, sizeof corr);
+        }
+    return 0;
+}
+
+void dk_q8b_quantize_rows(const float *X, long rows, long K, long ldx, int8_t *Q, float *scale) {
+    for (long r = 0; r < rows; r++)
+        for (long b = 0; b < K / Q8B; b++)
+            q8_quantize_row_ref(X + r * ldx + b * Q8B, Q8B, Q8B, 0, Q + r * K + b * Q8B, scale + r * (K / Q8B) + b);
+}
+
+void dk_q8b_gemm_ref(long M, long N, long K, const float *A, long lda, const void *packed,
+                     const float *wScale, const float *bias, float *C, long ldc, int epilogue, void *workspace) {
+    if (K <= 0 || K % Q8B != 0) return;   // dk_q8b_pack refused such a K
+    const long nb = K / Q8B, pb = dk_q8b_panel_bytes(K);
+    float *s = workspace;
+    int8_t *qa = (int8_t *)workspace + (nb * 4 + 63) / 64 * 64;
+    for (long i = 0; i < M; i++) {
+        dk_q8b_quantize_rows(A + i * lda, 1, K, lda, qa, s);
+        for (long j = 0; j < N; j++) {
+            float acc = 0;
+            for (long b = 0; b < nb; b++) {
+                const int8_t *w = (const int8_t *)((const uint8_t *)packed + j / QP * pb + b * Q8B_BLOCK_BYTES + 64) + (j % QP) * 4;
+                int32_t sum = 0;
+                for (long kk = 0; kk < Q8B; kk++) sum += (int32_t)qa[b * Q8B + kk] * w[(kk / 4) * QP * 4 + kk % 4];
+                acc = fmaf((float)sum, s[b], acc);
+            }
+            C[i * ldc + j] = fmaf(acc, wScale[j], bias ? bias[j] : 0.0f);
+        }
+        q_gelu_rows(C + i * ldc, ldc, 1, N, epilogue, 0);
+    }
+}
+
+void dk_q8b_gemm(long M, long N, long K, const float *A, long lda, const void *packed,
+                 const float *wScale, const float *bias, float *C, long ldc, int epilogue, void *workspace) {
+    if (M <= 0 || N <= 0 || K <= 0 || K % Q8B != 0) return;
+    switch (dk_kernel_path()) {
+    case DK_PATH_AVX512: q8b_gemm_avx512(M, N, K, A, lda, packed, wScale, bias, C, ldc, epilogue, workspace); break;
+    case DK_PATH_AVX2: q8b_gemm_avx2(M, N, K, A, lda, packed, wScale, bias, C, ldc, epilogue, workspace); break;
+    default: dk_q8b_gemm_ref(M, N, K, A, lda, packed, wScale, bias, C, ldc, epilogue, workspace);
+    }
+}
+
 // ---------------------------------------------------------------- int4 packing and reference
 
 long dk_q4_panel_bytes(long K, long G) { return G > 0 ? K / G * (Q4_GROUP_HEADER + G * 8) : 0; }

@@ -264,3 +264,92 @@ DK_AVX2 void bf16_gemm_avx2(long M, long N, long K, const float *A, long lda, co
         q_gelu_rows(C + i0 * ldc, ldc, mc, N, epilogue, 1);
     }
 }
+
+// ---------------------------------------------------------------- int8, activation blocks of 32
+// (dk_q8b, numerics in dk_quant.h.) Activations plain int8 with one scale per 32 k; a
+// 4 rows × 8 columns micro-kernel (half a panel) keeps int32 block sums (dot4) and float
+// accumulators: acc = fmadd(cvt(sum), s_block, acc), then fmadd(acc, wScale, bias).
+
+/// `rows` rows of A → int8, K bytes per row; scales s[r·(K/32) + b].
+DK_AVX2 static void q8b_quantize_rows(const float *A, long lda, long rows, long K, int8_t *q, float *s) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    const long nb = K / Q8B;
+    for (long r = 0; r < rows; r++)
+        for (long b = 0; b < nb; b++) {
+            const float *x = A + r * lda + b * Q8B;
+            __m256 v[4], m = _mm256_setzero_ps();
+            for (int t = 0; t < 4; t++) {
+                v[t] = _mm256_loadu_ps(x + 8 * t);
+                m = _mm256_max_ps(m, _mm256_and_ps(v[t], absmask));
+            }
+            float lanes[8], mx = 0;
+            _mm256_storeu_ps(lanes, m);
+            for (int l = 0; l < 8; l++) mx = lanes[l] > mx ? lanes[l] : mx;
+            const float sc = mx / 127.0f;
+            const __m256 inv = _mm256_set1_ps(sc > 0 ? 1.0f / sc : 0.0f);
+            __m256i i[4];
+            for (int t = 0; t < 4; t++) i[t] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[t], inv), lo), hi));
+            // packs interleave 128-bit lanes: [0a 1a 0b 1b], [2a 3a 2b 3b] → bytes permuted back.
+            const __m256i w01 = _mm256_packs_epi32(i[0], i[1]), w23 = _mm256_packs_epi32(i[2], i[3]);
+            const __m256i bytes = _mm256_packs_epi16(w01, w23);
+            const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(q + r * K + b * Q8B), ordered);
+            s[r * nb + b] = sc;
+        }
+}
+
+DK_AVX2 DK_INLINE void q8b_kernel(long K, const int8_t *a, const uint8_t *p, const float *s, const float *wScale,
+                                  const float *bias, float *c, long ldc, long cols, const int rows) {
+    __m256 f[4];
+    __m256i x[4];
+    const __m256i ones = _mm256_set1_epi16(1);
+    const long nb = K / Q8B;
+    for (int r = 0; r < rows; r++) f[r] = _mm256_setzero_ps();
+    for (long b = 0; b < nb; b++) {
+        const int8_t *w = (const int8_t *)(p + b * Q8B_BLOCK_BYTES + 64);
+        for (int r = 0; r < rows; r++) x[r] = _mm256_setzero_si256();
+        for (long kk = 0; kk < Q8B; kk += 4) {
+            const __m256i b0 = _mm256_loadu_si256((const __m256i *)(w + kk * 16));
+            for (int r = 0; r < rows; r++) {
+                int32_t av;
+                memcpy(&av, a + r * K + b * Q8B + kk, 4);
+                x[r] = dot4(x[r], _mm256_set1_epi32(av), b0, ones);
+            }
+        }
+        for (int r = 0; r < rows; r++) f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(x[r]), _mm256_set1_ps(s[r * nb + b]), f[r]);
+    }
+    const __m256i m = lane_mask(cols);
+    const __m256 ws = _mm256_maskload_ps(wScale, m);
+    const __m256 bi = bias ? _mm256_maskload_ps(bias, m) : _mm256_setzero_ps();
+    for (int r = 0; r < rows; r++) _mm256_maskstore_ps(c + r * ldc, m, _mm256_fmadd_ps(f[r], ws, bi));
+}
+
+DK_AVX2 void q8b_gemm_avx2(long M, long N, long K, const float *A, long lda, const void *packed,
+                           const float *wScale, const float *bias, float *C, long ldc, int epilogue, void *workspace) {
+    const long pb = dk_q8b_panel_bytes(K), nb = K / Q8B, mrows = M < MC_Q ? M : MC_Q;
+    float *s = workspace;
+    int8_t *qa = (int8_t *)workspace + (mrows * nb * 4 + 63) / 64 * 64;
+    for (long i0 = 0; i0 < M; i0 += MC_Q) {
+        const long mc = M - i0 < MC_Q ? M - i0 : MC_Q;
+        q8b_quantize_rows(A + i0 * lda, lda, mc, K, qa, s);
+        for (long j = 0; j < N; j += 8) {
+            const long cols = N - j < 8 ? N - j : 8;
+            // Columns j..j+7 are half (j/8)%2 of panel j/16: 32 bytes into each 64-byte k4 row.
+            const uint8_t *p = (const uint8_t *)packed + j / 16 * pb + (j / 8 % 2) * 32;
+            for (long i = 0; i < mc; i += 4) {
+                const long rows = mc - i < 4 ? mc - i : 4;
+                const int8_t *a = qa + i * K;
+                float *c = C + (i0 + i) * ldc + j;
+                const float *bj = bias ? bias + j : NULL;
+                switch (rows) {
+                case 4: q8b_kernel(K, a, p, s + i * nb, wScale + j, bj, c, ldc, cols, 4); break;
+                case 3: q8b_kernel(K, a, p, s + i * nb, wScale + j, bj, c, ldc, cols, 3); break;
+                case 2: q8b_kernel(K, a, p, s + i * nb, wScale + j, bj, c, ldc, cols, 2); break;
+                default: q8b_kernel(K, a, p, s + i * nb, wScale + j, bj, c, ldc, cols, 1); break;
+                }
+            }
+        }
+        q_gelu_rows(C + i0 * ldc, ldc, mc, N, epilogue, 1);
+    }
+}

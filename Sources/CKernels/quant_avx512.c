@@ -323,3 +323,113 @@ DK_AVX512BF16 void bf16_gemm_avx512(long M, long N, long K, const float *A, long
         q_gelu_rows(C + i0 * ldc, ldc, mc, N, epilogue, 1);
     }
 }
+
+// ---------------------------------------------------------------- int8, activation blocks of 32
+// (dk_q8b, numerics in dk_quant.h.) Activations → u8 = q + 128 with one scale per 32 k; a
+// 6 × 32 micro-kernel (as int4's) keeps 12 int32 block sums, each started at −corr of the
+// block, and 12 float accumulators: acc = fmadd(cvt(sum), s_block, acc), then
+// fmadd(acc, wScale, bias) — the `_ref` operations lane for lane.
+
+/// `rows` rows of A → u8 (q + 128), K bytes per row; scales s[r·(K/32) + b].
+DK_AVX512 static void q8b_quantize_rows(const float *A, long lda, long rows, long K, uint8_t *q, float *s) {
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    const __m512i off = _mm512_set1_epi32(128);
+    const long nb = K / Q8B;
+    for (long r = 0; r < rows; r++)
+        for (long b = 0; b < nb; b++) {
+            const float *x = A + r * lda + b * Q8B;
+            const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+            const float sc = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127.0f;
+            const __m512 inv = _mm512_set1_ps(sc > 0 ? 1.0f / sc : 0.0f);
+            const __m512 t0 = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, inv), lo), hi);   // NaN → -127
+            const __m512 t1 = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, inv), lo), hi);
+            uint8_t *qr = q + r * K + b * Q8B;
+            _mm_storeu_si128((__m128i *)qr, _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(t0), off)));
+            _mm_storeu_si128((__m128i *)(qr + 16), _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(t1), off)));
+            s[r * nb + b] = sc;
+        }
+}
+
+DK_AVX512 DK_INLINE void q8b_kernel(long K, const uint8_t *a, const uint8_t *p, long pnext, const float *s,
+                                    const float *wScale, const float *bias, float *c, long ldc,
+                                    __mmask16 m0, __mmask16 m1, const int rows, const int np) {
+    __m512 fx[6], fy[6];
+    __m512i x[6], y[6];
+    for (int r = 0; r < 6; r++) {
+        if (r >= rows) break;
+        fx[r] = _mm512_setzero_ps();
+        fy[r] = _mm512_setzero_ps();
+    }
+    const long nb = K / Q8B;
+    for (long b = 0; b < nb; b++) {
+        const uint8_t *h0 = p + b * Q8B_BLOCK_BYTES, *h1 = h0 + pnext;
+        const __m512i nc0 = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(h0));
+        const __m512i nc1 = np == 2 ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(h1)) : nc0;
+        for (int r = 0; r < 6; r++) {
+            if (r >= rows) break;
+            x[r] = nc0;
+            y[r] = nc1;
+        }
+        for (long kk = 0; kk < Q8B; kk += 4) {
+            const __m512i b0 = _mm512_loadu_si512(h0 + 64 + kk * 16);
+            const __m512i b1 = np == 2 ? _mm512_loadu_si512(h1 + 64 + kk * 16) : b0;
+            for (int r = 0; r < 6; r++) {
+                if (r >= rows) break;
+                int32_t av;
+                memcpy(&av, a + r * K + b * Q8B + kk, 4);
+                const __m512i ar = _mm512_set1_epi32(av);
+                x[r] = _mm512_dpbusd_epi32(x[r], ar, b0);
+                if (np == 2) y[r] = _mm512_dpbusd_epi32(y[r], ar, b1);
+            }
+        }
+        for (int r = 0; r < 6; r++) {
+            if (r >= rows) break;
+            const __m512 sb = _mm512_set1_ps(s[r * nb + b]);
+            fx[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(x[r]), sb, fx[r]);
+            if (np == 2) fy[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(y[r]), sb, fy[r]);
+        }
+    }
+    const __m512 ws0 = _mm512_maskz_loadu_ps(m0, wScale), ws1 = np == 2 ? _mm512_maskz_loadu_ps(m1, wScale + 16) : ws0;
+    const __m512 bi0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    const __m512 bi1 = bias && np == 2 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < 6; r++) {
+        if (r >= rows) break;
+        _mm512_mask_storeu_ps(c + r * ldc, m0, _mm512_fmadd_ps(fx[r], ws0, bi0));
+        if (np == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, _mm512_fmadd_ps(fy[r], ws1, bi1));
+    }
+}
+
+#define Q8B_CALL(R, NP) q8b_kernel(K, a, p, pnext, s, wScale, bias, c, ldc, m0, m1, R, NP)
+#define Q8B_ROWS(NP)                                                                       \
+    switch (rows) {                                                                        \
+    case 6: Q8B_CALL(6, NP); break; case 5: Q8B_CALL(5, NP); break;                        \
+    case 4: Q8B_CALL(4, NP); break; case 3: Q8B_CALL(3, NP); break;                        \
+    case 2: Q8B_CALL(2, NP); break; default: Q8B_CALL(1, NP); break;                       \
+    }
+
+DK_AVX512 static void q8b_tile(long K, const uint8_t *a, const uint8_t *p, long pnext, const float *s,
+                               const float *wScale, const float *bias, float *c, long ldc, long rows, long cols) {
+    const __mmask16 m0 = cols_mask(cols), m1 = cols > 16 ? cols_mask(cols - 16) : 0;
+    if (cols > 16) { Q8B_ROWS(2) } else { Q8B_ROWS(1) }
+}
+
+DK_AVX512 void q8b_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
+                               const float *wScale, const float *bias, float *C, long ldc, int epilogue, void *workspace) {
+    const long pb = dk_q8b_panel_bytes(K), nb = K / Q8B, mrows = M < MC_Q ? M : MC_Q;
+    float *s = workspace;
+    uint8_t *qa = (uint8_t *)workspace + (mrows * nb * 4 + 63) / 64 * 64;
+    for (long i0 = 0; i0 < M; i0 += MC_Q) {
+        const long mc = M - i0 < MC_Q ? M - i0 : MC_Q;
+        q8b_quantize_rows(A + i0 * lda, lda, mc, K, qa, s);
+        for (long j = 0; j < N; j += 32) {
+            const long cols = N - j < 32 ? N - j : 32;
+            const uint8_t *p = (const uint8_t *)packed + j / 16 * pb;
+            for (long i = 0; i < mc; i += 6) {
+                const long rows = mc - i < 6 ? mc - i : 6;
+                q8b_tile(K, qa + i * K, p, pb, s + i * nb, wScale + j, bias ? bias + j : NULL,
+                         C + (i0 + i) * ldc + j, ldc, rows, cols);
+            }
+        }
+        q_gelu_rows(C + i0 * ldc, ldc, mc, N, epilogue, 1);
+    }
+}

@@ -31,6 +31,12 @@ void q4_gemm_avx512(long M, long N, long K, long G, const float *A, long lda, co
                     const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace);
 void q4_gemm_avx2(long M, long N, long K, long G, const float *A, long lda, const void *packed,
                   const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace);
+#define Q8B 32                          // activation block of dk_q8b (DK_Q8B_BLOCK)
+#define Q8B_BLOCK_BYTES (64 + Q8B * 16)  // corr[16] int32 + [8][16][4] int8
+void q8b_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
+                     const float *wScale, const float *bias, float *C, long ldc, int epilogue, void *workspace);
+void q8b_gemm_avx2(long M, long N, long K, const float *A, long lda, const void *packed,
+                   const float *wScale, const float *bias, float *C, long ldc, int epilogue, void *workspace);
 void bf16_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
                       const float *bias, float *C, long ldc, int epilogue, void *workspace);
 void bf16_gemm_avx2(long M, long N, long K, const float *A, long lda, const void *packed,

@@ -3,8 +3,10 @@
 //
 // Built from a validated `QuantizedTensor` (the stored form): the kernels' packed panels
 // live in a 64-byte aligned allocation owned by a final class; int8 keeps its per-row
-// scales beside them. `multiply` computes y = bias + x · Wᵀ with x quantized per row at
-// run time (int8, int4: dynamic, or int8-static's fixed scale) or rounded to bf16, and
+// scales beside them. `multiply` computes y = bias + x · Wᵀ with x quantized at run time
+// — int8-dynamic: per block of 32 consecutive inputs (dk_q8b, llama.cpp Q8_0 style: an
+// outlier channel only coarsens its own block) when the input width is a multiple of 32,
+// else per row; int8-static: its fixed scale; int4: per row — or rounded to bf16, and
 // splits the work over `Compute.threads` like `PackedMatrix`: whole 6-row blocks when
 // there are enough rows, else 16-column panels. The kernels compute every output the same
 // way whatever the split, so results do not depend on the thread count. Left out on
@@ -20,8 +22,10 @@ public struct QuantizedMatrix: Sendable {
     public let inFeatures: Int
     /// The storage format.
     public let format: QuantizedTensor.Format
-    /// int8-static's activation scale (0: per-row dynamic).
+    /// int8-static's activation scale (0: dynamic).
     let activationScale: Float
+    /// int8 dynamic with activation scales per block of 32 inputs (dk_q8b packing).
+    public let blockActivations: Bool
     private let packed: QuantizedStorage
     /// int8: the per-row weight scales; empty otherwise.
     private let rowScales: [Float]
@@ -33,7 +37,13 @@ public struct QuantizedMatrix: Sendable {
         format = q.format
         activationScale = q.inputScale ?? 0
         let (N, K) = (q.rows, q.columns)
+        blockActivations = q.format == .int8 && activationScale == 0 && K % Int(DK_Q8B_BLOCK) == 0
         switch q.format {
+        case .int8 where blockActivations:
+            let storage = QuantizedStorage(bytes: dk_q8b_packed_bytes(N, K))
+            let status = q.values.withUnsafeBytes { dk_q8b_pack($0.bindMemory(to: Int8.self).baseAddress!, N, K, storage.pointer) }
+            precondition(status == 0, "QuantizedMatrix: \(K) columns are not a multiple of \(DK_Q8B_BLOCK)")
+            (packed, rowScales) = (storage, q.scales)
         case .int8:
             let storage = QuantizedStorage(bytes: dk_q8_packed_bytes(N, K))
             q.values.withUnsafeBytes { dk_q8_pack($0.bindMemory(to: Int8.self).baseAddress!, N, K, storage.pointer) }
@@ -91,6 +101,13 @@ public struct QuantizedMatrix: Sendable {
         let base = UnsafeRawPointer(packed.pointer)
         let bias = bias.map { $0 + n0 }
         switch format {
+        case .int8 where blockActivations:
+            withWorkspace(dk_q8b_workspace_bytes(M, K)) { ws in
+                rowScales.withUnsafeBufferPointer { s in
+                    dk_q8b_gemm(M, N, K, x, lda, base + panel * dk_q8b_panel_bytes(K), s.baseAddress! + n0, bias, y + n0, ldc,
+                                Int32(DK_EPILOGUE_NONE), ws)
+                }
+            }
         case .int8:
             withWorkspace(dk_q8_workspace_bytes(M, K)) { ws in
                 rowScales.withUnsafeBufferPointer { s in

@@ -13,7 +13,8 @@ import DistilleryTensor
 
 /// A quantization scheme as `kd quantize --scheme` names it.
 public enum QuantizationScheme: Equatable, Hashable, Sendable, CustomStringConvertible {
-    /// int8 weights per output channel, activations quantized per row at run time.
+    /// int8 weights per output channel, activations quantized at run time with one scale per
+    /// block of 32 inputs (Q8_0 style; per row when the input width is not a multiple of 32).
     case int8Dynamic
     /// int8 weights per output channel, activation scales fixed from calibration data.
     case int8Static

@@ -222,3 +222,30 @@ extension QuantizedTensor.Format {
         return true
     }
 }
+
+/// int8-dynamic runs the block-of-32 activation kernel (dk_q8b) when the input width allows
+/// it, per-row scales otherwise and for int8-static.
+final class Int8BlockActivationTests: XCTestCase {
+    func testInt8DynamicUsesBlockScalesWhenTheWidthAllows() {
+        var rng = TestRNG(seed: 21)
+        for (n, k, expectBlocks) in [(40, 96, true), (17, 384, true), (20, 45, false), (24, 80, false)] {
+            let w = Tensor(shape: [n, k], data: rng.floats(n * k, -1, 1))
+            let q = QuantizedTensor(quantizing: w, as: .int8)
+            XCTAssertEqual(QuantizedMatrix(q).blockActivations, expectBlocks, "\(n)×\(k)")
+            XCTAssertFalse(QuantizedMatrix(q.withInputScale(0.05)).blockActivations, "int8-static \(n)×\(k)")
+            guard expectBlocks else { continue }
+            // Same result as the block kernel's `_ref` on the stored values and scales.
+            let m = 7
+            let x = rng.floats(m * k, -1, 1), bias = rng.floats(n, -0.1, 0.1)
+            var y = [Float](repeating: .nan, count: m * n), ref = y
+            QuantizedMatrix(q).multiply(rows: m, x: x, lda: k, y: &y, ldc: n, bias: bias)
+            let packed = UnsafeMutableRawPointer.allocate(byteCount: dk_q8b_packed_bytes(n, k), alignment: 64)
+            let ws = UnsafeMutableRawPointer.allocate(byteCount: dk_q8b_workspace_bytes(m, k), alignment: 64)
+            defer { packed.deallocate(); ws.deallocate() }
+            let values = q.values.map { Int8(bitPattern: $0) }
+            XCTAssertEqual(dk_q8b_pack(values, n, k, packed), 0)
+            dk_q8b_gemm_ref(m, n, k, x, k, packed, q.scales, bias, &ref, n, Int32(DK_EPILOGUE_NONE), ws)
+            XCTAssertEqual(y, ref, "\(n)×\(k)")
+        }
+    }
+}

@@ -71,6 +71,33 @@ void dk_q8_gemm_ref(long M, long N, long K, const float *A, long lda, const void
 void dk_q8_quantize_rows(const float *X, long rows, long cols, long ldx, float fixedScale,
                          int8_t *Q, float *scale);
 
+// ---------------------------------------------------------------- int8, activation blocks of 32
+
+// `dk_q8b_*`: int8 weights per output row as above, activations quantized per BLOCK of 32
+// consecutive k (llama.cpp Q8_0 style) instead of per row, so one outlier channel of a
+// LayerNorm output only coarsens the step of its own 32 values. K must be a multiple of
+// DK_Q8B_BLOCK (the pack returns -1 and the GEMM does nothing otherwise; validate first).
+// Per row i and block b: s_ib = max|a_ib| / 127, q = clamp(rint(a · (1/s_ib)), -127, 127)
+// (the dk_q8_quantize_rows rounding over 32 values); per output (i, j):
+//   sum_b = Σ_{k in b} q_a · q_w (exact int32), acc = fmaf((float)sum_b, s_ib, acc) over b
+//   in order, C = fmaf(acc, wScale[j], bias[j]) (then GELU).
+// Every path performs exactly these operations, so SIMD builds equal `_ref` bit for bit
+// (except the GELU epilogue). Packed panel (16 columns) = per block [int32 corr[16]]
+// [8][16][4] int8 (corr = 128·Σ_block w, the VNNI u8-offset correction). Threads: split M
+// anyhow or N at multiples of 16 (packed + (n0/16)·dk_q8b_panel_bytes(K)).
+#define DK_Q8B_BLOCK 32
+long dk_q8b_packed_bytes(long N, long K);
+long dk_q8b_panel_bytes(long K);
+/// Packs W [N, K] int8 row-major; returns 0, or -1 when K is not a multiple of 32.
+int dk_q8b_pack(const int8_t *W, long N, long K, void *packed);
+long dk_q8b_workspace_bytes(long M, long K);
+void dk_q8b_gemm(long M, long N, long K, const float *A, long lda, const void *packed,
+                 const float *wScale, const float *bias, float *C, long ldc, int epilogue, void *workspace);
+void dk_q8b_gemm_ref(long M, long N, long K, const float *A, long lda, const void *packed,
+                     const float *wScale, const float *bias, float *C, long ldc, int epilogue, void *workspace);
+/// The activation quantizer of dk_q8b_gemm: Q [rows, K] and scale [rows, K/32] (K % 32 == 0).
+void dk_q8b_quantize_rows(const float *X, long rows, long K, long ldx, int8_t *Q, float *scale);
+
 // ---------------------------------------------------------------- int4, group-wise
 
 /// Bytes of the packed int4 weight [N, K] with groups of G.
