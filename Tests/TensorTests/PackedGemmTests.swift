@@ -21,15 +21,6 @@ private func gemmErrorBound(k: Int, absoluteSum: Double) -> Double {
 /// A value no kernel writes: padding of C must still hold it afterwards.
 private let sentinel: Float = -12345.5
 
-/// Deterministic pseudo-random floats in [-1, 1).
-private func gemmRandom(_ n: Int, seed: UInt64) -> [Float] {
-    var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-    return (0..<n).map { _ in
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17
-        return Float(s >> 40) / Float(1 << 24) * 2 - 1
-    }
-}
-
 private struct GemmCase {
     let m, n, k, lda, ldc: Int
     let accumulate: Bool
@@ -37,9 +28,9 @@ private struct GemmCase {
 
     init(m: Int, n: Int, k: Int, padA: Int = 0, padC: Int = 0, accumulate: Bool, seed: UInt64) {
         (self.m, self.n, self.k, self.lda, self.ldc, self.accumulate) = (m, n, k, k + padA, n + padC, accumulate)
-        a = gemmRandom(m * (k + padA), seed: seed)
-        w = gemmRandom(n * k, seed: seed &+ 1)
-        c0 = gemmRandom(m * (n + padC), seed: seed &+ 2)
+        a = randomFloats(m * (k + padA), seed: seed)
+        w = randomFloats(n * k, seed: seed &+ 1)
+        c0 = randomFloats(m * (n + padC), seed: seed &+ 2)
         // Padding of C holds the sentinel.
         for i in 0..<m { for j in n..<ldc { c0[i * ldc + j] = sentinel } }
     }
@@ -197,8 +188,8 @@ final class PackedGemmTests: XCTestCase {
 final class GemmBiasEpilogueTests: XCTestCase {
     func testBiasEpilogueEqualsPrefilledAccumulate() {
         for (m, n, k) in [(1, 1, 1), (7, 17, 33), (13, 31, 385), (6, 16, 1000), (129, 33, 63)] {
-            let a = gemmRandom(m * k, seed: UInt64(m * 1000 + k)), w = gemmRandom(n * k, seed: UInt64(n + 7))
-            let bias = gemmRandom(n, seed: 99)
+            let a = randomFloats(m * k, seed: UInt64(m * 1000 + k)), w = randomFloats(n * k, seed: UInt64(n + 7))
+            let bias = randomFloats(n, seed: 99)
             var packed = [Float](repeating: 0, count: dk_packed_floats(n, k))
             dk_pack_weight(w, n, k, &packed)
             var ws = [Float](repeating: 0, count: dk_gemm_workspace_floats(m, k))

@@ -8,20 +8,6 @@
 import CKernels
 import XCTest
 
-private func q8bRandom(_ n: Int, seed: UInt64) -> [Float] {
-    var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-    return (0..<n).map { _ in
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17
-        return Float(s >> 40) / Float(1 << 24) * 2 - 1
-    }
-}
-
-private func q8bBuffer(_ bytes: Int) -> UnsafeMutableRawPointer {
-    let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
-    p.initializeMemory(as: UInt8.self, repeating: 0xA5, count: max(bytes, 1))   // garbage the kernels must not read
-    return p
-}
-
 /// One problem: A [m, k] with an outlier channel (LayerNorm-like), W int8 per row, packed.
 private struct Q8BCase {
     let m, n, k: Int
@@ -31,13 +17,13 @@ private struct Q8BCase {
 
     init(m: Int, n: Int, k: Int, seed: UInt64, outlier: Float = 20) {
         (self.m, self.n, self.k) = (m, n, k)
-        a = q8bRandom(m * k, seed: seed).enumerated().map { $0.offset % k == 5 ? $0.element * outlier : $0.element }
-        bias = q8bRandom(n, seed: seed &+ 1)
-        let w = q8bRandom(n * k, seed: seed &+ 2)
+        a = randomFloats(m * k, seed: seed).enumerated().map { $0.offset % k == 5 ? $0.element * outlier : $0.element }
+        bias = randomFloats(n, seed: seed &+ 1)
+        let w = randomFloats(n * k, seed: seed &+ 2)
         q = [Int8](repeating: 0, count: n * k)
         scale = [Float](repeating: 0, count: n)
         dk_q8_quantize_rows(w, n, k, k, 0, &q, &scale)
-        packed = q8bBuffer(dk_q8b_packed_bytes(n, k))
+        packed = rawBuffer(dk_q8b_packed_bytes(n, k))
         XCTAssertEqual(dk_q8b_pack(q, n, k, packed), 0)
     }
 
@@ -46,7 +32,7 @@ private struct Q8BCase {
 
     func run(_ f: Gemm, epilogue: Int32 = Int32(DK_EPILOGUE_NONE), withBias: Bool = true) -> [Float] {
         var c = [Float](repeating: .nan, count: m * n)
-        let ws = q8bBuffer(dk_q8b_workspace_bytes(m, k))
+        let ws = rawBuffer(dk_q8b_workspace_bytes(m, k))
         defer { ws.deallocate() }
         withBias ? f(m, n, k, a, k, packed, scale, bias, &c, n, epilogue, ws)
             : f(m, n, k, a, k, packed, scale, nil, &c, n, epilogue, ws)
@@ -61,7 +47,7 @@ final class Q8BlockKernelTests: XCTestCase {
         w[0] = -128
         XCTAssertEqual(dk_q8b_panel_bytes(64), 2 * (64 + 512))
         XCTAssertEqual(dk_q8b_packed_bytes(17, 64), 2 * dk_q8b_panel_bytes(64))
-        let p = q8bBuffer(dk_q8b_packed_bytes(17, 64))
+        let p = rawBuffer(dk_q8b_packed_bytes(17, 64))
         defer { p.deallocate() }
         XCTAssertEqual(dk_q8b_pack(w, 17, 64, p), 0)
         let bytes = p.assumingMemoryBound(to: Int8.self)
@@ -74,7 +60,7 @@ final class Q8BlockKernelTests: XCTestCase {
         for k in [0, 31, 33, 48, 100] { XCTAssertEqual(dk_q8b_pack(w, 1, k, p), -1, "K \(k)") }
         // The GEMM refuses such a K too: C is left untouched.
         var c: [Float] = [42]
-        let ws = q8bBuffer(dk_q8b_workspace_bytes(1, 64))
+        let ws = rawBuffer(dk_q8b_workspace_bytes(1, 64))
         defer { ws.deallocate() }
         dk_q8b_gemm(1, 1, 48, [Float](repeating: 1, count: 48), 48, p, [1], nil, &c, 1, Int32(DK_EPILOGUE_NONE), ws)
         XCTAssertEqual(c, [42])
@@ -82,7 +68,7 @@ final class Q8BlockKernelTests: XCTestCase {
 
     func testBlockQuantizer() {
         // Block 0 ±1 with one 100, block 1 small: each block gets its own max/127.
-        var x = q8bRandom(64, seed: 3)
+        var x = randomFloats(64, seed: 3)
         x[7] = 100
         for i in 32..<64 { x[i] *= 0.01 }
         var q = [Int8](repeating: 0, count: 64), s = [Float](repeating: 0, count: 2)
@@ -153,11 +139,11 @@ final class Q8BlockKernelTests: XCTestCase {
     func testMoreAccurateThanPerRowWithAnOutlier() {
         let g = Q8BCase(m: 16, n: 64, k: 384, seed: 9, outlier: 20)
         defer { g.packed.deallocate() }
-        let perRowPacked = q8bBuffer(dk_q8_packed_bytes(64, 384))
+        let perRowPacked = rawBuffer(dk_q8_packed_bytes(64, 384))
         defer { perRowPacked.deallocate() }
         dk_q8_pack(g.q, 64, 384, perRowPacked)
         var rowC = [Float](repeating: .nan, count: 16 * 64)
-        let ws = q8bBuffer(dk_q8_workspace_bytes(16, 384))
+        let ws = rawBuffer(dk_q8_workspace_bytes(16, 384))
         defer { ws.deallocate() }
         dk_q8_gemm(16, 64, 384, g.a, 384, perRowPacked, g.scale, g.bias, &rowC, 64, 0, Int32(DK_EPILOGUE_NONE), ws)
         let blockC = g.run(dk_q8b_gemm)
@@ -178,7 +164,7 @@ final class Q8BlockKernelTests: XCTestCase {
         defer { g.packed.deallocate() }
         let whole = g.run(dk_q8b_gemm)
         var c = [Float](repeating: .nan, count: 50 * 70)
-        let ws = q8bBuffer(dk_q8b_workspace_bytes(50, 96))
+        let ws = rawBuffer(dk_q8b_workspace_bytes(50, 96))
         defer { ws.deallocate() }
         let pb = dk_q8b_panel_bytes(96)
         c.withUnsafeMutableBufferPointer { c in

@@ -8,8 +8,6 @@
 import CKernels
 import XCTest
 
-/// Sizes hitting every tail: 12/6/4-row micro-panels, 16/32-column tiles, 4-byte k groups.
-private let quantSizes = [1, 2, 3, 5, 7, 15, 16, 17, 31, 33, 63, 127, 129]
 /// The GELU epilogue runs the vector erf on SIMD paths and the scalar one in `_ref`; both
 /// are within a few float ulps of libm (KernelTests checks erf to 2e-6 absolute).
 private let geluTolerance: Float = 4e-6
@@ -17,15 +15,8 @@ private let geluTolerance: Float = 4e-6
 /// per element |Δ| ≤ 2·K·u·Σ|a·w| with u = 2⁻²⁴.
 private func bf16OrderBound(k: Int, absSum: Double) -> Double { 2 * Double(k + 2) * 0x1p-24 * absSum }
 
-private func quantRandom(_ n: Int, seed: UInt64) -> [Float] {
-    var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-    return (0..<n).map { _ in
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17
-        return Float(s >> 40) / Float(1 << 24) * 2 - 1
-    }
-}
-
-private func rawBuffer(_ bytes: Int) -> UnsafeMutableRawPointer {
+/// A 64-byte aligned buffer filled with garbage the kernels must not read (callers deallocate).
+func rawBuffer(_ bytes: Int) -> UnsafeMutableRawPointer {
     let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
     p.initializeMemory(as: UInt8.self, repeating: 0xA5, count: max(bytes, 1))   // garbage the kernels must not read
     return p
@@ -41,9 +32,9 @@ private struct Q8Case {
     init(m: Int, n: Int, k: Int, seed: UInt64) {
         (self.m, self.n, self.k) = (m, n, k)
         // A few large activations per row, as LayerNorm outputs have.
-        a = quantRandom(m * k, seed: seed).enumerated().map { $0.offset % 11 == 3 ? $0.element * 6 : $0.element }
-        bias = quantRandom(n, seed: seed &+ 1)
-        let w = quantRandom(n * k, seed: seed &+ 2)
+        a = randomFloats(m * k, seed: seed).enumerated().map { $0.offset % 11 == 3 ? $0.element * 6 : $0.element }
+        bias = randomFloats(n, seed: seed &+ 1)
+        let w = randomFloats(n * k, seed: seed &+ 2)
         q = [Int8](repeating: 0, count: n * k)
         scale = [Float](repeating: 0, count: n)
         dk_q8_quantize_rows(w, n, k, k, 0, &q, &scale)
@@ -79,7 +70,7 @@ final class QuantKernelTests: XCTestCase {
         XCTAssertEqual(q, [0, 2, 2, 0, -2, 127, -127, 126])
         XCTAssertEqual(s, 1)
         // Dynamic: max|x| maps to ±127, every value within half a step.
-        let y = quantRandom(301, seed: 7)
+        let y = randomFloats(301, seed: 7)
         var q2 = [Int8](repeating: 0, count: y.count)
         dk_q8_quantize_rows(y, 1, y.count, y.count, 0, &q2, &s)
         XCTAssertEqual(s, y.map(abs).max()! / 127)
@@ -113,7 +104,7 @@ final class QuantKernelTests: XCTestCase {
     /// scales, with and without bias, on every awkward size along each axis.
     func testInt8DispatchedMatchesReference() {
         var cases: [(Int, Int, Int)] = []
-        for s in quantSizes { cases += [(s, 33, 31), (13, s, 17), (14, 35, s)] }
+        for s in awkwardSizes { cases += [(s, 33, 31), (13, s, 17), (14, 35, s)] }
         cases += [(97, 40, 129), (200, 48, 64)]   // past the 96-row activation block
         for (index, (m, n, k)) in cases.enumerated() {
             let g = Q8Case(m: m, n: n, k: k, seed: UInt64(index))
@@ -184,7 +175,7 @@ final class QuantKernelTests: XCTestCase {
         let groups = k / g
         var s = seed | 1
         let nibbles = (0..<(n * k / 2)).map { _ -> UInt8 in s = s &* 6364136223846793005 &+ 1442695040888963407; return UInt8(truncatingIfNeeded: s >> 33) }
-        let scales = quantRandom(n * groups, seed: seed &+ 5).map { 0.01 + abs($0) * 0.05 }
+        let scales = randomFloats(n * groups, seed: seed &+ 5).map { 0.01 + abs($0) * 0.05 }
         let zeros = (0..<(n * groups)).map { symmetric ? UInt8(8) : UInt8($0 * 5 % 16) }
         let p = rawBuffer(dk_q4_packed_bytes(n, k, g))
         XCTAssertEqual(dk_q4_pack(nibbles, scales, symmetric ? nil : zeros, n, k, g, p), 0)
@@ -202,13 +193,13 @@ final class QuantKernelTests: XCTestCase {
     /// Dispatched == `_ref` bit for bit; `_ref` == Double of the dequantized weights.
     func testInt4AgainstReferenceAndDouble() {
         var cases: [(Int, Int, Int, Int)] = []
-        for s in quantSizes { cases += [(s, 33, 64, 32), (13, s, 96, 32)] }
+        for s in awkwardSizes { cases += [(s, 33, 64, 32), (13, s, 96, 32)] }
         cases += [(7, 20, 128, 128), (100, 17, 192, 64), (9, 40, 8, 8), (5, 3, 24, 8)]
         for (index, (m, n, k, g)) in cases.enumerated() {
             for symmetric in [true, false] {
                 let (p, nib, scales, zeros) = q4Case(n: n, k: k, g: g, seed: UInt64(index), symmetric: symmetric)
                 defer { p.deallocate() }
-                let a = quantRandom(m * k, seed: UInt64(index) &+ 9), bias = quantRandom(n, seed: 4)
+                let a = randomFloats(m * k, seed: UInt64(index) &+ 9), bias = randomFloats(n, seed: 4)
                 let ws = rawBuffer(dk_q8_workspace_bytes(m, k))
                 defer { ws.deallocate() }
                 var fast = [Float](repeating: .nan, count: m * n), ref = fast
@@ -248,7 +239,7 @@ final class QuantKernelTests: XCTestCase {
         var xs: [Float] = [0, -0, 1, -1, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, .leastNonzeroMagnitude,
                            Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x3F80_8001),
                            Float(bitPattern: 0x3F80_7FFF)]
-        xs += quantRandom(1000, seed: 11).map { $0 * 1e3 }
+        xs += randomFloats(1000, seed: 11).map { $0 * 1e3 }
         var y = [UInt16](repeating: 0, count: xs.count)
         dk_f32_to_bf16(xs, &y, xs.count)
         for (x, h) in zip(xs, y) { XCTAssertEqual(h, reference(x), "bf16(\(x)) bits \(String(x.bitPattern, radix: 16))") }
@@ -261,11 +252,11 @@ final class QuantKernelTests: XCTestCase {
 
     func testBF16AgainstReferenceAndDouble() {
         var cases: [(Int, Int, Int)] = []
-        for s in quantSizes { cases += [(s, 33, 31), (13, s, 17), (14, 35, s)] }
+        for s in awkwardSizes { cases += [(s, 33, 31), (13, s, 17), (14, 35, s)] }
         cases += [(100, 40, 129)]
         for (index, (m, n, k)) in cases.enumerated() {
-            let a = quantRandom(m * k, seed: UInt64(index)), w = quantRandom(n * k, seed: UInt64(index) &+ 1)
-            let bias = quantRandom(n, seed: 2)
+            let a = randomFloats(m * k, seed: UInt64(index)), w = randomFloats(n * k, seed: UInt64(index) &+ 1)
+            let bias = randomFloats(n, seed: 2)
             var wb = [UInt16](repeating: 0, count: n * k), ab = [UInt16](repeating: 0, count: m * k)
             dk_f32_to_bf16(w, &wb, n * k)
             dk_f32_to_bf16(a, &ab, m * k)
