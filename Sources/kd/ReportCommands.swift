@@ -15,10 +15,10 @@ func reportStep<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as ReportError { throw StageError(error.description) }
 }
 
-/// Parses `NAME=VALUE` for `flag`; the message shows the expected form.
-func parseNamed(_ text: String, flag: String, example: String) throws -> (name: String, value: String) {
+/// Parses `NAME=VALUE` for `flag`; the message shows the expected `form` and an example.
+func parseNamed(_ text: String, flag: String, form: String, example: String) throws -> (name: String, value: String) {
     guard let eq = text.firstIndex(of: "="), eq != text.startIndex, text.index(after: eq) != text.endIndex else {
-        throw StageError.usage("\(flag) '\(text)' must be NAME=\(example.split(separator: "=").last ?? "") — e.g. \(flag) \(example)")
+        throw StageError.usage("\(flag) '\(text)' must be \(form) — e.g. \(flag) \(example)")
     }
     let name = String(text[..<eq]).trimmingCharacters(in: .whitespaces)
     guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "._-+".contains($0) }) else {
@@ -62,9 +62,9 @@ struct BenchVariants: ParsableCommand {
 
     func run() throws {
         guard !model.isEmpty else { throw StageError.usage("--model: give at least one variant as NAME=PATH, e.g. --model teacher=teacher.h5") }
-        let kinds = try Dictionary(kind.map { try parseNamed($0, flag: "--kind", example: "l3=student") }, uniquingKeysWith: { $1 })
+        let kinds = try Dictionary(kind.map { try parseNamed($0, flag: "--kind", form: "NAME=KIND", example: "l3=student") }, uniquingKeysWith: { $1 })
         var specs = try model.map { text -> VariantSpec in
-            let (name, path) = try parseNamed(text, flag: "--model", example: "teacher=teacher.h5")
+            let (name, path) = try parseNamed(text, flag: "--model", form: "NAME=PATH", example: "teacher=teacher.h5")
             return VariantSpec(name: name, path: path, kind: kinds[name] ?? (name == teacher ? "teacher" : "model"))
         }
         for name in kinds.keys where !specs.contains(where: { $0.name == name }) {
@@ -79,10 +79,8 @@ struct BenchVariants: ParsableCommand {
         (config.throughputBatch, config.maxLength, config.secondsPerTurn, config.rounds, config.evalLimit) =
             (throughputBatch, maxLength, seconds, rounds, evalLimit)
         let progress = stderrProgress()
-        if teacher == nil && !specs.contains(where: { $0.kind == "teacher" }) {
-            progress.warning("no --teacher: agreement, KL, % of teacher F1 and speed-up are left out")
-        }
         let report = try benchVariants(config, progress: progress)
+        if report.teacher == nil { progress.warning("no --teacher: agreement, KL, % of teacher F1 and speed-up are left out") }
         try writeAtomically(try reportStep { try tradeoffReportJSON(report) }, to: out)
         if let reportDir { for path in try reportStep({ try writeTradeoffReport(report, directory: reportDir) }) { note("wrote \(path)") } }
         print(markdownTable(report))
