@@ -38,7 +38,7 @@ let package = Package(
         // `JSONValue` tree for files read key by key and config surgery.
         .target(name: "DistilleryJSON"),
         .executableTarget(name: "kd", dependencies: [
-            "DistilleryStages", "DistilleryJSON", "DistilleryData", "Distillation", "Compression",
+            "DistilleryStages", "Pipeline", "DistilleryJSON", "DistilleryData", "Distillation", "Compression",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training loop: AdamW, schedules, checkpoints, the trainer, metrics, the linear probe.
@@ -55,6 +55,12 @@ let package = Package(
         .target(name: "DistilleryStages", dependencies: [
             "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "Compression", "DistilleryData", "WeightIO",
             "CKernels", "Tokenization", "DistilleryJSON", "Quantization", "Export",
+        ]),
+        // Recipes run end to end (`kd run`): the recipe schema, the run folder with its
+        // per-step keys and done-markers, the plan and its costs, the runner and sweeps.
+        .target(name: "Pipeline", dependencies: [
+            "DistilleryStages", "DistilleryJSON", "DistilleryData", "DistilleryModel", "Distillation", "Compression", "Quantization",
+            "Export", "WeightIO",
         ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),

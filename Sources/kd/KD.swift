@@ -42,7 +42,7 @@ struct KD: ParsableCommand {
         """,
         version: BuildInfo.line,
         subcommands: [Import.self, Info.self, ExportCommand.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self,
-                      Finetune.self, Quantize.self, Prune.self, Evaluate.self, Label.self, Distill.self])
+                      Finetune.self, Quantize.self, Prune.self, Evaluate.self, Label.self, Distill.self, RunCommand.self])
 
     /// Runs the command; an error becomes one `kd: error:` line and exit code 1 (bad input,
     /// failed run) or 2 (usage).
