@@ -15,7 +15,8 @@ import DistilleryModel
 import DistilleryStages
 import Foundation
 
-/// What a step wrote: its output names (relative to its folder) and its report.
+/// What a step wrote: its outputs (relative to its folder; deterministic files only — the
+/// training logs beside them carry times and are not hashed) and its report.
 struct StepResult {
     var outputs: [String]
     var report: JSONValue?
@@ -93,7 +94,7 @@ struct StepExecutor {
             c.resume = existing(c.checkpointPath)
             let r = try finetune(c, progress: progress)
             progress.line(r.text)
-            return StepResult(outputs: ["teacher.h5", "teacher.metrics.jsonl"], report: report(r))
+            return StepResult(outputs: ["teacher.h5"], report: report(r))
 
         case .label(let l):
             var c = LabelConfig(teacher: inputs["teacher"]!, data: inputs["prepare"]!, out: dir + "/labels.h5")
@@ -108,7 +109,7 @@ struct StepExecutor {
             let chosen = try chooseDistillSettings(d, step: step, dir: dir, inputs: inputs)
             let r = try distill(chosen, dir: dir, out: dir + "/model.h5", inputs: inputs, threads: threads, resume: true)
             progress.line(r.text)
-            return StepResult(outputs: ["model.h5", "model.metrics.jsonl", "student.json"], report: report(r))
+            return StepResult(outputs: ["model.h5", "student.json"], report: report(r))
 
         case .prune(let p):
             var c = PruneConfig(model: inputs[modelStep(p.model, recipe)]!, out: dir + "/model.h5")
