@@ -37,8 +37,11 @@ let package = Package(
         // The one JSON mechanism: Codable with one shared encoder configuration, and the
         // `JSONValue` tree for files read key by key and config surgery.
         .target(name: "DistilleryJSON"),
+        // Trade-off reports: the measured variants as JSON, Markdown, CSV, SVG plots and one
+        // HTML page; the Pareto front and `pick`. Numbers only, no model code.
+        .target(name: "Reporting", dependencies: ["DistilleryJSON"]),
         .executableTarget(name: "kd", dependencies: [
-            "DistilleryStages", "Pipeline", "DistilleryJSON", "DistilleryData", "Distillation", "Compression",
+            "DistilleryStages", "Pipeline", "DistilleryJSON", "DistilleryData", "Distillation", "Compression", "Reporting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training loop: AdamW, schedules, checkpoints, the trainer, metrics, the linear probe.
@@ -54,13 +57,13 @@ let package = Package(
         // bench): a configuration value in, a Codable report out, progress through a protocol.
         .target(name: "DistilleryStages", dependencies: [
             "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "Compression", "DistilleryData", "WeightIO",
-            "CKernels", "Tokenization", "DistilleryJSON", "Quantization", "Export",
+            "CKernels", "Tokenization", "DistilleryJSON", "Quantization", "Export", "Reporting",
         ]),
         // Recipes run end to end (`kd run`): the recipe schema, the run folder with its
         // per-step keys and done-markers, the plan and its costs, the runner and sweeps.
         .target(name: "Pipeline", dependencies: [
             "DistilleryStages", "DistilleryJSON", "DistilleryData", "DistilleryModel", "Distillation", "Compression", "Quantization",
-            "Export", "WeightIO",
+            "Export", "WeightIO", "Reporting",
         ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),
@@ -75,6 +78,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport", "WeightIO", "DistilleryTensor"]),
         .testTarget(name: "QuantizationTests",
                     dependencies: ["Quantization", "DistilleryModel", "DistilleryTensor", "WeightIO", "CKernels", "TestSupport"]),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "WeightIO", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
     ]
 )

@@ -12,6 +12,7 @@ let library: [Target] = [
     .systemLibrary(name: "CHDF5", path: "Library/CHDF5", pkgConfig: "hdf5"),
     .target(name: "CKernels", path: "Library/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
     .target(name: "DistilleryJSON", path: "Library/DistilleryJSON"),
+    .target(name: "Reporting", dependencies: ["DistilleryJSON"], path: "Library/Reporting"),
     .target(name: "DistilleryTensor", dependencies: ["CBLAS", "CKernels"], path: "Library/DistilleryTensor"),
     .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels", "DistilleryJSON"], path: "Library/DistilleryModel"),
     .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5", "DistilleryJSON"], path: "Library/WeightIO"),
@@ -26,7 +27,7 @@ let library: [Target] = [
             path: "Library/Distillation"),
     .target(name: "DistilleryStages", dependencies: ["DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation",
                                                      "Compression", "DistilleryData", "WeightIO", "CKernels", "Tokenization",
-                                                     "DistilleryJSON", "Quantization", "Export"],
+                                                     "DistilleryJSON", "Quantization", "Export", "Reporting"],
             path: "Library/DistilleryStages"),
     .target(name: "FuzzSupport", path: "Harnesses/FuzzSupport"),
 ]

@@ -241,6 +241,8 @@ public struct EvalConfig: Sendable {
     /// A teacher with the same labels: adds agreement and KL(teacher ‖ model).
     public var teacher: String?
     public var threads = 1
+    /// Score only the split's first this many examples (nil: all).
+    public var limit: Int?
 
     /// A configuration; see the properties.
     public init(model: String, data: String, split: Split = .test, maxLength: Int? = nil, batchSize: Int = 32,
@@ -332,7 +334,8 @@ public func evaluate(_ config: EvalConfig, progress: StageProgress = SilentProgr
         teacherModel = t
     }
     let folder = try PreparedFolder(path: config.data)
-    let rows = try folder.read(config.split)
+    if let limit = config.limit { try checkFlag(limit, in: 1...Int.max, flag: "--eval-limit") }
+    let rows = Array(try folder.read(config.split).prefix(config.limit ?? Int.max))
     guard !rows.isEmpty else { throw StageError("\(folder.filePath(config.split)): no examples to evaluate") }
     let truth = try labelIndices(rows, labels: names, file: folder.filePath(config.split), known: "the model \(config.model)")
     func logits(_ model: InferenceModel) throws -> [[Float]] {

@@ -32,13 +32,21 @@ struct StepExecutor {
     /// The file or folder of a step that downstream steps read.
     func mainOutput(_ step: PlannedStep) -> String {
         switch step.work {
-        case .prepare: return "data"
+        case .prepare(let p): return datasetFolderName(p)
         case .teacher: return "teacher.h5"
         case .label: return "labels.h5"
         case .distill, .prune, .quantize: return "model.h5"
         case .export(_, let format, _): return exportName(format)
         case .bench: return "bench.json"
         case .report: return "report.json"
+        }
+    }
+
+    /// The prepared folder's name: the dataset's (reports name the dataset after it).
+    func datasetFolderName(_ p: PrepareSettings) -> String {
+        switch p.source {
+        case .packaged(let name, _), .csv(_, _, _, let name, _, _): return name
+        case .folder(let path): return URL(fileURLWithPath: path).lastPathComponent
         }
     }
 
@@ -74,9 +82,10 @@ struct StepExecutor {
                                       delimiter: delimiter == "tab" ? "\t" : delimiter.first!, labels: labels))
             case .folder: throw StageError("internal: a prepared folder needs no step")
             }
-            let r = try prepareDataset(PrepareConfig(input: input, out: dir + "/data", seed: p.seed))
+            let name = datasetFolderName(p)
+            let r = try prepareDataset(PrepareConfig(input: input, out: dir + "/" + name, seed: p.seed))
             progress.line(r.text)
-            return StepResult(outputs: ["data"], report: report(r))
+            return StepResult(outputs: [name], report: report(r))
 
         case .teacher(let t):
             var base = t.base!

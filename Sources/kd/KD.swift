@@ -42,7 +42,8 @@ struct KD: ParsableCommand {
         """,
         version: BuildInfo.line,
         subcommands: [Import.self, Info.self, ExportCommand.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self,
-                      Finetune.self, Quantize.self, Prune.self, Evaluate.self, Label.self, Distill.self, RunCommand.self])
+                      Finetune.self, Quantize.self, Prune.self, Evaluate.self, Label.self, Distill.self, Report.self, Pick.self,
+                      RunCommand.self])
 
     /// Runs the command; an error becomes one `kd: error:` line and exit code 1 (bad input,
     /// failed run) or 2 (usage).
@@ -282,7 +283,7 @@ struct LineRunOptions: ParsableArguments {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (not tests): latency, tokenizer throughput, step times.",
-        subcommands: [Latency.self, TokenizerThroughput.self, TrainStepBench.self, DistillStepBench.self])
+        subcommands: [Latency.self, TokenizerThroughput.self, TrainStepBench.self, DistillStepBench.self, BenchVariants.self, PeakMemory.self])
 }
 
 struct Latency: ParsableCommand {
