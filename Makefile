@@ -37,6 +37,8 @@ test: setup
 	DISTILLERY_KERNELS=ref swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'
 	if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo; then \
 	    DISTILLERY_KERNELS=avx2 swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'; fi
+	@# kd run killed with SIGKILL at random moments and resumed gives the same files (~40 s).
+	scripts/kill-resume.sh
 	@# Every reader's fuzzer, a few seconds each on the committed seed corpus (Fuzz/corpus).
 	scripts/fuzz.sh 5
 
