@@ -169,7 +169,7 @@ public final class RunFolder {
             let lines = try names.map { "\($0) \(try hashPath(path + "/" + $0, cache: cache))" }
             return SHA256Hex.of(Data(lines.joined(separator: "\n").utf8))
         }
-        let attributes = try? fm.attributesOfItem(atPath: path)
+        let attributes = try? fm.attributesOfItem(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path)
         let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
         let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path

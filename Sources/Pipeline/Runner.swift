@@ -13,6 +13,9 @@
 import DistilleryJSON
 import DistilleryStages
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How `kd run` was asked to run.
 public struct RunOptions: Sendable {
@@ -110,7 +113,6 @@ public func runRecipe(_ recipe: Recipe, _ options: RunOptions, progress: StagePr
             }
             guard options.dryRun || options.only != nil else { throw StageError("internal: \(step.id) runs before \(missing.joined(separator: ", "))") }
             outcome.status = options.only != nil ? "not run" : "will run"
-            if options.dryRun { outcome.cost = StepCost(note: "waits for \(missing.joined(separator: ", "))") }
             outcomes.append(outcome)
             continue
         }
@@ -158,7 +160,19 @@ public func runRecipe(_ recipe: Recipe, _ options: RunOptions, progress: StagePr
         outcomes.append(outcome)
     }
     if options.dryRun {
-        let costs = estimateCosts(steps, recipe: recipe, dataFolder: outputs["prepare"], teacherFile: outputs["teacher"] ?? recipe.teacher.base)
+        // Counts need the prepared splits: when prepare has not run, it runs into a temporary
+        // folder (seconds), which is removed again.
+        var data = outputs["prepare"], scratch: String?
+        if data == nil, let prepare = steps.first(where: { $0.stage == .prepare }) {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kd-dry-run-\(getpid())").path
+            scratch = dir
+            if (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil,
+               (try? StepExecutor(recipe: recipe, folder: folder, progress: SilentProgress(), log: log).run(prepare, in: dir, inputs: [:])) != nil {
+                data = dir + "/" + executor.mainOutput(prepare)
+            }
+        }
+        defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
+        let costs = estimateCosts(steps, recipe: recipe, dataFolder: data, teacherFile: outputs["teacher"] ?? recipe.teacher.base)
         for i in outcomes.indices where outcomes[i].cost == nil { outcomes[i].cost = costs[outcomes[i].step] }
     }
     var summary = RunSummary(recipe: recipe.name, recipeFile: recipe.file, recipeSHA256: recipe.sha256, runFolder: options.out,
