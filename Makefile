@@ -1,6 +1,7 @@
 # Distillery: the two commands of the README, and the steps they are made of.
 #   make demo   set up a fresh machine, import the default teacher, embed sentences, then
-#               fine-tune it on sms-spam, cache its soft labels and distil a 3-layer student
+#               run benchmarks/recipes/quickstart.json (sms-spam: teacher, student, pruned,
+#               int8, int4, bench, report) into out/quickstart and print its trade-off table
 #   make test   set up, build and run the whole test suite
 #   make tuned-teachers   fine-tune MiniLM on the three packaged datasets (out/*.h5)
 #   make journey          a new user's path with a small CSV (benchmarks/user_journey.sh)
@@ -27,7 +28,7 @@ demo: teacher
 	$(KD_RELEASE) info $(TEACHER) | head -4
 	$(KD_RELEASE) embed --model $(TEACHER) --input examples/sentences.txt --out out-embeddings.jsonl --threads 2
 	@python3 scripts/show_similarity.py out-embeddings.jsonl
-	scripts/demo-distill.sh
+	$(KD_RELEASE) run benchmarks/recipes/quickstart.json --out out/quickstart
 
 test: setup
 	swift build --build-tests
@@ -37,6 +38,8 @@ test: setup
 	DISTILLERY_KERNELS=ref swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'
 	if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo; then \
 	    DISTILLERY_KERNELS=avx2 swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'; fi
+	@# kd run killed with SIGKILL at random moments and resumed gives the same files (~40 s).
+	scripts/kill-resume.sh
 	@# Every reader's fuzzer, a few seconds each on the committed seed corpus (Fuzz/corpus).
 	scripts/fuzz.sh 5
 

@@ -41,7 +41,7 @@ let package = Package(
         // HTML page; the Pareto front and `pick`. Numbers only, no model code.
         .target(name: "Reporting", dependencies: ["DistilleryJSON"]),
         .executableTarget(name: "kd", dependencies: [
-            "DistilleryStages", "DistilleryJSON", "DistilleryData", "Distillation", "Compression", "Reporting",
+            "DistilleryStages", "Pipeline", "DistilleryJSON", "DistilleryData", "Distillation", "Compression", "Reporting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training loop: AdamW, schedules, checkpoints, the trainer, metrics, the linear probe.
@@ -58,6 +58,12 @@ let package = Package(
         .target(name: "DistilleryStages", dependencies: [
             "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "Compression", "DistilleryData", "WeightIO",
             "CKernels", "Tokenization", "DistilleryJSON", "Quantization", "Export", "Reporting",
+        ]),
+        // Recipes run end to end (`kd run`): the recipe schema, the run folder with its
+        // per-step keys and done-markers, the plan and its costs, the runner and sweeps.
+        .target(name: "Pipeline", dependencies: [
+            "DistilleryStages", "DistilleryJSON", "DistilleryData", "DistilleryModel", "Distillation", "Compression", "Quantization",
+            "Export", "WeightIO", "Reporting",
         ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),

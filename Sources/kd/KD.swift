@@ -42,7 +42,8 @@ struct KD: ParsableCommand {
         """,
         version: BuildInfo.line,
         subcommands: [Import.self, Info.self, ExportCommand.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self,
-                      Finetune.self, Quantize.self, Prune.self, Evaluate.self, Label.self, Distill.self, Report.self, Pick.self])
+                      Finetune.self, Quantize.self, Prune.self, Evaluate.self, Label.self, Distill.self, Report.self, Pick.self,
+                      RunCommand.self])
 
     /// Runs the command; an error becomes one `kd: error:` line and exit code 1 (bad input,
     /// failed run) or 2 (usage).
