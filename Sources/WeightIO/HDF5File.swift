@@ -61,7 +61,9 @@ public final class HDF5File {
             throw WeightIOError(.corrupt, file: url, "HDF5 could not open the file\(hdf5Detail())",
                                 hint: "the file may be truncated or written by an incompatible tool; re-export it")
         }
-        let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue
+        // attributesOfItem does not follow a symbolic link: resolve it, or a linked model
+        // file (the worktrees link the teacher) measures as the link's few bytes.
+        let size = (try? FileManager.default.attributesOfItem(atPath: url.resolvingSymlinksInPath().path)[.size] as? NSNumber)?.intValue
         return HDF5File(url: url, fileID: id, readOnlyByteCount: size ?? 0)
     }
 
