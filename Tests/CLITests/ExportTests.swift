@@ -138,12 +138,17 @@ final class ExportCLITests: CLITestCase {
         try importFails(file.serialized(), ["tokenizer.ggml.tokens", "94 tokens", "token_embd.weight has 95 rows"])
     }
 
+    /// A path in the test's scratch directory (outside `outDir`, which failing runs must leave empty).
+    func scratch(_ name: String) -> String { temp.appendingPathComponent(name).path }
+
     func testForceReplacesAnExistingDirectoryAndLeavesNoTemporaries() throws {
         let tiny = try SharedModel.tinyPath()
         let dir = outPath("hf")
         runOK(["export", "--model", tiny, "--format", "safetensors", "--out", dir])
         try Data("stale".utf8).write(to: URL(fileURLWithPath: dir + "/stale.txt"))
-        runFails(["export", "--model", tiny, "--format", "safetensors", "--out", dir], contains: ["already exists — pass --force"])
+        let refused = runKD(["export", "--model", tiny, "--format", "safetensors", "--out", dir])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("already exists — pass --force"), refused.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/stale.txt"), "a refused export leaves the old directory alone")
         runOK(["export", "--model", tiny, "--format", "safetensors", "--out", dir, "--force"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/stale.txt"), "--force replaces the whole directory")
@@ -154,28 +159,28 @@ final class ExportCLITests: CLITestCase {
 
     func testKdQuantizedFilesExportTheirOwnWeights() throws {
         let tiny = try SharedModel.tinyPath()
-        let int8 = outPath("tiny-int8.h5"), int4 = outPath("tiny-int4.h5"), int4asym = outPath("tiny-int4a.h5")
+        let int8 = scratch("tiny-int8.h5"), int4 = scratch("tiny-int4.h5"), int4asym = scratch("tiny-int4a.h5")
         runOK(["quantize", "--model", tiny, "--scheme", "int8-dynamic", "--out", int8])
         runOK(["quantize", "--model", tiny, "--scheme", "int4-g32", "--out", int4])
         runOK(["quantize", "--model", tiny, "--scheme", "int4-g32-asym", "--out", int4asym])
-        var r = runOK(["export", "--model", int8, "--format", "gguf", "--type", "q8_0", "--out", outPath("q8.gguf")])
+        var r = runOK(["export", "--model", int8, "--format", "gguf", "--type", "q8_0", "--out", scratch("q8.gguf")])
         XCTAssertTrue(r.stdout.contains("kd-quantized weights taken into Q8_0 blocks as stored"), r.stdout)
         XCTAssertTrue(r.stdout.contains("rounded to fp16"), r.stdout)
-        r = runOK(["export", "--model", int4, "--format", "gguf", "--type", "q4_0", "--out", outPath("q4.gguf")])
+        r = runOK(["export", "--model", int4, "--format", "gguf", "--type", "q4_0", "--out", scratch("q4.gguf")])
         XCTAssertTrue(r.stdout.contains("bit-exact"), r.stdout)
         // Q4_0 carries int4-g32 exactly: the import (dequantized Q4_0) equals the int4 file's
         // dequantized weights, so fp32 runs of both agree to the bit.
-        runOK(["import", outPath("q4.gguf"), "--out", outPath("q4.h5")])
+        runOK(["import", scratch("q4.gguf"), "--out", scratch("q4.h5")])
         let input = CLIFixtures.sentences.path
-        runOK(["export", "--model", int4, "--format", "gguf", "--type", "f32", "--out", outPath("int4-deq.gguf")])
-        runOK(["import", outPath("int4-deq.gguf"), "--out", outPath("int4-deq.h5")])
-        XCTAssertEqual(runOK(["embed", "--model", outPath("q4.h5"), "--input", input]).stdout,
-                       runOK(["embed", "--model", outPath("int4-deq.h5"), "--input", input]).stdout)
-        r = runOK(["export", "--model", int8, "--format", "onnx", "--type", "int8", "--out", outPath("i8.onnx")])
+        runOK(["export", "--model", int4, "--format", "gguf", "--type", "f32", "--out", scratch("int4-deq.gguf")])
+        runOK(["import", scratch("int4-deq.gguf"), "--out", scratch("int4-deq.h5")])
+        XCTAssertEqual(runOK(["embed", "--model", scratch("q4.h5"), "--input", input]).stdout,
+                       runOK(["embed", "--model", scratch("int4-deq.h5"), "--input", input]).stdout)
+        r = runOK(["export", "--model", int8, "--format", "onnx", "--type", "int8", "--out", scratch("i8.onnx")])
         XCTAssertTrue(r.stdout.contains("taken from the file as stored, 0 quantized here"), r.stdout)
-        r = runOK(["export", "--model", int4asym, "--format", "onnx", "--type", "int4", "--out", outPath("i4.onnx")])
+        r = runOK(["export", "--model", int4asym, "--format", "onnx", "--type", "int4", "--out", scratch("i4.onnx")])
         XCTAssertTrue(r.stdout.contains("taken from the file as stored, 0 quantized here"), r.stdout)
-        let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: outPath("i4.onnx"))), as: UTF8.self)
+        let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: scratch("i4.onnx"))), as: UTF8.self)
         XCTAssertTrue(text.contains("MatMulNBits") && text.contains("com.microsoft") && text.contains("weight_zero_points"))
         // A layout that does not match is refused, naming the tensor; nothing is written.
         runFails(["export", "--model", int4, "--format", "gguf", "--type", "q8_0", "--out", outPath("bad.gguf")],
