@@ -468,6 +468,7 @@ def main():
     p.add_argument("--pruned-tiny", action="store_true", help="also check a per-layer-pruned copy of the tiny-bert fixture")
     p.add_argument("--work", required=True, help="directory for the exports")
     p.add_argument("--summary", help="write the figures as JSON here")
+    p.add_argument("--gguf-only", action="store_true", help="only the GGUF / llama.cpp checks, over an earlier run's --work")
     p.add_argument("--no-quantized", action="store_true", help="skip the kd-quantized (int8 / int4) exports of fp32 models")
     args = p.parse_args()
     KD = args.kd
@@ -484,8 +485,13 @@ def main():
         print(f"== {model}: pooling {settings['pooling']}{' + normalize' if settings['normalize'] else ''}, "
               f"classifier {settings.get('classifier_pooling')}", flush=True)
         summary.clear()
-        reference = check_hf(model, work, settings.get("classifier_pooling") is not None, settings["pooling"], settings["normalize"])
-        check_onnx(model, work, settings.get("classifier_pooling") is not None, reference)
+        if args.gguf_only:
+            # Re-run the llama.cpp side over an earlier full run's work directory.
+            back = os.path.join(work, "safetensors.reimported.h5")
+            reference = back if quantized_formats(model) else model
+        else:
+            reference = check_hf(model, work, settings.get("classifier_pooling") is not None, settings["pooling"], settings["normalize"])
+            check_onnx(model, work, settings.get("classifier_pooling") is not None, reference)
         formats = set(quantized_formats(model).values())
         if not formats:
             check_gguf(model, work, settings["pooling"])
@@ -494,19 +500,22 @@ def main():
             # into Q8_0 / Q4_0 blocks and ONNX int8 / int4 graphs.
             int8, int4 = os.path.join(work, "model-int8.h5"), os.path.join(work, "model-int4-g32.h5")
             for scheme, path in (("int8-dynamic", int8), ("int4-g32", int4)):
+                if args.gguf_only and os.path.exists(path):
+                    continue
                 if os.path.exists(path):
                     os.remove(path)
                 kd(["quantize", "--model", model, "--scheme", scheme, "--out", path])
             check_gguf(model, work, settings["pooling"], [("q8_0-from-kd-int8", "q8_0", int8, int8, COS_Q8),
                                                           ("q4_0-from-kd-int4", "q4_0", int4, int4, None)])
-            check_onnx_quantized(model, work, settings.get("classifier_pooling") is not None, [("int8", "int8", int8), ("int4", "int4", int4)])
+            if not args.gguf_only:
+                check_onnx_quantized(model, work, settings.get("classifier_pooling") is not None, [("int8", "int8", int8), ("int4", "int4", int4)])
         elif formats:
             variants = [(t, t, model, None, COS_F32) for t in ("f32", "f16")] \
                 + ([("q8_0-from-kd-int8", "q8_0", model, model, COS_Q8)] if formats == {"int8"} else []) \
                 + ([("q4_0-from-kd-int4", "q4_0", model, model, None)] if formats == {"int4-g32-sym"} else [])
             check_gguf(model, work, settings["pooling"], variants, fp32_model=reference)
             onnx_type = "int8" if formats == {"int8"} else "int4" if all(f.startswith("int4") for f in formats) else None
-            if onnx_type:
+            if onnx_type and not args.gguf_only:
                 check_onnx_quantized(model, work, settings.get("classifier_pooling") is not None, [(onnx_type, onnx_type, model)])
         all_summaries[model] = dict(summary)
     if args.summary:
