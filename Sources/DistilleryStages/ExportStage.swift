@@ -6,9 +6,10 @@
 // goes to a temporary sibling that is renamed into place, so a failed export leaves
 // nothing. An existing output is replaced only with `force`. What a format cannot
 // represent (a mean-pooled classifier, per-layer shapes, rows that are not whole blocks)
-// is said in the report's notes. Left out on purpose: int8/int4 ONNX and quantized (kd
-// int8/int4) inputs — they come with the quantization work; pruned models are padded for
-// GGUF and HF and exported as they are to ONNX.
+// is said in the report's notes. A kd-quantized file exports its stored weights where the
+// target layout matches (GGUF Q8_0/Q4_0 blocks, ONNX int8 MatMulInteger / int4 MatMulNBits);
+// safetensors and f32/f16 exports carry its dequantized values. Pruned models are padded
+// for GGUF and HF and exported as they are to ONNX.
 import DistilleryJSON
 import DistilleryModel
 import Export
@@ -23,16 +24,36 @@ public enum ExportFormat: String, Sendable, CaseIterable, Codable {
     case safetensors, gguf, onnx
 }
 
-/// The element types of a GGUF export.
+/// The weight types of an export: GGUF f32, f16, q8_0, q4_0; ONNX f32, int8, int4;
+/// safetensors f32.
 public enum ExportType: String, Sendable, CaseIterable, Codable {
-    case f32, f16, q8_0, q4_0
+    case f32, f16, q8_0, q4_0, int8, int4
 
-    var ggml: GGMLType {
+    /// The types `format` writes.
+    public static func allowed(for format: ExportFormat) -> [ExportType] {
+        switch format {
+        case .gguf: return [.f32, .f16, .q8_0, .q4_0]
+        case .onnx: return [.f32, .int8, .int4]
+        case .safetensors: return [.f32]
+        }
+    }
+
+    var ggml: GGMLType? {
         switch self {
         case .f32: return .f32
         case .f16: return .f16
         case .q8_0: return .q8_0
         case .q4_0: return .q4_0
+        case .int8, .int4: return nil
+        }
+    }
+
+    var onnx: ONNXWeights? {
+        switch self {
+        case .f32: return .fp32
+        case .int8: return .int8
+        case .int4: return .int4
+        default: return nil
         }
     }
 }
@@ -73,7 +94,7 @@ public struct ExportReport: Codable, Sendable {
 
     /// The lines `kd export` prints.
     public var text: String {
-        (["exported \(model) -> \(out) (\(format.rawValue)\(format == .gguf ? " " + type.rawValue.uppercased() : ""), \(tensors) tensors, \(formatBytes(bytes)), \(String(format: "%.2f", seconds)) s)"]
+        (["exported \(model) -> \(out) (\(format.rawValue)\(format != .safetensors ? " " + type.rawValue.uppercased() : ""), \(tensors) tensors, \(formatBytes(bytes)), \(String(format: "%.2f", seconds)) s)"]
          + notes.map { "  note: \($0)" }).joined(separator: "\n")
     }
 }
@@ -81,8 +102,9 @@ public struct ExportReport: Codable, Sendable {
 /// Exports a Distillery model to safetensors (HF directory) or GGUF.
 public func exportModel(_ config: ExportConfig) throws -> ExportReport {
     let start = now()
-    if config.format != .gguf && config.type != .f32 {
-        throw StageError.usage("--type \(config.type.rawValue) applies to --format gguf; \(config.format.rawValue) exports are f32")
+    let allowed = ExportType.allowed(for: config.format)
+    guard allowed.contains(config.type) else {
+        throw StageError.usage("--type \(config.type.rawValue) does not apply to --format \(config.format.rawValue) — use \(allowed.map(\.rawValue).joined(separator: ", "))")
     }
     guard !config.out.isEmpty else { throw StageError.usage("--out is empty — give an output path") }
     let outURL = URL(fileURLWithPath: config.out)
@@ -97,6 +119,8 @@ public func exportModel(_ config: ExportConfig) throws -> ExportReport {
     let model = try exportModelValue(try ModelBundle(path: config.model))
     var notes: [String] = []
     var tensors = 0
+    // Everything is built in memory first; then written to a temporary sibling (files
+    // fsynced, the directory too), renamed into place, and the parent directory fsynced.
     let tmp = parent.appendingPathComponent(".\(outURL.lastPathComponent).tmp-\(getpid())")
     try? FileManager.default.removeItem(at: tmp)
     do {
@@ -108,25 +132,32 @@ public func exportModel(_ config: ExportConfig) throws -> ExportReport {
             for dir in export.directories {
                 try FileManager.default.createDirectory(at: tmp.appendingPathComponent(dir), withIntermediateDirectories: true)
             }
+            var written: Set<String> = [tmp.path]
             for (path, data) in export.files {
                 let url = tmp.appendingPathComponent(path)
                 try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try data.write(to: url)
+                try OutputFile.write(data, to: url)   // fsyncs the file and the directory it lands in
+                written.insert(url.deletingLastPathComponent().path)
             }
+            for dir in export.directories { try OutputFile.syncPath(tmp.appendingPathComponent(dir)) }
+            for dir in written { try OutputFile.syncPath(URL(fileURLWithPath: dir)) }
         case .gguf:
-            let export = try ggufExport(model, type: config.type.ggml, name: outURL.deletingPathExtension().lastPathComponent)
+            let export = try ggufExport(model, type: config.type.ggml!, name: outURL.deletingPathExtension().lastPathComponent)
             (notes, tensors) = (export.notes, export.file.tensors.count)
-            try export.file.serialized().write(to: tmp)
+            try OutputFile.write(export.file.serialized(), to: tmp)
         case .onnx:
-            let export = try onnxExport(model)
-            (notes, tensors) = (export.notes + ["outputs: \(export.outputs.joined(separator: ", ")); opset \(onnxOpset), fp32"], model.tensors.count)
-            try export.data.write(to: tmp)
+            let weights = config.type.onnx!
+            let export = try onnxExport(model, weights: weights)
+            (notes, tensors) = (export.notes + ["outputs: \(export.outputs.joined(separator: ", ")); opset \(onnxOpset), \(config.type.rawValue)"], model.tensors.count)
+            try OutputFile.write(export.data, to: tmp)
         }
         try replace(config.out, with: tmp)
+        try OutputFile.syncPath(parent)
     } catch {
         try? FileManager.default.removeItem(at: tmp)
         if let error = error as? StageError { throw error }
         if let error = error as? ExportError { throw StageError("\(config.model): \(error.description)") }
+        if let error = error as? WeightIOError { throw StageError(error.description) }
         throw StageError("\(config.out): cannot write (\(error.localizedDescription))")
     }
     return ExportReport(model: config.model, format: config.format, type: config.type, out: config.out,
@@ -139,7 +170,8 @@ func exportModelValue(_ bundle: ModelBundle) throws -> ExportModel {
     return ExportModel(tensors: bundle.file.tensors, config: bundle.config, configJSON: bundle.file.configJSON,
                        vocabulary: bundle.file.vocabulary, lowercase: options.lowercase, stripAccents: options.stripAccents,
                        tokenizeChineseChars: options.tokenizeChineseChars, pooling: bundle.file.pooling,
-                       normalize: bundle.file.normalize, maxLength: min(bundle.storedMaxLength ?? 128, bundle.config.maxPositions))
+                       normalize: bundle.file.normalize, maxLength: min(bundle.storedMaxLength ?? 128, bundle.config.maxPositions),
+                       quantized: bundle.file.quantized)
 }
 
 /// Moves `tmp` to `path`; an existing output (file or directory) is moved aside first and

@@ -16,12 +16,16 @@
 //   pointing at the right tokens.
 // Types: `--type` applies to the Linear weights and the word embeddings; rows (ne[0], the
 // input width) not divisible by 32 fall back to F16 for Q8_0/Q4_0, and the export lists them.
+// A kd-quantized file's weights go into Q8_0 (int8) / Q4_0 (int4-g32 symmetric) blocks as
+// stored (QuantizedBlocks.swift); a weight whose storage does not match `--type` is refused.
 // Position and token-type embeddings, LayerNorms and biases stay F32 (as llama.cpp's
 // converter keeps 1-D tensors). Distillery's own keys (`distillery.*`: config.json,
 // tokenizer options, pooling, normalize) make the import exact; files without them (llama.cpp's
-// converter) import from the bert.* keys. Left out on purpose: classifier heads — llama.cpp's
-// BERT has no tanh pooler before its `cls.output` and no mean-pooled head, so the GGUF
-// carries the encoder and the export says so; per-layer shapes are padded (said too).
+// converter) import from the bert.* keys. A classifier goes where llama.cpp's BERT runs one:
+// `bert.pooling_type = 4` (LLAMA_POOLING_TYPE_RANK) pools, applies `cls` (dense + tanh: HF's
+// pooler) when present, then `cls.output`; `bert.classifier.pooling_type = 1` makes it pool
+// the mean first (kd's probe head, no `cls`); labels in `bert.classifier.output_labels`.
+// Heads stay F32. Per-layer shapes are padded (said).
 import DistilleryJSON
 import DistilleryModel
 import DistilleryTensor
@@ -45,6 +49,11 @@ let ggufEmbeddingNames: [(hf: String, gguf: String)] = [
 let ggufFileTypes: [GGMLType: UInt32] = [.f32: 0, .f16: 1, .q4_0: 2, .q8_0: 7]
 /// llama.cpp pooling types.
 let ggufPoolingTypes: [String: UInt32] = ["none": 0, "mean": 1, "cls": 2]
+/// llama.cpp's LLAMA_POOLING_TYPE_RANK: pool, then the classifier head (cls, cls.output).
+let ggufRankPooling: UInt32 = 4
+/// llama.cpp classifier-head tensor names → HF names.
+let ggufHeadNames: [String: String] = ["cls.weight": "pooler.dense.weight", "cls.bias": "pooler.dense.bias",
+                                       "cls.output.weight": "classifier.weight", "cls.output.bias": "classifier.bias"]
 /// llama.cpp token types used here.
 enum GGUFTokenType { static let normal: Int32 = 1, control: Int32 = 3 }
 /// Version of the `distillery.*` keys.
@@ -146,19 +155,58 @@ public func ggufExport(_ model: ExportModel, type: GGMLType, name: String) throw
     var tensors: [GGUFTensor] = []
     var fallbacks: [String] = []
     var dropped: [String] = []
+    // The classifier head, where llama.cpp's BERT has one (rank pooling, see the header).
+    var heads: [String: String] = [:]
+    if model.hasClassifier {
+        heads = ["classifier.weight": "cls.output.weight", "classifier.bias": "cls.output.bias"]
+        if c.classifierPooling == .cls { heads["pooler.dense.weight"] = "cls.weight"; heads["pooler.dense.bias"] = "cls.bias" }
+        let classes = try model.tensor("classifier.weight").shape[0]
+        let labels = c.labels.count == classes ? c.labels : (0..<classes).map { "LABEL_\($0)" }
+        metadata.append(("bert.classifier.output_labels", .strings(labels)))
+        metadata.append(("bert.classifier.pooling_type", .uint32(ggufPoolingTypes[c.classifierPooling.rawValue] ?? 2)))
+        if let i = metadata.firstIndex(where: { $0.key == "bert.pooling_type" }) { metadata[i].value = .uint32(ggufRankPooling) }
+        notes.append("classifier head as llama.cpp's rank head (bert.pooling_type = rank: \(c.classifierPooling == .cls ? "[CLS] → cls (dense + tanh, the pooler) → cls.output" : "mean → cls.output, bert.classifier.pooling_type = mean"), F32): llama.cpp returns the \(classes) logits per sequence; create the context with pooling_type \(model.pooling == "cls" ? "cls (2)" : "mean (1)") for embeddings")
+    }
+    var rounding = ScaleRounding(), reused = 0
     for (hf, t) in model.tensors {
-        guard let g = ggufName(hf) else { dropped.append(hf); continue }
-        let isMatrix = t.shape.count == 2 && (hf.hasSuffix("dense.weight") || hf.hasSuffix("query.weight") || hf.hasSuffix("key.weight")
+        guard let g = ggufName(hf) ?? heads[hf] else { dropped.append(hf); continue }
+        let isMatrix = heads[hf] == nil && t.shape.count == 2 && (hf.hasSuffix("dense.weight") || hf.hasSuffix("query.weight") || hf.hasSuffix("key.weight")
                                               || hf.hasSuffix("value.weight") || hf == "embeddings.word_embeddings.weight")
         var stored: GGMLType = isMatrix ? type : .f32
         if stored.blockSize > 1 && t.shape[1] % stored.blockSize != 0 {
             stored = .f16
             fallbacks.append(g)
         }
-        tensors.append(GGUFTensor(name: g, dimensions: t.shape.reversed(), type: stored, data: ggmlEncode(t.data, as: stored)))
+        var data: Data? = nil
+        if let q = model.quantized[hf], isMatrix, stored == .q8_0 || stored == .q4_0 {
+            let target: GGMLTypeName = stored == .q8_0 ? .q8_0 : .q4_0
+            if let reason = ggmlLayoutMismatch(q, type: target) {
+                throw ExportError("\(hf) cannot go into \(stored.name.uppercased()) blocks as it is stored: \(reason) — export with --type \(stored == .q8_0 ? "q4_0" : "q8_0") if that matches the file's scheme, --type f16 (its dequantized values), or quantize the fp32 model with the matching scheme")
+            }
+            switch q8OrQ4(q, target, &rounding) {
+            case .success(let d): data = d; reused += 1
+            case .failure(let e): throw ExportError("\(hf): \(e.description) — export with --type f16")
+            }
+        }
+        tensors.append(GGUFTensor(name: g, dimensions: t.shape.reversed(), type: stored, data: data ?? ggmlEncode(t.data, as: stored)))
+    }
+    if reused > 0 {
+        var line = "\(reused) kd-quantized weights taken into \(type.name.uppercased()) blocks as stored, not quantized again"
+        if type == .q8_0 {
+            line += String(format: "; the per-row int8 scale rounded to fp16 changed %d of %d rows (each weight by ≤ %.2g of itself)",
+                           rounding.changedRows, rounding.rows, rounding.maxRelativeChange)
+            if rounding.subnormalRows > 0 { line += "; \(rounding.subnormalRows) rows have scales below fp16's normal range (coarser rounding)" }
+        } else {
+            line += " (bit-exact: same fp16 scales and codes)"
+        }
+        notes.append(line)
+    }
+    let fp32Matrices = tensors.filter { $0.type == type && model.quantized[hfName($0.name) ?? ""] == nil && $0.name != "token_embd.weight" }.count
+    if !model.quantized.isEmpty && type.blockSize > 1 && fp32Matrices > 0 {
+        notes.append("\(fp32Matrices) matrices were fp32 in the file and were quantized to \(type.name.uppercased()) here")
     }
     if !dropped.isEmpty {
-        notes.append("left out \(dropped.joined(separator: ", ")): llama.cpp's BERT has no \(model.config.classifierPooling == .mean ? "mean-pooled classifier" : "tanh pooler before its classifier"); the GGUF is the encoder (embeddings)")
+        notes.append("left out \(dropped.joined(separator: ", ")): llama.cpp's BERT runs a pooler only in front of a classifier (rank pooling)")
     }
     if !fallbacks.isEmpty {
         notes.append("\(fallbacks.count) tensors have rows not divisible by 32 and are stored as F16 instead of \(type.name.uppercased()): \(fallbacks.joined(separator: ", "))")
@@ -202,7 +250,7 @@ public func readGGUFBert(_ file: GGUFFile, source: String) throws -> GGUFBertMod
     }
     var tensors: [(name: String, tensor: Tensor)] = []
     for t in file.tensors {
-        guard let hf = hfName(t.name) else { throw fail(t.name, "is not a tensor of llama.cpp's BERT (classifier heads are not imported)") }
+        guard let hf = hfName(t.name) ?? ggufHeadNames[t.name] else { throw fail(t.name, "is not a tensor of llama.cpp's BERT") }
         tensors.append((hf, Tensor(shape: t.shape, data: t.floats())))
     }
     guard let embedding = tensors.first(where: { $0.name == "embeddings.word_embeddings.weight" })?.tensor else {
@@ -213,7 +261,7 @@ public func readGGUFBert(_ file: GGUFFile, source: String) throws -> GGUFBertMod
     }
     let pooling: String
     if let stored = file["distillery.pooling"]?.stringValue { pooling = stored } else {
-        pooling = [0: "none", 1: "mean", 2: "cls"][file["bert.pooling_type"]?.intValue ?? 0] ?? "none"
+        pooling = [0: "none", 1: "mean", 2: "cls", 4: "cls"][file["bert.pooling_type"]?.intValue ?? 0] ?? "none"
     }
     let configJSON: String
     if let stored = file["distillery.config_json"]?.stringValue {
@@ -235,4 +283,9 @@ public func readGGUFBert(_ file: GGUFFile, source: String) throws -> GGUFBertMod
     return GGUFBertModel(tensors: tensors, configJSON: configJSON, vocabulary: vocabulary,
                          tokenizerJSON: file["distillery.tokenizer_json"]?.stringValue ?? "{\"do_lower_case\": true}",
                          pooling: pooling, normalize: file["distillery.normalize"]?.boolValue ?? (file["distillery.pooling"] == nil && pooling != "none"))
+}
+
+/// The ggml blocks of a kd-quantized weight whose layout matches `type`.
+private func q8OrQ4(_ q: QuantizedTensor, _ type: GGMLTypeName, _ rounding: inout ScaleRounding) -> Result<Data, ExportError> {
+    type == .q8_0 ? q8_0Blocks(q, rounding: &rounding) : .success(q4_0Blocks(q))
 }

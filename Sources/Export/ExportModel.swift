@@ -7,7 +7,9 @@
 // projection (a padded head scores 0 everywhere, so its softmax is uniform over zero
 // values, and its output columns are zero), and with zero FFN rows whose GELU(0) = 0 meets
 // zero columns of the down projection: outputs are unchanged, there is no speed-up.
-// Left out on purpose: which heads were removed is not recorded, so padding goes at the end.
+// Quantized weights (a `kd quantize` file) ride along in their stored form and are padded
+// the same way: zero int8 rows / columns, zero int4 groups (code = zero point). Left out on
+// purpose: which heads were removed is not recorded, so padding goes at the end.
 import DistilleryJSON
 import DistilleryModel
 import DistilleryTensor
@@ -38,10 +40,15 @@ public struct ExportModel {
     public var normalize: Bool
     /// The maximum length the model runs at (sentence-transformers' `max_seq_length`).
     public var maxLength: Int
+    /// The stored form of quantized weights by HF name (their dequantized values are in
+    /// `tensors`); empty for an fp32 model.
+    public var quantized: [String: QuantizedTensor] = [:]
 
     /// Creates a model from its parts.
     public init(tensors: [(name: String, tensor: Tensor)], config: BertConfig, configJSON: String, vocabulary: [String],
-                lowercase: Bool, stripAccents: Bool?, tokenizeChineseChars: Bool, pooling: String, normalize: Bool, maxLength: Int) {
+                lowercase: Bool, stripAccents: Bool?, tokenizeChineseChars: Bool, pooling: String, normalize: Bool, maxLength: Int,
+                quantized: [String: QuantizedTensor] = [:]) {
+        self.quantized = quantized
         self.tensors = tensors
         self.config = config
         self.configJSON = configJSON
@@ -74,24 +81,34 @@ public struct ExportModel {
         guard hasPerLayerShapes else { return self }
         let c = config, full = c.headCount * c.headSize
         var padded: [(name: String, tensor: Tensor)] = []
+        var quantized = self.quantized
         for (name, t) in tensors {
             let parts = name.split(separator: ".")
             guard parts.count >= 4, parts[0] == "encoder", Int(parts[2]) != nil else { padded.append((name, t)); continue }
             let rest = parts.dropFirst(3).joined(separator: ".")
             let f = c.intermediateSize
+            let q = self.quantized[name]
             switch rest {
             case "attention.self.query.weight", "attention.self.key.weight", "attention.self.value.weight":
                 padded.append((name, padRows(t, to: full)))
+                quantized[name] = q.flatMap { padQuantized($0, rows: full, columns: $0.columns) }
             case "attention.self.query.bias", "attention.self.key.bias", "attention.self.value.bias":
                 padded.append((name, padRows(t, to: full)))
-            case "attention.output.dense.weight": padded.append((name, padColumns(t, to: full)))
-            case "intermediate.dense.weight", "intermediate.dense.bias": padded.append((name, padRows(t, to: f)))
-            case "output.dense.weight": padded.append((name, padColumns(t, to: f)))
+            case "attention.output.dense.weight":
+                padded.append((name, padColumns(t, to: full)))
+                quantized[name] = q.flatMap { padQuantized($0, rows: $0.rows, columns: full) }
+            case "intermediate.dense.weight", "intermediate.dense.bias":
+                padded.append((name, padRows(t, to: f)))
+                quantized[name] = q.flatMap { padQuantized($0, rows: f, columns: $0.columns) }
+            case "output.dense.weight":
+                padded.append((name, padColumns(t, to: f)))
+                quantized[name] = q.flatMap { padQuantized($0, rows: $0.rows, columns: f) }
             default: padded.append((name, t))
             }
         }
         var copy = self
         copy.tensors = padded
+        copy.quantized = quantized
         copy.config.layerHeads = Array(repeating: c.headCount, count: c.layerCount)
         copy.config.layerIntermediateSizes = Array(repeating: c.intermediateSize, count: c.layerCount)
         guard var object = (try? JSONValue.parse(configJSON))?.objectValue else { throw ExportError("config.json is not a JSON object") }
@@ -116,4 +133,34 @@ func padColumns(_ t: Tensor, to columns: Int) -> Tensor {
     var data = [Float](repeating: 0, count: rows * columns)
     for r in 0..<rows { for c in 0..<old { data[r * columns + c] = t.data[r * old + c] } }
     return Tensor(shape: [rows, columns], data: data)
+}
+
+/// `q` padded with zero weights to [rows, columns] in its own storage: int8 zero rows get
+/// scale 1 and zero columns code 0; int4 zero groups get scale 1 and code = zero point; nil
+/// when the padded columns are not whole int4 groups (the caller keeps the fp32 values).
+func padQuantized(_ q: QuantizedTensor, rows: Int, columns: Int) -> QuantizedTensor? {
+    if rows == q.rows && columns == q.columns { return q }
+    switch q.format {
+    case .int8:
+        var values = [UInt8](repeating: 0, count: rows * columns)
+        for r in 0..<q.rows { for c in 0..<q.columns { values[r * columns + c] = q.values[r * q.columns + c] } }
+        let scales = q.scales + [Float](repeating: 1, count: rows - q.rows)
+        return QuantizedTensor(format: .int8, rows: rows, columns: columns, values: values, scales: scales, zeros: [], inputScale: q.inputScale)
+    case .int4(let g, let symmetric):
+        guard columns % g == 0 else { return nil }
+        let (oldGroups, groups) = (q.columns / g, columns / g)
+        let zeroCode: UInt8 = symmetric ? 8 : 0
+        var scales = [Float](repeating: 1, count: rows * groups), zeros = [UInt8](repeating: zeroCode, count: rows * groups)
+        var values = [UInt8](repeating: zeroCode | zeroCode << 4, count: rows * columns / 2)
+        for r in 0..<q.rows {
+            for k in 0..<oldGroups {
+                scales[r * groups + k] = q.scales[r * oldGroups + k]
+                zeros[r * groups + k] = q.zeros[r * oldGroups + k]
+            }
+            for b in 0..<(q.columns / 2) { values[r * columns / 2 + b] = q.values[r * q.columns / 2 + b] }
+        }
+        return QuantizedTensor(format: q.format, rows: rows, columns: columns, values: values, scales: scales, zeros: zeros)
+    case .bf16:
+        return nil
+    }
 }

@@ -28,25 +28,72 @@ public let onnxOpset = 17
 let onnxMaskBias: Float = -1e9
 
 /// ONNX tensor element types used here.
-private enum ONNXType { static let float = 1, int64 = 7 }
+private enum ONNXType { static let float = 1, uint8 = 2, int8 = 3, int64 = 7 }
+/// MatMulNBits `accuracy_level` 4: activations quantized to int8 per block for the int8 dot
+/// products (ORT's fast CPU path; kd's int4 kernels also run int8 activations).
+let onnxNBitsAccuracyLevel = 4
+
+/// The weights of an ONNX export.
+public enum ONNXWeights: Sendable {
+    /// fp32 everywhere.
+    case fp32
+    /// int8 per-output-channel Linear weights as ORT's dynamic form (DynamicQuantizeLinear +
+    /// MatMulInteger), int8 row-wise embedding tables.
+    case int8
+    /// int4 Linear weights as com.microsoft MatMulNBits (groups of 32 unless the file's own);
+    /// embedding tables as int8 codes with the int4 groups' scales.
+    case int4
+}
+
+/// An embedding table's int8 codes, scales [rows, groups] and group count: int8 as stored,
+/// int4 as the signed codes q − zero (−15…15), exact with the groups' scales.
+private func embeddingCodes(_ q: QuantizedTensor) -> (codes: [UInt8], scales: [Float], groups: Int) {
+    switch q.format {
+    case .int8: return (q.values, q.scales, 1)
+    case .int4(let g, _):
+        let groups = q.columns / g
+        var codes = [UInt8](repeating: 0, count: q.rows * q.columns)
+        for r in 0..<q.rows {
+            for c in 0..<q.columns {
+                let byte = q.values[r * q.columns / 2 + c / 2]
+                let code = Int(c % 2 == 0 ? byte & 15 : byte >> 4) - Int(q.zeros[r * groups + c / g])
+                codes[r * q.columns + c] = UInt8(bitPattern: Int8(code))
+            }
+        }
+        return (codes, q.scales, groups)
+    case .bf16: preconditionFailure("embeddingCodes: bf16 is dequantized before the graph is built")
+    }
+}
 
 /// A graph under construction: nodes, initializers and fresh value names.
 private struct GraphBuilder {
     var nodes: [ProtoMessage] = []
     var initializers: [ProtoMessage] = []
     var counter = 0
+    /// Quantized storage of weights by HF name (Linear weights and embedding tables).
+    var quantized: [String: QuantizedTensor] = [:]
+    /// DynamicQuantizeLinear outputs (codes, scale, zero point) per quantized input.
+    var dynamicQuantized: [String: [String]] = [:]
 
     /// Adds a node and returns its (first) output name.
     @discardableResult
     mutating func node(_ op: String, _ inputs: [String], ints: [String: Int] = [:], floats: [String: Float] = [:],
-                       intLists: [String: [Int]] = [:], name: String? = nil) -> String {
+                       intLists: [String: [Int]] = [:], name: String? = nil, domain: String? = nil) -> String {
+        nodeOutputs(op, inputs, count: 1, ints: ints, floats: floats, intLists: intLists, name: name, domain: domain)[0]
+    }
+
+    /// Adds a node with `count` outputs and returns their names.
+    mutating func nodeOutputs(_ op: String, _ inputs: [String], count: Int, ints: [String: Int] = [:], floats: [String: Float] = [:],
+                              intLists: [String: [Int]] = [:], name: String? = nil, domain: String? = nil) -> [String] {
         counter += 1
-        let out = name ?? "\(op.lowercased())_\(counter)"
+        let first = name ?? "\(op.lowercased())_\(counter)"
+        let outs = [first] + (1..<max(1, count)).map { "\(first)_\($0)" }
         var n = ProtoMessage()
         for i in inputs { n.string(1, i) }
-        n.string(2, out)
+        for o in outs { n.string(2, o) }
         n.string(3, "\(op)_\(counter)")
         n.string(4, op)
+        if let domain { n.string(7, domain) }
         for (key, value) in ints.sorted(by: { $0.key < $1.key }) {
             var a = ProtoMessage(); a.string(1, key); a.int(3, value); a.int(20, 2); n.message(5, a)
         }
@@ -57,7 +104,7 @@ private struct GraphBuilder {
             var a = ProtoMessage(); a.string(1, key); a.packedInts(8, value); a.int(20, 7); n.message(5, a)
         }
         nodes.append(n)
-        return out
+        return outs
     }
 
     /// Adds an initializer of `shape` from little-endian `raw` bytes; returns its name.
@@ -80,11 +127,54 @@ private struct GraphBuilder {
         initializer(name, shape: shape, type: ONNXType.int64, raw: values.map { Int64($0).littleEndian }.withUnsafeBytes { Array($0) })
     }
 
-    /// A Linear layer: x · Wᵀ + b with W stored transposed as [in, out].
+    /// A Linear layer: x · Wᵀ + b, in the storage `quantized` gives for `name.weight` (fp32:
+    /// W stored transposed as [in, out]).
     mutating func linear(_ x: String, weight: Tensor, bias: Tensor, name: String) -> String {
-        let w = floats(name + ".weight_t", shape: [weight.shape[1], weight.shape[0]], weight.transposed2D().data)
         let b = floats(name + ".bias", shape: bias.shape, bias.data)
-        return node("Add", [node("MatMul", [x, w]), b])
+        guard let q = quantized[name + ".weight"] else {
+            let w = floats(name + ".weight_t", shape: [weight.shape[1], weight.shape[0]], weight.transposed2D().data)
+            return node("Add", [node("MatMul", [x, w]), b])
+        }
+        switch q.format {
+        case .int8:
+            // ORT's dynamic form: x → uint8 (per-tensor scale, zero point) shared by the
+            // layers reading x; int8 W [in, out] with per-column scales; ORT fuses it into
+            // DynamicQuantizeMatMul.
+            let dq = dynamicQuantized[x] ?? nodeOutputs("DynamicQuantizeLinear", [x], count: 3)
+            dynamicQuantized[x] = dq
+            let (N, K) = (q.rows, q.columns)
+            var wt = [UInt8](repeating: 0, count: K * N)
+            for r in 0..<N { for c in 0..<K { wt[c * N + r] = q.values[r * K + c] } }
+            let w = initializer(name + ".weight_t_quantized", shape: [K, N], type: ONNXType.int8, raw: wt)
+            let wz = initializer(name + ".weight_t_zero_point", shape: [N], type: ONNXType.int8, raw: [UInt8](repeating: 0, count: N))
+            let ws = floats(name + ".weight_t_scale", shape: [N], q.scales)
+            let product = node("Cast", [node("MatMulInteger", [dq[0], w, dq[2], wz])], ints: ["to": ONNXType.float])
+            return node("Add", [node("Mul", [product, node("Mul", [dq[1], ws])]), b])
+        case .int4(let group, _):
+            let (N, K) = (q.rows, q.columns)
+            let parts = matMulNBitsParts(q)
+            var inputs = [x, initializer(name + ".weight_nbits", shape: [N, K / group, group / 2], type: ONNXType.uint8, raw: parts.b),
+                          floats(name + ".weight_scales", shape: [N * K / group], parts.scales)]
+            if let z = parts.zeros { inputs.append(initializer(name + ".weight_zero_points", shape: [z.count], type: ONNXType.uint8, raw: z)) }
+            let y = node("MatMulNBits", inputs, ints: ["K": K, "N": N, "bits": 4, "block_size": group, "accuracy_level": onnxNBitsAccuracyLevel],
+                         domain: "com.microsoft")
+            return node("Add", [y, b])
+        case .bf16:
+            preconditionFailure("ONNX export: bf16 weights are dequantized before the graph is built")
+        }
+    }
+
+    /// Rows `indices` of an embedding table: fp32 Gather, or int8 codes gathered with their
+    /// per-group scales and multiplied out (only the rows used are dequantized).
+    mutating func embedding(_ table: Tensor, name: String, indices: String) -> String {
+        guard let q = quantized[name] else { return node("Gather", [floats(name, shape: table.shape, table.data), indices]) }
+        let (codes, scales, groups) = embeddingCodes(q)
+        let t = initializer(name + "_quantized", shape: [q.rows, q.columns], type: ONNXType.int8, raw: codes)
+        let s = floats(name + "_scales", shape: [q.rows, groups], scales)
+        let rows = node("Cast", [node("Gather", [t, indices])], ints: ["to": ONNXType.float])
+        let grouped = node("Reshape", [rows, int64s(name + "_group_shape", shape: [3], [-1, groups, q.columns / groups])])
+        let groupScales = node("Reshape", [node("Gather", [s, indices]), int64s(name + "_scale_shape", shape: [3], [-1, groups, 1])])
+        return node("Reshape", [node("Mul", [grouped, groupScales]), node("Shape", [rows])])
     }
 
     mutating func layerNorm(_ x: String, _ tensors: [String: Tensor], _ prefix: String, eps: Float) -> String {
@@ -120,21 +210,23 @@ public struct ONNXExport {
     public var notes: [String]
 }
 
-/// Builds the fp32 ONNX model of `model`.
-public func onnxExport(_ model: ExportModel) throws -> ONNXExport {
+/// Builds the ONNX model of `model` with `weights` (fp32, int8 or int4 Linear layers).
+public func onnxExport(_ model: ExportModel, weights: ONNXWeights = .fp32) throws -> ONNXExport {
     let c = model.config
     let t = Dictionary(uniqueKeysWithValues: model.tensors.map { ($0.name, $0.tensor) })
     func w(_ name: String) throws -> Tensor { guard let v = t[name] else { throw ExportError("the model has no tensor '\(name)'") }; return v }
     var g = GraphBuilder()
+    var notes: [String] = []
+    if weights != .fp32 { (g.quantized, notes) = try onnxQuantizedWeights(model, weights) }
     let ids = "input_ids", mask = "attention_mask", types = "token_type_ids"
     // Embeddings.
-    let word = g.floats("embeddings.word_embeddings.weight", shape: try w("embeddings.word_embeddings.weight").shape, try w("embeddings.word_embeddings.weight").data)
-    let pos = g.floats("embeddings.position_embeddings.weight", shape: try w("embeddings.position_embeddings.weight").shape, try w("embeddings.position_embeddings.weight").data)
     let typ = g.floats("embeddings.token_type_embeddings.weight", shape: try w("embeddings.token_type_embeddings.weight").shape, try w("embeddings.token_type_embeddings.weight").data)
     let zero = g.int64s("const.zero", shape: [], [0]), one = g.int64s("const.one", shape: [], [1])
     let length = g.node("Gather", [g.node("Shape", [ids]), one], ints: ["axis": 0])
     let positions = g.node("Range", [zero, length, one])
-    var x = g.node("Add", [g.node("Add", [g.node("Gather", [word, ids]), g.node("Gather", [pos, positions])]), g.node("Gather", [typ, types])])
+    let wordRows = g.embedding(try w("embeddings.word_embeddings.weight"), name: "embeddings.word_embeddings.weight", indices: ids)
+    let positionRows = g.embedding(try w("embeddings.position_embeddings.weight"), name: "embeddings.position_embeddings.weight", indices: positions)
+    var x = g.node("Add", [g.node("Add", [wordRows, positionRows]), g.node("Gather", [typ, types])])
     x = g.layerNorm(x, t, "embeddings.LayerNorm", eps: c.layerNormEps)
     // Mask bias [B, 1, 1, T]: 0 for tokens, onnxMaskBias for padding.
     let maskFloat = g.node("Cast", [mask], ints: ["to": ONNXType.float])
@@ -206,5 +298,55 @@ public func onnxExport(_ model: ExportModel) throws -> ONNXExport {
     modelProto.string(2, "distillery")
     modelProto.message(7, graph)
     modelProto.message(8, opset)
-    return ONNXExport(data: Data(modelProto.bytes), outputs: names, notes: [])
+    if g.nodes.isEmpty == false && weights == .int4 {
+        var contrib = ProtoMessage()
+        contrib.string(1, "com.microsoft")
+        contrib.int(2, 1)
+        modelProto.message(8, contrib)
+    }
+    return ONNXExport(data: Data(modelProto.bytes), outputs: names, notes: notes)
+}
+
+/// The quantized storage an int8 / int4 ONNX export gives each Linear weight (pooler
+/// included, classifier not: kd keeps it fp32) and the word and position tables: a
+/// kd-quantized file's own when its layout fits the graph (int8 for int8; int4 in any
+/// group size for MatMulNBits and the tables), else quantized here as `kd quantize` would
+/// (int8 per row; int4 symmetric groups of 32); with notes saying which.
+func onnxQuantizedWeights(_ model: ExportModel, _ weights: ONNXWeights) throws -> ([String: QuantizedTensor], [String]) {
+    var names = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight"]
+    for l in 0..<model.config.layerCount {
+        let p = "encoder.layer.\(l)."
+        names += ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                  "intermediate.dense", "output.dense"].map { p + $0 + ".weight" }
+    }
+    if model.config.classifierPooling == .cls, model.tensors.contains(where: { $0.name == "pooler.dense.weight" }) { names.append("pooler.dense.weight") }
+    var plan: [String: QuantizedTensor] = [:]
+    var reused = 0, requantized: [String] = [], quantizedHere = 0, kept: [String] = []
+    for name in names {
+        let t = try model.tensor(name)
+        let stored = model.quantized[name]
+        switch (weights, stored?.format) {
+        case (.int8, .int8?), (.int4, .int4?):
+            plan[name] = stored
+            reused += 1
+            continue
+        case (.fp32, _):
+            continue
+        default: break
+        }
+        if stored != nil { requantized.append("\(name) (\(stored!.format))") } else { quantizedHere += 1 }
+        let format: QuantizedTensor.Format = weights == .int8 ? .int8 : .int4(group: 32, symmetric: true)
+        if weights == .int4 && t.shape[1] % 32 != 0 { kept.append(name); continue }
+        guard t.allFinite else { throw ExportError("tensor '\(name)' holds non-finite values and cannot be quantized") }
+        plan[name] = QuantizedTensor(quantizing: t, as: format)
+    }
+    var notes: [String] = []
+    let form = weights == .int8 ? "int8 (DynamicQuantizeLinear + MatMulInteger, per-channel weight scales; int8 embedding rows)"
+                                : "int4 (com.microsoft MatMulNBits, accuracy_level \(onnxNBitsAccuracyLevel); embedding tables as int8 codes with the int4 group scales)"
+    notes.append("weights: \(form); \(reused) taken from the file as stored, \(quantizedHere) quantized here")
+    if !requantized.isEmpty {
+        notes.append("\(requantized.count) weights stored in another format were quantized again from their dequantized values: \(requantized.joined(separator: ", "))")
+    }
+    if !kept.isEmpty { notes.append("kept fp32 (rows not whole groups of 32): \(kept.joined(separator: ", "))") }
+    return (plan, notes)
 }

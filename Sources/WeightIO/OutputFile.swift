@@ -100,6 +100,12 @@ public final class OutputFile {
         }
     }
 
+    /// Flushes a directory (or file) to disk: what a writer calls after renaming a finished
+    /// directory into place, so the rename survives a crash.
+    public static func syncPath(_ url: URL) throws {
+        try sync(url.path, what: "the directory", reporting: url)
+    }
+
     /// fsync(2) of a file or directory opened read-only.
     private static func sync(_ path: String, what: String, reporting url: URL) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
