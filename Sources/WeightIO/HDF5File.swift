@@ -61,7 +61,9 @@ public final class HDF5File {
             throw WeightIOError(.corrupt, file: url, "HDF5 could not open the file\(hdf5Detail())",
                                 hint: "the file may be truncated or written by an incompatible tool; re-export it")
         }
-        let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue
+        // The size of the file itself: Foundation's attributes do not follow a symbolic link
+        // (a linked teacher.h5 would claim the link's few bytes).
+        let size = (try? FileManager.default.attributesOfItem(atPath: url.resolvingSymlinksInPath().path)[.size] as? NSNumber)?.intValue
         return HDF5File(url: url, fileID: id, readOnlyByteCount: size ?? 0)
     }
 
