@@ -325,9 +325,50 @@ void dk_q4_gemm(long M, long N, long K, long G, const float *A, long lda, const 
                 const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace) {
     if (M <= 0 || N <= 0 || G <= 0 || G % 8 != 0 || K % G != 0) return;   // dk_q4_pack refused such a G
     switch (dk_kernel_path()) {
-    case DK_PATH_AVX512: q4_gemm_avx512(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace); break;
-    case DK_PATH_AVX2: q4_gemm_avx2(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace); break;
+    case DK_PATH_AVX512: q4_gemm_avx512(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace, 0); break;
+    case DK_PATH_AVX2: q4_gemm_avx2(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace, 0); break;
     default: dk_q4_gemm_ref(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace);
+    }
+}
+
+// ---------------------------------------------------------------- int4 g32, activation blocks of 32
+
+long dk_q4b_workspace_bytes(long M, long K) {
+    // Block scales, the block's int8 rows, two unpacked int8 panels (as dk_q8_workspace_bytes).
+    return q_block_scales_bytes(M, K) + (M < MC_Q ? M : MC_Q) * K + 32 * K + 64;
+}
+
+void dk_q4b_gemm_ref(long M, long N, long K, const float *A, long lda, const void *packed,
+                     const float *bias, float *C, long ldc, int epilogue, void *workspace) {
+    if (K <= 0 || K % Q8B != 0) return;
+    const long nb = K / Q8B, pb = dk_q4_panel_bytes(K, Q8B), gb = Q4_GROUP_HEADER + Q8B * 8;
+    float *s = workspace;
+    int8_t *qa = (int8_t *)workspace + (nb * 4 + 63) / 64 * 64;
+    for (long i = 0; i < M; i++) {
+        dk_q8b_quantize_rows(A + i * lda, 1, K, lda, qa, s);
+        for (long j = 0; j < N; j++) {
+            float acc = 0;
+            for (long b = 0; b < nb; b++) {
+                const uint8_t *blk = (const uint8_t *)packed + j / QP * pb + b * gb;
+                int32_t sum = 0;
+                for (long kk = 0; kk < Q8B; kk++) sum += (int32_t)qa[b * Q8B + kk] * q4_value(blk, j % QP, kk);
+                float sc;
+                memcpy(&sc, blk + (j % QP) * 4, sizeof sc);
+                acc = fmaf((float)sum, sc * s[b], acc);
+            }
+            C[i * ldc + j] = acc + (bias ? bias[j] : 0.0f);
+        }
+        q_gelu_rows(C + i * ldc, ldc, 1, N, epilogue, 0);
+    }
+}
+
+void dk_q4b_gemm(long M, long N, long K, const float *A, long lda, const void *packed,
+                 const float *bias, float *C, long ldc, int epilogue, void *workspace) {
+    if (M <= 0 || N <= 0 || K <= 0 || K % Q8B != 0) return;
+    switch (dk_kernel_path()) {
+    case DK_PATH_AVX512: q4_gemm_avx512(M, N, K, Q8B, A, lda, packed, bias, C, ldc, 0, epilogue, workspace, 1); break;
+    case DK_PATH_AVX2: q4_gemm_avx2(M, N, K, Q8B, A, lda, packed, bias, C, ldc, 0, epilogue, workspace, 1); break;
+    default: dk_q4b_gemm_ref(M, N, K, A, lda, packed, bias, C, ldc, epilogue, workspace);
     }
 }
 

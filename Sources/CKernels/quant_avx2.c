@@ -146,8 +146,10 @@ DK_AVX2 static void q4_unpack_panel(const uint8_t *p, long K, long G, int8_t *ds
 }
 
 /// c[rows ≤ 4, 8 columns of half h of the panel]: per group int32 sums, float accumulators.
+/// nb == 0: one activation scale per row (s[r], at the end); nb > 0 (dk_q4b, G = 32):
+/// s[r·nb + g] per group, multiplied into the group scale.
 DK_AVX2 DK_INLINE void q4_kernel(long K, long G, const int8_t *a, const uint8_t *p, const int8_t *u, int h,
-                                 const float *s, const float *bias, float *c, long ldc, long cols, const int rows) {
+                                 const float *s, long nb, const float *bias, float *c, long ldc, long cols, const int rows) {
     __m256 f[4];
     __m256i x[4];
     const __m256i ones = _mm256_set1_epi16(1);
@@ -164,23 +166,27 @@ DK_AVX2 DK_INLINE void q4_kernel(long K, long G, const int8_t *a, const uint8_t 
             }
         }
         const __m256 sc = _mm256_loadu_ps((const float *)(p + g * gb) + 8 * h);
-        for (int r = 0; r < rows; r++) f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(x[r]), sc, f[r]);
+        for (int r = 0; r < rows; r++)
+            f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(x[r]), nb ? _mm256_mul_ps(sc, _mm256_set1_ps(s[r * nb + g])) : sc, f[r]);
     }
     const __m256i m = lane_mask(cols);
     const __m256 bi = bias ? _mm256_maskload_ps(bias, m) : _mm256_setzero_ps();
     for (int r = 0; r < rows; r++)
-        _mm256_maskstore_ps(c + r * ldc, m, _mm256_fmadd_ps(f[r], _mm256_set1_ps(s[r]), bi));
+        _mm256_maskstore_ps(c + r * ldc, m, nb ? _mm256_add_ps(f[r], bi) : _mm256_fmadd_ps(f[r], _mm256_set1_ps(s[r]), bi));
 }
 
+DK_AVX2 static void q8b_quantize_rows(const float *A, long lda, long rows, long K, int8_t *q, float *s);
+
 DK_AVX2 void q4_gemm_avx2(long M, long N, long K, long G, const float *A, long lda, const void *packed,
-                  const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace) {
-    const long pb = dk_q4_panel_bytes(K, G), mrows = M < MC_Q ? M : MC_Q;
+                  const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace, int blocks) {
+    const long pb = dk_q4_panel_bytes(K, G), mrows = M < MC_Q ? M : MC_Q, nb = blocks ? K / Q8B : 0;
     float *s = workspace;
-    int8_t *qa = (int8_t *)workspace + q_scales_bytes(M);
+    int8_t *qa = (int8_t *)workspace + (blocks ? q_block_scales_bytes(M, K) : q_scales_bytes(M));
     int8_t *u = qa + mrows * K;
     for (long i0 = 0; i0 < M; i0 += MC_Q) {
         const long mc = M - i0 < MC_Q ? M - i0 : MC_Q;
-        quantize_rows(A + i0 * lda, lda, mc, K, K, actScale, qa, s);
+        if (blocks) q8b_quantize_rows(A + i0 * lda, lda, mc, K, qa, s);
+        else quantize_rows(A + i0 * lda, lda, mc, K, K, actScale, qa, s);
         for (long j = 0; j < N; j += 16) {
             const uint8_t *p = (const uint8_t *)packed + j / 16 * pb;
             q4_unpack_panel(p, K, G, u);
@@ -192,10 +198,10 @@ DK_AVX2 void q4_gemm_avx2(long M, long N, long K, long G, const float *A, long l
                     const int8_t *a = qa + i * K;
                     float *c = C + (i0 + i) * ldc + j + 8 * h;
                     switch (rows) {
-                    case 4: q4_kernel(K, G, a, p, u, h, s + i, bj, c, ldc, cols, 4); break;
-                    case 3: q4_kernel(K, G, a, p, u, h, s + i, bj, c, ldc, cols, 3); break;
-                    case 2: q4_kernel(K, G, a, p, u, h, s + i, bj, c, ldc, cols, 2); break;
-                    default: q4_kernel(K, G, a, p, u, h, s + i, bj, c, ldc, cols, 1); break;
+                    case 4: q4_kernel(K, G, a, p, u, h, s + i * (nb ? nb : 1), nb, bj, c, ldc, cols, 4); break;
+                    case 3: q4_kernel(K, G, a, p, u, h, s + i * (nb ? nb : 1), nb, bj, c, ldc, cols, 3); break;
+                    case 2: q4_kernel(K, G, a, p, u, h, s + i * (nb ? nb : 1), nb, bj, c, ldc, cols, 2); break;
+                    default: q4_kernel(K, G, a, p, u, h, s + i * (nb ? nb : 1), nb, bj, c, ldc, cols, 1); break;
                     }
                 }
             }

@@ -151,9 +151,10 @@ DK_AVX512 static void q4_unpack_panel(const uint8_t *p, long K, long G, int8_t *
 
 /// c[rows ≤ 6, 16·np]: per group int32 sums from −corr, folded into float accumulators.
 /// p: the first int4 panel (group headers), u: its unpacked int8 panel; the second panel
-/// `pnext` / `unext` bytes further.
+/// `pnext` / `unext` bytes further. nb == 0: one activation scale per row, s[r], applied at
+/// the end; nb > 0 (dk_q4b, G = 32): s[r·nb + g] per group, multiplied into the group scale.
 DK_AVX512 DK_INLINE void q4_kernel(long K, long G, const uint8_t *a, const uint8_t *p, long pnext,
-                                   const int8_t *u, long unext, const float *s, const float *bias,
+                                   const int8_t *u, long unext, const float *s, long nb, const float *bias,
                                    float *c, long ldc, __mmask16 m0, __mmask16 m1, const int rows, const int np) {
     __m512 fx[6], fy[6];
     __m512i x[6], y[6];
@@ -188,21 +189,32 @@ DK_AVX512 DK_INLINE void q4_kernel(long K, long G, const uint8_t *a, const uint8
         const __m512 sc1 = np == 2 ? _mm512_loadu_ps((const float *)h1) : sc0;
         for (int r = 0; r < 6; r++) {
             if (r >= rows) break;
-            fx[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(x[r]), sc0, fx[r]);
-            if (np == 2) fy[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(y[r]), sc1, fy[r]);
+            if (nb) {
+                const __m512 sb = _mm512_set1_ps(s[r * nb + g]);
+                fx[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(x[r]), _mm512_mul_ps(sc0, sb), fx[r]);
+                if (np == 2) fy[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(y[r]), _mm512_mul_ps(sc1, sb), fy[r]);
+            } else {
+                fx[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(x[r]), sc0, fx[r]);
+                if (np == 2) fy[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(y[r]), sc1, fy[r]);
+            }
         }
     }
     const __m512 bi0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
     const __m512 bi1 = bias && np == 2 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
     for (int r = 0; r < 6; r++) {
         if (r >= rows) break;
-        const __m512 sr = _mm512_set1_ps(s[r]);
-        _mm512_mask_storeu_ps(c + r * ldc, m0, _mm512_fmadd_ps(fx[r], sr, bi0));
-        if (np == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, _mm512_fmadd_ps(fy[r], sr, bi1));
+        if (nb) {
+            _mm512_mask_storeu_ps(c + r * ldc, m0, _mm512_add_ps(fx[r], bi0));
+            if (np == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, _mm512_add_ps(fy[r], bi1));
+        } else {
+            const __m512 sr = _mm512_set1_ps(s[r]);
+            _mm512_mask_storeu_ps(c + r * ldc, m0, _mm512_fmadd_ps(fx[r], sr, bi0));
+            if (np == 2) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, _mm512_fmadd_ps(fy[r], sr, bi1));
+        }
     }
 }
 
-#define Q4_CALL(R, NP) q4_kernel(K, G, a, p, pnext, u, unext, s, bias, c, ldc, m0, m1, R, NP)
+#define Q4_CALL(R, NP) q4_kernel(K, G, a, p, pnext, u, unext, s, nb, bias, c, ldc, m0, m1, R, NP)
 #define Q4_ROWS(NP)                                                                        \
     switch (rows) {                                                                        \
     case 6: Q4_CALL(6, NP); break; case 5: Q4_CALL(5, NP); break;                          \
@@ -211,20 +223,24 @@ DK_AVX512 DK_INLINE void q4_kernel(long K, long G, const uint8_t *a, const uint8
     }
 
 DK_AVX512 static void q4_tile(long K, long G, const uint8_t *a, const uint8_t *p, long pnext, const int8_t *u,
-                              long unext, const float *s, const float *bias, float *c, long ldc, long rows, long cols) {
+                              long unext, const float *s, long nb, const float *bias, float *c, long ldc, long rows, long cols) {
     const __mmask16 m0 = cols_mask(cols), m1 = cols > 16 ? cols_mask(cols - 16) : 0;
     if (cols > 16) { Q4_ROWS(2) } else { Q4_ROWS(1) }
 }
 
+DK_AVX512 static void q8b_quantize_rows(const float *A, long lda, long rows, long K, uint8_t *q, float *s);
+
 DK_AVX512 void q4_gemm_avx512(long M, long N, long K, long G, const float *A, long lda, const void *packed,
-                              const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace) {
-    const long pb = dk_q4_panel_bytes(K, G), mrows = M < MC_Q ? M : MC_Q;
+                              const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace,
+                              int blocks) {
+    const long pb = dk_q4_panel_bytes(K, G), mrows = M < MC_Q ? M : MC_Q, nb = blocks ? K / Q8B : 0;
     float *s = workspace;
-    uint8_t *qa = (uint8_t *)workspace + q_scales_bytes(M);
+    uint8_t *qa = (uint8_t *)workspace + (blocks ? q_block_scales_bytes(M, K) : q_scales_bytes(M));
     int8_t *u = (int8_t *)(qa + mrows * K);   // two unpacked panels, K·16 bytes each
     for (long i0 = 0; i0 < M; i0 += MC_Q) {
         const long mc = M - i0 < MC_Q ? M - i0 : MC_Q;
-        quantize_rows(A + i0 * lda, lda, mc, K, K, actScale, 1, qa, s);
+        if (blocks) q8b_quantize_rows(A + i0 * lda, lda, mc, K, qa, s);
+        else quantize_rows(A + i0 * lda, lda, mc, K, K, actScale, 1, qa, s);
         for (long j = 0; j < N; j += 32) {
             const long cols = N - j < 32 ? N - j : 32;
             const uint8_t *p = (const uint8_t *)packed + j / 16 * pb;
@@ -232,7 +248,7 @@ DK_AVX512 void q4_gemm_avx512(long M, long N, long K, long G, const float *A, lo
             if (cols > 16) q4_unpack_panel(p + pb, K, G, u + K * 16);
             for (long i = 0; i < mc; i += 6) {
                 const long rows = mc - i < 6 ? mc - i : 6;
-                q4_tile(K, G, qa + i * K, p, pb, u, K * 16, s + i, bias ? bias + j : NULL,
+                q4_tile(K, G, qa + i * K, p, pb, u, K * 16, s + i * (nb ? nb : 1), nb, bias ? bias + j : NULL,
                         C + (i0 + i) * ldc + j, ldc, rows, cols);
             }
         }

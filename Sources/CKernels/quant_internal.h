@@ -27,10 +27,15 @@ void q8_gemm_avx512(long M, long N, long K, const float *A, long lda, const void
 void q8_gemm_avx2(long M, long N, long K, const float *A, long lda, const void *packed,
                   const float *wScale, const float *bias, float *C, long ldc, float actScale,
                   int epilogue, void *workspace);
+/// int4 GEMMs; `blocks` != 0: activation scales per block of 32 (dk_q4b, G = 32).
 void q4_gemm_avx512(long M, long N, long K, long G, const float *A, long lda, const void *packed,
-                    const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace);
+                    const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace,
+                    int blocks);
 void q4_gemm_avx2(long M, long N, long K, long G, const float *A, long lda, const void *packed,
-                  const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace);
+                  const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace,
+                  int blocks);
+/// Workspace bytes for the block activation scales [rows][K/32] of MC_Q rows (64-byte multiple).
+static inline long q_block_scales_bytes(long M, long K) { return ((M < MC_Q ? M : MC_Q) * (K / 32) * 4 + 63) / 64 * 64; }
 #define Q8B 32                          // activation block of dk_q8b (DK_Q8B_BLOCK)
 #define Q8B_BLOCK_BYTES (64 + Q8B * 16)  // corr[16] int32 + [8][16][4] int8
 void q8b_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,

@@ -29,6 +29,9 @@ public struct QuantizeConfig: Sendable {
     /// "minmax" or "percentile".
     public var calibrationMethod = "minmax"
     public var percentile = 99.99
+    /// How Linear weights are rounded: "nearest", or "gptq" (error-compensating rounding
+    /// from the calibration Hessian; needs `calibration`).
+    public var rounding = "nearest"
     /// A prepared dataset whose dev split scores the sensitivity table and the search.
     public var data: String?
     public var sensitivity = false
@@ -61,6 +64,8 @@ public struct QuantizeReport: Codable, Sendable {
     public var model: String
     public var out: String
     public var scheme: String
+    /// "nearest" or "gptq" (with its calibration texts).
+    public var rounding: String?
     public var kernelPath: String
     public var bytesBefore: Int
     public var bytesAfter: Int
@@ -78,7 +83,7 @@ public struct QuantizeReport: Codable, Sendable {
     /// The summary, the sensitivity table and the search, as text.
     public var text: String {
         let counts = Dictionary(grouping: tensors, by: \.format).map { "\($0.value.count) × \($0.key)" }.sorted()
-        var lines = ["quantized \(model) with \(scheme) (kernels: \(kernelPath)) → \(out)",
+        var lines = ["quantized \(model) with \(scheme), rounding \(rounding ?? "nearest") (kernels: \(kernelPath)) → \(out)",
                      "\(tensors.count) tensors quantized (\(counts.joined(separator: ", "))); file \(formatBytes(bytesBefore)) → \(formatBytes(bytesAfter))"]
         if let sensitivity { lines += ["", sensitivityTable(sensitivity)] }
         if let trials { lines += ["", searchTable(trials)] }
@@ -115,13 +120,25 @@ public func quantize(_ config: QuantizeConfig, progress: StageProgress = SilentP
         method = .percentile(config.percentile)
     default: throw StageError.usage("--calibration-method '\(config.calibrationMethod)' is not one of: minmax, percentile")
     }
+    switch config.rounding {
+    case "nearest": break
+    case "gptq":
+        guard scheme != .bf16 else {
+            throw StageError.usage("--rounding gptq rounds int8 and int4 weights; bf16 has no grid to round to — use --rounding nearest")
+        }
+        guard config.calibration != nil else {
+            throw StageError.usage("--rounding gptq needs calibration data — add --calibration data/NAME (a prepared dataset; its training split is used)")
+        }
+        guard config.calibrationSize >= 1 else { throw StageError.usage("--calibration-size \(config.calibrationSize) must be at least 1") }
+    default: throw StageError.usage("--rounding '\(config.rounding)' is not one of: nearest, gptq")
+    }
     if scheme == .int8Static {
         guard config.calibration != nil else {
             throw StageError.usage("--scheme int8-static needs calibration data — add --calibration data/NAME (a prepared dataset; its training split is used)")
         }
         guard config.calibrationSize >= 1 else { throw StageError.usage("--calibration-size \(config.calibrationSize) must be at least 1") }
-    } else if config.calibration != nil {
-        progress.warning("--calibration is only used by --scheme int8-static; \(scheme) quantizes activations at run time")
+    } else if config.calibration != nil && config.rounding != "gptq" {
+        progress.warning("--calibration is only used by --scheme int8-static and --rounding gptq; \(scheme) quantizes activations at run time")
     }
     if (config.sensitivity || config.maxDrop != nil) && config.data == nil {
         throw StageError.usage("\(config.maxDrop != nil ? "--max-drop" : "--sensitivity") scores on a dev split — add --data data/NAME")
@@ -148,8 +165,27 @@ public func quantize(_ config: QuantizeConfig, progress: StageProgress = SilentP
                                    method: method, batchSize: config.batchSize, units: units)
         for unit in units { if let s = scales[unit.name] { for name in unit.tensors { quantized[name] = quantized[name]!.withInputScale(s) } } }
     }
+    if config.rounding == "gptq" {   // re-round the Linear weights against their inputs' Hessians
+        let hessians = try calibrationHessians(encoder: encoder, bundle: bundle, data: config.calibration!, size: config.calibrationSize,
+                                               batchSize: config.batchSize, units: units)
+        for unit in units where !unit.isEmbedding {
+            guard let h = hessians[unit.name] else { continue }
+            for name in unit.tensors {
+                let old = quantized[name]!
+                do { quantized[name] = try gptqQuantize(tensors[name]!, hessian: h, format: old.format).withInputScale(old.inputScale) } catch {
+                    throw StageError("\(config.calibration!): GPTQ for \(name): \(error) — use more --calibration-size texts or --rounding nearest")
+                }
+                do { try quantized[name]!.validate() } catch {
+                    throw StageError("\(config.model): tensor '\(name)' does not quantize to \(old.format) with GPTQ: \(error.description) — use --rounding nearest")
+                }
+            }
+            progress.line("gptq: \(unit.name) rounded against \(h.rowCount) calibration rows")
+        }
+    }
 
-    var report = QuantizeReport(model: config.model, out: config.out, scheme: scheme.description, kernelPath: quantizedKernelPath,
+    var report = QuantizeReport(model: config.model, out: config.out, scheme: scheme.description,
+                                rounding: config.rounding == "gptq" ? "gptq (\(config.calibrationSize) texts of \(config.calibration!))" : "nearest",
+                                kernelPath: quantizedKernelPath,
                                 bytesBefore: fileSize(config.model), bytesAfter: 0, tensors: [], notes: [])
     if let evaluator {
         let search = try MixedPrecisionRun(evaluator: evaluator, tensors: tensors, units: units, scheme: scheme, quantized: quantized,
@@ -183,6 +219,40 @@ public func quantize(_ config: QuantizeConfig, progress: StageProgress = SilentP
 /// of the training split of `data` and each unit's input magnitudes are collected.
 func calibrate(encoder: BertEncoder, bundle: ModelBundle, data: String, size: Int, method: CalibrationMethod,
                batchSize: Int, units: [QuantizationUnit]) throws -> [String: Float] {
+    var ranges: [String: ActivationRange] = [:]
+    try forEachUnitInput(encoder: encoder, bundle: bundle, data: data, size: size, batchSize: batchSize, units: units) { unit, x, rows, width, text in
+        var range = ranges[unit] ?? ActivationRange()
+        guard range.add(x, count: rows * width) else {
+            throw StageError("\(data): the calibration activations of \(unit) hold NaN or Inf (text \(text + 1) of the training split) — the fp32 model overflows on it; check the model with kd eval")
+        }
+        ranges[unit] = range
+    }
+    var scales: [String: Float] = [:]
+    for unit in units where !unit.isEmbedding { scales[unit.name] = ranges[unit.name]?.scale(method) }
+    return scales
+}
+
+/// GPTQ's Hessian (XᵀX of the layer input) per Linear unit, from the same calibration pass
+/// as `calibrate`.
+func calibrationHessians(encoder: BertEncoder, bundle: ModelBundle, data: String, size: Int, batchSize: Int,
+                         units: [QuantizationUnit]) throws -> [String: HessianAccumulator] {
+    var hessians: [String: HessianAccumulator] = [:]
+    try forEachUnitInput(encoder: encoder, bundle: bundle, data: data, size: size, batchSize: batchSize, units: units) { unit, x, rows, width, text in
+        for i in 0..<(rows * width) where !x[i].isFinite {
+            throw StageError("\(data): the calibration activations of \(unit) hold NaN or Inf (text \(text + 1) of the training split) — the fp32 model overflows on it; check the model with kd eval")
+        }
+        var h = hessians[unit] ?? HessianAccumulator(width: width)
+        h.add(x, rows: rows, stride: width)
+        hessians[unit] = h
+    }
+    return hessians
+}
+
+/// Runs the fp32 model over `size` texts of the training split of `data` and calls `visit`
+/// with each Linear unit's input rows of every text (unit name, rows, row count, width,
+/// index of the text in the split); padding rows are left out.
+func forEachUnitInput(encoder: BertEncoder, bundle: ModelBundle, data: String, size: Int, batchSize: Int, units: [QuantizationUnit],
+                      _ visit: (String, UnsafePointer<Float>, Int, Int, Int) throws -> Void) throws {
     let folder = try PreparedFolder(path: data)
     let rows = try folder.read(.train)
     guard !rows.isEmpty else {
@@ -197,7 +267,6 @@ func calibrate(encoder: BertEncoder, bundle: ModelBundle, data: String, size: In
         throw StageError("\(folder.filePath(.train)): \(unknown * 100 / tokens)% of the calibration tokens are [UNK] with \(bundle.path)'s vocabulary — the data was made for another tokenizer or language; calibrate on text the model reads")
     }
     let model = encoder.model, L = bundle.config.layerCount
-    var ranges: [String: ActivationRange] = [:]
     for start in stride(from: 0, to: sequences.count, by: batchSize) {
         let chunk = Array(sequences[start..<min(start + batchSize, sequences.count)])
         let T = chunk.map(\.count).max()!
@@ -208,16 +277,12 @@ func calibrate(encoder: BertEncoder, bundle: ModelBundle, data: String, size: In
         do { acts = try model.forward(batch, parameters: encoder.block, options: ForwardOptions(cacheForBackward: true)) } catch {
             throw StageError(file: bundle.path, error)
         }
-        /// Adds the real (unpadded) rows of an activation [B·T, width] to a unit's range.
+        /// Visits the real (unpadded) rows of an activation [B·T, width] per text.
         func collect(_ unit: String, _ buffer: FloatBuffer, width: Int, rowsPerSequence: Int) throws {
-            var range = ranges[unit] ?? ActivationRange()
             for b in 0..<chunk.count {
                 let n = rowsPerSequence == 1 ? 1 : chunk[b].count
-                guard range.add(buffer.pointer + b * rowsPerSequence * width, count: n * width) else {
-                    throw StageError("\(data): the calibration activations of \(unit) hold NaN or Inf (text \(chosen[start + b] + 1) of the training split) — the fp32 model overflows on it; check the model with kd eval")
-                }
+                try visit(unit, buffer.pointer + b * rowsPerSequence * width, n, width, chosen[start + b])
             }
-            ranges[unit] = range
         }
         let H = bundle.config.hiddenSize
         for l in 0..<L {
@@ -233,9 +298,6 @@ func calibrate(encoder: BertEncoder, bundle: ModelBundle, data: String, size: In
             try collect("pooler", cls, width: H, rowsPerSequence: 1)
         }
     }
-    var scales: [String: Float] = [:]
-    for unit in units where !unit.isEmbedding { scales[unit.name] = ranges[unit.name]?.scale(method) }
-    return scales
 }
 
 /// `count` indices spread evenly over 0..<total (all of them when count is 0 or ≥ total).

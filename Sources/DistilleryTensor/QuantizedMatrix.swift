@@ -6,7 +6,9 @@
 // scales beside them. `multiply` computes y = bias + x · Wᵀ with x quantized at run time
 // — int8-dynamic: per block of 32 consecutive inputs (dk_q8b, llama.cpp Q8_0 style: an
 // outlier channel only coarsens its own block) when the input width is a multiple of 32,
-// else per row; int8-static: its fixed scale; int4: per row — or rounded to bf16, and
+// else per row; int8-static: its fixed scale; int4: per block of 32 for groups of 32
+// (dk_q4b: the activation blocks coincide with the weight groups), else per row — or
+// rounded to bf16, and
 // splits the work over `Compute.threads` like `PackedMatrix`: whole 6-row blocks when
 // there are enough rows, else 16-column panels. The kernels compute every output the same
 // way whatever the split, so results do not depend on the thread count. Left out on
@@ -24,7 +26,8 @@ public struct QuantizedMatrix: Sendable {
     public let format: QuantizedTensor.Format
     /// int8-static's activation scale (0: dynamic).
     let activationScale: Float
-    /// int8 dynamic with activation scales per block of 32 inputs (dk_q8b packing).
+    /// Activation scales per block of 32 inputs: int8 dynamic (dk_q8b packing) and int4
+    /// with groups of 32 (dk_q4b, the int4 packing).
     public let blockActivations: Bool
     private let packed: QuantizedStorage
     /// int8: the per-row weight scales; empty otherwise.
@@ -37,7 +40,8 @@ public struct QuantizedMatrix: Sendable {
         format = q.format
         activationScale = q.inputScale ?? 0
         let (N, K) = (q.rows, q.columns)
-        blockActivations = q.format == .int8 && activationScale == 0 && K % Int(DK_Q8B_BLOCK) == 0
+        blockActivations = activationScale == 0 && K % Int(DK_Q8B_BLOCK) == 0
+            && (q.format == .int8 || q.format == .int4(group: Int(DK_Q8B_BLOCK), symmetric: true) || q.format == .int4(group: Int(DK_Q8B_BLOCK), symmetric: false))
         switch q.format {
         case .int8 where blockActivations:
             let storage = QuantizedStorage(bytes: dk_q8b_packed_bytes(N, K))
@@ -114,6 +118,11 @@ public struct QuantizedMatrix: Sendable {
                     dk_q8_gemm(M, N, K, x, lda, base + panel * dk_q8_panel_bytes(K), s.baseAddress! + n0, bias, y + n0, ldc,
                                activationScale, Int32(DK_EPILOGUE_NONE), ws)
                 }
+            }
+        case .int4 where blockActivations:
+            withWorkspace(dk_q4b_workspace_bytes(M, K)) { ws in
+                dk_q4b_gemm(M, N, K, x, lda, base + panel * dk_q4_panel_bytes(K, Int(DK_Q8B_BLOCK)), bias, y + n0, ldc,
+                            Int32(DK_EPILOGUE_NONE), ws)
             }
         case .int4(let g, _):
             withWorkspace(dk_q8_workspace_bytes(M, K)) { ws in

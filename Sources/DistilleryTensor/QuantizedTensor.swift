@@ -265,8 +265,9 @@ private let int4ClippingFactors: [Float] = (0...16).map { 1 - Float($0) * 0.025 
 /// The (scale, zero point) of one int4 group: symmetric (zero 8, scale = factor · max|w| / 7)
 /// or asymmetric (over [min, max] widened to include 0, scale = factor · (max − min) / 15,
 /// zero = round(−factor · min / scale)); scales fp16-rounded; an all-zero group gets (1, 8)
-/// or (1, 0).
-private func int4GroupScale(_ group: ArraySlice<Float>, symmetric: Bool) -> (Float, UInt8) {
+/// or (1, 0). Public for the calibrated roundings (GPTQ), which choose a group's scale the
+/// same way before rounding its weights one column at a time.
+public func int4GroupScale(_ group: ArraySlice<Float>, symmetric: Bool) -> (Float, UInt8) {
     let lo = min(0, group.min() ?? 0), hi = max(0, group.max() ?? 0)
     guard hi > lo else { return (1, symmetric ? 8 : 0) }
     var best: (error: Float, scale: Float, zero: UInt8) = (.infinity, 1, 8)

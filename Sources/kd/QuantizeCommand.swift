@@ -21,21 +21,29 @@ struct Quantize: ParsableCommand {
         bf16 → fp32) until the dev macro-F1 drop is at most X points; the best model \
         found is written either way, with the table of what was tried.
 
+        --rounding gptq rounds int8/int4 Linear weights with GPTQ's error \
+        compensation: the fp32 model runs over --calibration-size texts of \
+        --calibration, and each weight's rounding errors are pushed onto its later \
+        columns along the inputs' Hessian, lowering the layer output error.
+
         Examples:
           kd quantize --model tuned.h5 --scheme int8-dynamic --out tuned-int8.h5
           kd quantize --model tuned.h5 --scheme int4-g32 --out tuned-int4.h5 \\
              --data data/tweet-sentiment --max-drop 0.5
           kd quantize --model tuned.h5 --scheme int8-static --out s.h5 \\
              --calibration data/tweet-sentiment --calibration-size 256
+          kd quantize --model tuned.h5 --scheme int4-g32-asym --out q4.h5 \\
+             --rounding gptq --calibration data/tweet-sentiment
         """)
 
     @Option(help: "fp32 Distillery model file (.h5).") var model: String
     @Option(help: "int8-dynamic, int8-static, int4-g32|g64|g128[-asym] or bf16.") var scheme: String
     @Option(help: "Output model file (.h5).") var out: String
-    @Option(help: "Prepared dataset for int8-static calibration (its training split).") var calibration: String?
+    @Option(help: "Prepared dataset for int8-static and --rounding gptq calibration (its training split).") var calibration: String?
     @Option(name: .customLong("calibration-size"), help: "Calibration texts.") var calibrationSize = 128
     @Option(name: .customLong("calibration-method"), help: "minmax or percentile.") var calibrationMethod = "minmax"
     @Option(help: "Percentile of |activation| for --calibration-method percentile.") var percentile = 99.99
+    @Option(help: "Weight rounding: nearest, or gptq (error-compensating, from --calibration).") var rounding = "nearest"
     @Option(help: "Prepared dataset whose dev split scores --sensitivity and --max-drop.") var data: String?
     @Flag(help: "Score each unit quantized alone (a table).") var sensitivity = false
     @Option(name: .customLong("max-drop"), help: "Largest dev macro-F1 drop in points (mixed precision).") var maxDrop: Double?
@@ -47,6 +55,7 @@ struct Quantize: ParsableCommand {
     func run() throws {
         var config = QuantizeConfig(model: model, scheme: scheme, out: out)
         (config.calibration, config.calibrationSize, config.calibrationMethod, config.percentile) = (calibration, calibrationSize, calibrationMethod, percentile)
+        config.rounding = rounding
         (config.data, config.sensitivity, config.maxDrop, config.evalSize) = (data, sensitivity, maxDrop, evalSize)
         (config.batchSize, config.threads) = (batchSize, try threads.count())
         let report = try quantize(config, progress: stderrProgress())

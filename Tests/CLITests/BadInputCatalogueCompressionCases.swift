@@ -22,6 +22,10 @@ extension BadInputCatalogueTests {
         quantize("static without calibration", ["--scheme", "int8-static"], ["--calibration"])
         quantize("negative --max-drop", ["--scheme", "int8-dynamic"] + flagArgs("--max-drop", "-1"), ["--max-drop"])
         quantize("calibration folder missing", ["--scheme", "int8-static", "--calibration", outPath("none")], ["none"])
+        quantize("unknown rounding", ["--scheme", "int4-g32", "--rounding", "stochastic"], ["--rounding", "stochastic"])
+        quantize("gptq without calibration", ["--scheme", "int4-g32", "--rounding", "gptq"], ["--rounding gptq", "--calibration"])
+        quantize("gptq for bf16", ["--scheme", "bf16", "--rounding", "gptq", "--calibration", data], ["--rounding gptq", "bf16"])
+        quantize("gptq calibration folder missing", ["--scheme", "int4-g32", "--rounding", "gptq", "--calibration", outPath("none")], ["none"])
         quantize("negative layer_norm_eps", ["--scheme", "int8-dynamic"], [negativeEps, "layer_norm_eps"], model: negativeEps)
         quantize("absurd layer count", ["--scheme", "int8-dynamic"], [hugeLayers, "num_hidden_layers"], model: hugeLayers)
         cases.append(BadInputCase(name: "quantize: output is the input", args: ["quantize", "--model", tiny, "--scheme", "int8-dynamic", "--out", tiny],

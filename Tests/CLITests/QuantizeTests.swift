@@ -78,6 +78,16 @@ final class QuantizeTests: CLITestCase {
         runOK(["eval", "--model", q, "--data", data, "--threads", "1"])
     }
 
+    func testGPTQRoundingWritesAModelThatRunsAndSaysSo() throws {
+        let model = try classifier(), data = try ToyData.path()
+        let q = outPath("gptq.h5")
+        let r = runOK(["quantize", "--model", model, "--scheme", "int4-g32-asym", "--out", q, "--rounding", "gptq",
+                       "--calibration", data, "--calibration-size", "16", "--threads", "1"])
+        XCTAssertTrue(r.stdout.contains("rounding gptq (16 texts"), r.stdout)
+        XCTAssertTrue(r.stderr.contains("gptq: layer.0.qkv rounded against"), r.stderr)
+        runOK(["eval", "--model", q, "--data", data, "--threads", "1"])
+    }
+
     func testBadInputs() throws {
         let model = try classifier(), data = try ToyData.path()
         let out = outPath("q.h5")

@@ -116,6 +116,22 @@ void dk_q4_gemm(long M, long N, long K, long G, const float *A, long lda, const 
 void dk_q4_gemm_ref(long M, long N, long K, long G, const float *A, long lda, const void *packed,
                     const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace);
 
+// ---------------------------------------------------------------- int4 g32, activation blocks of 32
+
+// `dk_q4b_*`: the int4 group-32 weights of dk_q4_pack (G = 32) against activations
+// quantized per block of 32 k as dk_q8b does (s_ib = max|a_ib| / 127 for row i, block b),
+// so the activation blocks and the weight groups coincide. Per output (i, j):
+//   sum_b = Σ_{k in b} q_a · (q_w − zero) (exact int32),
+//   acc = fmaf((float)sum_b, scale[j, b] · s_ib, acc) over b in order (the product
+//   rounded to float first), C = acc + bias[j] (then GELU).
+// Every path performs exactly these operations (bit-equal to `_ref` except GELU). K must
+// be a multiple of 32 (nothing is written otherwise). Threads: as dk_q4_gemm.
+long dk_q4b_workspace_bytes(long M, long K);
+void dk_q4b_gemm(long M, long N, long K, const float *A, long lda, const void *packed,
+                 const float *bias, float *C, long ldc, int epilogue, void *workspace);
+void dk_q4b_gemm_ref(long M, long N, long K, const float *A, long lda, const void *packed,
+                     const float *bias, float *C, long ldc, int epilogue, void *workspace);
+
 // ---------------------------------------------------------------- bf16
 
 /// fp32 → bf16, round to nearest even (NaN stays NaN).
