@@ -107,8 +107,8 @@ public func benchLatency(_ config: LatencyConfig) throws -> LatencyReport {
     guard turns >= 1 else { throw StageError.usage("--rounds \(turns) must be at least 1") }
     let loaded = try config.models.map { try InferenceModel(path: $0) }
     for m in loaded {
-        for T in config.lengths where T > m.config.maxPositions {
-            throw StageError.usage("--seq \(T) exceeds the model's \(m.config.maxPositions) positions (\(m.path))")
+        for T in config.lengths where T > m.maxPositions {
+            throw StageError.usage("--seq \(T) exceeds the model's \(m.maxPositions) positions (\(m.path))")
         }
     }
     var rows: [LatencyRow] = []
@@ -127,7 +127,7 @@ public func benchLatency(_ config: LatencyConfig) throws -> LatencyReport {
             }
         } }
     }
-    return LatencyReport(models: loaded.map { "model \($0.path): \($0.config.layerCount) layers, hidden \($0.config.hiddenSize); kernels: \(kernelISA())" },
+    return LatencyReport(models: loaded.map { "model \($0.path): \($0.summary); kernels: \(kernelISA())" },
                          rounds: turns, rows: rows)
 }
 
@@ -137,21 +137,21 @@ private func timeForwardPasses(_ models: [InferenceModel], batch B: Int, length 
     let inputs = models.map { m -> EncoderBatch in
         var rng = SplitMix64(seed: 42)
         let ids = (0..<(B * T)).map { i -> Int32 in
-            i % T == 0 ? Int32(m.tokenizer.classId) : Int32(rng.next() % UInt64(m.config.vocabSize))
+            i % T == 0 ? Int32(m.tokenizer.classId) : Int32(rng.next() % UInt64(m.vocabSize))
         }
         return EncoderBatch(ids: ids, batchSize: B, sequenceLength: T)
     }
     var times = [[Double]](repeating: [], count: models.count)
     for round in 0..<turns {
         for (i, m) in models.enumerated() {
-            if round == 0 { for _ in 0..<config.warmup { _ = try m.encoder.forward(inputs[i]) } }
+            if round == 0 { for _ in 0..<config.warmup { _ = try m.encoder.encode(inputs[i]) } }
             // This round's share of the passes (or of the time), at least 10 over all rounds.
             let target = config.iterations > 0 ? config.iterations * (round + 1) / turns : 10 * (round + 1) / turns
             let budget = config.seconds / Double(turns)
             let start = now()
             while times[i].count < target || (config.iterations == 0 && now() - start < budget) {
                 let t0 = now()
-                _ = try m.encoder.forward(inputs[i])
+                _ = try m.encoder.encode(inputs[i])
                 times[i].append((now() - t0) * 1000)
             }
         }

@@ -166,8 +166,18 @@ final class CachedTeacherStates: TeacherStates {
     }
 }
 
-/// A checked distillation run, ready to train.
-public struct DistillationRun {
+/// A checked distillation run, ready to train: a BERT student (`BertDistillationRun`) or a
+/// BiGRU one (BiGRUStage.swift).
+public protocol DistillationRun {
+    var config: DistillConfig { get }
+    /// The plan and checks, to show before training.
+    var report: DistillPlanReport { get }
+    /// Trains the student and writes the best one by dev macro-F1 to `config.out`.
+    func train(progress: StageProgress) throws -> DistillReport
+}
+
+/// A checked BERT-student distillation run, ready to train.
+public struct BertDistillationRun: DistillationRun {
     public let config: DistillConfig
     /// The plan and checks, to show before training.
     public let report: DistillPlanReport
@@ -244,7 +254,7 @@ public struct DistillationRun {
 /// any training; the returned run's `report` is the plan to show. `showPlan` gets the plan
 /// as soon as it is checked against the teacher, before the data and cache checks (so a
 /// caller can show it even when a later check fails).
-public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> Void = { _ in }) throws -> DistillationRun {
+public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> Void = { _ in }) throws -> any DistillationRun {
     try setComputeThreads(config.threads)
     try config.validate()
     if !config.planOnly {
@@ -257,6 +267,7 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
     } else {
         try checkResumePath(config.resume)
     }
+    if let spec = try biGRUSpec(config.student) { return try prepareBiGRUDistillation(config, spec: spec, showPlan: showPlan) }
     let (teacher, labels, data) = (config.teacher, config.labels, config.data)
     let source = try ModelBundle(path: teacher)
     let teacherLabels = source.config.labels
@@ -308,7 +319,7 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
         plan: plan.description,
         trainingData: "training data: \(examples.count) cached examples (\(examples.count - augmented) original, \(augmented) augmented, soft labels only), max length \(maxLength); dev \(dev.count)",
         teacherStates: statesNote)
-    return DistillationRun(config: config, report: report, source: source, plan: plan, cache: cache, folder: folder,
+    return BertDistillationRun(config: config, report: report, source: source, plan: plan, cache: cache, folder: folder,
                            objective: objective, schedule: schedule, examples: examples, dev: dev, initial: initial,
                            runSeed: runSeed, perEpoch: perEpoch)
 }

@@ -339,6 +339,7 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
         return ModelDescription(file: path, format: w.layout.rawValue, bytes: size, parameters: count(w.tensors), tensorCount: w.tensors.count,
                                 details: [], settings: nil, tensors: entries(w.tensors), skipped: w.skipped)
     }
+    if let student = try BiGRUBundle(loading: path) { return try describeBiGRU(student, path: path, bytes: size, listTensors: listTensors) }
     let bundle = try ModelBundle(path: path)
     let (t, config) = (bundle.file, bundle.config)
     func storedEntries(_ tensors: [(name: String, tensor: Tensor)]) -> [ModelDescription.TensorEntry]? {

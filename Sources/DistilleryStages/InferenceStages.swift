@@ -50,7 +50,7 @@ public struct TokenizeReport: Codable, Sendable {
 public func tokenize(_ config: TokenizeConfig) throws -> TokenizeReport {
     let model = try InferenceModel(path: config.model)
     if let maxLength = config.maxLength { try model.checkMaxLength(maxLength) }
-    let maxLength = config.maxLength ?? model.bundle.storedMaxLength   // the stored length truncates too
+    let maxLength = config.maxLength ?? model.storedMaxLength   // the stored length truncates too
     let lines = try readInputLines(config.input, allowEmpty: true)
     return TokenizeReport(ids: lines.map {
         model.tokenizer.encode($0, addSpecialTokens: config.addSpecialTokens, maxLength: maxLength).ids
@@ -95,7 +95,7 @@ public struct LineRunConfig: Sendable {
         }
         let model = try InferenceModel(path: model)
         try check(model)
-        let maxLength = try model.bundle.resolveMaxLength(self.maxLength, progress: progress)
+        let maxLength = try model.resolveMaxLength(self.maxLength, progress: progress)
         let lines = try readInputLines(input, allowEmpty: !pretokenized)
         let sequences = try model.encodeLines(lines, maxLength: maxLength, pretokenized: pretokenized,
                                               source: input == nil || input == "-" ? "<stdin>" : input!)
@@ -141,11 +141,11 @@ public struct EmbedReport: JSONLinesReport, Sendable {
 public func embed(_ config: LineRunConfig, pooling: PoolingMode? = nil, normalize: Bool? = nil,
                   progress: StageProgress = SilentProgress()) throws -> EmbedReport {
     let (model, lines, sequences) = try config.load(progress: progress)
-    if let pooling, pooling != model.bundle.pooling {
-        progress.warning("--pooling \(pooling.rawValue) overrides the \(model.bundle.pooling.rawValue) pooling stored in \(model.path)")
+    if let pooling, pooling != model.pooling {
+        progress.warning("--pooling \(pooling.rawValue) overrides the \(model.pooling.rawValue) pooling stored in \(model.path)")
     }
-    let mode = pooling ?? model.bundle.pooling
-    let doNormalize = normalize ?? model.bundle.normalize
+    let mode = pooling ?? model.pooling
+    let doNormalize = normalize ?? model.normalize
     var records = lines.map { EmbeddingRecord(text: $0, embedding: []) }
     try model.runBatched(sequences, batchSize: config.batchSize) { i, out, row, batch in
         let pooled = pool(out.lastHidden, mask: batch.mask, mode: mode, normalize: doNormalize)
@@ -322,7 +322,7 @@ public func evaluate(_ config: EvalConfig, progress: StageProgress = SilentProgr
     try checkFlag(config.batchSize, in: 1...maximumBatchSize, flag: "--batch-size")
     let loaded = try InferenceModel(path: config.model)
     let names = try loaded.labelNames()
-    let maxLength = try loaded.bundle.resolveMaxLength(config.maxLength, progress: progress)
+    let maxLength = try loaded.resolveMaxLength(config.maxLength, progress: progress)
     var teacherModel: InferenceModel?
     if let teacher = config.teacher {
         let t = try InferenceModel(path: teacher)

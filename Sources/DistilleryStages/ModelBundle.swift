@@ -75,6 +75,9 @@ public struct ModelBundle {
             throw StageError(message.contains("kd import") ? message
                              : "\(message) (--model takes a Distillery model file; convert weights with 'kd import SRC --out model.h5')")
         }
+        if BiGRUConfig.matches(json: file.configJSON) {
+            throw StageError("\(path): is a BiGRU student — this command takes a BERT model (kd info, embed, predict, eval and bench latency run BiGRU students)")
+        }
         do { config = try BertConfig(json: file.configJSON, source: "\(path) (config_json)") } catch {
             throw StageError(file: path, error)
         }
@@ -106,50 +109,85 @@ public struct ModelBundle {
     }
 }
 
-/// A model ready for inference: the bundle and its encoder.
+/// A model ready for inference: a BERT encoder (with its bundle) or a BiGRU student, behind
+/// one `SequenceEncoder`, with what the inference stages read from the file.
 public struct InferenceModel {
-    public let bundle: ModelBundle
-    public let encoder: BertEncoder
+    /// The BERT model's bundle; nil for a BiGRU student (it has no `BertConfig`).
+    public let bundle: ModelBundle?
+    /// The file's contents (settings, vocabulary).
+    public let file: TeacherFile
+    public let path: String
+    public let tokenizer: WordPieceTokenizer
+    public let encoder: any SequenceEncoder
+    /// Longest input the model takes.
+    public let maxPositions: Int
+    public let vocabSize: Int
+    /// Stored class names (empty when none).
+    public let labels: [String]
+    /// One line on the architecture, e.g. "6 layers, hidden 384" or "BiGRU 1 layer, hidden 256".
+    public let summary: String
 
-    /// Loads `path` and builds its encoder.
+    /// Loads `path` and builds its encoder: a BiGRU student when its config says
+    /// `"distillery_architecture": "bigru"`, else a BERT encoder.
     public init(path: String) throws {
-        bundle = try ModelBundle(path: path)
+        if let student = try BiGRUBundle(loading: path) {
+            (bundle, file, self.path, tokenizer) = (nil, student.file, path, student.tokenizer)
+            let config = student.config
+            do { encoder = try BiGRUEncoder(config: config, tensors: student.tensors) } catch { throw StageError(file: path, error) }
+            (maxPositions, vocabSize, labels) = (config.maxPositions, config.vocabSize, config.labels)
+            summary = "BiGRU \(config.layers) layer\(config.layers == 1 ? "" : "s"), hidden \(config.hiddenSize) per direction, embeddings \(config.embeddingSize)"
+            return
+        }
+        let bundle = try ModelBundle(path: path)
+        (self.bundle, file, self.path, tokenizer) = (bundle, bundle.file, path, bundle.tokenizer)
         encoder = try bundle.makeEncoder()
+        (maxPositions, vocabSize, labels) = (bundle.config.maxPositions, bundle.config.vocabSize, bundle.config.labels)
+        summary = "\(bundle.config.layerCount) layers, hidden \(bundle.config.hiddenSize)"
     }
 
-    public var path: String { bundle.path }
-    public var tokenizer: WordPieceTokenizer { bundle.tokenizer }
-    public var config: BertConfig { encoder.config }
+    /// The maximum length stored by `kd finetune` / `kd distill`, when there is one.
+    public var storedMaxLength: Int? {
+        (try? JSONValue.parse(file.configJSON))?.objectValue?[StoredSettingKey.maxLength]?.intValue
+    }
+    /// How the model embeds a sentence (sentence-transformers pooling; mean when unknown).
+    public var pooling: PoolingMode { PoolingMode(rawValue: file.pooling) ?? .mean }
+    /// Whether embeddings are L2-normalized.
+    public var normalize: Bool { file.normalize }
+
+    /// `maxLength`, else the stored length, else 128 — as `ModelBundle.resolveMaxLength`.
+    public func resolveMaxLength(_ maxLength: Int?, progress: StageProgress) throws -> Int {
+        try resolvedMaxLength(maxLength, stored: storedMaxLength, positions: maxPositions, path: path, progress: progress)
+    }
 
     /// Label names of the classifier head, or an error naming the file (`hint` says what to do).
     public func labelNames(hint: String = "fine-tune it first (kd finetune)") throws -> [String] {
-        let classes = encoder.heads.classifierLabels
+        let classes = encoder.classifierLabels
         guard classes > 0 else { throw StageError("\(path): the model has no classifier head — \(hint)") }
-        return config.labels.count == classes ? config.labels : (0..<classes).map { "LABEL_\($0)" }
+        return labels.count == classes ? labels : (0..<classes).map { "LABEL_\($0)" }
     }
 
     /// Checks a maximum length: room for [CLS] and [SEP], within the model's positions.
     public func checkMaxLength(_ maxLength: Int) throws {
         guard maxLength >= 2 else { throw StageError.usage("--max-length \(maxLength) is too small — it must leave room for [CLS] and [SEP]") }
-        guard maxLength <= config.maxPositions else {
-            throw StageError.usage("--max-length \(maxLength) exceeds the model's \(config.maxPositions) positions — use at most \(config.maxPositions)")
+        guard maxLength <= maxPositions else {
+            throw StageError.usage("--max-length \(maxLength) exceeds the model's \(maxPositions) positions — use at most \(maxPositions)")
         }
     }
 
     /// Tokenizes lines (or parses pretokenized id lines) into sequences of at most `maxLength`.
     public func encodeLines(_ lines: [String], maxLength: Int, pretokenized: Bool, source: String) throws -> [[Int32]] {
-        let limit = min(maxLength, config.maxPositions)
+        let limit = min(maxLength, maxPositions)
         guard pretokenized else { return lines.map { tokenizer.encode($0, maxLength: limit).ids } }
         return try lines.enumerated().map { i, line in
             let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             let ids = try parts.map { p -> Int32 in
-                guard let v = Int32(p), v >= 0, Int(v) < config.vocabSize else {
-                    throw StageError("\(source):\(i + 1): '\(p)' is not a token id in 0..<\(config.vocabSize) — with --pretokenized each line is space-separated ids")
+                guard let v = Int32(p), v >= 0, Int(v) < vocabSize else {
+                    throw StageError("\(source):\(i + 1): '\(p)' is not a token id in 0..<\(vocabSize) — with --pretokenized each line is space-separated ids")
                 }
                 return v
             }
             guard ids.count <= limit else {
-                throw StageError("\(source):\(i + 1): \(ids.count) ids exceed the maximum length \(limit) — shorten the line or raise --max-length (model limit \(config.maxPositions))")
+                throw StageError("\(source):\(i + 1): \(ids.count) ids exceed the maximum length \(limit) — shorten the line or raise --max-length (model limit \(maxPositions))")
             }
             return ids
         }
@@ -170,7 +208,7 @@ public struct InferenceModel {
             }
             let batch = EncoderBatch(ids: ids, mask: mask, batchSize: chunk.count, sequenceLength: T)
             let out: EncoderOutput
-            do { out = try encoder.forward(batch) } catch { throw StageError(file: path, error) }
+            do { out = try encoder.encode(batch) } catch { throw StageError(file: path, error) }
             for (row, i) in chunk.enumerated() { try body(i, out, row, batch) }
         }
     }

@@ -48,24 +48,29 @@ extension ModelBundle {
     /// `maxLength` when given (a note when it differs from the stored one), else the stored
     /// length, else 128 or the model's positions if fewer; checked against the positions.
     public func resolveMaxLength(_ maxLength: Int?, progress: StageProgress) throws -> Int {
-        let stored = storedMaxLength
-        if let maxLength, let stored, maxLength != stored {
-            progress.warning("--max-length \(maxLength) overrides the \(stored) stored in \(path)")
-        }
-        let value = maxLength ?? stored.map { min($0, config.maxPositions) } ?? min(128, config.maxPositions)
-        guard value >= 2 else { throw StageError.usage("--max-length \(value) is too small — it must leave room for [CLS] and [SEP]") }
-        guard value <= config.maxPositions else {
-            throw StageError.usage("--max-length \(value) exceeds the model's \(config.maxPositions) positions (\(path)) — use at most \(config.maxPositions)")
-        }
-        return value
+        try resolvedMaxLength(maxLength, stored: storedMaxLength, positions: config.maxPositions, path: path, progress: progress)
     }
+}
+
+/// `maxLength` when given (a note when it differs from `stored`), else `stored`, else 128
+/// or `positions` if fewer; checked against the positions.
+func resolvedMaxLength(_ maxLength: Int?, stored: Int?, positions: Int, path: String, progress: StageProgress) throws -> Int {
+    if let maxLength, let stored, maxLength != stored {
+        progress.warning("--max-length \(maxLength) overrides the \(stored) stored in \(path)")
+    }
+    let value = maxLength ?? stored.map { min($0, positions) } ?? min(128, positions)
+    guard value >= 2 else { throw StageError.usage("--max-length \(value) is too small — it must leave room for [CLS] and [SEP]") }
+    guard value <= positions else {
+        throw StageError.usage("--max-length \(value) exceeds the model's \(positions) positions (\(path)) — use at most \(positions)")
+    }
+    return value
 }
 
 extension InferenceModel {
     /// The classifier's label names: stored ones, or `given` (which must match the class
     /// count); a model without stored names needs `--labels`.
     public func predictionLabels(given: [String]?, progress: StageProgress) throws -> [String] {
-        let classes = encoder.heads.classifierLabels
+        let classes = encoder.classifierLabels
         guard classes > 0 else {
             throw StageError("\(path): the model has no classifier head — fine-tune it first (kd finetune) or use 'kd embed'")
         }
@@ -73,15 +78,15 @@ extension InferenceModel {
             guard given.count == classes else {
                 throw StageError.usage("--labels names \(given.count) classes, the classifier of \(path) has \(classes) — give \(classes) names")
             }
-            if config.labels.count == classes, config.labels != given {
-                progress.warning("--labels \(given.joined(separator: ",")) overrides the names stored in \(path) (\(config.labels.joined(separator: ",")))")
+            if labels.count == classes, labels != given {
+                progress.warning("--labels \(given.joined(separator: ",")) overrides the names stored in \(path) (\(labels.joined(separator: ",")))")
             }
             return given
         }
-        guard config.labels.count == classes else {
+        guard labels.count == classes else {
             throw StageError("\(path): the classifier has \(classes) classes but no stored label names — pass --labels NAME,NAME,… (in class order) or fine-tune with kd finetune, which stores them")
         }
-        return config.labels
+        return labels
     }
 }
 

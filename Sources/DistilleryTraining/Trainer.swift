@@ -171,7 +171,10 @@ public struct ClassificationObjective: TrainingObjective {
 /// The training loop over a fixed train/dev set: fine-tuning by default, any
 /// `TrainingObjective` (distillation) when given one.
 public struct Trainer {
-    public let model: BertModel
+    /// The BERT model fine-tuned or distilled into; nil when `evaluator` scores another architecture.
+    public let model: BertModel?
+    /// Dev metrics of a parameter block's storage; nil: the BERT inference encoder of `model`.
+    public var evaluator: (([Float]) throws -> ClassificationMetrics)?
     public let config: TrainingConfig
     public let train: [TrainingExample]
     public let dev: [TrainingExample]
@@ -202,6 +205,18 @@ public struct Trainer {
         self.checkpointURL = checkpointURL
         self.checkpointEvery = checkpointEvery
         objective = ClassificationObjective(model: model, examples: train, paddingId: paddingId, dropout: config.dropout, seed: config.seed)
+        let schedule = config.learningRateSchedule
+        learningRate = { schedule.rate(at: $0) }
+    }
+
+    /// A loop for any model: `objective` computes losses and gradients over a parameter
+    /// block, `evaluator` scores a block's storage on the dev set (a BiGRU student).
+    public init(objective: any TrainingObjective, evaluator: @escaping ([Float]) throws -> ClassificationMetrics,
+                config: TrainingConfig, train: [TrainingExample], dev: [TrainingExample], paddingId: Int32,
+                checkpointURL: URL? = nil, checkpointEvery: Int = 0) {
+        precondition(config.batchSize >= 1 && !train.isEmpty, "Trainer: empty training set or batch size < 1")
+        (model, self.config, self.train, self.dev, self.paddingId) = (nil, config, train, dev, paddingId)
+        (self.checkpointURL, self.checkpointEvery, self.objective, self.evaluator) = (checkpointURL, checkpointEvery, objective, evaluator)
         let schedule = config.learningRateSchedule
         learningRate = { schedule.rate(at: $0) }
     }
@@ -266,6 +281,8 @@ public struct Trainer {
 
     /// Dev metrics of the parameters `storage` (inference encoder, dropout off).
     public func evaluate(_ storage: [Float]) throws -> ClassificationMetrics {
+        if let evaluator { return try evaluator(storage) }
+        guard let model else { preconditionFailure("Trainer: neither a BERT model nor an evaluator") }
         var block = ParameterBlock(zeros: model.layout)
         block.storage = Array(storage.prefix(model.layout.totalCount))   // without trailing extras (projections)
         let encoder = try BertEncoder(config: model.config, tensors: block.tensorDictionary)
@@ -275,7 +292,7 @@ public struct Trainer {
 }
 
 /// The arg-max class of each sequence, run in length-sorted batches; results in input order.
-public func classify(encoder: BertEncoder, sequences: [[Int32]], batchSize: Int, paddingId: Int32) throws -> [Int] {
+public func classify(encoder: any SequenceEncoder, sequences: [[Int32]], batchSize: Int, paddingId: Int32) throws -> [Int] {
     try classifierLogits(encoder: encoder, sequences: sequences, batchSize: batchSize, paddingId: paddingId).map(argmax)
 }
 
@@ -288,7 +305,7 @@ public func argmax(_ values: [Float]) -> Int {
 
 /// The classifier logits of each sequence, run in length-sorted batches (little padding);
 /// results in input order.
-public func classifierLogits(encoder: BertEncoder, sequences: [[Int32]], batchSize: Int, paddingId: Int32) throws -> [[Float]] {
+public func classifierLogits(encoder: any SequenceEncoder, sequences: [[Int32]], batchSize: Int, paddingId: Int32) throws -> [[Float]] {
     let order = sequences.indices.sorted { sequences[$0].count != sequences[$1].count ? sequences[$0].count < sequences[$1].count : $0 < $1 }
     var out = [[Float]](repeating: [], count: sequences.count)
     for start in stride(from: 0, to: order.count, by: batchSize) {
@@ -298,7 +315,7 @@ public func classifierLogits(encoder: BertEncoder, sequences: [[Int32]], batchSi
         for (r, i) in chunk.enumerated() {
             for (t, id) in sequences[i].enumerated() { ids[r * T + t] = id; mask[r * T + t] = 1 }
         }
-        let result = try encoder.forward(EncoderBatch(ids: ids, mask: mask, batchSize: chunk.count, sequenceLength: T))
+        let result = try encoder.encode(EncoderBatch(ids: ids, mask: mask, batchSize: chunk.count, sequenceLength: T))
         guard let logits = result.logits else {
             throw TrainingError("the model has no classifier head", hint: "fine-tune it first with 'kd finetune'")
         }
