@@ -37,8 +37,11 @@ let package = Package(
         // The one JSON mechanism: Codable with one shared encoder configuration, and the
         // `JSONValue` tree for files read key by key and config surgery.
         .target(name: "DistilleryJSON"),
+        // Drift monitoring statistics: PSI, Jensen–Shannon, MMD with a permutation test,
+        // thresholds and the drift report (text, JSON, HTML). Pure: no model code.
+        .target(name: "Monitoring", dependencies: ["DistilleryJSON"]),
         .executableTarget(name: "kd", dependencies: [
-            "DistilleryStages", "DistilleryJSON", "DistilleryData", "Distillation", "Compression",
+            "DistilleryStages", "DistilleryJSON", "DistilleryData", "Distillation", "Compression", "Monitoring",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training loop: AdamW, schedules, checkpoints, the trainer, metrics, the linear probe.
@@ -54,7 +57,7 @@ let package = Package(
         // bench): a configuration value in, a Codable report out, progress through a protocol.
         .target(name: "DistilleryStages", dependencies: [
             "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "Compression", "DistilleryData", "WeightIO",
-            "CKernels", "Tokenization", "DistilleryJSON", "Quantization", "Export",
+            "CKernels", "Tokenization", "DistilleryJSON", "Quantization", "Export", "Monitoring",
         ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["DistilleryTensor", "CKernels", "TestSupport"]),
@@ -69,6 +72,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["kd", "TestSupport", "WeightIO", "DistilleryTensor"]),
         .testTarget(name: "QuantizationTests",
                     dependencies: ["Quantization", "DistilleryModel", "DistilleryTensor", "WeightIO", "CKernels", "TestSupport"]),
+        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "WeightIO", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
     ]
 )

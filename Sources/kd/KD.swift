@@ -42,7 +42,7 @@ struct KD: ParsableCommand {
         """,
         version: BuildInfo.line,
         subcommands: [Import.self, Info.self, ExportCommand.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self,
-                      Finetune.self, Quantize.self, Prune.self, Evaluate.self, Label.self, Distill.self])
+                      Finetune.self, Quantize.self, Prune.self, Evaluate.self, Label.self, Distill.self, MonitorCommand.self])
 
     /// Runs the command; an error becomes one `kd: error:` line and exit code 1 (bad input,
     /// failed run) or 2 (usage).
@@ -64,7 +64,9 @@ struct KD: ParsableCommand {
 
     private static func fail(_ message: String, code: Int32) -> Never {
         FileHandle.standardError.write(Data("kd: error: \(message)\n".utf8))
-        Foundation.exit(code)
+        // kd monitor's 1 and 2 are verdicts (warn, drift): its errors exit 3 and 4 instead.
+        let monitoring = CommandLine.arguments.dropFirst().first == "monitor"
+        Foundation.exit(monitoring ? code + 2 : code)
     }
 }
 
