@@ -40,8 +40,12 @@ let package = Package(
         // Trade-off reports: the measured variants as JSON, Markdown, CSV, SVG plots and one
         // HTML page; the Pareto front and `pick`. Numbers only, no model code.
         .target(name: "Reporting", dependencies: ["DistilleryJSON"]),
+        // Drift monitoring statistics: PSI, Jensen–Shannon, MMD with a permutation test,
+        // thresholds and the drift report (text, JSON, HTML). Pure: no model code.
+        .target(name: "Monitoring", dependencies: ["DistilleryJSON"]),
         .executableTarget(name: "kd", dependencies: [
             "DistilleryStages", "Pipeline", "DistilleryJSON", "DistilleryData", "Distillation", "Compression", "Reporting",
+            "Monitoring",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Training loop: AdamW, schedules, checkpoints, the trainer, metrics, the linear probe.
@@ -57,7 +61,7 @@ let package = Package(
         // bench): a configuration value in, a Codable report out, progress through a protocol.
         .target(name: "DistilleryStages", dependencies: [
             "DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation", "Compression", "DistilleryData", "WeightIO",
-            "CKernels", "Tokenization", "DistilleryJSON", "Quantization", "Export", "Reporting",
+            "CKernels", "Tokenization", "DistilleryJSON", "Quantization", "Export", "Reporting", "Monitoring",
         ]),
         // Recipes run end to end (`kd run`): the recipe schema, the run folder with its
         // per-step keys and done-markers, the plan and its costs, the runner and sweeps.
@@ -79,6 +83,7 @@ let package = Package(
         .testTarget(name: "QuantizationTests",
                     dependencies: ["Quantization", "DistilleryModel", "DistilleryTensor", "WeightIO", "CKernels", "TestSupport"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "TestSupport"]),
+        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "WeightIO", "DistilleryModel", "DistilleryTensor", "TestSupport"]),
     ]
 )

@@ -5,6 +5,10 @@
 // files), how it was split (seed, fractions, label order), how many rows were read, kept
 // and dropped and why, what text repair did, and the count of every label in every split.
 // No timestamps or paths of this machine, so the same input and seed give the same bytes.
+// Optionally (`kd data prepare --tokenizer MODEL`) it records the tokenizer the data was
+// prepared for — the vocabulary's size and sha256 — so that a drift monitor refuses to
+// compare a model with a reference made for another vocabulary; manifests without the
+// record read as before and keep their bytes.
 import DistilleryJSON
 import Foundation
 
@@ -93,6 +97,20 @@ public struct ConflictReport: Sendable, Codable, Equatable {
     public var ids: [String]
 }
 
+/// The tokenizer a dataset was prepared for: its vocabulary, by size and digest.
+public struct TokenizerRecord: Sendable, Codable, Equatable {
+    /// Tokens in the vocabulary.
+    public var vocabularySize: Int
+    /// sha256 of the vocabulary as vocab.txt holds it: each token followed by "\n".
+    public var vocabularySHA256: String
+
+    /// The record of `vocabulary` (tokens in id order).
+    public init(vocabulary: [String]) {
+        vocabularySize = vocabulary.count
+        vocabularySHA256 = SHA256.hex(Data(vocabulary.map { $0 + "\n" }.joined().utf8))
+    }
+}
+
 /// The manifest of a prepared dataset.
 public struct DatasetManifest: Sendable, Codable, Equatable {
     /// Format name written to every manifest.
@@ -119,6 +137,8 @@ public struct DatasetManifest: Sendable, Codable, Equatable {
     public var counts: [String: [String: Int]]
     /// Split name → examples.
     public var totals: [String: Int]
+    /// The tokenizer the data was prepared for (nil: not recorded; the text is tokenizer-free).
+    public var tokenizer: TokenizerRecord? = nil
     /// Split name → file name.
     public var files: [String: String] = Dictionary(uniqueKeysWithValues: Split.allCases.map { ($0.rawValue, "\($0.rawValue).jsonl") })
 

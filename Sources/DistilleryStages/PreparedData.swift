@@ -146,12 +146,15 @@ public struct PrepareConfig: Sendable {
     public var out: String?
     /// Seed of the stratified split.
     public var seed: UInt64 = 13
+    /// A model whose vocabulary the manifest records as the one the data is prepared for.
+    public var tokenizer: String?
 
     /// A configuration with the default seed.
-    public init(input: DatasetInput, out: String? = nil, seed: UInt64 = 13) {
+    public init(input: DatasetInput, out: String? = nil, seed: UInt64 = 13, tokenizer: String? = nil) {
         self.input = input
         self.out = out
         self.seed = seed
+        self.tokenizer = tokenizer
     }
 }
 
@@ -176,6 +179,7 @@ public struct PrepareReport: Codable, Sendable {
 
 /// Cleans, deduplicates and splits a dataset into train/dev/test JSON lines and a manifest.
 public func prepareDataset(_ config: PrepareConfig) throws -> PrepareReport {
+    let tokenizer = try config.tokenizer.map { TokenizerRecord(vocabulary: try ModelBundle(path: $0).file.vocabulary) }
     let name: String, loaded: LoadedSource, options: PreparationOptions
     do {
         switch config.input {
@@ -201,10 +205,11 @@ public func prepareDataset(_ config: PrepareConfig) throws -> PrepareReport {
     case .csv(let csv): inputs = [csv.path]
     case .builtin(let datasetName, let cache): inputs = [cache + "/" + datasetName]
     }
-    let prepared: PreparedDataset
+    var prepared: PreparedDataset
     do { prepared = try DatasetPreparer.prepare(loaded.examples, name: name, source: loaded.source, options: options) } catch {
         throw StageError(file: inputs[0], error)
     }
+    prepared.manifest.tokenizer = tokenizer
     guard prepared.manifest.labels.count >= 2 else {
         throw StageError("\(inputs[0]): every usable row has the label \(prepared.manifest.labels.map { "'\($0)'" }.joined()) — a classifier needs at least two labels; check --label-column")
     }

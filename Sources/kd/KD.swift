@@ -43,7 +43,7 @@ struct KD: ParsableCommand {
         version: BuildInfo.line,
         subcommands: [Import.self, Info.self, ExportCommand.self, Tokenize.self, Embed.self, Predict.self, Bench.self, DataCommand.self,
                       Finetune.self, Quantize.self, Prune.self, Evaluate.self, Label.self, Distill.self, Report.self, Pick.self,
-                      RunCommand.self])
+                      RunCommand.self, MonitorCommand.self])
 
     /// Runs the command; an error becomes one `kd: error:` line and exit code 1 (bad input,
     /// failed run) or 2 (usage).
@@ -65,7 +65,9 @@ struct KD: ParsableCommand {
 
     private static func fail(_ message: String, code: Int32) -> Never {
         FileHandle.standardError.write(Data("kd: error: \(message)\n".utf8))
-        Foundation.exit(code)
+        // kd monitor's 1 and 2 are verdicts (warn, drift): its errors exit 3 and 4 instead.
+        let monitoring = CommandLine.arguments.dropFirst().first == "monitor"
+        Foundation.exit(monitoring ? code + 2 : code)
     }
 }
 

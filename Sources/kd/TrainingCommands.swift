@@ -50,10 +50,11 @@ extension DataCommand {
         @Option(help: "Field delimiter of --csv: ',' or 'tab'.") var delimiter = ","
         @Option(help: "Encoding of --csv: \(SourceEncoding.allCases.map(\.rawValue).joined(separator: ", ")).") var encoding = "utf-8"
         @Option(help: "Comma-separated label names in order (with --csv); rows with other labels are dropped as unknown.") var labels: String?
+        @Option(help: "A model (.h5) whose vocabulary the manifest records as the one this data is for (kd monitor checks it).") var tokenizer: String?
         @Flag(help: "Print the report (manifest included) as JSON.") var json = false
 
         func run() throws {
-            let report = try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed))
+            let report = try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed, tokenizer: tokenizer))
             if json { try printJSON(report, pretty: true) } else { print(report.text) }
         }
 
