@@ -51,9 +51,10 @@ extension DataCommand {
         @Option(help: "Encoding of --csv: \(SourceEncoding.allCases.map(\.rawValue).joined(separator: ", ")).") var encoding = "utf-8"
         @Option(help: "Comma-separated label names in order (with --csv); rows with other labels are dropped as unknown.") var labels: String?
         @Flag(help: "Print the report (manifest included) as JSON.") var json = false
+        @Flag(help: "Replace an existing --out folder (swapped in whole once the new one is complete).") var force = false
 
         func run() throws {
-            let report = try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed))
+            let report = try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed, force: force))
             if json { try printJSON(report, pretty: true) } else { print(report.text) }
         }
 
