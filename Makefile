@@ -55,7 +55,7 @@ FINETUNE_FLAGS_bbc-news := --epochs 4 --max-length 256
 FINETUNE_FLAGS_tweet-sentiment := --epochs 1
 
 data/%/manifest.json: | release
-	$(KD_RELEASE) data prepare $* --out data/$*
+	$(KD_RELEASE) data prepare $* --out data/$* --force
 
 out/%.h5: data/%/manifest.json | teacher
 	$(KD_RELEASE) finetune --model $(TEACHER) --data data/$* --out $@ $(FINETUNE_FLAGS_$*) --threads 2

@@ -5,14 +5,16 @@
 # uninterrupted run (one thread), no file may ever appear under a final name unless it is
 # complete (a killed run's output, if there, equals the reference), and no partial file of
 # the killed run may be left once the next run has finished; the training log lists each
-# step once, in order.
-#   scripts/kill-test.sh [KILLS] [COMMAND...]    default: 20 kills each of label distill finetune
+# step once, in order. `kd data prepare --force` over an existing folder (made with another
+# seed) is killed the same way: the folder must always be exactly the old one or exactly the
+# new one (all four files), never missing or mixed, and no staging folder may outlive the rerun.
+#   scripts/kill-test.sh [KILLS] [COMMAND...]    default: 20 kills each of label distill finetune prepare
 # KD=path/to/kd overrides the binary (default: .build/debug/kd, built if missing).
 # Prints per command: kills, how many landed before/after the first checkpoint, resumes, mismatches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills=${1:-20}; shift || true
-commands=("${@:-label distill finetune}")
+commands=("${@:-label distill finetune prepare}")
 commands=(${commands[@]})
 KD=${KD:-.build/debug/kd}
 [[ -x $KD ]] || swift build --product kd >/dev/null
@@ -49,7 +51,42 @@ args() {   # $1 command, $2 out, $3 checkpoint
     esac
 }
 
+# The whole prepared folder as one hash (file names and contents), or "missing".
+folder_sha() { [[ -d $1 ]] && (cd "$1" && sha256sum -- * | sha256sum | cut -c1-64) || echo missing; }
+prepare_args() { echo data prepare --csv "$fixtures/train/toy-sentiment.csv" --text-column text --label-column label --name toy --out "$1" --seed "$2" --force; }
+
+prepare_kill_test() {
+    local dir="$work/prepare"; mkdir -p "$dir"
+    "$KD" $(prepare_args "$dir/old" 1) >/dev/null
+    local start seconds old new i delay pid state finished=0 kept=0 mixed=0
+    start=$(date +%s.%N)
+    "$KD" $(prepare_args "$dir/new" 2) >/dev/null
+    seconds=$(echo "$(date +%s.%N) - $start" | bc)
+    old=$(folder_sha "$dir/old") new=$(folder_sha "$dir/new")
+    [[ $old != "$new" ]] || fail "prepare: seeds 1 and 2 gave the same folder; the test cannot tell old from new"
+    for ((i = 1; i <= kills; i++)); do
+        rm -rf "$dir/run"; mkdir -p "$dir/run"; cp -r "$dir/old" "$dir/run/toy"
+        delay=$(awk -v s="$seconds" -v r="$RANDOM" 'BEGIN { printf "%.3f", s * r / 32768 }')
+        "$KD" $(prepare_args "$dir/run/toy" 2) >/dev/null 2>&1 &
+        pid=$!
+        sleep "$delay"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        state=$(folder_sha "$dir/run/toy")
+        if [[ $state == "$new" ]]; then finished=$((finished + 1))
+        elif [[ $state == "$old" ]]; then kept=$((kept + 1))
+        else mixed=$((mixed + 1)); fail "prepare kill $i (after ${delay}s): the folder is neither the old nor the new one ($state): $(ls -a "$dir/run/toy" 2>&1)"
+        fi
+        "$KD" $(prepare_args "$dir/run/toy" 2) >"$dir/rerun.log" 2>&1 || { fail "prepare kill $i: the rerun failed: $(tail -1 "$dir/rerun.log")"; continue; }
+        [[ $(folder_sha "$dir/run/toy") == "$new" ]] || fail "prepare kill $i: after the rerun the folder differs from an uninterrupted run"
+        left=$(find "$dir/run" -maxdepth 1 -name '.toy.*' | wc -l)
+        ((left == 0)) || fail "prepare kill $i: $left staging folder(s) left after the rerun: $(ls -a "$dir/run")"
+    done
+    echo "prepare: $kills kills at random points of a ${seconds%???????}s run; $finished had swapped in the new folder, $kept still held the old one whole, $mixed were neither"
+}
+
 for command in "${commands[@]}"; do
+    if [[ $command == prepare ]]; then prepare_kill_test; continue; fi
     dir="$work/$command"; mkdir -p "$dir/ref" "$dir/run"
     start=$(date +%s.%N)
     "$KD" $(args "$command" "$dir/ref/out.h5" "$dir/ref/out.ckpt.h5") >/dev/null 2>&1

@@ -148,13 +148,16 @@ public struct PrepareConfig: Sendable {
     public var seed: UInt64 = 13
     /// A model whose vocabulary the manifest records as the one the data is prepared for.
     public var tokenizer: String?
+    /// Replace an existing, non-empty output folder (it stays whole until the new one is complete).
+    public var force = false
 
     /// A configuration with the default seed.
-    public init(input: DatasetInput, out: String? = nil, seed: UInt64 = 13, tokenizer: String? = nil) {
+    public init(input: DatasetInput, out: String? = nil, seed: UInt64 = 13, tokenizer: String? = nil, force: Bool = false) {
         self.input = input
         self.out = out
         self.seed = seed
         self.tokenizer = tokenizer
+        self.force = force
     }
 }
 
@@ -215,36 +218,30 @@ public func prepareDataset(_ config: PrepareConfig) throws -> PrepareReport {
     }
     try refuseInputsAsOutputs((Split.allCases.map { prepared.manifest.files[$0.rawValue]! } + ["manifest.json"]).map { (outDir + "/" + $0, "--out") },
                               inputs: inputs)
-    try write(prepared, to: outDir)
+    let outReal = URL(fileURLWithPath: outDir).resolvingSymlinksInPath().path
+    for input in inputs where URL(fileURLWithPath: input).resolvingSymlinksInPath().path.hasPrefix(outReal + "/") {
+        throw StageError.usage("--out \(outDir) holds the input \(input) — replacing the folder would delete it; give another output folder")
+    }
+    if !config.force, let names = try? FileManager.default.contentsOfDirectory(atPath: outDir), !names.isEmpty {
+        throw StageError.usage("\(outDir): already exists — pass --force to replace it (the old folder stays whole until the new one is complete), or choose another --out")
+    }
+    try write(prepared, to: outDir, replacing: config.force)
     return PrepareReport(out: outDir, manifest: prepared.manifest)
 }
 
-/// Writes the three splits and the manifest, each atomically, and all of them before any is
-/// renamed into place (the manifest last), so a killed run leaves the folder as it was or,
-/// at worst, with some splits new and the old manifest; removes a folder it created when
-/// writing fails.
-private func write(_ prepared: PreparedDataset, to outDir: String) throws {
-    let fm = FileManager.default
-    let created = !fm.fileExists(atPath: outDir)
-    do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
-        throw StageError("\(outDir): cannot create the output folder (\(error.localizedDescription))")
-    }
+/// Writes the three splits and the manifest into a staging folder beside `outDir`, then
+/// puts the whole folder in place at once (``OutputFolder``): a killed run leaves `outDir`
+/// as it was — absent, or the old folder whole — never a mix of old and new files.
+private func write(_ prepared: PreparedDataset, to outDir: String, replacing: Bool) throws {
+    let folder: OutputFolder
+    do { folder = try OutputFolder(URL(fileURLWithPath: outDir)) } catch { throw StageError(file: outDir, error) }
+    let manifest: Data
+    do { manifest = try prepared.manifest.jsonData() } catch { throw StageError("cannot encode the manifest (\(error))") }
+    let files = Split.allCases.map { (prepared.jsonLines($0), prepared.manifest.files[$0.rawValue]!) } + [(manifest, "manifest.json")]
     do {
-        let manifest: Data
-        do { manifest = try prepared.manifest.jsonData() } catch { throw StageError("cannot encode the manifest (\(error))") }
-        let files = Split.allCases.map { (prepared.jsonLines($0), outDir + "/" + prepared.manifest.files[$0.rawValue]!) }
-            + [(manifest, outDir + "/manifest.json")]
-        var staged: [OutputFile] = []
-        for (data, path) in files {
-            let output = OutputFile(URL(fileURLWithPath: path))
-            do { try data.write(to: output.temporaryURL) } catch { throw StageError("\(path): cannot write (\(error.localizedDescription))") }
-            staged.append(output)
-        }
-        for output in staged {
-            do { try output.commit() } catch { throw StageError(file: output.url.path, error) }
-        }
+        for (data, name) in files { try folder.write(data, named: name) }
+        try folder.commit(replacing: replacing)
     } catch {
-        if created { try? fm.removeItem(atPath: outDir) }
-        throw error
+        throw StageError(file: outDir, error)
     }
 }

@@ -1,10 +1,12 @@
 // Model inputs from text: [CLS] A [SEP] (B [SEP]), truncation, token types, batch padding.
 //
-// Follows HF's slow `prepare_for_model`: with `maxLength`, truncation is 'longest_first'
-// (one sequence: cut from the end; a pair: cut the longer one down to the shorter, then
-// split the remaining cut, the extra odd token coming off the second sequence); token type
-// ids are 0 for [CLS] A [SEP] and 1 for B [SEP]. Without special tokens the slow tokenizer
-// gives all-zero type ids even for a pair (the Rust backend gives 1s for B); we follow slow.
+// Follows HF `tokenizers` (the Rust backend of transformers 5's `BertTokenizer`): with
+// `maxLength`, truncation is 'longest_first' as `truncate_encodings` does it (one
+// sequence: cut from the end; a pair: the shorter keeps its length if the longer can take
+// the rest, else each gets half the budget, an odd token going to the longer — the second
+// on a tie). This is not the slow class's rule, which removes one token at a time from
+// whichever is longer: the two differ when both must be cut. Token type ids are 0 for [CLS] A [SEP] and 1 for
+// B [SEP] — and 1 for B without special tokens too (the slow Python class gives 0s there).
 // Batches pad on the right to the longest row with [PAD], type 0 and attention mask 0.
 // Left out: stride/overflow windows, left-side truncation or padding.
 
@@ -74,7 +76,7 @@ extension WordPieceTokenizer {
         if let second {
             ids.append(contentsOf: second)
             if addSpecialTokens { ids.append(separatorId) }
-            typeIds.append(contentsOf: repeatElement(addSpecialTokens ? 1 : 0, count: ids.count - typeIds.count))
+            typeIds.append(contentsOf: repeatElement(1, count: ids.count - typeIds.count))
         }
         return Encoding(ids: ids, typeIds: typeIds, attentionMask: [Int32](repeating: 1, count: ids.count))
     }
@@ -99,25 +101,27 @@ extension WordPieceTokenizer {
         return batch
     }
 
-    /// HF `truncate_sequences(..., truncation_strategy="longest_first", truncation_side="right")`.
+    /// HF `tokenizers`' `truncate_encodings(..., LongestFirst)`, cutting on the right;
+    /// `toRemove` is how many ids must go (their budget is the current total minus it).
     static func truncateLongestFirst(_ first: inout [Int32], _ second: inout [Int32]?, toRemove: Int) {
         guard toRemove > 0 else { return }
         guard var pair = second else {
             first.removeLast(min(toRemove, first.count))
             return
         }
-        let firstRemove = min(abs(pair.count - first.count), toRemove)
-        let secondRemove = toRemove - firstRemove
-        let fromFirst: Int, fromPair: Int
-        if first.count > pair.count {
-            fromFirst = firstRemove + secondRemove / 2
-            fromPair = secondRemove - secondRemove / 2
-        } else {
-            fromFirst = secondRemove / 2
-            fromPair = firstRemove + secondRemove - secondRemove / 2
+        let budget = max(0, first.count + pair.count - toRemove)
+        let swapped = first.count > pair.count
+        var short = min(first.count, pair.count)
+        var long: Int
+        long = short > budget ? short : max(short, budget - short)
+        if short + long > budget {
+            short = budget / 2
+            long = short + budget % 2
         }
-        first.removeLast(min(fromFirst, first.count))
-        pair.removeLast(min(fromPair, pair.count))
+        let keepFirst = swapped ? long : short
+        let keepPair = swapped ? short : long
+        if first.count > keepFirst { first.removeLast(first.count - keepFirst) }
+        if pair.count > keepPair { pair.removeLast(pair.count - keepPair) }
         second = pair
     }
 }

@@ -1,46 +1,58 @@
-// Code-point predicates of HuggingFace's BERT tokenizer, and Python's `str.lower()`.
+// Code-point classes and case mapping exactly as HuggingFace's Rust `tokenizers` sees them.
 //
-// Follows `transformers/tokenization_python.py` (`_is_whitespace`, `_is_control`,
-// `_is_punctuation`) and `BasicTokenizer._is_chinese_char`, all of which work on Unicode
-// code points, so everything here takes a `Unicode.Scalar`, never a `Character`.
-//
-// Unicode version: the golden reference runs on Python 3.11, whose `unicodedata` is
-// Unicode 14.0. Characters assigned later (e.g. U+1FAE8 SHAKING FACE, Unicode 15) are
-// *unassigned* (category Cn) there, so Python drops them as "control" characters. Swift's
-// tables are newer; we reproduce Python by treating any scalar whose `age` is newer than
-// ``UnicodeRules/referenceVersion`` as unassigned. Left out on purpose: the handful of
-// general-category *changes* of already-assigned characters between Unicode versions.
-//
-// `pythonLowercase` reproduces `str.lower()`: the full (one-to-many) lowercase mapping per
-// code point — 'İ' becomes 'i' + U+0307 — plus the one context rule Python applies, Greek
-// final sigma. Swift's `String.lowercased()` maps Σ to σ everywhere, so it is not used.
+// Reference: `tokenizers/src/normalizers/bert.rs` (BertNormalizer) and
+// `pre_tokenizers/bert.rs` (BertPreTokenizer) — what transformers 5's `BertTokenizer` and
+// sentence-transformers run. They mix three Unicode sources, and we reproduce each:
+//   * control (Cc, Cf, Co), nonspacing mark (Mn) and punctuation (P*) come from the
+//     `unicode_categories` 0.1 crate, whose tables are **Unicode 8.0** and have no Cn entries
+//     (an unassigned code point is no category at all: kept, never dropped as "control").
+//     We answer from Swift's (Unicode 16) category for scalars whose `age` is ≤ 8.0, with
+//     ``legacyCategoryChanges`` for the few whose category changed since.
+//   * whitespace is Rust's `char::is_whitespace` (the White_Space property, stable) plus
+//     tab/newline/CR; lowercase is Rust's `char::to_lowercase` (full mapping, no final-sigma
+//     context) — Unicode 16 in the Rust we compare with, as in Swift 6.3's tables.
+//   * NFD (before accent stripping) is `unicode-normalization-alignments`; no scalar we
+//     know of decomposes differently from Swift's NFD (the class-table test checks all).
+// `Tests/Fixtures/tokenizer/unicode-classes.txt` records, for every code point, what the
+// Rust code does with it; `UnicodeClassTableTests` compares these predicates with it.
+// Left out on purpose: the slow Python tokenizer's rules (Python 3.11 `unicodedata` 14.0,
+// `str.lower()` with final sigma, NFC first); README "Tokenizer" lists where they differ.
 
-/// Character classes and case mapping exactly as the reference Python tokenizer sees them.
+/// Character classes and case mapping as the Rust BERT normalizer and pre-tokenizer see them.
 enum UnicodeRules {
-    /// Unicode version of the reference's `unicodedata` (Python 3.11): newer scalars count as unassigned.
-    static let referenceVersion: (major: Int, minor: Int) = (14, 0)
+    /// Unicode version of the `unicode_categories` crate tables (control, Mn and P* classes).
+    static let legacyCategoryVersion: (major: Int, minor: Int) = (8, 0)
 
-    /// Whether `scalar` was assigned in ``referenceVersion``.
-    @inline(__always)
-    static func isAssignedInReference(_ scalar: Unicode.Scalar) -> Bool {
-        guard let age = scalar.properties.age else { return false }
-        return age.major < referenceVersion.major
-            || (age.major == referenceVersion.major && age.minor <= referenceVersion.minor)
-    }
-
-    /// General category as Python 3.11's `unicodedata.category` reports it.
+    /// Scalars assigned by Unicode 8.0 whose general category changed since, with the 8.0 one.
     ///
-    /// The Basic Multilingual Plane is answered from a table built once (64 KiB): the
-    /// stdlib's per-scalar age and category look-ups dominated tokenizing non-ASCII text.
+    /// Found by comparing every code point with the Rust tokenizer (unicode-classes.txt).
+    static let legacyCategoryChanges: [UInt32: Unicode.GeneralCategory] = [
+        0x166D: .otherPunctuation,   // CANADIAN SYLLABICS CHI SIGN: So since Unicode 12
+        0x111C9: .otherPunctuation,  // SHARADA SANDHI MARK: Mn since Unicode 11
+        0x1734: .nonspacingMark,     // HANUNOO SIGN PAMUDPOD: Mc since Unicode 14
+        0x1171E: .nonspacingMark,    // AHOM CONSONANT SIGN MEDIAL RA: Mc since Unicode 14
+        0x1885: .otherLetter, 0x1886: .otherLetter,  // MONGOLIAN LETTER ALI GALI BALUDA: Mn since Unicode 9
+        0xA9BD: .spacingMark,        // JAVANESE CONSONANT SIGN KERET: Mn since Unicode 12
+    ]
+
+    /// General category in the Unicode 8.0 tables; nil when the scalar was not assigned then.
     @inline(__always)
-    static func category(_ scalar: Unicode.Scalar) -> Unicode.GeneralCategory {
+    static func legacyCategory(_ scalar: Unicode.Scalar) -> Unicode.GeneralCategory? {
         let v = scalar.value
-        if v < 0x10000 { return allCategories[Int(bmpCategoryCodes[Int(v)])] }
-        return uncachedCategory(scalar)
+        if v < 0x10000 {
+            let code = bmpLegacyCodes[Int(v)]
+            return code == noCategory ? nil : allCategories[Int(code)]
+        }
+        return uncachedLegacyCategory(scalar)
     }
 
-    private static func uncachedCategory(_ scalar: Unicode.Scalar) -> Unicode.GeneralCategory {
-        isAssignedInReference(scalar) ? scalar.properties.generalCategory : .unassigned
+    private static func uncachedLegacyCategory(_ scalar: Unicode.Scalar) -> Unicode.GeneralCategory? {
+        if let changed = legacyCategoryChanges[scalar.value] { return changed }
+        guard let age = scalar.properties.age,
+              age.major < legacyCategoryVersion.major
+                || (age.major == legacyCategoryVersion.major && age.minor <= legacyCategoryVersion.minor)
+        else { return nil }
+        return scalar.properties.generalCategory
     }
 
     /// Every general category; a table entry is an index into this list.
@@ -54,55 +66,65 @@ enum UnicodeRules {
         .spaceSeparator, .lineSeparator, .paragraphSeparator,
         .control, .format, .surrogate, .privateUse, .unassigned,
     ]
+    private static let noCategory: UInt8 = 0xFF
 
-    /// Category index of every BMP code point (surrogates have no scalar: category Cs).
-    private static let bmpCategoryCodes: [UInt8] = {
+    /// Legacy category index of every BMP code point (64 KiB, built once): the stdlib's
+    /// per-scalar age and category look-ups dominated tokenizing non-ASCII text.
+    private static let bmpLegacyCodes: [UInt8] = {
         var index: [Unicode.GeneralCategory: UInt8] = [:]
         for (i, c) in allCategories.enumerated() { index[c] = UInt8(i) }
         return (0..<0x10000).map { v -> UInt8 in
-            guard let scalar = Unicode.Scalar(UInt32(v)) else { return index[.surrogate]! }
-            return index[uncachedCategory(scalar)]!
+            guard let scalar = Unicode.Scalar(UInt32(v)), let c = uncachedLegacyCategory(scalar) else { return noCategory }
+            return index[c]!
         }
     }()
 
-    /// `_is_control`: any C* category except tab, newline and carriage return.
+    /// `is_control`: Cc, Cf or Co in the 8.0 tables, except tab, newline and carriage return.
     @inline(__always)
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
         if v == 0x09 || v == 0x0A || v == 0x0D { return false }
         if v < 0x80 { return v < 0x20 || v == 0x7F }
-        switch category(scalar) {
-        case .control, .format, .surrogate, .privateUse, .unassigned: return true
+        switch legacyCategory(scalar) {
+        case .control?, .format?, .privateUse?: return true
         default: return false
         }
     }
 
-    /// `_is_whitespace`: space, tab, newline, carriage return, or category Zs.
+    /// `is_whitespace`: tab, newline, carriage return, or Rust's `char::is_whitespace` (White_Space).
     @inline(__always)
     static func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
         if v == 0x20 || v == 0x09 || v == 0x0A || v == 0x0D { return true }
-        if v < 0x80 { return false }
-        return category(scalar) == .spaceSeparator
+        if v < 0x80 { return v == 0x0B || v == 0x0C }
+        return scalar.properties.isWhitespace
     }
 
-    /// `_is_punctuation`: all non-alphanumeric printable ASCII, plus every P* category.
+    /// `is_bert_punc`: ASCII punctuation, or a P* category in the 8.0 tables.
     @inline(__always)
     static func isPunctuation(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
         if v < 0x80 {
             return (v >= 33 && v <= 47) || (v >= 58 && v <= 64) || (v >= 91 && v <= 96) || (v >= 123 && v <= 126)
         }
-        switch category(scalar) {
-        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-             .initialPunctuation, .finalPunctuation, .otherPunctuation:
+        switch legacyCategory(scalar) {
+        case .connectorPunctuation?, .dashPunctuation?, .openPunctuation?, .closePunctuation?,
+             .initialPunctuation?, .finalPunctuation?, .otherPunctuation?:
             return true
         default:
             return false
         }
     }
 
-    /// `_is_chinese_char`: the CJK ideograph blocks BERT surrounds with spaces (not kana, not hangul).
+    /// `is_mark_nonspacing` of the 8.0 tables: what accent stripping removes after NFD.
+    @inline(__always)
+    static func isNonspacingMark(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value >= 0x300 && legacyCategory(scalar) == .nonspacingMark
+    }
+
+    /// `is_chinese_char` of the Rust normalizer: the CJK ideograph blocks BERT surrounds with
+    /// spaces. Not kana, not hangul — and, unlike the Python tokenizer, not U+2B820…U+2B91F
+    /// (the Rust table starts Extension E at U+2B920).
     @inline(__always)
     static func isChineseCharacter(_ scalar: Unicode.Scalar) -> Bool {
         let cp = scalar.value
@@ -112,49 +134,23 @@ enum UnicodeRules {
             || (cp >= 0x20000 && cp <= 0x2A6DF)
             || (cp >= 0x2A700 && cp <= 0x2B73F)
             || (cp >= 0x2B740 && cp <= 0x2B81F)
-            || (cp >= 0x2B820 && cp <= 0x2CEAF)
+            || (cp >= 0x2B920 && cp <= 0x2CEAF)
             || (cp >= 0xF900 && cp <= 0xFAFF)
             || (cp >= 0x2F800 && cp <= 0x2FA1F)
     }
 
-    /// Whether Python would treat `scalar` as a separator in `str.split()` once `_clean_text`
-    /// has run (by then every Zs, tab and newline is a plain space; U+2028/U+2029 remain).
+    /// Appends Rust's `char::to_lowercase` of `scalar`: the full (possibly one-to-many)
+    /// mapping, with no context rule ('Σ' is always 'σ'; 'İ' becomes 'i' + U+0307).
     @inline(__always)
-    static func isSplitWhitespace(_ scalar: Unicode.Scalar) -> Bool {
+    static func appendLowercase(of scalar: Unicode.Scalar, to output: inout [Unicode.Scalar]) -> Int {
         let v = scalar.value
-        return v == 0x20 || v == 0x2028 || v == 0x2029
-    }
-
-    /// Appends Python's `word.lower()` to `output`, one code point at a time.
-    ///
-    /// Uses the full lowercase mapping (may yield several scalars) and Python's Final_Sigma
-    /// rule: U+03A3 becomes U+03C2 when preceded by a cased letter and not followed by one
-    /// (skipping case-ignorable scalars in both directions), within `word`.
-    static func appendPythonLowercase<C: RandomAccessCollection>(of word: C, to output: inout [Unicode.Scalar])
-    where C.Element == Unicode.Scalar, C.Index == Int {
-        for i in word.indices {
-            let scalar = word[i]
-            let v = scalar.value
-            if v < 0x80 {
-                output.append((v >= 65 && v <= 90) ? Unicode.Scalar(UInt8(v + 32)) : scalar)
-            } else if v == 0x03A3 {
-                output.append(isFinalSigma(in: word, at: i) ? "\u{03C2}" : "\u{03C3}")
-            } else if category(scalar) == .unassigned || !scalar.properties.changesWhenLowercased {
-                output.append(scalar)
-            } else {
-                output.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
-            }
+        if v < 0x80 {
+            output.append((v >= 65 && v <= 90) ? Unicode.Scalar(UInt8(v + 32)) : scalar)
+            return 1
         }
-    }
-
-    /// Python's `handle_capital_sigma`: `\p{cased}\p{case-ignorable}* Σ !(\p{case-ignorable}* \p{cased})`.
-    private static func isFinalSigma<C: RandomAccessCollection>(in word: C, at index: Int) -> Bool
-    where C.Element == Unicode.Scalar, C.Index == Int {
-        var j = index - 1
-        while j >= word.startIndex && word[j].properties.isCaseIgnorable { j -= 1 }
-        guard j >= word.startIndex && word[j].properties.isCased else { return false }
-        j = index + 1
-        while j < word.endIndex && word[j].properties.isCaseIgnorable { j += 1 }
-        return j == word.endIndex || !word[j].properties.isCased
+        guard scalar.properties.changesWhenLowercased else { output.append(scalar); return 1 }
+        var n = 0
+        for s in scalar.properties.lowercaseMapping.unicodeScalars { output.append(s); n += 1 }
+        return n
     }
 }

@@ -1,16 +1,15 @@
-// BERT WordPiece tokenizer producing exactly HuggingFace `BertTokenizer`'s ids.
+// BERT WordPiece tokenizer producing exactly HuggingFace `BertTokenizer`'s ids and offsets.
 //
-// Reference: the slow (pure-Python) tokenizer of HF transformers —
-// `BertTokenizerLegacy` in transformers 5, `BertTokenizer` before — checked line by line
-// against `Tests/Fixtures/tokenizer/golden*.jsonl` (see scripts/make_tokenizer_golden.py).
+// Reference: the Rust `tokenizers` backend that transformers 5 calls `BertTokenizer` (and
+// sentence-transformers runs) — checked against `Tests/Fixtures/tokenizer/golden*.jsonl`
+// and, code point by code point, `unicode-classes.txt` (scripts/make_tokenizer_golden.py).
 // Pipeline: split out special tokens written in the text ("[SEP]", "[MASK]", …), run the
-// ``BasicTokenizer`` on the rest, then greedy longest-match-first WordPiece with "##"
-// continuations; a word of more than 100 code points, or one that cannot be covered by
-// vocabulary pieces, becomes a single [UNK].
-// Known differences from the Rust `tokenizers` backend (what transformers 5 calls
-// `BertTokenizer`): Greek final sigma, characters newer than Unicode 14 (Rust keeps them as
-// [UNK]; we drop them like Python), NFC in cased mode, and token type ids without special
-// tokens — see the golden script's header. Left out: added (non-special) tokens, offsets.
+// ``BasicTokenizer`` (normalizer + pre-tokenizer) on the rest, then greedy
+// longest-match-first WordPiece with "##" continuations; a word of more than 100 code
+// points, or one that cannot be covered by vocabulary pieces, becomes a single [UNK].
+// Offsets (``tokenSpans(_:)``) count Unicode scalars, as Python string indices do.
+// Where the slow Python class (`BertTokenizerLegacy`) differs is listed in README
+// ("Tokenizer"). Left out: added (non-special) tokens.
 // A pruned vocabulary (kd prune --vocab) keeps a subset of the original tokens: words are
 // still segmented with the original vocabulary (`segmentationVocabulary`) and each piece
 // is looked up in the kept one, so every kept piece comes out as before and a dropped
@@ -115,7 +114,7 @@ public struct WordPieceTokenizer: Sendable {
         }
         self.specialUTF8 = Self.specialTokens.map { Array($0.utf8) }
         self.basic = BasicTokenizer(lowercase: lowercase, stripAccents: stripAccents,
-                                    tokenizeChineseChars: tokenizeChineseChars, neverSplit: Self.specialTokens)
+                                    tokenizeChineseChars: tokenizeChineseChars)
     }
 
     /// Python `readlines()` + `rstrip("\n")` with universal newlines.
@@ -142,18 +141,7 @@ public struct WordPieceTokenizer: Sendable {
 
     /// Word pieces of `text`, without [CLS]/[SEP] (HF `tokenizer.tokenize(text)`).
     public func tokenize(_ text: String) -> [String] {
-        var tokens: [String] = []
-        var ids: [Int32] = []
-        forEachSegment(of: text) { segment, special in
-            if let special {
-                tokens.append(Self.specialTokens[special])
-            } else {
-                ids.removeAll(keepingCapacity: true)
-                appendIds(ofPlain: segment, to: &ids)
-                for id in ids { tokens.append(vocabulary[Int(id)]) }
-            }
-        }
-        return tokens
+        tokenIds(text).map { vocabulary[Int($0)] }
     }
 
     /// Ids of already-split tokens; a token not in the vocabulary maps to ``unknownId``.
@@ -169,49 +157,86 @@ public struct WordPieceTokenizer: Sendable {
         return ids
     }
 
+    /// Tokens of `text` (no [CLS]/[SEP]) with where each came from: HF's `offset_mapping`.
+    ///
+    /// Offsets count Unicode scalars of `text` (Python string indices). A piece covers the
+    /// input scalars its first and last normalized scalars came from; an [UNK] word covers
+    /// the whole word.
+    public func tokenSpans(_ text: String) -> [TokenSpan] {
+        var ids: [Int32] = []
+        var offsets: [Int]? = []
+        forEachSegment(of: text) { segment, firstOrigin, special in
+            if let special {
+                ids.append(specialIds[special])
+                offsets!.append(contentsOf: [firstOrigin, firstOrigin + Self.specialTokens[special].unicodeScalars.count])
+            } else {
+                appendIds(ofPlain: segment, firstOrigin: firstOrigin, to: &ids, offsets: &offsets)
+            }
+        }
+        return ids.indices.map { TokenSpan(id: ids[$0], start: offsets![2 * $0], end: offsets![2 * $0 + 1]) }
+    }
+
     /// Appends the token ids of `text` (no [CLS]/[SEP]) to `ids`.
     func appendTokenIds(of text: String, to ids: inout [Int32]) {
-        forEachSegment(of: text) { segment, special in
-            if let special { ids.append(specialIds[special]) } else { appendIds(ofPlain: segment, to: &ids) }
+        var noOffsets: [Int]? = nil
+        forEachSegment(of: text) { segment, firstOrigin, special in
+            if let special {
+                ids.append(specialIds[special])
+            } else {
+                appendIds(ofPlain: segment, firstOrigin: firstOrigin, to: &ids, offsets: &noOffsets)
+            }
         }
     }
 
-    /// Splits `text` at special tokens: `body(segment, nil)` for plain text, `body(_, k)` for `specialTokens[k]`.
-    private func forEachSegment(of text: String, _ body: (Substring, Int?) -> Void) {
+    /// Splits `text` at special tokens: `body(segment, start, nil)` for plain text,
+    /// `body(_, start, k)` for `specialTokens[k]`; `start` is the segment's first scalar index.
+    private func forEachSegment(of text: String, _ body: (Substring, Int, Int?) -> Void) {
         let utf8 = text.utf8
-        guard utf8.contains(0x5B) else { return body(text[...], nil) }  // no '[': nothing special
+        guard utf8.contains(0x5B) else { return body(text[...], 0, nil) }  // no '[': nothing special
         var plainStart = utf8.startIndex
+        var plainStartScalar = 0
+        var scalarIndex = 0
         var index = utf8.startIndex
         while index != utf8.endIndex {
-            if utf8[index] == 0x5B, let k = specialUTF8.firstIndex(where: { utf8[index...].starts(with: $0) }) {
-                if plainStart != index { body(text[plainStart..<index], nil) }
-                body(text[index..<index], k)
+            let byte = utf8[index]
+            if byte == 0x5B, let k = specialUTF8.firstIndex(where: { utf8[index...].starts(with: $0) }) {
+                if plainStart != index { body(text[plainStart..<index], plainStartScalar, nil) }
+                body(text[index..<index], scalarIndex, k)
                 index = utf8.index(index, offsetBy: specialUTF8[k].count)
+                scalarIndex += specialUTF8[k].count  // special tokens are ASCII
                 plainStart = index
+                plainStartScalar = scalarIndex
             } else {
+                if byte & 0xC0 != 0x80 { scalarIndex += 1 }  // a lead byte starts a scalar
                 index = utf8.index(after: index)
             }
         }
-        if plainStart != utf8.endIndex { body(text[plainStart..<utf8.endIndex], nil) }
+        if plainStart != utf8.endIndex { body(text[plainStart..<utf8.endIndex], plainStartScalar, nil) }
     }
 
-    /// Basic tokenization + WordPiece of text known to hold no special tokens.
-    private func appendIds(ofPlain text: Substring, to ids: inout [Int32]) {
+    /// Basic tokenization + WordPiece of text known to hold no special tokens; with
+    /// `offsets`, appends each token's start and end scalar index there.
+    private func appendIds(ofPlain text: Substring, firstOrigin: Int, to ids: inout [Int32], offsets: inout [Int]?) {
         var bytes: [UInt8] = []
         var boundaries: [Int] = []
         bytes.reserveCapacity(64)
         boundaries.reserveCapacity(64)
-        basic.forEachWord(in: text) { word in
-            appendWordPieces(of: word, bytes: &bytes, boundaries: &boundaries, to: &ids)
+        basic.forEachWord(in: text, firstOrigin: firstOrigin) { word, origins in
+            appendWordPieces(of: word, origins: origins, bytes: &bytes, boundaries: &boundaries, to: &ids, offsets: &offsets)
         }
     }
 
     /// Greedy longest-match-first WordPiece of one basic word (HF `WordpieceTokenizer.tokenize`).
     @inline(__always)
-    private func appendWordPieces(of word: ArraySlice<Unicode.Scalar>, bytes: inout [UInt8],
-                                  boundaries: inout [Int], to ids: inout [Int32]) {
+    private func appendWordPieces(of word: ArraySlice<Unicode.Scalar>, origins: ArraySlice<Int>, bytes: inout [UInt8],
+                                  boundaries: inout [Int], to ids: inout [Int32], offsets: inout [Int]?) {
         let count = word.count
-        if count > Self.maximumWordLength { ids.append(unknownId); return }
+        let o = origins.startIndex
+        if count > Self.maximumWordLength {
+            ids.append(unknownId)
+            offsets?.append(contentsOf: [origins[o], origins[o + count - 1] + 1])
+            return
+        }
         bytes.removeAll(keepingCapacity: true)
         boundaries.removeAll(keepingCapacity: true)
         for scalar in word {  // UTF-8 bytes of the word, and where each scalar starts
@@ -224,6 +249,7 @@ public struct WordPieceTokenizer: Sendable {
         }
         boundaries.append(bytes.count)
         let firstPiece = ids.count
+        let firstOffset = offsets?.count ?? 0
         let table = segmentation?.table ?? self.table
         let ok = bytes.withUnsafeBufferPointer { buffer -> Bool in
             var start = 0
@@ -239,6 +265,7 @@ public struct WordPieceTokenizer: Sendable {
                 }
                 guard let id = found else { return false }
                 ids.append(segmentation.map { $0.ids[Int(id)] } ?? id)
+                offsets?.append(contentsOf: [origins[o + start], origins[o + end - 1] + 1])
                 start = end
             }
             return true
@@ -246,6 +273,24 @@ public struct WordPieceTokenizer: Sendable {
         if !ok {
             ids.removeSubrange(firstPiece...)
             ids.append(unknownId)
+            offsets?.removeSubrange(firstOffset...)
+            offsets?.append(contentsOf: [origins[o], origins[o + count - 1] + 1])
         }
+    }
+}
+
+/// One token and the input scalars it came from (HF `offset_mapping`, in Python string indices).
+public struct TokenSpan: Sendable, Equatable {
+    /// Vocabulary id of the token.
+    public var id: Int32
+    /// Index of the first input scalar the token covers.
+    public var start: Int
+    /// One past the last input scalar the token covers.
+    public var end: Int
+
+    public init(id: Int32, start: Int, end: Int) {
+        self.id = id
+        self.start = start
+        self.end = end
     }
 }

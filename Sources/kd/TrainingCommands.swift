@@ -52,9 +52,10 @@ extension DataCommand {
         @Option(help: "Comma-separated label names in order (with --csv); rows with other labels are dropped as unknown.") var labels: String?
         @Option(help: "A model (.h5) whose vocabulary the manifest records as the one this data is for (kd monitor checks it).") var tokenizer: String?
         @Flag(help: "Print the report (manifest included) as JSON.") var json = false
+        @Flag(help: "Replace an existing --out folder (swapped in whole once the new one is complete).") var force = false
 
         func run() throws {
-            let report = try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed, tokenizer: tokenizer))
+            let report = try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed, tokenizer: tokenizer, force: force))
             if json { try printJSON(report, pretty: true) } else { print(report.text) }
         }
 

@@ -52,6 +52,30 @@ final class DataCLITests: XCTestCase {
         }
     }
 
+    func testExistingFolderIsReplacedOnlyWithForceAndWhole() throws {
+        let out = temp.appendingPathComponent("reviews").path
+        runOK(prepareArgs(out))
+        let manifest = out + "/manifest.json"
+        try Data("{\"old\": true}".utf8).write(to: URL(fileURLWithPath: manifest))
+        try Data("left over".utf8).write(to: URL(fileURLWithPath: out + "/notes.txt"))
+        let r = runKD(prepareArgs(out))
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("kd: error: \(out): already exists") && r.stderr.contains("--force"), r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: manifest, encoding: .utf8), "{\"old\": true}", "the old folder is untouched")
+        runOK(prepareArgs(out, ["--force"]))
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: out)),
+                       ["train.jsonl", "dev.jsonl", "test.jsonl", "manifest.json"], "the new folder replaces the old one whole")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: temp.path), ["reviews"], "no staging or old folder left")
+        // An input inside the folder would be deleted by the swap: refused even with --force.
+        let inside = out + "/mine.csv"
+        try FileManager.default.copyItem(atPath: reviews, toPath: inside)
+        let refused = runKD(["data", "prepare", "--csv", inside, "--text-column", "review", "--label-column", "sentiment",
+                             "--name", "reviews", "--out", out, "--force"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("holds the input \(inside)"), refused.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: inside))
+    }
+
     func testPrepareCSVFixture() throws {
         let out = temp.appendingPathComponent("data/reviews").path   // intermediate folder created
         let r = runOK(prepareArgs(out))

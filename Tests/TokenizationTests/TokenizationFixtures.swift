@@ -57,8 +57,8 @@ enum TokenizerFixtures {
             objects.append(dict)
         }
         guard let header = objects.first, header["format"] as? String == "distillery-tokenizer-golden",
-              header["version"] as? Int == 1 else {
-            throw GoldenError("\(url.path): missing header {format: distillery-tokenizer-golden, version: 1} — "
+              header["version"] as? Int == 2 else {
+            throw GoldenError("\(url.path): missing header {format: distillery-tokenizer-golden, version: 2} — "
                               + "regenerate with scripts/make_tokenizer_golden.py")
         }
         return (header, Array(objects.dropFirst()))
@@ -73,6 +73,11 @@ struct GoldenError: Error, CustomStringConvertible {
 /// "U+0063 U+0301 …" — how mismatching texts are shown, since many are invisible or normalize away.
 func codePoints(_ text: String) -> String {
     text.unicodeScalars.map { String(format: "U+%04X", $0.value) }.joined(separator: " ")
+}
+
+/// [[start, end], …] from JSON.
+func offsetPairs(_ value: Any?) -> [[Int]]? {
+    (value as? [Any])?.compactMap { ($0 as? [Any])?.compactMap { ($0 as? NSNumber)?.intValue } }
 }
 
 /// Int arrays from JSON as Int32.

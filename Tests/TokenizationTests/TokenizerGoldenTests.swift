@@ -1,11 +1,13 @@
-// Golden parity with HuggingFace's slow BertTokenizer (scripts/make_tokenizer_golden.py).
+// Golden parity with transformers 5's BertTokenizer, the Rust `tokenizers` backend
+// (scripts/make_tokenizer_golden.py).
 //
-// Every line of golden.jsonl (real bert-base-uncased vocab) and golden-small.jsonl (the
-// committed 300-token vocab, uncased and cased) must match exactly: word pieces, ids with
-// special tokens, ids truncated to 16, and sentence pairs with and without truncation.
+// Every line of golden.jsonl (real bert-base-uncased vocab), golden-small.jsonl (the
+// committed 300-token vocab, uncased and cased) and golden-hostile.jsonl (the hostile-Unicode
+// corpus under five settings) must match exactly: word pieces, ids with special tokens,
+// offsets, ids truncated to 16, and sentence pairs with and without truncation.
 // A failure names the first mismatching line by its code points and counts all mismatches.
-// The fast (Rust) tokenizer's ids, stored where they differ, are *not* checked: those lines
-// document the known slow/fast differences listed in WordPieceTokenizer.swift.
+// The slow Python class's ids, stored where they differ ("slow_ids"), are *not* checked:
+// they document the slow/fast differences listed in the README ("Tokenizer").
 import Foundation
 import XCTest
 @testable import Tokenization
@@ -26,6 +28,7 @@ final class TokenizerGoldenTests: XCTestCase {
             guard let text = row["text"] as? String else { throw GoldenError("row without text") }
             checker.check("tokens", text, got: tokenizer.tokenize(text), want: row["tokens"] as? [String])
             checker.check("ids", text, got: tokenizer.encode(text).ids, want: int32s(row["ids"]))
+            checker.check("offsets", text, got: tokenizer.tokenSpans(text).map { [$0.start, $0.end] }, want: offsetPairs(row["offsets"]))
             checker.check("ids_max16", text, got: tokenizer.encode(text, maxLength: 16).ids, want: int32s(row["ids_max16"]))
             if let pair = row["pair"] as? String, let maxLength = row["pair_max_length"] as? Int {
                 pairs += 1
@@ -55,9 +58,37 @@ final class TokenizerGoldenTests: XCTestCase {
                 guard let want = row[name] as? [String: Any] else { throw GoldenError("row without '\(name)'") }
                 checker.check("\(name) tokens", text, got: tokenizer.tokenize(text), want: want["tokens"] as? [String])
                 checker.check("\(name) ids", text, got: tokenizer.encode(text).ids, want: int32s(want["ids"]))
+                checker.check("\(name) offsets", text, got: tokenizer.tokenSpans(text).map { [$0.start, $0.end] },
+                              want: offsetPairs(want["offsets"]))
             }
         }
         checker.report(file: "golden-small.jsonl", lines: rows.count)
+    }
+
+    func testHostileUnicodeCorpusUnderEverySetting() throws {
+        let (header, rows) = try TokenizerFixtures.goldenRows("golden-hostile.jsonl")
+        guard let settings = header["settings"] as? [[String: Any]], settings.count >= 5 else {
+            throw GoldenError("golden-hostile.jsonl: header lists no settings")
+        }
+        XCTAssertGreaterThanOrEqual(rows.count, 40)
+        let vocabulary = try WordPieceTokenizer.readVocabulary(try TokenizerFixtures.realVocabulary())
+        var checker = GoldenChecker()
+        for setting in settings {
+            guard let name = setting["name"] as? String, let lowercase = setting["lowercase"] as? Bool,
+                  let chinese = setting["tokenize_chinese_chars"] as? Bool else { throw GoldenError("bad setting \(setting)") }
+            let tokenizer = try WordPieceTokenizer(vocabulary: vocabulary, lowercase: lowercase,
+                                                   stripAccents: setting["strip_accents"] as? Bool, tokenizeChineseChars: chinese)
+            for row in rows {
+                guard let text = row["text"] as? String, let want = row[name] as? [String: Any] else {
+                    throw GoldenError("row without text or '\(name)'")
+                }
+                let label = "\(name) [\(row["case"] as? String ?? "?")]"
+                checker.check("\(label) ids", text, got: tokenizer.encode(text).ids, want: int32s(want["ids"]))
+                checker.check("\(label) offsets", text, got: tokenizer.tokenSpans(text).map { [$0.start, $0.end] },
+                              want: offsetPairs(want["offsets"]))
+            }
+        }
+        checker.report(file: "golden-hostile.jsonl", lines: rows.count * settings.count)
     }
 }
 
@@ -72,6 +103,11 @@ private struct GoldenChecker {
     }
 
     mutating func check(_ field: String, _ text: String, got: [Int32], want: [Int32]?) {
+        guard let want else { return record("\(field): missing in golden", text) }
+        if got != want { record("\(field): got \(got), want \(want)", text) }
+    }
+
+    mutating func check(_ field: String, _ text: String, got: [[Int]], want: [[Int]]?) {
         guard let want else { return record("\(field): missing in golden", text) }
         if got != want { record("\(field): got \(got), want \(want)", text) }
     }

@@ -2,8 +2,8 @@
 // padding, attention masks, type ids, and the code-point rules the golden set relies on.
 //
 // These use a tiny in-memory vocabulary (or the committed small-vocab.txt), so they run
-// without the fetched teacher. Expected truncation results were checked against HF's slow
-// tokenizer (`truncate_sequences`, 'longest_first').
+// without the fetched teacher. Expected truncation results were checked against
+// transformers 5's BertTokenizer (Rust `truncate_encodings`, 'longest_first').
 import Foundation
 import XCTest
 @testable import Tokenization
@@ -94,8 +94,8 @@ final class TokenizerUnitTests: XCTestCase {
         let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "e\u{301}", "\u{E9}", "\u{212B}", "\u{C5}"]
         let tokenizer = try WordPieceTokenizer(vocabulary: vocab, lowercase: false)
         XCTAssertEqual(tokenizer.ids(for: ["e\u{301}", "\u{E9}", "\u{212B}", "\u{C5}"]), [4, 5, 6, 7])
-        // Cased text is NFC-normalized first, so both spellings of é reach the precomposed token.
-        XCTAssertEqual(tokenizer.encode("e\u{301} \u{E9} \u{212B}", addSpecialTokens: false).ids, [5, 5, 7])
+        // Cased text is not normalized (no NFC in the Rust normalizer): each spelling finds its own token.
+        XCTAssertEqual(tokenizer.encode("e\u{301} \u{E9} \u{212B}", addSpecialTokens: false).ids, [4, 5, 6])
     }
 
     func testEveryTokenOfTheCommittedVocabularyMapsToItsOwnId() throws {
@@ -128,26 +128,22 @@ final class TokenizerUnitTests: XCTestCase {
         XCTAssertEqual(tokenizer.tokenIds(String(repeating: "a", count: limit + 1)), [tokenizer.unknownId])
     }
 
-    func testPythonLowercaseRules() {
-        func lower(_ text: String) -> String {
-            var out: [Unicode.Scalar] = []
-            UnicodeRules.appendPythonLowercase(of: Array(text.unicodeScalars), to: &out)
-            var view = String.UnicodeScalarView()
-            view.append(contentsOf: out)
-            return String(view)
-        }
-        XCTAssertTrue(lower("ΟΔΟΣ").unicodeScalars.elementsEqual("οδος".unicodeScalars))
-        XCTAssertTrue(lower("Σ").unicodeScalars.elementsEqual("σ".unicodeScalars))       // no cased letter before
-        XCTAssertTrue(lower("ΑΣΑ").unicodeScalars.elementsEqual("ασα".unicodeScalars))   // cased letter after
-        XCTAssertTrue(lower("ΑΣ'").unicodeScalars.elementsEqual("ας'".unicodeScalars))   // apostrophe is case-ignorable
-        XCTAssertTrue(lower("İ").unicodeScalars.elementsEqual("i\u{307}".unicodeScalars))  // one-to-many mapping
+    func testLowercaseIsPerScalarLikeRust() throws {
+        // No final-sigma context; one-to-many mappings kept; Unicode 15/16 scalars kept (as [UNK]).
+        let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "\u{3BF}\u{3B4}\u{3BF}\u{3C3}", "i\u{307}", "i", "a", "b"]
+        let keepAccents = try WordPieceTokenizer(vocabulary: vocab, lowercase: true, stripAccents: false)
+        XCTAssertEqual(keepAccents.tokenIds("ΟΔΟΣ İ"), [4, 5])
+        let tokenizer = try WordPieceTokenizer(vocabulary: vocab)
+        XCTAssertEqual(tokenizer.tokenIds("İ"), [6])  // stripped before lowercasing: I + U+0307 → I → i
+        XCTAssertEqual(tokenizer.tokenIds("a \u{1FAE8} \u{31350} b"), [7, 1, 1, 8])
     }
 
-    func testCharactersNewerThanTheReferenceUnicodeAreDropped() throws {
-        // U+1FAE8 SHAKING FACE is Unicode 15: unassigned (hence "control") for Python 3.11's unicodedata.
-        let tokenizer = try tiny()
-        XCTAssertEqual(tokenizer.tokenize("a \u{1FAE8} b"), ["a", "b"])
-        XCTAssertEqual(tokenizer.tokenize("a \u{1F600} b"), ["a", "[UNK]", "b"])  // Unicode 6.1: kept
+    func testOffsetsCountScalarsOfTheInput() throws {
+        let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "e", "##e", "i", "x", "\u{4E2D}", "!"]
+        let tokenizer = try WordPieceTokenizer(vocabulary: vocab)
+        let spans = tokenizer.tokenSpans("\u{E9}e\u{301} \u{1}İ[MASK]x\u{4E2D}!\u{1F600}")
+        XCTAssertEqual(spans.map(\.id), [5, 6, 7, 4, 8, 9, 10, 1])
+        XCTAssertEqual(spans.map { [$0.start, $0.end] }, [[0, 1], [1, 2], [5, 6], [6, 12], [12, 13], [13, 14], [14, 15], [15, 16]])
     }
 
     // MARK: encoding, truncation, batches
@@ -169,8 +165,11 @@ final class TokenizerUnitTests: XCTestCase {
         XCTAssertEqual(cut.attentionMask, [1, 1, 1, 1, 1, 1, 1])
         // Equal lengths 3 + 3, limit 7: remove 2, one from each.
         XCTAssertEqual(tokenizer.encode("a b c", pair: "d e f", maxLength: 7).ids, [2, 5, 6, 3, 8, 9, 3])
-        // Equal lengths 3 + 3, limit 8: remove 1, from the second (the odd token goes to the pair).
-        XCTAssertEqual(tokenizer.encode("a b c", pair: "d e f", maxLength: 8).ids, [2, 5, 6, 7, 3, 8, 9, 3])
+        // Equal lengths 3 + 3, limit 8 (5 ids): both are cut to half, the odd id going to the pair —
+        // the Rust rule; the slow class removes just one id, from the pair ([a b c][d e]).
+        XCTAssertEqual(tokenizer.encode("a b c", pair: "d e f", maxLength: 8).ids, [2, 5, 6, 3, 8, 9, 10, 3])
+        // Longer first, 5 + 2, limit 6 (3 ids): halves again, the odd id going to the longer first.
+        XCTAssertEqual(tokenizer.encode("a b c d e", pair: "f g", maxLength: 6).ids, [2, 5, 6, 3, 10, 3])
         // Shorter first, 2 + 5, limit 7: remove 3 from the pair down to 2.
         XCTAssertEqual(tokenizer.encode("a b", pair: "c d e f g", maxLength: 7).ids, [2, 5, 6, 3, 7, 8, 3])
     }
@@ -180,9 +179,9 @@ final class TokenizerUnitTests: XCTestCase {
         let full = tokenizer.encode("a b", pair: "c")
         XCTAssertEqual(full.ids, [2, 5, 6, 3, 7, 3])
         XCTAssertEqual(full.typeIds, [0, 0, 0, 0, 1, 1])
-        // Without special tokens HF's slow tokenizer gives all-zero type ids.
+        // Without special tokens the Rust tokenizer still marks the pair with 1s (the slow class gives 0s).
         let bare = tokenizer.encode("a b", pair: "c", addSpecialTokens: false)
-        XCTAssertEqual(bare, Encoding(ids: [5, 6, 7], typeIds: [0, 0, 0], attentionMask: [1, 1, 1]))
+        XCTAssertEqual(bare, Encoding(ids: [5, 6, 7], typeIds: [0, 0, 1], attentionMask: [1, 1, 1]))
     }
 
     func testBatchPadsToLongestRow() throws {
