@@ -3,17 +3,13 @@
 // JSON, CSV, two SVG plots, one HTML page), `kd pick` (the smallest variant within limits;
 // exit code 3 when none qualifies) and the hidden `kd bench peak-memory` that
 // `bench variants` starts in a fresh process per variant. Arguments only: the measuring is
-// DistilleryStages' `benchVariants`, the rendering the Reporting module's.
+// DistilleryStages' `benchVariants`, the rendering the Reporting module's (whose
+// `ReportError`s KD.main prints as `kd: error:` lines, exit 1).
 import ArgumentParser
 import DistilleryData
 import DistilleryStages
 import Foundation
 import Reporting
-
-/// A Reporting error as the stage error `kd` prints (`kd: error: FILE: …`, exit 1).
-func reportStep<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let error as ReportError { throw StageError(error.description) }
-}
 
 /// Parses `NAME=VALUE` for `flag`; the message shows the expected `form` and an example.
 func parseNamed(_ text: String, flag: String, form: String, example: String) throws -> (name: String, value: String) {
@@ -81,8 +77,8 @@ struct BenchVariants: ParsableCommand {
         let progress = stderrProgress()
         let report = try benchVariants(config, progress: progress)
         if report.teacher == nil { progress.warning("no --teacher: agreement, KL, % of teacher F1 and speed-up are left out") }
-        try writeAtomically(try reportStep { try tradeoffReportJSON(report) }, to: out)
-        if let reportDir { for path in try reportStep({ try writeTradeoffReport(report, directory: reportDir) }) { note("wrote \(path)") } }
+        try writeAtomically(try tradeoffReportJSON(report), to: out)
+        if let reportDir { for path in try writeTradeoffReport(report, directory: reportDir) { note("wrote \(path)") } }
         print(markdownTable(report))
     }
 
@@ -126,8 +122,8 @@ struct Report: ParsableCommand {
     @Option(help: "Directory for the report files (created when missing).") var out: String
 
     func run() throws {
-        let report = try reportStep { try readTradeoffReport(bench) }
-        for path in try reportStep({ try writeTradeoffReport(report, directory: out) }) { note("wrote \(path)") }
+        let report = try readTradeoffReport(bench)
+        for path in try writeTradeoffReport(report, directory: out) { note("wrote \(path)") }
         print(markdownTable(report))
     }
 }
@@ -158,7 +154,7 @@ struct Pick: ParsableCommand {
             throw StageError.usage("--max-latency-ms \(maxLatencyMs) must be a number of milliseconds > 0, e.g. --max-latency-ms 5")
         }
         if let maxMB, !(maxMB.isFinite && maxMB > 0) { throw StageError.usage("--max-mb \(maxMB) must be a number of megabytes > 0, e.g. --max-mb 10") }
-        let r = try reportStep { try readTradeoffReport(report) }
+        let r = try readTradeoffReport(report)
         let result = pick(r, maxDrop: maxDrop, maxLatencyMs: maxLatencyMs, maxMB: maxMB)
         if json { try printJSON(result, pretty: true) } else { print(result.text) }
         if !result.found { throw ExitCode(3) }
