@@ -418,6 +418,19 @@ def check_gguf(model, work, pooling, variants=None, fp32_model=None):
                 entry["llama_cos_mean_vs_fp32"] = float(cos32.mean())
                 report(f"gguf {tag}: llama.cpp embeddings vs fp32 kd/HF", None, f"cosine min {cos32.min():.6f}, mean {cos32.mean():.6f} (reported; see COS_Q8)")
             del llm
+            heads = gguf is not None and any(rt.name == "cls.output.weight" for rt in gguf.GGUFReader(path).tensors)
+            if heads and t in ("f32", "f16") and not quantized_formats(source):
+                # The classifier as llama.cpp's rank head: its logits (the first n_cls_out
+                # floats of the pooled output) vs kd predict.
+                probs_kd, label_names = kd_probs(source, SENTENCES)
+                rank = Llama(model_path=path, embedding=True, n_ctx=full, n_batch=full, n_ubatch=full, n_threads=2, verbose=False, pooling_type=4)
+                logits = np.array([rank.embed(s if ok else "x", normalize=False)[:len(label_names)] for s, ok in zip(sentences, fits)], dtype=np.float64)
+                del rank
+                e = np.exp(logits - logits.max(1, keepdims=True))
+                d = float(np.abs(e / e.sum(1, keepdims=True) - probs_kd)[same].max())
+                entry["llama_rank_head_max_prob_diff"] = d
+                report(f"gguf {tag}: llama.cpp rank head (cls/cls.output) probabilities vs kd predict", (d <= TOL_FP32) if t == "f32" else None,
+                       f"max |prob diff| {d:.2e} over {int(same.sum())} sentences")
 
 
 GGUF_HEADS = {"cls.weight": "pooler.dense.weight", "cls.bias": "pooler.dense.bias",
