@@ -141,8 +141,12 @@ def check_roundtrip(tag, original, exported, work, exact):
     padded = [k for k in common if a[k].shape != b[k].shape]
     if padded:
         d = float(np.abs(kd_embed(back, SENTENCES) - kd_embed(original, SENTENCES)).max())
-        report(f"{tag}: kd import of the padded export", (d <= TOL_FP32) if exact else True,
-               f"{len(padded)} tensors padded to uniform shapes; embeddings vs the pruned original max |diff| {d:.2e}")
+        # A kd-quantized original runs int8/int4 kernels in kd, the import fp32: not comparable
+        # at 1e-4 (reported; the runtimes are checked against the import instead).
+        quantized = bool(quantized_formats(original))
+        report(f"{tag}: kd import of the padded export", None if quantized else (d <= TOL_FP32) if exact else True,
+               f"{len(padded)} tensors padded to uniform shapes; embeddings vs the pruned original max |diff| {d:.2e}"
+               + (" (original runs kd's int kernels; reported)" if quantized else ""))
         return back
     worst = max(float(np.abs(a[k].astype(np.float64) - b[k]).max()) for k in common)
     identical = all(np.array_equal(a[k].view(np.uint32), b[k].view(np.uint32)) for k in common)
