@@ -47,6 +47,10 @@ extension BadInputCatalogueTests {
         export("unknown format", ["--format", "tflite", "--out", outPath("e")], ["--format", "tflite"])
         export("unknown gguf type", ["--format", "gguf", "--type", "q2_k", "--out", g], ["--type", "q2_k"])
         export("negative layer_norm_eps", ["--format", "gguf", "--out", g], [negativeEps, "layer_norm_eps"], model: negativeEps)
+        export("onnx type for gguf", ["--format", "gguf", "--type", "int8", "--out", g], ["--type int8 does not apply to --format gguf"])
+        export("gguf type for onnx", ["--format", "onnx", "--type", "q4_0", "--out", outPath("e.onnx")], ["--type q4_0 does not apply to --format onnx"])
+        export("unknown onnx type", ["--format", "onnx", "--type", "int3", "--out", outPath("e.onnx")], ["--type", "int3"])
+        export("quantized type for safetensors", ["--format", "safetensors", "--type", "int4", "--out", outPath("e")], ["--type int4", "safetensors"])
 
         // Hostile GGUF files for kd import and kd info: wrong magic, wrong version, cut short.
         var good = Data("GGUF".utf8)

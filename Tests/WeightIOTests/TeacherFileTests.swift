@@ -47,6 +47,19 @@ final class TeacherFileTests: XCTestCase {
         XCTAssertEqual(try file.dtypeDescription(of: "encoder.layer.0.attention.self.query.weight"), "float32")
     }
 
+    /// A model file reached through a symbolic link (the worktrees link teacher.h5) reads as
+    /// the file itself: its size is the target's, not the link's few bytes.
+    func testASymlinkedFileReadsLikeItsTarget() throws {
+        let dir = try temporaryDirectory(self)
+        let url = dir.appendingPathComponent("teacher.h5"), link = dir.appendingPathComponent("linked.h5")
+        let teacher = try sampleTeacher()
+        try teacher.write(to: url)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: url)
+        let back = try TeacherFile.read(link)
+        XCTAssertEqual(back.tensors.map(\.name), teacher.tensors.map(\.name))
+        XCTAssertEqual(back.tensors.last?.tensor.data, teacher.tensors.last?.tensor.data)
+    }
+
     func testASegmentationVocabularyRoundTripsAsVersion2() throws {
         let url = try temporaryDirectory(self).appendingPathComponent("pruned.h5")
         var teacher = try sampleTeacher()
