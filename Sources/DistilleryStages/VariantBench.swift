@@ -89,7 +89,7 @@ public func benchVariants(_ config: VariantBenchConfig, progress: StageProgress)
         _ = try m.labelNames(hint: "every variant needs a classifier (\(v.name))")
     }
     let reference = teacherSpec.flatMap { t in models.first { $0.path == t.path } } ?? models[0]
-    let length = config.maxLength ?? reference.bundle.storedMaxLength ?? min(128, reference.config.maxPositions)
+    let length = config.maxLength ?? reference.storedMaxLength ?? min(128, reference.maxPositions)
     for m in models { try m.checkMaxLength(length) }
     _ = try PreparedFolder(path: config.data)
 
@@ -136,7 +136,7 @@ public func benchVariants(_ config: VariantBenchConfig, progress: StageProgress)
         eval.limit = config.evalLimit
         let scores = try evaluate(eval, progress: progress)
         progress.line(String(format: "%@: macro-F1 %.4f, batch-1 median %.2f ms", v.name, scores.macroF1, stats(i, batch: 1).medianMs))
-        let parameters = models[i].bundle.file.tensors.reduce(0) { $0 + $1.tensor.count }
+        let parameters = models[i].file.tensors.reduce(0) { $0 + $1.tensor.count }
         measurements.append(VariantMeasurement(
             spec: v, parameters: parameters, fileBytes: fileSize(v.path), loadMs: loads[i].sorted()[loads[i].count / 2],
             peakMemoryBytes: peaks[i], latency: stats(i, batch: 1), throughput: stats(i, batch: config.throughputBatch),
@@ -199,9 +199,9 @@ public func measurePeakMemory(model: String, batch: Int, length: Int, threads: I
     try m.checkMaxLength(length)
     // Fixed ids spread over the vocabulary; [CLS] first (the values do not change the memory).
     let ids = (0..<(batch * length)).map { i -> Int32 in
-        i % length == 0 ? Int32(m.tokenizer.classId) : Int32((i &* 7919 &+ 13) % m.config.vocabSize)
+        i % length == 0 ? Int32(m.tokenizer.classId) : Int32((i &* 7919 &+ 13) % m.vocabSize)
     }
-    do { _ = try m.encoder.forward(EncoderBatch(ids: ids, batchSize: batch, sequenceLength: length)) } catch { throw StageError(file: model, error) }
+    do { _ = try m.encoder.encode(EncoderBatch(ids: ids, batchSize: batch, sequenceLength: length)) } catch { throw StageError(file: model, error) }
     guard let peak = procStatusBytes("VmHWM") else { throw StageError("/proc/self/status: no VmHWM — peak memory needs Linux's /proc") }
     return PeakMemoryReport(baselineBytes: baseline, peakBytes: peak, batch: batch, length: length)
 }

@@ -83,7 +83,7 @@ struct StepExecutor {
             case .folder: throw StageError("internal: a prepared folder needs no step")
             }
             let name = datasetFolderName(p)
-            let r = try prepareDataset(PrepareConfig(input: input, out: dir + "/" + name, seed: p.seed))
+            let r = try prepareDataset(PrepareConfig(input: input, out: dir + "/" + name, seed: p.seed, force: true))
             progress.line(r.text)
             return StepResult(outputs: [name], report: report(r))
 
