@@ -8,7 +8,8 @@
 // release and conflict with the new ones. Exit codes: 0 ok; 1 bad input or a failed run
 // (`StageError`); 2 usage — an unknown, missing, malformed, out-of-range or conflicting
 // flag (ArgumentParser's own errors, whose code 64 is mapped to 2, and a StageError about
-// a flag). Errors are one `kd: error: ...` line; progress goes to stderr. This file: the
+// a flag) — `kd monitor` exits 3 and 4 instead, its 1 and 2 being warn and drift verdicts.
+// Errors are one `kd: error: ...` line; progress goes to stderr. This file: the
 // entry point, shared helpers, and the commands that bring a model in (import, info) and
 // run it over lines of text (tokenize, embed, predict), and the benches (latency,
 // tokenizer, train-step, distill-step; their peers are benchmarks/*.py);
@@ -36,7 +37,8 @@ struct KD: ParsableCommand {
 
         Exit codes: 0 ok; 1 bad input or a failed run (a file, the data, the \
         model); 2 usage (an unknown, missing, malformed, out-of-range or \
-        conflicting flag).
+        conflicting flag). kd monitor: 0 no drift, 1 warn, 2 drift; its errors \
+        exit 3 (bad input) and 4 (usage).
 
         Shell completion: kd --generate-completion-script bash|zsh|fish \
         (README.md says where to put it).

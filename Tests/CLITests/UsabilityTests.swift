@@ -125,7 +125,7 @@ final class ExitCodeTests: CLITestCase {
     func testHelpHasExamplesWithinEightyColumns() {
         let commands = [["import"], ["info"], ["tokenize"], ["embed"], ["predict"], ["bench", "latency"], ["bench", "tokenizer"],
                         ["bench", "train-step"], ["bench", "distill-step"], ["data", "prepare"], ["finetune"], ["eval"],
-                        ["label", "run"], ["label", "merge"], ["label", "check"], ["distill"], []]
+                        ["label", "run"], ["label", "merge"], ["label", "check"], ["distill"], ["monitor"], []]
         for command in commands {
             let r = runKD(["help"] + command)
             XCTAssertEqual(r.status, 0, "kd help \(command): \(r.stderr)")
