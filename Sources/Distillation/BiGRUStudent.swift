@@ -106,9 +106,13 @@ public struct BiGRUStudentSpec: Sendable, Equatable {
         guard temperature > 0, temperature.isFinite else {
             throw top.error("temperature", "is \(temperature)", hint: "the softmax temperature of soft_ce must be a finite number > 0")
         }
-        let schedule = try top.object("schedule", allowed: ["kind", "epochs"])
+        // The BERT schedule's keys are known here so that a two-stage schedule is refused for what it is.
+        let schedule = try top.object("schedule", allowed: ["kind", "epochs", "intermediate_epochs", "prediction_epochs"])
         guard try schedule.string("kind") == "one-stage" else {
             throw schedule.error("kind", "is not \"one-stage\"", hint: "a BiGRU student has no intermediate stage; use {\"kind\": \"one-stage\", \"epochs\": N}")
+        }
+        for key in ["intermediate_epochs", "prediction_epochs"] where schedule.has(key) {
+            throw schedule.error(key, "only applies to a two-stage schedule", hint: "a BiGRU student runs one stage; give 'epochs'")
         }
         epochs = try schedule.int("epochs")
         guard epochs >= 1, epochs <= maximumEpochs else { throw schedule.error("epochs", "is \(epochs)", hint: "a run has 1...\(maximumEpochs) epochs") }
