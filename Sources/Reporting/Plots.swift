@@ -57,26 +57,33 @@ struct Axis {
         return pixelLow + t * (pixelHigh - pixelLow)
     }
 
-    /// Tick values inside the axis: 1-2-5 steps, about `count` of them.
-    func ticks(count: Int = 6) -> [Double] {
+    /// Ticks inside the axis with their labels: 1-2-5 steps, about `count` of them, every
+    /// label of a linear axis with the decimals its step needs (0.66, 0.68, 0.70).
+    func ticks(count: Int = 6) -> [(value: Double, text: String)] {
         if log {
-            var out: [Double] = []
+            var out: [(Double, String)] = []
             let span = high - low
             let mantissas: [Double] = span > 3 ? [1] : span > 1.2 ? [1, 2, 5] : [1, 1.5, 2, 3, 5, 7]
             for e in Int(floor(low))...Int(ceil(high)) {
                 for m in mantissas {
                     let v = m * pow(10, Double(e))
-                    if Foundation.log10(v) >= low && Foundation.log10(v) <= high { out.append(v) }
+                    if Foundation.log10(v) >= low && Foundation.log10(v) <= high { out.append((v, tickText(v))) }
                 }
             }
             return out
         }
         let raw = (high - low) / Double(count)
-        let magnitude = pow(10, floor(Foundation.log10(raw)))
-        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
-        var v = (low / step).rounded(.up) * step
-        var out: [Double] = []
-        while v <= high + step * 1e-9 { out.append(abs(v) < step * 1e-9 ? 0 : v); v += step }
+        let exponent = floor(Foundation.log10(raw))
+        let magnitude = pow(10, exponent)
+        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw * (1 - 1e-9) } ?? 10 * magnitude
+        let decimals = max(0, -Int(Foundation.log10(step).rounded(.down)))
+        var out: [(Double, String)] = []
+        var k = (low / step).rounded(.up)
+        while k * step <= high + step * 1e-9 {
+            let v = abs(k * step) < step * 1e-9 ? 0 : k * step
+            out.append((v, String(format: "%.\(decimals)f", v)))
+            k += 1
+        }
         return out
     }
 }
@@ -122,7 +129,7 @@ struct Box {
 
 /// Plot size and margins (pixels).
 let plotWidth = 680.0, plotHeight = 440.0
-let marginLeft = 64.0, marginRight = 24.0, marginTop = 36.0, marginBottom = 52.0
+let marginLeft = 64.0, marginRight = 24.0, marginTop = 56.0, marginBottom = 52.0
 /// Label font size and estimated character width (px).
 let labelFontSize = 11.0, labelCharWidth = 6.6
 
@@ -140,15 +147,15 @@ func scatterSVG(title: String, points: [PlotPoint], xLabel: String, yLabel: Stri
     s += "<text x=\"\(px(plotWidth / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">\(xmlEscape(title))</text>\n"
     // Grid and ticks.
     let (left, right, top, bottom) = (marginLeft, plotWidth - marginRight, marginTop, plotHeight - marginBottom)
-    for t in xAxis.ticks() {
+    for (t, text) in xAxis.ticks() {
         let x = xAxis.pixel(t)
         s += "<line x1=\"\(px(x))\" y1=\"\(px(top))\" x2=\"\(px(x))\" y2=\"\(px(bottom))\" stroke=\"#e4e4e4\"/>\n"
-        s += "<text x=\"\(px(x))\" y=\"\(px(bottom + 16))\" text-anchor=\"middle\" font-size=\"11\" fill=\"#444\">\(tickText(t))</text>\n"
+        s += "<text x=\"\(px(x))\" y=\"\(px(bottom + 16))\" text-anchor=\"middle\" font-size=\"11\" fill=\"#444\">\(text)</text>\n"
     }
-    for t in yAxis.ticks() {
+    for (t, text) in yAxis.ticks() {
         let y = yAxis.pixel(t)
         s += "<line x1=\"\(px(left))\" y1=\"\(px(y))\" x2=\"\(px(right))\" y2=\"\(px(y))\" stroke=\"#e4e4e4\"/>\n"
-        s += "<text x=\"\(px(left - 6))\" y=\"\(px(y + 4))\" text-anchor=\"end\" font-size=\"11\" fill=\"#444\">\(tickText(t))</text>\n"
+        s += "<text x=\"\(px(left - 6))\" y=\"\(px(y + 4))\" text-anchor=\"end\" font-size=\"11\" fill=\"#444\">\(text)</text>\n"
     }
     s += "<rect x=\"\(px(left))\" y=\"\(px(top))\" width=\"\(px(right - left))\" height=\"\(px(bottom - top))\" fill=\"none\" stroke=\"#888\"/>\n"
     s += "<text x=\"\(px((left + right) / 2))\" y=\"\(px(plotHeight - 12))\" text-anchor=\"middle\" font-size=\"12\">"
@@ -199,11 +206,15 @@ func scatterSVG(title: String, points: [PlotPoint], xLabel: String, yLabel: Stri
         s += "<text class=\"label\" x=\"\(px(spot.0))\" y=\"\(px(spot.1 + h - 3))\" font-size=\"\(Int(labelFontSize))\" fill=\"#222\">"
             + "\(xmlEscape(p.label))</text>\n"
     }
-    if !front.isEmpty {
-        s += "<line x1=\"\(px(right - 150))\" y1=\"\(px(top + 14))\" x2=\"\(px(right - 124))\" y2=\"\(px(top + 14))\" stroke=\"#d9480f\" "
-            + "stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\n"
-        s += "<text x=\"\(px(right - 118))\" y=\"\(px(top + 18))\" font-size=\"11\" fill=\"#444\">Pareto front</text>\n"
-    }
+    // Legend in the top margin, right-aligned, clear of the data.
+    let ly = marginTop - 10
+    s += "<line x1=\"\(px(right - 250))\" y1=\"\(px(ly))\" x2=\"\(px(right - 224))\" y2=\"\(px(ly))\" stroke=\"#d9480f\" "
+        + "stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\n"
+    s += "<text x=\"\(px(right - 219))\" y=\"\(px(ly + 4))\" font-size=\"11\" fill=\"#444\">Pareto front</text>\n"
+    s += "<circle cx=\"\(px(right - 140))\" cy=\"\(px(ly))\" r=\"4\" fill=\"#1c7ed6\" stroke=\"#222\"/>\n"
+    s += "<text x=\"\(px(right - 132))\" y=\"\(px(ly + 4))\" font-size=\"11\" fill=\"#444\">variant</text>\n"
+    s += "<rect x=\"\(px(right - 82))\" y=\"\(px(ly - 4))\" width=\"8\" height=\"8\" fill=\"#fff\" stroke=\"#222\"/>\n"
+    s += "<text x=\"\(px(right - 70))\" y=\"\(px(ly + 4))\" font-size=\"11\" fill=\"#444\">teacher</text>\n"
     return s + "</svg>\n"
 }
 

@@ -42,6 +42,12 @@ func formatMs(_ ms: Double) -> String {
     ms >= 100 ? String(format: "%.0f", ms) : ms >= 10 ? String(format: "%.1f", ms) : String(format: "%.2f", ms)
 }
 
+/// A KL divergence: four decimals, or two significant digits below 0.001 (so a small
+/// divergence does not read as 0.0000).
+func formatKL(_ kl: Double) -> String {
+    kl == 0 ? "0" : kl < 0.001 ? String(format: "%.1e", kl) : String(format: "%.4f", kl)
+}
+
 /// The columns of the Markdown and HTML tables, in order.
 func tableColumns(_ r: TradeoffReport) -> [Column] {
     let dash = "—"
@@ -61,7 +67,7 @@ func tableColumns(_ r: TradeoffReport) -> [Column] {
         Column(header: "macro-F1") { _, v in String(format: "%.4f", v.macroF1) },
         Column(header: "% of teacher F1") { r, v in r.percentOfTeacherF1(v).map { String(format: "%.1f", $0) } ?? dash },
         Column(header: "agreement") { _, v in v.agreement.map { String(format: "%.4f", $0) } ?? dash },
-        Column(header: "KL") { _, v in v.meanKL.map { String(format: "%.4f", $0) } ?? dash },
+        Column(header: "KL") { _, v in v.meanKL.map(formatKL) ?? dash },
         Column(header: "speed-up") { r, v in r.speedupVsTeacher(v).map { String(format: "%.1f×", $0) } ?? dash },
     ]
 }

@@ -18,6 +18,7 @@ import DistilleryJSON
 import DistilleryModel
 import DistilleryStages
 import Foundation
+import Reporting
 
 @main
 struct KD: ParsableCommand {
@@ -55,6 +56,8 @@ struct KD: ParsableCommand {
             fail(error.description, code: error.isUsage ? 2 : 1)
         } catch let error as UsageError {
             fail(error.description, code: 2)
+        } catch let error as ReportError {   // a report file that cannot be read or written
+            fail(error.description, code: 1)
         } catch {
             if exitCode(for: error) == .validationFailure {   // ArgumentParser's usage errors (64)
                 fail(usageLine(fullMessage(for: error)), code: 2)

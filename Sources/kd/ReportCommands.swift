@@ -3,22 +3,18 @@
 // JSON, CSV, two SVG plots, one HTML page), `kd pick` (the smallest variant within limits;
 // exit code 3 when none qualifies) and the hidden `kd bench peak-memory` that
 // `bench variants` starts in a fresh process per variant. Arguments only: the measuring is
-// DistilleryStages' `benchVariants`, the rendering the Reporting module's.
+// DistilleryStages' `benchVariants`, the rendering the Reporting module's (whose
+// `ReportError`s KD.main prints as `kd: error:` lines, exit 1).
 import ArgumentParser
 import DistilleryData
 import DistilleryStages
 import Foundation
 import Reporting
 
-/// A Reporting error as the stage error `kd` prints (`kd: error: FILE: …`, exit 1).
-func reportStep<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let error as ReportError { throw StageError(error.description) }
-}
-
-/// Parses `NAME=VALUE` for `flag`; the message shows the expected form.
-func parseNamed(_ text: String, flag: String, example: String) throws -> (name: String, value: String) {
+/// Parses `NAME=VALUE` for `flag`; the message shows the expected `form` and an example.
+func parseNamed(_ text: String, flag: String, form: String, example: String) throws -> (name: String, value: String) {
     guard let eq = text.firstIndex(of: "="), eq != text.startIndex, text.index(after: eq) != text.endIndex else {
-        throw StageError.usage("\(flag) '\(text)' must be NAME=\(example.split(separator: "=").last ?? "") — e.g. \(flag) \(example)")
+        throw StageError.usage("\(flag) '\(text)' must be \(form) — e.g. \(flag) \(example)")
     }
     let name = String(text[..<eq]).trimmingCharacters(in: .whitespaces)
     guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "._-+".contains($0) }) else {
@@ -62,9 +58,9 @@ struct BenchVariants: ParsableCommand {
 
     func run() throws {
         guard !model.isEmpty else { throw StageError.usage("--model: give at least one variant as NAME=PATH, e.g. --model teacher=teacher.h5") }
-        let kinds = try Dictionary(kind.map { try parseNamed($0, flag: "--kind", example: "l3=student") }, uniquingKeysWith: { $1 })
+        let kinds = try Dictionary(kind.map { try parseNamed($0, flag: "--kind", form: "NAME=KIND", example: "l3=student") }, uniquingKeysWith: { $1 })
         var specs = try model.map { text -> VariantSpec in
-            let (name, path) = try parseNamed(text, flag: "--model", example: "teacher=teacher.h5")
+            let (name, path) = try parseNamed(text, flag: "--model", form: "NAME=PATH", example: "teacher=teacher.h5")
             return VariantSpec(name: name, path: path, kind: kinds[name] ?? (name == teacher ? "teacher" : "model"))
         }
         for name in kinds.keys where !specs.contains(where: { $0.name == name }) {
@@ -79,12 +75,10 @@ struct BenchVariants: ParsableCommand {
         (config.throughputBatch, config.maxLength, config.secondsPerTurn, config.rounds, config.evalLimit) =
             (throughputBatch, maxLength, seconds, rounds, evalLimit)
         let progress = stderrProgress()
-        if teacher == nil && !specs.contains(where: { $0.kind == "teacher" }) {
-            progress.warning("no --teacher: agreement, KL, % of teacher F1 and speed-up are left out")
-        }
         let report = try benchVariants(config, progress: progress)
-        try writeAtomically(try reportStep { try tradeoffReportJSON(report) }, to: out)
-        if let reportDir { for path in try reportStep({ try writeTradeoffReport(report, directory: reportDir) }) { note("wrote \(path)") } }
+        if report.teacher == nil { progress.warning("no --teacher: agreement, KL, % of teacher F1 and speed-up are left out") }
+        try writeAtomically(try tradeoffReportJSON(report), to: out)
+        if let reportDir { for path in try writeTradeoffReport(report, directory: reportDir) { note("wrote \(path)") } }
         print(markdownTable(report))
     }
 
@@ -128,8 +122,8 @@ struct Report: ParsableCommand {
     @Option(help: "Directory for the report files (created when missing).") var out: String
 
     func run() throws {
-        let report = try reportStep { try readTradeoffReport(bench) }
-        for path in try reportStep({ try writeTradeoffReport(report, directory: out) }) { note("wrote \(path)") }
+        let report = try readTradeoffReport(bench)
+        for path in try writeTradeoffReport(report, directory: out) { note("wrote \(path)") }
         print(markdownTable(report))
     }
 }
@@ -160,7 +154,7 @@ struct Pick: ParsableCommand {
             throw StageError.usage("--max-latency-ms \(maxLatencyMs) must be a number of milliseconds > 0, e.g. --max-latency-ms 5")
         }
         if let maxMB, !(maxMB.isFinite && maxMB > 0) { throw StageError.usage("--max-mb \(maxMB) must be a number of megabytes > 0, e.g. --max-mb 10") }
-        let r = try reportStep { try readTradeoffReport(report) }
+        let r = try readTradeoffReport(report)
         let result = pick(r, maxDrop: maxDrop, maxLatencyMs: maxLatencyMs, maxMB: maxMB)
         if json { try printJSON(result, pretty: true) } else { print(result.text) }
         if !result.found { throw ExitCode(3) }
