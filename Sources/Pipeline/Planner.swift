@@ -200,9 +200,12 @@ func estimateCosts(_ steps: [PlannedStep], recipe: Recipe, dataFolder: String?, 
             }
             if train == nil { cost.note = unknownData }
         case .prune(let p):
-            let keep = (1 - (p.heads?.values.max() ?? 0) * 0.3 - (p.ffn?.values.max() ?? 0) * 0.5)
-            if let source = context.parameters[p.model] {
-                context.parameters[p.name] = Int(Double(source) * keep)
+            // The embeddings stay; of an encoder layer, attention holds about a third of the
+            // weights (4h² of 4h² + 8h² with FFN width 4h) and the FFN two thirds.
+            if let source = context.parameters[p.model], let vocabulary = context.vocabulary, let h = context.hiddenSize {
+                let encoder = Double(max(source - vocabulary * h, 0))
+                let removed = encoder * ((p.heads?.values.max() ?? 0) / 3 + (p.ffn?.values.max() ?? 0) * 2 / 3)
+                context.parameters[p.name] = source - Int(removed)
                 cost.bytes = context.parameters[p.name]! * 4
             }
             cost.examples = min(p.samples, train ?? p.samples)

@@ -37,6 +37,16 @@ final class ImportInfoTests: CLITestCase {
         }
     }
 
+    /// A model file reached through a symbolic link (as setups link a shared teacher.h5) is
+    /// read whole: the size check measures the file, not the link.
+    func testSymlinkedModelFileIsRead() throws {
+        let link = temp.appendingPathComponent("linked.h5").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: try SharedModel.tinyPath())
+        let r = runOK(["info", link])
+        XCTAssertFalse(r.stderr.contains("truncated"), r.stderr)
+        runOK(["embed", "--model", link], stdin: Data("a sentence\n".utf8))
+    }
+
     func testInfoOnSafetensorsSource() throws {
         let r = runOK(["info", CLIFixtures.tinyBert.appendingPathComponent("model.safetensors").path, "--tensors"])
         XCTAssertTrue(r.stdout.contains("safetensors"), r.stdout)
