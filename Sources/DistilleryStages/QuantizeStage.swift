@@ -7,7 +7,10 @@
 // the output is written through a temporary file renamed into place (TeacherFile.write),
 // so a failed run leaves nothing behind. int8-static calibrates on the training split of
 // a prepared dataset (tokenized by the model's own tokenizer; text that turns mostly into
-// [UNK] is refused as made for another vocabulary). Left out on purpose: quantizing an
+// [UNK] is refused as made for another vocabulary); `--rounding gptq` runs the same
+// calibration pass to collect each Linear input's XᵀX and re-rounds the int8/int4 weights
+// with GPTQ (Quantization/GPTQ.swift) — embeddings and units the mixed-precision search
+// moves up stay round-to-nearest. Left out on purpose: quantizing an
 // already quantized file (quantize the fp32 model), quantization-aware training.
 import DistilleryJSON
 import DistilleryModel

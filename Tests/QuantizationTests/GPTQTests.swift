@@ -10,8 +10,8 @@ import XCTest
 /// well-conditioned 37 × 37 matrix (condition number < 100: errors ~1e-14 per entry).
 private let choleskyIdentityTolerance = 1e-9
 /// GPTQ must cut the squared output error of round-to-nearest on its calibration inputs to
-/// at most this fraction. On the correlated inputs below it measures ~0.3–0.5; a rounding
-/// that ignored H (or pushed the error the wrong way) lands at ≥ 1.
+/// at most this fraction (a rounding that ignored H, or pushed the error the wrong way,
+/// lands near or above 1; GPTQ on inputs with a few strong directions sits well below).
 private let calibrationErrorFraction = 0.8
 /// On fresh inputs from the same distribution the gain must hold too, if less sharply.
 private let heldOutErrorFraction = 0.9
