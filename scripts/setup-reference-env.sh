@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates the git-ignored Python reference environment .venv-ref/ that the golden-output
 # script (scripts/make_model_golden.py) and the peer latency benchmark
-# (benchmarks/peer_latency.py) run in: PyTorch (CPU build), HF transformers, ONNX Runtime.
+# (benchmarks/peer_latency.py) run in: PyTorch (CPU build), HF transformers, ONNX Runtime,
+# sentence-transformers, gguf and onnx-ir (ONNX Runtime's int4 quantizer imports it).
+# llama-cpp-python (a 12-40 min compile) is left out; the checks that need it skip without it.
 # Idempotent: does nothing when .venv-ref already holds exactly the pinned versions.
 # The CPU-only torch wheel (a "+cpu" local version) is taken from /opt/wheels when that
 # folder exists (pip's find-links on the project machines); everything else from PyPI.
@@ -17,6 +19,9 @@ PINS=(
   "onnx==1.23.2"
   "h5py==3.16.0"
   "numpy==2.4.6"
+  "sentence-transformers==6.3.0"
+  "gguf==0.19.0"
+  "onnx-ir==1.1.0"
 )
 
 pins_satisfied() {
