@@ -47,6 +47,19 @@ final class TeacherFileTests: XCTestCase {
         XCTAssertEqual(try file.dtypeDescription(of: "encoder.layer.0.attention.self.query.weight"), "float32")
     }
 
+    func testASymlinkedTeacherPassesTheSizeChecks() throws {
+        // The size checks compare declared tensor bytes with the file size: through a symbolic
+        // link that must be the target's size, not the link's (a setup with linked teachers).
+        let dir = try temporaryDirectory(self)
+        let url = dir.appendingPathComponent("real/teacher.h5")
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try sampleTeacher().write(to: url)
+        let link = dir.appendingPathComponent("linked.h5")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: url)
+        XCTAssertEqual(try TeacherFile.read(link).tensors.map(\.name), try TeacherFile.read(url).tensors.map(\.name))
+        XCTAssertEqual(fileByteCount(atPath: link.path), fileByteCount(atPath: url.path))
+    }
+
     func testASegmentationVocabularyRoundTripsAsVersion2() throws {
         let url = try temporaryDirectory(self).appendingPathComponent("pruned.h5")
         var teacher = try sampleTeacher()
