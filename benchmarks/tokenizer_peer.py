@@ -9,7 +9,7 @@ the same count Distillery's `measureTokenizerThroughput` reports. Two ways are t
           (TOKENIZERS_PARALLELISM=false for 1 thread, RAYON_NUM_THREADS otherwise)
   single  a Python loop of Tokenizer.encode(line) — includes per-call Python overhead
 
-and optionally (--slow) the pure-Python `BertTokenizerLegacy` that the golden set uses.
+and optionally (--slow) the pure-Python `BertTokenizerLegacy` (the golden set records its ids where they differ).
 
 Corpus: --input FILE (one text per line), or by default the texts of
 Tests/Fixtures/tokenizer/golden.jsonl repeated in a seeded shuffle until about --tokens

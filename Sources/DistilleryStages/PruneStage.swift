@@ -81,7 +81,7 @@ public struct ModelShape: Codable, Sendable, Equatable {
         vocabulary = config.vocabSize
         parameters = tensors.values.reduce(0) { $0 + $1.count }
         encoderParameters = tensors.filter { $0.key.hasPrefix("encoder.") }.values.reduce(0) { $0 + $1.count }
-        fileBytes = file.flatMap { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? nil }
+        fileBytes = file.flatMap { fileByteCount(atPath: $0) }
     }
 
     /// "6 layers, heads 12/12/…, FFN 1536/…, vocab 30522, 22.6 M parameters (10.6 M in layers)".

@@ -206,9 +206,9 @@ public func fileSHA256(_ path: String) throws -> String {
     }
 }
 
-/// The size of a file in bytes (0 when it cannot be read).
+/// The size of a file in bytes, through symbolic links (0 when it cannot be read).
 func fileSize(_ path: String) -> Int {
-    ((try? FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path))?[.size] as? NSNumber)?.intValue ?? 0
+    fileByteCount(atPath: path) ?? 0
 }
 
 /// "1.9 GB": decimal units, three significant digits.

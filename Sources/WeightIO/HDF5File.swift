@@ -61,10 +61,7 @@ public final class HDF5File {
             throw WeightIOError(.corrupt, file: url, "HDF5 could not open the file\(hdf5Detail())",
                                 hint: "the file may be truncated or written by an incompatible tool; re-export it")
         }
-        // The size of the file itself: attributesOfItem does not follow a symbolic link (a
-        // linked teacher would otherwise count as the link's few bytes).
-        let size = (try? FileManager.default.attributesOfItem(atPath: url.resolvingSymlinksInPath().path)[.size] as? NSNumber)?.intValue
-        return HDF5File(url: url, fileID: id, readOnlyByteCount: size ?? 0)
+        return HDF5File(url: url, fileID: id, readOnlyByteCount: fileByteCount(atPath: url.path) ?? 0)
     }
 
     /// Creates (or truncates) an HDF5 file for writing; links keep creation order.
@@ -613,4 +610,13 @@ public final class HDF5File {
         if value >= 0 { return value }
         throw error(.ioFailure, object, what + HDF5File.hdf5Detail(), hint: hint)
     }
+}
+
+/// Size in bytes of the file at `path`, following symbolic links (nil when it cannot be
+/// stat'ed). FileManager's `attributesOfItem` does not follow them: for a symlinked model
+/// it reports the link's own few bytes, and every size check against it would fail.
+public func fileByteCount(atPath path: String) -> Int? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    return Int(info.st_size)
 }
