@@ -13,6 +13,7 @@ let library: [Target] = [
     .target(name: "CKernels", path: "Library/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
     .target(name: "DistilleryJSON", path: "Library/DistilleryJSON"),
     .target(name: "Reporting", dependencies: ["DistilleryJSON"], path: "Library/Reporting"),
+    .target(name: "Monitoring", dependencies: ["DistilleryJSON"], path: "Library/Monitoring"),
     .target(name: "DistilleryTensor", dependencies: ["CBLAS", "CKernels"], path: "Library/DistilleryTensor"),
     .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels", "DistilleryJSON"], path: "Library/DistilleryModel"),
     .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5", "DistilleryJSON"], path: "Library/WeightIO"),
@@ -27,8 +28,11 @@ let library: [Target] = [
             path: "Library/Distillation"),
     .target(name: "DistilleryStages", dependencies: ["DistilleryModel", "DistilleryTensor", "DistilleryTraining", "Distillation",
                                                      "Compression", "DistilleryData", "WeightIO", "CKernels", "Tokenization",
-                                                     "DistilleryJSON", "Quantization", "Export", "Reporting"],
+                                                     "DistilleryJSON", "Quantization", "Export", "Reporting", "Monitoring"],
             path: "Library/DistilleryStages"),
+    .target(name: "Pipeline", dependencies: ["DistilleryStages", "DistilleryJSON", "DistilleryData", "DistilleryModel", "Distillation",
+                                             "Compression", "Quantization", "Export", "WeightIO", "Reporting"],
+            path: "Library/Pipeline"),
     .target(name: "FuzzSupport", path: "Harnesses/FuzzSupport"),
 ]
 
@@ -42,6 +46,8 @@ let harnesses: [(String, [Target.Dependency])] = [
     ("fuzz-csv", ["DistilleryData"]),
     ("fuzz-dataset", ["DistilleryStages", "DistilleryData"]),
     ("fuzz-hdf5", ["WeightIO", "DistilleryTraining", "DistilleryModel", "DistilleryTensor"]),
+    ("fuzz-recipe", ["Pipeline"]),
+    ("fuzz-report", ["Reporting"]),
 ]
 
 let package = Package(
