@@ -68,15 +68,7 @@ public final class OutputFile {
             throw WeightIOError(.ioFailure, file: url, "cannot create a file in \(url.deletingLastPathComponent().path) (\(String(cString: strerror(errno))))",
                                 hint: "check that the directory exists and is writable")
         }
-        var failure: Int32 = 0
-        data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
-            var done = 0
-            while done < buffer.count {
-                let n = systemWrite(fd, buffer.baseAddress! + done, buffer.count - done)
-                if n < 0 { if errno == EINTR { continue }; failure = errno; return }
-                done += n
-            }
-        }
+        let failure = writeFully(fd, data)
         close(fd)
         guard failure == 0 else {
             output.abandon()
@@ -106,8 +98,8 @@ public final class OutputFile {
         try sync(url.path, what: "the directory", reporting: url)
     }
 
-    /// fsync(2) of a file or directory opened read-only.
-    private static func sync(_ path: String, what: String, reporting url: URL) throws {
+    /// fsync(2) of a file or directory opened read-only (OutputFolder flushes through it too).
+    static func sync(_ path: String, what: String, reporting url: URL) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw WeightIOError(.ioFailure, file: url, "cannot open \(what) to flush it (\(String(cString: strerror(errno))))",
@@ -121,11 +113,19 @@ public final class OutputFile {
     }
 }
 
-/// write(2), named apart from `OutputFile.write`.
-private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    Glibc.write(fd, buffer, count)
-    #else
-    Darwin.write(fd, buffer, count)
-    #endif
+/// Writes all of `data` to `fd` (retrying short writes and EINTR); 0, or the errno that stopped it.
+func writeFully(_ fd: Int32, _ data: Data) -> Int32 {
+    data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> Int32 in
+        var done = 0
+        while done < buffer.count {
+            #if canImport(Glibc)
+            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+            #else
+            let n = Darwin.write(fd, buffer.baseAddress! + done, buffer.count - done)
+            #endif
+            if n < 0 { if errno == EINTR { continue }; return errno }
+            done += n
+        }
+        return 0
+    }
 }

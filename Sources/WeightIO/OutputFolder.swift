@@ -56,16 +56,8 @@ public final class OutputFolder {
                                 hint: "check that the folder is writable")
         }
         defer { close(fd) }
-        var failure: Int32 = 0
-        data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
-            var done = 0
-            while done < buffer.count {
-                let n = folderWrite(fd, buffer.baseAddress! + done, buffer.count - done)
-                if n < 0 { if errno == EINTR { continue }; failure = errno; return }
-                done += n
-            }
-            if fsync(fd) != 0 { failure = errno }
-        }
+        var failure = writeFully(fd, data)
+        if failure == 0, fsync(fd) != 0 { failure = errno }
         guard failure == 0 else {
             throw WeightIOError(.ioFailure, file: url.appendingPathComponent(name), "cannot write (\(String(cString: strerror(failure))))",
                                 hint: "the disk may be full; nothing was put under the final name")
@@ -84,7 +76,7 @@ public final class OutputFolder {
                                 hint: "this is a caller bug: commit an output once")
         }
         do {
-            try OutputFolder.sync(temporaryURL.path, reporting: url)
+            try OutputFile.sync(temporaryURL.path, what: "the folder", reporting: url)
             let parent = url.deletingLastPathComponent().path
             var isDirectory: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
@@ -106,7 +98,7 @@ public final class OutputFolder {
                 }
             }
             settled = true
-            try OutputFolder.sync(parent, reporting: url)
+            try OutputFile.sync(parent, what: "the folder", reporting: url)
         } catch {
             abandon()
             throw error
@@ -164,27 +156,4 @@ public final class OutputFolder {
         return nil
         #endif
     }()
-
-    /// fsync(2) of a folder opened read-only.
-    private static func sync(_ path: String, reporting url: URL) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw WeightIOError(.ioFailure, file: url, "cannot open a folder to flush it (\(String(cString: strerror(errno))))",
-                                hint: "check that the folder is writable")
-        }
-        defer { close(fd) }
-        guard fsync(fd) == 0 || errno == EINVAL else {
-            throw WeightIOError(.ioFailure, file: url, "cannot flush the folder to disk (\(String(cString: strerror(errno))))",
-                                hint: "the disk may be full or failing; nothing was put under the final name")
-        }
-    }
-}
-
-/// write(2), named apart from `OutputFolder.write`.
-private func folderWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    Glibc.write(fd, buffer, count)
-    #else
-    Darwin.write(fd, buffer, count)
-    #endif
 }
