@@ -9,7 +9,9 @@
 #   - the final run folder has the same steps, keys and output hashes as the reference
 #     (model files byte-identical), and its report's non-timing fields are the same.
 #   scripts/kill-resume.sh [KILLS]        default 6 (about 40 s in a debug build)
-# KD=path/to/kd overrides the binary (default: .build/debug/kd, built if missing).
+# KD=path/to/kd overrides the binary (default: .build/debug/kd, built if missing);
+# RECIPE=… another small recipe (Tests/Fixtures/pipeline/tiny-sweep-recipe.json: a pruning
+# sweep and a scheme grid, killed inside their trials).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills=${1:-6}
@@ -18,7 +20,7 @@ KD=${KD:-.build/debug/kd}
 work=$(mktemp -d "${TMPDIR:-/tmp}/kd-kill-resume.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cp "$KD" "$work/kd" && KD=$work/kd   # a copy: a rebuild during the test must not swap the binary
-recipe=Tests/Fixtures/pipeline/tiny-recipe.json
+recipe=${RECIPE:-Tests/Fixtures/pipeline/tiny-recipe.json}
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 

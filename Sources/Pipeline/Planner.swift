@@ -24,6 +24,8 @@ public enum StepWork: Codable, Sendable {
     case distill(DistillSettings)
     case prune(PruneSettings)
     case quantize(model: String, scheme: String, maxDrop: Double?, calibrationSize: Int, evalSize: Int)
+    /// A grid of schemes for one model: the most compressed within `maxDrop`, named `name`.
+    case quantizeGrid(name: String, model: String, schemes: [String], maxDrop: Double, calibrationSize: Int, evalSize: Int)
     case export(model: String, format: String, type: String)
     case bench(BenchSettings)
     case report
@@ -74,6 +76,12 @@ public func planSteps(_ recipe: Recipe) -> [PlannedStep] {
         add("prune-\(p.name)", .prune, model: p.name, .prune(p), after: ["prepare", "teacher", "label"] + source)
     }
     for q in recipe.quantize {
+        if q.grid {
+            add("quantize-\(q.name!)", .quantize, model: q.name!, .quantizeGrid(name: q.name!, model: q.models[0], schemes: q.schemes, maxDrop: q.maxDrop!,
+                                                                             calibrationSize: q.calibrationSize, evalSize: q.evalSize),
+                after: [modelStep(q.models[0], recipe), "prepare"])
+            continue
+        }
         for model in q.models {
             for scheme in q.schemes {
                 let name = QuantizedName.of(model, scheme)
@@ -202,9 +210,10 @@ func estimateCosts(_ steps: [PlannedStep], recipe: Recipe, dataFolder: String?, 
         case .prune(let p):
             // The embeddings stay; of an encoder layer, attention holds about a third of the
             // weights (4h² of 4h² + 8h² with FFN width 4h) and the FFN two thirds.
+            // (A grid is counted at its least pruned candidate: the winner is at most that large.)
             if let source = context.parameters[p.model], let vocabulary = context.vocabulary, let h = context.hiddenSize {
                 let encoder = Double(max(source - vocabulary * h, 0))
-                let removed = encoder * ((p.heads?.values.max() ?? 0) / 3 + (p.ffn?.values.max() ?? 0) * 2 / 3)
+                let removed = encoder * ((p.heads?.values.min() ?? 0) / 3 + (p.ffn?.values.min() ?? 0) * 2 / 3)
                 context.parameters[p.name] = source - Int(removed)
                 cost.bytes = context.parameters[p.name]! * 4
             }
@@ -213,11 +222,17 @@ func estimateCosts(_ steps: [PlannedStep], recipe: Recipe, dataFolder: String?, 
                 let examples = min(train, r.trainLimit ?? train)
                 (cost.examples, cost.steps) = trainingSteps(examples: examples, batch: 32, epochs: r.epochs * r.schedule.count)
             }
+            if p.isSweep { sweepCost(p, train: train, cost: &cost) }
         case .quantize(let model, let scheme, _, _, _):
             if let parameters = context.parameters[model] {
                 // int8: a byte per weight; int4: half a byte plus group scales; bf16: two bytes
                 cost.bytes = scheme.hasPrefix("int4") ? parameters * 5 / 8 : scheme == "bf16" ? parameters * 2 : parameters
             }
+        case .quantizeGrid(_, let model, let schemes, _, _, let evalSize):
+            if let parameters = context.parameters[model] {
+                cost.bytes = schemes.map { $0.hasPrefix("int4") ? parameters * 5 / 8 : $0 == "bf16" ? parameters * 2 : parameters }.max()
+            }
+            cost.note = "\(schemes.count) schemes, each scored on \(evalSize == 0 ? "all" : "up to \(evalSize)") dev examples; the smallest within max_drop is kept"
         case .export(let model, _, _):
             cost.bytes = context.parameters[model].map { $0 * 4 }
         case .bench(let b):
@@ -231,4 +246,27 @@ func estimateCosts(_ steps: [PlannedStep], recipe: Recipe, dataFolder: String?, 
         costs[step.id] = cost
     }
     return costs
+}
+
+/// A pruning sweep's training: every candidate's short recoveries round by round (the
+/// halving kept count as the runner computes it), then the survivors' full recoveries.
+func sweepCost(_ p: PruneSettings, train: Int?, cost: inout StepCost) {
+    let candidates = pruneCandidates(p).count
+    guard let r = p.recover else {
+        cost.note = "\(candidates) candidates pruned and scored on dev; the most compressed within max_drop is kept"
+        return
+    }
+    let budget = p.sweep ?? SweepBudget()
+    let survivors = budget.survivors ?? 2
+    var (alive, round, short, trials) = (candidates, 0, 0, 0)
+    while alive > survivors {
+        short += alive * min((budget.trialLimit ?? 256) << round, r.trainLimit ?? Int.max, train ?? Int.max)
+        trials += alive
+        alive = max(survivors, Int((Double(alive) * budget.keep).rounded(.down)))
+        round += 1
+    }
+    let full = train.map { min($0, r.trainLimit ?? $0) * r.epochs * r.schedule.count * alive }
+    cost.examples = full.map { $0 + short }
+    cost.steps = cost.examples.map { ($0 + 31) / 32 }
+    cost.note = "sweep of \(candidates) candidates: \(trials) short recoveries in \(round) round(s), \(alive) recovered fully; steps at batch 32"
 }

@@ -101,13 +101,22 @@ public struct PruneSettings: Codable, Sendable {
     public var model: String
     public var heads: Sweepable<Double>?
     public var ffn: Sweepable<Double>?
+    /// Layers removed (with a grid: its first value; the grid is `layersGrid`).
     public var layers = 0
+    /// A grid of layer counts to sweep (two or more), nil otherwise.
+    public var layersGrid: [Int]?
+    /// With a grid: the largest dev macro-F1 drop (points) from the unpruned model that the
+    /// chosen candidate may have (CompressionSweep.swift).
+    public var maxDrop: Double?
     public var uniform = false
     public var samples = 1024
     public var batchSize = 32
     /// Prune in steps, each distilled back (nil: one shot, no recovery).
     public var recover: RecoverySettings?
     public var sweep: SweepBudget?
+
+    /// True when a ratio or the layer count is a grid of two or more values.
+    public var isSweep: Bool { heads?.isSweep == true || ffn?.isSweep == true || (layersGrid?.count ?? 0) > 1 }
 }
 
 /// `stages.prune[i].recover`.
@@ -122,7 +131,14 @@ public struct RecoverySettings: Codable, Sendable {
 public struct QuantizeSettings: Codable, Sendable {
     public var models: [String]
     public var schemes: [String]
+    /// Without a grid: each scheme's mixed-precision search target. With a grid: the
+    /// largest dev macro-F1 drop (points) the chosen scheme may have.
     public var maxDrop: Double?
+    /// `"schemes": {"grid": […]}`: one variant named `name`, the most compressed scheme
+    /// within `maxDrop` (CompressionSweep.swift), instead of one variant per scheme.
+    public var grid = false
+    /// The variant's name (grids only).
+    public var name: String?
     public var calibrationSize = 128
     public var evalSize = 1000
 }
@@ -152,6 +168,11 @@ public struct SweepBudget: Codable, Sendable, Equatable {
     public var trialSteps = 40
     /// Fraction of the trials kept after each round.
     public var keep = 0.5
+    /// Pruning sweeps: training examples of a first-round recovery (doubled each round;
+    /// nil: 256).
+    public var trialLimit: Int?
+    /// Pruning sweeps: candidates recovered fully after the short rounds (nil: 2).
+    public var survivors: Int?
 }
 
 /// A checked recipe.
@@ -179,6 +200,12 @@ public struct Recipe: Sendable {
 
     /// The fp32 model names (teacher, students, pruned): what prune, quantize and export take.
     public var floatModels: [String] { ["teacher"] + distill.map(\.name) + prune.map(\.name) }
+
+    /// The variant names one quantize entry makes: its grid's name, or `MODEL-SCHEME` each.
+    public func variantNames(_ q: QuantizeSettings) -> [(model: String, scheme: String?, name: String)] {
+        if q.grid { return q.models.map { ($0, nil, q.name!) } }
+        return q.models.flatMap { m in q.schemes.map { (m, $0, QuantizedName.of(m, $0)) } }
+    }
 }
 
 // MARK: - reading
@@ -227,8 +254,9 @@ extension Recipe {
         }
         recipe.distill = try stages.objects("distill", allowed: ["name", "student", "epochs", "learning_rate", "batch_size", "temperature", "losses",
                                                                  "warmup", "train_limit", "eval_every", "checkpoint_every", "seed", "sweep"]).map(readDistill)
-        recipe.prune = try stages.objects("prune", allowed: ["name", "model", "heads", "ffn", "layers", "uniform", "samples", "batch_size", "recover", "sweep"]).map(readPrune)
-        recipe.quantize = try stages.objects("quantize", allowed: ["models", "schemes", "max_drop", "calibration_size", "eval_size"]).map(readQuantize)
+        recipe.prune = try stages.objects("prune", allowed: ["name", "model", "heads", "ffn", "layers", "uniform", "samples", "batch_size", "recover",
+                                                             "sweep", "max_drop"]).map(readPrune)
+        recipe.quantize = try stages.objects("quantize", allowed: ["models", "schemes", "max_drop", "calibration_size", "eval_size", "name"]).map(readQuantize)
         recipe.export = try stages.objects("export", allowed: ["models", "formats", "type"]).map(readExport)
         if let o = try stages.object("bench", allowed: ["threads", "throughput_batch", "max_length", "seconds_per_turn", "rounds", "eval_limit", "split"]) {
             recipe.bench = try readBench(o)
@@ -336,15 +364,17 @@ extension Recipe {
         d.evalEvery = try o.optionalInt("eval_every", in: 1...maximumSteps)
         d.checkpointEvery = try o.optionalInt("checkpoint_every", in: 0...maximumSteps)
         d.seed = try o.optionalInt("seed").map(UInt64.init)
-        d.sweep = try readSweep(o)
+        d.sweep = try readSweep(o, allowed: ["trial_steps", "keep"])
         return d
     }
 
-    static func readSweep(_ o: RecipeObject) throws -> SweepBudget? {
-        guard let s = try o.object("sweep", allowed: ["trial_steps", "keep"]) else { return nil }
+    static func readSweep(_ o: RecipeObject, allowed: [String]) throws -> SweepBudget? {
+        guard let s = try o.object("sweep", allowed: allowed) else { return nil }
         var budget = SweepBudget()
         budget.trialSteps = try s.optionalInt("trial_steps", in: 1...maximumSteps) ?? budget.trialSteps
         budget.keep = try s.optionalDouble("keep", in: 0.01...0.99) ?? budget.keep
+        budget.trialLimit = try s.optionalInt("trial_limit", in: 1...Int(Int32.max))
+        budget.survivors = try s.optionalInt("survivors", in: 1...1000)
         return budget
     }
 
@@ -352,15 +382,26 @@ extension Recipe {
         var p = PruneSettings(name: try o.string("name"), model: try o.string("model"))
         p.heads = try o.sweepable("heads", in: 0...0.99)
         p.ffn = try o.sweepable("ffn", in: 0...0.99)
-        p.layers = try o.optionalInt("layers", in: 0...1000) ?? 0
+        if let layers = try o.sweepable("layers", in: 0...1000) {
+            if let i = layers.values.firstIndex(where: { $0 != $0.rounded() }) {
+                throw o.fail(layers.isSweep ? "layers.grid[\(i)]" : "layers", "\(layers.values[i]) is not a whole number of layers")
+            }
+            p.layers = Int(layers.values[0])
+            if layers.isSweep { p.layersGrid = layers.values.map { Int($0) } }
+        }
         p.uniform = try o.optionalBool("uniform") ?? false
         p.samples = try o.optionalInt("samples", in: 1...10_000_000) ?? p.samples
         p.batchSize = try o.optionalInt("batch_size", in: 1...65_536) ?? p.batchSize
-        for key in ["heads", "ffn"] where (key == "heads" ? p.heads : p.ffn)?.isSweep == true {
-            throw o.fail(key, "a grid of pruning ratios has no best without a size or latency limit — give one prune entry per ratio and let the report (or kd pick) compare them")
+        p.maxDrop = try o.optionalDouble("max_drop", in: 0...100)
+        if p.isSweep, p.maxDrop == nil {
+            throw o.fail("max_drop", "is missing — a grid of pruning amounts picks the most compressed candidate (fewest parameters) whose dev macro-F1 stays within max_drop points of the unpruned model's; give one, e.g. \"max_drop\": 1.0")
         }
-        if (p.heads?.values.max() ?? 0) == 0, (p.ffn?.values.max() ?? 0) == 0, p.layers == 0 {
-            throw o.fail(nil, "prunes nothing — give \"heads\" or \"ffn\" (fractions in [0, 1)) or \"layers\" (a count)")
+        if !p.isSweep, p.maxDrop != nil {
+            throw o.fail("max_drop", "only goes with a grid of pruning amounts (e.g. \"heads\": {\"grid\": [0.25, 0.5]}) — without one there is nothing to choose")
+        }
+        if pruneCandidates(p).contains(where: { ($0["heads"] ?? 0) == 0 && ($0["ffn"] ?? 0) == 0 && ($0["layers"] ?? 0) == 0 }) {
+            throw o.fail(nil, p.isSweep ? "has a candidate that prunes nothing (heads, ffn and layers all 0) — the unpruned model is what the grid is measured against; leave 0 out of the grids"
+                                        : "prunes nothing — give \"heads\" or \"ffn\" (fractions in [0, 1)) or \"layers\" (a count)")
         }
         if let r = try o.object("recover", allowed: ["schedule", "epochs", "train_limit", "learning_rate"]) {
             var schedule: [Double] = [1]
@@ -377,20 +418,44 @@ extension Recipe {
             recovery.learningRate = try r.optionalDouble("learning_rate", in: 1e-9...1)
             p.recover = recovery
         }
-        p.sweep = try readSweep(o)
+        p.sweep = try readSweep(o, allowed: ["trial_limit", "keep", "survivors"])
+        if p.sweep != nil, !p.isSweep { throw o.fail("sweep", "only goes with a grid of pruning amounts (\"heads\", \"ffn\" or \"layers\" as {\"grid\": […]})") }
         return p
     }
 
     static func readQuantize(_ o: RecipeObject) throws -> QuantizeSettings {
         guard let models = try o.optionalStringList("models"), !models.isEmpty else { throw o.fail("models", "is missing or empty (expected names such as [\"teacher\", \"l3\"])") }
-        guard let schemes = try o.optionalStringList("schemes"), !schemes.isEmpty else {
-            throw o.fail("schemes", "is missing or empty (expected schemes such as [\"int8-dynamic\", \"int4-g32\"])")
+        var grid = o, key = "schemes"
+        if case .object? = o.members["schemes"] {
+            grid = try o.object("schemes", allowed: ["grid"])!
+            key = "grid"
+            guard grid.has("grid") else { throw grid.fail("grid", "is missing (expected the schemes to try, e.g. {\"grid\": [\"int8-dynamic\", \"int4-g32\"]})") }
+            if case .array(let items)? = grid.members["grid"], items.isEmpty {
+                throw grid.fail("grid", "is an empty grid — list the schemes to try (two or more), e.g. [\"int8-dynamic\", \"int4-g32\"]")
+            }
+        }
+        guard let schemes = try grid.optionalStringList(key), !schemes.isEmpty else {
+            throw o.fail("schemes", "is missing or empty (expected schemes such as [\"int8-dynamic\", \"int4-g32\"], or {\"grid\": […]} to pick one)")
         }
         for (i, s) in schemes.enumerated() {
-            do { _ = try QuantizationScheme(parsing: s) } catch { throw o.fail("schemes[\(i)]", "\(error)") }
+            do { _ = try QuantizationScheme(parsing: s) } catch { throw grid.fail("\(key)[\(i)]", "\(error)") }
+        }
+        if let i = schemes.indices.first(where: { schemes.firstIndex(of: schemes[$0]) != $0 }) {
+            throw grid.fail("\(key)[\(i)]", "'\(schemes[i])' is listed twice — name each scheme once")
         }
         var q = QuantizeSettings(models: models, schemes: schemes)
         q.maxDrop = try o.optionalDouble("max_drop", in: 0...100)
+        q.grid = key == "grid"
+        q.name = try o.optionalString("name")
+        if q.grid {
+            guard q.maxDrop != nil else {
+                throw o.fail("max_drop", "is missing — a grid of schemes picks the most compressed one (smallest file) whose dev macro-F1 stays within max_drop points of the unquantized model's; give one, e.g. \"max_drop\": 1.0")
+            }
+            guard q.name != nil else { throw o.fail("name", "is missing — a grid of schemes makes one variant; name it (e.g. \"l3-q\"), downstream stages use that name") }
+            guard models.count == 1 else { throw o.fail("models", "names \(models.count) models — a grid of schemes picks one variant for one model; give one entry per model") }
+        } else if q.name != nil {
+            throw o.fail("name", "only goes with a grid of schemes (\"schemes\": {\"grid\": […]}); a list of schemes names its variants MODEL-SCHEME")
+        }
         q.calibrationSize = try o.optionalInt("calibration_size", in: 1...1_000_000) ?? q.calibrationSize
         q.evalSize = try o.optionalInt("eval_size", in: 0...10_000_000) ?? q.evalSize
         return q
@@ -445,7 +510,7 @@ extension Recipe {
             for (j, model) in q.models.enumerated() where !floatModels.contains(model) {
                 throw RecipeError(file: file, keyPath: "stages.quantize[\(i)].models[\(j)]", "'\(model)' is not a model of this recipe — name one of: \(floatModels.joined(separator: ", "))")
             }
-            for model in q.models { for scheme in q.schemes { try claim(QuantizedName.of(model, scheme), at: "stages.quantize[\(i)]") } }
+            for v in variantNames(q) { try claim(v.name, at: "stages.quantize[\(i)]") }
         }
         for (i, e) in export.enumerated() {
             for (j, model) in e.models.enumerated() where !floatModels.contains(model) {

@@ -24,19 +24,29 @@ extension StepExecutor {
                                      note: URL(fileURLWithPath: d.student).deletingPathExtension().lastPathComponent))
         }
         for p in recipe.prune {
-            let amounts = [p.heads.map { "heads \($0.values[0])" }, p.ffn.map { "FFN \($0.values[0])" }, p.layers > 0 ? "\(p.layers) layers" : nil]
-            specs.append(VariantSpec(name: p.name, path: inputs["prune-\(p.name)"]!, kind: "pruned", parent: p.model,
-                                     note: amounts.compactMap { $0 }.joined(separator: ", ") + (p.recover != nil ? ", recovered" : "")))
+            let path = inputs["prune-\(p.name)"]!
+            // A swept entry is noted with the amounts its sweep chose.
+            let chosen = p.isSweep ? sweepRecord(beside: path)?.winner : nil
+            let heads = chosen?["heads"] ?? p.heads?.values[0], ffn = chosen?["ffn"] ?? p.ffn?.values[0]
+            let layers = chosen?["layers"].map { Int($0) } ?? p.layers
+            let amounts = [heads.flatMap { $0 > 0 ? "heads \($0)" : nil }, ffn.flatMap { $0 > 0 ? "FFN \($0)" : nil }, layers > 0 ? "\(layers) layers" : nil]
+            specs.append(VariantSpec(name: p.name, path: path, kind: "pruned", parent: p.model,
+                                     note: amounts.compactMap { $0 }.joined(separator: ", ") + (p.recover != nil ? ", recovered" : "") + (p.isSweep ? " (swept)" : "")))
         }
         for q in recipe.quantize {
-            for model in q.models {
-                for scheme in q.schemes {
-                    let name = QuantizedName.of(model, scheme)
-                    specs.append(VariantSpec(name: name, path: inputs["quantize-\(name)"]!, kind: "quantized", parent: model, note: scheme))
-                }
+            for v in recipe.variantNames(q) {
+                let path = inputs["quantize-\(v.name)"]!
+                let note = v.scheme ?? (sweepRecord(beside: path)?.winnerScheme).map { "\($0) (swept)" } ?? "scheme grid"
+                specs.append(VariantSpec(name: v.name, path: path, kind: "quantized", parent: v.model, note: note))
             }
         }
         return specs
+    }
+
+    /// The sweep record of the step whose model is `model` (nil when it has none).
+    func sweepRecord(beside model: String) -> SweepRecord? {
+        let path = URL(fileURLWithPath: model).deletingLastPathComponent().appendingPathComponent("sweep/sweep.json").path
+        return FileManager.default.contents(atPath: path).flatMap { try? JSONCoding.decode(SweepRecord.self, from: $0) }
     }
 
     /// Measures every variant and stores the report as `bench.json`.

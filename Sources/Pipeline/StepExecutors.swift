@@ -7,7 +7,8 @@
 // training, checkpoint and resume exactly; this file only maps recipe settings onto their
 // Config structs. A training step whose folder still holds a checkpoint from a killed run
 // resumes from it (`resumableFiles` names what the runner keeps), so the result has the
-// same bytes as an uninterrupted run. Sweeps (Sweep.swift) choose a step's settings first.
+// same bytes as an uninterrupted run. Sweeps (Sweep.swift) choose a step's settings first;
+// a prune or quantize step with a grid is a sweep itself (CompressionSweep.swift).
 // Left out on purpose: anything a stage function does itself (validation, file formats).
 import Compression
 import DistilleryJSON
@@ -35,7 +36,7 @@ struct StepExecutor {
         case .prepare(let p): return datasetFolderName(p)
         case .teacher: return "teacher.h5"
         case .label: return "labels.h5"
-        case .distill, .prune, .quantize: return "model.h5"
+        case .distill, .prune, .quantize, .quantizeGrid: return "model.h5"
         case .export(_, let format, _): return exportName(format)
         case .bench: return "bench.json"
         case .report: return "report.json"
@@ -57,6 +58,8 @@ struct StepExecutor {
         switch step.work {
         case .teacher: return ["base.h5", "teacher.ckpt.h5", "teacher.metrics.jsonl"]
         case .distill: return ["model.ckpt.h5", "model.metrics.jsonl", "student.json", "sweep"]
+        case .prune(let p) where p.isSweep: return ["sweep"]
+        case .quantizeGrid: return ["sweep"]
         case .prune(let p) where p.recover != nil:
             // pruneAndRecover skips finished steps and resumes the interrupted one from its files
             let names = (1...p.recover!.schedule.count).flatMap { k in ["pruned.h5", "student.json", "h5", "ckpt.h5", "metrics.jsonl"].map { "model.step\(k).\($0)" } }
@@ -121,14 +124,10 @@ struct StepExecutor {
             return StepResult(outputs: ["model.h5", "student.json"], report: report(r))
 
         case .prune(let p):
-            var c = PruneConfig(model: inputs[modelStep(p.model, recipe)]!, out: dir + "/model.h5")
-            c.amounts = PruneAmounts(heads: p.heads?.values.first ?? 0, ffn: p.ffn?.values.first ?? 0, layers: p.layers, uniform: p.uniform)
-            (c.data, c.labels, c.teacher) = (inputs["prepare"]!, inputs["label"]!, inputs["teacher"]!)
-            (c.samples, c.batchSize, c.threads) = (p.samples, p.batchSize, threads)
+            if p.isSweep { return try runPruneSweep(p, step: step, dir: dir, inputs: inputs) }
+            let c = pruneConfig(p, amounts: pruneCandidates(p)[0], inputs: inputs, out: dir + "/model.h5", threads: threads)
             if let r = p.recover {
-                var recovery = RecoveryConfig(schedule: r.schedule)
-                (recovery.epochs, recovery.trainLimit, recovery.learningRate) = (r.epochs, r.trainLimit, r.learningRate)
-                let result = try pruneAndRecover(c, recovery, progress: progress)
+                let result = try pruneAndRecover(c, recoveryConfig(r), progress: progress)
                 progress.line(result.text)
                 return StepResult(outputs: ["model.h5"], report: report(result))
             }
@@ -144,6 +143,10 @@ struct StepExecutor {
             let r = try quantize(c, progress: progress)
             progress.line(r.text)
             return StepResult(outputs: ["model.h5"], report: report(r))
+
+        case .quantizeGrid(_, let model, let schemes, let maxDrop, let calibrationSize, let evalSize):
+            return try runQuantizeSweep(model: model, schemes: schemes, maxDrop: maxDrop, calibrationSize: calibrationSize, evalSize: evalSize,
+                                        step: step, dir: dir, inputs: inputs)
 
         case .export(let model, let format, let type):
             let name = exportName(format)

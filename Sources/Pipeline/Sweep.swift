@@ -9,19 +9,33 @@
 // deleted once scored. "Which settings mattered": for each swept setting, the mean first-
 // round score at each of its values and the spread between the best and worst value.
 // Trials train with the step's seed, so the comparison is between settings, not seeds.
-// Left out on purpose: sweeps of pruning ratios and quantization schemes (their "best"
-// needs a size or latency constraint — `kd quantize --max-drop` and `kd pick` hold those).
+// The halving loop (`successiveHalving`) is shared with the pruning sweeps of
+// CompressionSweep.swift, which rank by a different objective (the most compressed
+// candidate within a dev macro-F1 drop). Left out on purpose: Hyperband's brackets (one
+// bracket is enough for the grids recipes give).
 import DistilleryJSON
 import DistilleryStages
 import Foundation
 
 /// One trial of a sweep.
 public struct SweepTrial: Codable, Sendable, Equatable {
-    /// Setting name → value ("learning_rate" → 1e-4, "losses.soft_ce" → 5).
+    /// Setting name → value ("learning_rate" → 1e-4, "losses.soft_ce" → 5, "heads" → 0.5).
     public var settings: [String: Double]
     public var round: Int
-    public var steps: Int
+    /// Optimizer steps (distill sweeps).
+    public var steps: Int?
     public var devMacroF1: Double
+    /// Compression sweeps: the quantization scheme tried.
+    public var scheme: String?
+    /// Compression sweeps: "one-shot" (pruned, no training), "short" (recovered on
+    /// `trainLimit` examples), "full" (the recipe's recovery), "scored" (a quantized scheme).
+    public var rung: String?
+    public var trainLimit: Int?
+    /// Compression sweeps: the candidate's size (parameters, file bytes) and its dev drop
+    /// from the uncompressed model in macro-F1 points.
+    public var parameters: Int?
+    public var fileBytes: Int?
+    public var drop: Double?
 }
 
 /// What a sweep tried and chose (`sweep.json` in the step folder).
@@ -32,6 +46,13 @@ public struct SweepRecord: Codable, Sendable {
     public var winner: [String: Double]?
     /// Setting → (value → mean first-round dev macro-F1), and the spread.
     public var mattered: [SettingEffect]?
+    /// Compression sweeps: what was chosen for ("fewest parameters within max_drop" …),
+    /// the uncompressed model's dev macro-F1, the limit, the winning scheme and why it won.
+    public var objective: String?
+    public var referenceMacroF1: Double?
+    public var maxDrop: Double?
+    public var winnerScheme: String?
+    public var why: String?
 }
 
 /// How much one swept setting moved the first-round score.
@@ -39,6 +60,37 @@ public struct SettingEffect: Codable, Sendable {
     public var setting: String
     public var meanByValue: [String: Double]
     public var spread: Double
+    /// Compression sweeps: the mean size (parameters or file bytes) at each value.
+    public var meanSizeByValue: [String: Double]?
+}
+
+/// Every combination of `grids` (the last grid varying fastest), as setting → value.
+func combinations(_ grids: [(String, [Double])]) -> [[String: Double]] {
+    var combos: [[String: Double]] = [[:]]
+    for (name, values) in grids { combos = combos.flatMap { c in values.map { c.merging([name: $0]) { $1 } } } }
+    return combos
+}
+
+/// Successive halving: every candidate of `alive` is tried at round 0, the best fraction
+/// `keep` (at least `survivors`) is tried again at round 1, and so on until `survivors` or
+/// fewer are left; `ranksBefore(a, b)` orders two scores (ties keep the earlier candidate,
+/// so the choice is deterministic). `trial(candidate, round)` runs or looks up one trial.
+func successiveHalving<Candidate, Score>(_ candidates: [Candidate], keep: Double, survivors: Int = 1,
+                                          trial: (Candidate, Int) throws -> Score,
+                                          ranksBefore: (Score, Score) -> Bool) rethrows -> [Candidate] {
+    var alive = candidates
+    var round = 0
+    while alive.count > survivors {
+        var scored: [(candidate: Candidate, score: Score)] = []
+        for candidate in alive { scored.append((candidate, try trial(candidate, round))) }
+        let order = scored.indices.sorted {
+            ranksBefore(scored[$0].score, scored[$1].score) || (!ranksBefore(scored[$1].score, scored[$0].score) && $0 < $1)
+        }
+        let kept = max(survivors, Int((Double(alive.count) * keep).rounded(.down)))
+        alive = order.prefix(kept).map { scored[$0].candidate }
+        round += 1
+    }
+    return alive
 }
 
 extension StepExecutor {
@@ -51,39 +103,24 @@ extension StepExecutor {
         for (kind, g) in (d.losses ?? [:]).sorted(by: { $0.key < $1.key }) where g.isSweep { grids.append(("losses.\(kind)", g.values)) }
         guard !grids.isEmpty else { return d }
         let budget = d.sweep ?? SweepBudget()
-        var combos: [[String: Double]] = [[:]]
-        for (name, values) in grids { combos = combos.flatMap { c in values.map { c.merging([name: $0]) { $1 } } } }
+        let combos = combinations(grids)
         let recordPath = dir + "/sweep/sweep.json"
         try FileManager.default.createDirectory(atPath: dir + "/sweep", withIntermediateDirectories: true)
         var record = FileManager.default.contents(atPath: recordPath).flatMap { try? JSONCoding.decode(SweepRecord.self, from: $0) } ?? SweepRecord()
         progress.line("sweep of \(d.name): \(combos.count) combinations of \(grids.map(\.0).joined(separator: ", ")), successive halving from \(budget.trialSteps) steps, keeping \(Int(budget.keep * 100))% each round")
-        var alive = combos
-        var round = 0
-        while alive.count > 1 {
+        let alive = try successiveHalving(combos, keep: budget.keep, trial: { combo, round in
+            if let done = record.trials.first(where: { $0.settings == combo && $0.round == round }) { return done.devMacroF1 }
             let steps = budget.trialSteps << round
-            var scored: [(combo: [String: Double], score: Double)] = []
-            for (i, combo) in alive.enumerated() {
-                if let done = record.trials.first(where: { $0.settings == combo && $0.round == round }) {
-                    scored.append((combo, done.devMacroF1))
-                    continue
-                }
-                let trial = applying(combo, to: d)
-                let out = dir + "/sweep/trial.h5"
-                progress.line("sweep round \(round + 1), trial \(i + 1)/\(alive.count): \(describe(combo)), \(steps) steps")
-                var c = trial
-                c.evalEvery = steps
-                let r = try distill(c, dir: dir + "/sweep", out: out, inputs: inputs, threads: step.threads, resume: false, stopAfter: steps)
-                for name in [out, metricsLogPath(out: out), dir + "/sweep/student.json"] { try? FileManager.default.removeItem(atPath: name) }
-                record.trials.append(SweepTrial(settings: combo, round: round, steps: steps, devMacroF1: r.best.macroF1))
-                try writeAtomically(try JSONCoding.data(record, pretty: true), to: recordPath)
-                scored.append((combo, r.best.macroF1))
-            }
-            // Ties keep the earlier combination (grid order), so the choice is deterministic.
-            let order = scored.indices.sorted { scored[$0].score > scored[$1].score || (scored[$0].score == scored[$1].score && $0 < $1) }
-            let keep = max(1, Int((Double(alive.count) * budget.keep).rounded(.down)))
-            alive = order.prefix(keep).map { scored[$0].combo }
-            round += 1
-        }
+            let out = dir + "/sweep/trial.h5"
+            progress.line("sweep round \(round + 1): \(describe(combo)), \(steps) steps")
+            var c = applying(combo, to: d)
+            c.evalEvery = steps
+            let r = try distill(c, dir: dir + "/sweep", out: out, inputs: inputs, threads: step.threads, resume: false, stopAfter: steps)
+            for name in [out, metricsLogPath(out: out), dir + "/sweep/student.json"] { try? FileManager.default.removeItem(atPath: name) }
+            record.trials.append(SweepTrial(settings: combo, round: round, steps: steps, devMacroF1: r.best.macroF1))
+            try writeAtomically(try JSONCoding.data(record, pretty: true), to: recordPath)
+            return r.best.macroF1
+        }, ranksBefore: >)
         record.winner = alive[0]
         record.mattered = grids.map { name, values in
             let first = record.trials.filter { $0.round == 0 }

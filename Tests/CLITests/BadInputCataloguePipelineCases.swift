@@ -1,7 +1,8 @@
 // The bad-input catalogue's rows for `kd run`: recipes with an unknown stage or key (named
 // by key path, with the nearest known key offered), a wrong kind, malformed JSON (line and
 // column), an input file that is missing, a model name no stage makes, an empty sweep
-// grid, a run folder made by another recipe, unknown --from/--only stages. Checked like
+// grid, a pruning or scheme grid without its max_drop (or empty, or unnamed), a run folder
+// made by another recipe, unknown --from/--only stages. Checked like
 // every other row (BadInputCatalogueTests.check): nothing may be written.
 import Foundation
 import TestSupport
@@ -69,8 +70,30 @@ extension BadInputCatalogueTests {
         run("unknown scheme", try recipeVariant("scheme.json", ["stages", "quantize", 0, "schemes"], ["int3"]), ["stages.quantize[0].schemes[0]", "int3"])
         run("empty sweep grid", try recipeVariant("grid.json", ["stages", "distill", 0, "learning_rate"], ["grid": [Any]()]),
             ["stages.distill[0].learning_rate.grid", "empty grid"])
-        run("grid of pruning ratios", try recipeVariant("prunegrid.json", ["stages", "prune", 0, "heads"], ["grid": [0.25, 0.5]]),
-            ["stages.prune[0].heads", "grid"])
+        run("grid of pruning ratios without max_drop", try recipeVariant("prunegrid.json", ["stages", "prune", 0, "heads"], ["grid": [0.25, 0.5]]),
+            ["stages.prune[0].max_drop", "is missing", "most compressed"])
+        run("empty grid of pruning ratios", try recipeVariant("emptyprune.json", ["stages", "prune", 0, "ffn"], ["grid": [Any]()]),
+            ["stages.prune[0].ffn.grid", "empty grid"])
+        run("max_drop on a prune without a grid", try recipeVariant("prunedrop.json", ["stages", "prune", 0, "max_drop"], 1.0),
+            ["stages.prune[0].max_drop", "only goes with a grid"])
+        run("a pruning grid with a candidate that prunes nothing", try recipeVariant("prunezero.json", ["stages", "prune", 0],
+                                                                                   ["name": "p50", "model": "teacher", "heads": ["grid": [0, 0.5]], "max_drop": 1]),
+            ["stages.prune[0]", "prunes nothing"])
+        run("unknown key in a pruning sweep", try recipeVariant("prunesweep.json", ["stages", "prune", 0],
+                                                                ["name": "p50", "model": "teacher", "heads": ["grid": [0.25, 0.5]], "max_drop": 1,
+                                                                 "sweep": ["trial_steps": 3]]),
+            ["stages.prune[0].sweep.trial_steps", "unknown key", "did you mean 'trial_limit'?"])
+        run("grid of schemes without max_drop", try recipeVariant("schemegrid.json", ["stages", "quantize", 0],
+                                                                  ["models": ["teacher"], "schemes": ["grid": ["int8-dynamic", "int4-g32"]], "name": "tq"]),
+            ["stages.quantize[0].max_drop", "is missing", "smallest file"])
+        run("empty grid of schemes", try recipeVariant("emptyschemes.json", ["stages", "quantize", 0, "schemes"], ["grid": [Any]()]),
+            ["stages.quantize[0].schemes.grid", "empty grid"])
+        run("grid of schemes without a name", try recipeVariant("schemename.json", ["stages", "quantize", 0],
+                                                                ["models": ["teacher"], "schemes": ["grid": ["int8-dynamic", "int4-g32"]], "max_drop": 1]),
+            ["stages.quantize[0].name", "is missing"])
+        run("grid of schemes over two models", try recipeVariant("schememodels.json", ["stages", "quantize", 0],
+                                                                 ["models": ["teacher", "s1"], "schemes": ["grid": ["int8-dynamic", "int4-g32"]], "max_drop": 1, "name": "tq"]),
+            ["stages.quantize[0].models", "one entry per model"])
         run("two names alike", try recipeVariant("dup.json", ["stages", "prune", 0, "name"], "s1"), ["stages.prune[0].name", "'s1'"])
         run("teacher without file or base", try recipeVariant("noteacher.json", ["stages", "teacher"], ["epochs": 1]), ["stages.teacher", "\"base\""])
         run("wrong format", try recipeVariant("format.json", ["format"], "distillery-student"), ["format.json", "format", "distillery-recipe"])
