@@ -82,7 +82,7 @@ extension BadInputCatalogueTests {
         run("unknown key in a pruning sweep", try recipeVariant("prunesweep.json", ["stages", "prune", 0],
                                                                 ["name": "p50", "model": "teacher", "heads": ["grid": [0.25, 0.5]], "max_drop": 1,
                                                                  "sweep": ["trial_steps": 3]]),
-            ["stages.prune[0].sweep.trial_steps", "unknown key", "did you mean 'trial_limit'?"])
+            ["stages.prune[0].sweep.trial_steps", "unknown key", "trial_limit"])
         run("grid of schemes without max_drop", try recipeVariant("schemegrid.json", ["stages", "quantize", 0],
                                                                   ["models": ["teacher"], "schemes": ["grid": ["int8-dynamic", "int4-g32"]], "name": "tq"]),
             ["stages.quantize[0].max_drop", "is missing", "smallest file"])
