@@ -13,8 +13,10 @@ then
     >= 0.9999 (F32/F16); Q8_0 >= 0.999 against kd at equal bits — a `kd quantize
     --scheme int8-dynamic` file exported to Q8_0 with its int8 codes as stored, vs kd running
     that file (int8 weights, int8 block-32 activations as llama.cpp's Q8_0 matmul does).
-    Q8_0 quantized at export vs kd on the dequantized weights (fp32 math), vs fp32, and Q4_0
-    are reported, not gated (benchmarks/q8_activation_study.py shows why: llama.cpp's
+    Q8_0 quantized at export (by default Q/K/V and FFN-up kept F16, kd export --keep-f16)
+    vs fp32 kd/HF >= 0.999; the plain all-Q8_0 file (--keep-f16 none) vs kd on the
+    dequantized weights and vs fp32, and Q4_0, are reported, not gated
+    (benchmarks/q8_activation_study.py and q8_mixed_study.py show why: llama.cpp's
     activation quantization alone costs ~0.002 on the shortest sentence);
   - kd-quantized files (made here with `kd quantize` unless --no-quantized, or given):
     GGUF Q8_0 / Q4_0 blocks read by the `gguf` package vs kd's stored weights (Q4_0 from
@@ -348,11 +350,15 @@ def check_gguf(model, work, pooling, variants=None, fp32_model=None):
     full = json.load(open(os.path.join(work, "hf", "config.json")))["max_position_embeddings"]
     kd_emb = kd_embed(fp32_model or model, SENTENCES, max_length=full)
     if variants is None:
-        variants = [(t, t, model, None, {"f32": COS_F32, "f16": COS_F32}.get(t)) for t in TYPES]
-    for tag, t, source, reference, gate in variants:
+        # Q8_0 of an fp32 model keeps Q/K/V and FFN-up at F16 by default (kd export
+        # --keep-f16): gated against fp32 at COS_Q8; the plain all-Q8_0 file is reported.
+        variants = [(t, t, model, None, {"f32": COS_F32, "f16": COS_F32}.get(t), [], COS_Q8 if t == "q8_0" else None) for t in TYPES]
+        variants.insert(3, ("q8_0-plain", "q8_0", model, None, None, ["--keep-f16", "none"], None))
+    for tag, t, source, reference, gate, *rest in variants:
+        extra, gate32 = (rest[0] if rest else []), (rest[1] if len(rest) > 1 else None)
         path = os.path.join(work, f"model-{tag}.gguf")
         t0 = time.time()
-        out = kd(["export", "--model", source, "--format", "gguf", "--type", t, "--out", path, "--force"])
+        out = kd(["export", "--model", source, "--format", "gguf", "--type", t, "--out", path, "--force"] + extra)
         entry = {"bytes": du(path), "export_s": round(time.time() - t0, 2), "notes": [l.strip() for l in out.splitlines()[1:]]}
         summary[f"gguf-{tag}"] = entry
         back = check_roundtrip(f"gguf {tag}", source, path, work, exact=(t == "f32"))
@@ -441,7 +447,8 @@ def check_gguf(model, work, pooling, variants=None, fp32_model=None):
                 cos32 = cosines(emb, kd_emb)[same]
                 entry["llama_cos_min_vs_fp32"] = float(cos32.min())
                 entry["llama_cos_mean_vs_fp32"] = float(cos32.mean())
-                report(f"gguf {tag}: llama.cpp embeddings vs fp32 kd/HF", None, f"cosine min {cos32.min():.6f}, mean {cos32.mean():.6f} (reported; see COS_Q8)")
+                report(f"gguf {tag}: llama.cpp embeddings vs fp32 kd/HF", None if gate32 is None else bool(cos32.min() >= gate32),
+                       f"cosine min {cos32.min():.6f}, mean {cos32.mean():.6f}" + (" (reported; see COS_Q8)" if gate32 is None else ""))
             del llm
             heads = gguf is not None and any(rt.name == "cls.output.weight" for rt in gguf.GGUFReader(path).tensors)
             if heads and t in ("f32", "f16") and not quantized_formats(source):

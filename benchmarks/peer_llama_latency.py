@@ -29,6 +29,10 @@ def main():
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--iters", type=int, default=0, help="passes per turn (0: 20 at batch 1, 3 at larger batches)")
+    p.add_argument("--n-batch", type=int, default=512,
+                   help="llama.cpp tokens per decode (n_batch = n_ubatch; llama.cpp's default 512): embed() packs whole "
+                        "sequences up to this many tokens per llama_decode, and BERT attends over the whole ubatch, so "
+                        "one 4096-token decode of 32 sequences costs 8x the attention of eight 512-token ones")
     args = p.parse_args()
     try:
         from llama_cpp import Llama
@@ -41,8 +45,9 @@ def main():
         for batch in map(int, args.batch_size.split(",")):
             tokens = batch * args.seq
             t0 = time.time()
-            llm = Llama(model_path=args.gguf, embedding=True, n_ctx=max(512, tokens), n_batch=max(512, tokens),
-                        n_ubatch=max(512, tokens), n_threads=threads, n_threads_batch=threads, verbose=False)
+            n_batch = max(args.n_batch, args.seq)
+            llm = Llama(model_path=args.gguf, embedding=True, n_ctx=n_batch, n_batch=n_batch,
+                        n_ubatch=n_batch, n_threads=threads, n_threads_batch=threads, verbose=False)
             load_s = time.time() - t0
             n = len(llm.tokenize(text.encode()))
             assert n == args.seq, f"the probe text tokenizes to {n} tokens, expected {args.seq}"
@@ -62,7 +67,7 @@ def main():
                 kd_ms.append(json.loads(out)[0]["median_ms"])
             del llm
             row = {"batch": batch, "seq": args.seq, "threads": threads, "llama_cpp_ms": statistics.median(llama_ms),
-                   "kd_ms": statistics.median(kd_ms), "llama_load_s": round(load_s, 3), "llama_passes": len(llama_ms),
+                   "kd_ms": statistics.median(kd_ms), "llama_load_s": round(load_s, 3), "llama_n_batch": n_batch, "llama_passes": len(llama_ms),
                    "kd_turns": len(kd_ms)}
             row["kd_over_llama"] = row["kd_ms"] / row["llama_cpp_ms"]
             rows.append(row)

@@ -68,14 +68,23 @@ public struct ExportConfig: Sendable {
     public var type: ExportType
     /// Replace an existing output.
     public var force: Bool
+    /// GGUF Q8_0 / Q4_0: the matrix kinds stored as F16 instead (`Export.ggufMatrixKinds`);
+    /// nil: the Q8_0 default for an fp32 model (`Export.ggufQ8DefaultF16Kinds`), none otherwise.
+    public var keepF16: [String]?
+
+    /// The matrix kinds `keepF16` may name.
+    public static var matrixKinds: [String] { ggufMatrixKinds }
+    /// The kinds a Q8_0 export of an fp32 model keeps at F16 when `keepF16` is nil.
+    public static var q8DefaultF16Kinds: [String] { ggufMatrixKinds.filter(ggufQ8DefaultF16Kinds.contains) }
 
     /// A configuration; see the properties.
-    public init(model: String, format: ExportFormat, out: String, type: ExportType = .f32, force: Bool = false) {
+    public init(model: String, format: ExportFormat, out: String, type: ExportType = .f32, force: Bool = false, keepF16: [String]? = nil) {
         self.model = model
         self.format = format
         self.out = out
         self.type = type
         self.force = force
+        self.keepF16 = keepF16
     }
 }
 
@@ -105,6 +114,12 @@ public func exportModel(_ config: ExportConfig) throws -> ExportReport {
     let allowed = ExportType.allowed(for: config.format)
     guard allowed.contains(config.type) else {
         throw StageError.usage("--type \(config.type.rawValue) does not apply to --format \(config.format.rawValue) — use \(allowed.map(\.rawValue).joined(separator: ", "))")
+    }
+    if config.keepF16 != nil && !(config.format == .gguf && (config.type == .q8_0 || config.type == .q4_0)) {
+        throw StageError.usage("--keep-f16 applies to --format gguf --type q8_0 or q4_0 only")
+    }
+    if let unknown = config.keepF16?.first(where: { !ggufMatrixKinds.contains($0) }) {
+        throw StageError.usage("--keep-f16: unknown tensor kind '\(unknown)' — use a comma list of \(ggufMatrixKinds.joined(separator: ", ")), or none")
     }
     guard !config.out.isEmpty else { throw StageError.usage("--out is empty — give an output path") }
     let outURL = URL(fileURLWithPath: config.out)
@@ -142,7 +157,8 @@ public func exportModel(_ config: ExportConfig) throws -> ExportReport {
             for dir in export.directories { try OutputFile.syncPath(tmp.appendingPathComponent(dir)) }
             for dir in written { try OutputFile.syncPath(URL(fileURLWithPath: dir)) }
         case .gguf:
-            let export = try ggufExport(model, type: config.type.ggml!, name: outURL.deletingPathExtension().lastPathComponent)
+            let export = try ggufExport(model, type: config.type.ggml!, name: outURL.deletingPathExtension().lastPathComponent,
+                                     keepF16: config.keepF16.map(Set.init))
             (notes, tensors) = (export.notes, export.file.tensors.count)
             try OutputFile.write(export.file.serialized(), to: tmp)
         case .onnx:

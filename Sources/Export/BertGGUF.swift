@@ -16,6 +16,8 @@
 //   pointing at the right tokens.
 // Types: `--type` applies to the Linear weights and the word embeddings; rows (ne[0], the
 // input width) not divisible by 32 fall back to F16 for Q8_0/Q4_0, and the export lists them.
+// GGUF types each tensor on its own: `keepF16` kinds are stored F16 in a Q8_0/Q4_0 file, and a
+// Q8_0 export of an fp32 model keeps Q/K/V and FFN-up at F16 by default (measured below).
 // A kd-quantized file's weights go into Q8_0 (int8) / Q4_0 (int4-g32 symmetric) blocks as
 // stored (QuantizedBlocks.swift); a weight whose storage does not match `--type` is refused.
 // Position and token-type embeddings, LayerNorms and biases stay F32 (as llama.cpp's
@@ -44,6 +46,28 @@ let ggufEmbeddingNames: [(hf: String, gguf: String)] = [
     ("embeddings.word_embeddings", "token_embd"), ("embeddings.position_embeddings", "position_embd"),
     ("embeddings.token_type_embeddings", "token_types"), ("embeddings.LayerNorm", "token_embd_norm"),
 ]
+
+/// The llama.cpp matrix kinds a Q8_0 / Q4_0 export can keep at F16 (`--keep-f16`): the word
+/// embeddings and the six Linear weights of each layer.
+public let ggufMatrixKinds = ["token_embd", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_up", "ffn_down"]
+
+/// The matrix kinds a Q8_0 export of an fp32 model stores as F16 unless `--keep-f16` says
+/// otherwise. llama.cpp quantizes a Q8_0 weight's input rows to Q8_0 blocks before the
+/// product and gives an F16 weight F16 inputs. Measured with llama.cpp on MiniLM-L6 vs HF
+/// fp32 (benchmarks/q8_mixed_study.py, results 2026-12-02-export-intel.md §6): plain Q8_0
+/// cosine min 0.997603; Q/K/V at F16 0.998648 (+9.8 % bytes); Q/K/V and FFN-up (the
+/// LayerNorm-output inputs, where the outlier features are) 0.999435, mean 0.999898
+/// (+23 %) — the smallest set measured that clears 0.999. The word embeddings are a row
+/// lookup (no activation rounding) and stay Q8_0, as in llama.cpp's converter.
+public let ggufQ8DefaultF16Kinds: Set<String> = ["attn_q", "attn_k", "attn_v", "ffn_up"]
+
+/// The matrix kind of a llama.cpp tensor name (`blk.3.attn_q.weight` → `attn_q`), or nil.
+func ggufMatrixKind(_ name: String) -> String? {
+    if name == "token_embd.weight" { return "token_embd" }
+    let parts = name.split(separator: ".")
+    guard parts.count == 4, parts[0] == "blk", parts[3] == "weight", ggufMatrixKinds.contains(String(parts[2])) else { return nil }
+    return String(parts[2])
+}
 
 /// llama.cpp's `general.file_type` for a `--type`.
 let ggufFileTypes: [GGMLType: UInt32] = [.f32: 0, .f16: 1, .q4_0: 2, .q8_0: 7]
@@ -91,9 +115,15 @@ public struct GGUFExport {
     public var notes: [String]
 }
 
-/// Builds the GGUF file of `model` with matrices stored as `type`.
-public func ggufExport(_ model: ExportModel, type: GGMLType, name: String) throws -> GGUFExport {
+/// Builds the GGUF file of `model` with matrices stored as `type`, except the matrix kinds in
+/// `keepF16` (see ``ggufMatrixKinds``), which a Q8_0 / Q4_0 file stores as F16; nil takes
+/// ``ggufQ8DefaultF16Kinds`` for a Q8_0 export of an fp32 model and none otherwise.
+public func ggufExport(_ model: ExportModel, type: GGMLType, name: String, keepF16: Set<String>? = nil) throws -> GGUFExport {
     var notes: [String] = []
+    if let unknown = keepF16?.subtracting(ggufMatrixKinds).sorted().first {
+        throw ExportError("--keep-f16: unknown tensor kind '\(unknown)' — use \(ggufMatrixKinds.joined(separator: ", ")), or none")
+    }
+    let keep = type.blockSize == 1 ? [] : keepF16 ?? (type == .q8_0 && model.quantized.isEmpty ? ggufQ8DefaultF16Kinds : [])
     var model = model
     if model.hasPerLayerShapes {
         model = try model.paddedToUniformShapes()
@@ -154,6 +184,7 @@ public func ggufExport(_ model: ExportModel, type: GGMLType, name: String) throw
     if let mask = ids["mask_token"] { metadata.append(("tokenizer.ggml.mask_token_id", .uint32(UInt32(mask)))) }
     var tensors: [GGUFTensor] = []
     var fallbacks: [String] = []
+    var keptF16: [String] = []
     var dropped: [String] = []
     // The classifier head, where llama.cpp's BERT has one (rank pooling, see the header).
     var heads: [String: String] = [:]
@@ -173,7 +204,10 @@ public func ggufExport(_ model: ExportModel, type: GGMLType, name: String) throw
         let isMatrix = heads[hf] == nil && t.shape.count == 2 && (hf.hasSuffix("dense.weight") || hf.hasSuffix("query.weight") || hf.hasSuffix("key.weight")
                                               || hf.hasSuffix("value.weight") || hf == "embeddings.word_embeddings.weight")
         var stored: GGMLType = isMatrix ? type : .f32
-        if stored.blockSize > 1 && t.shape[1] % stored.blockSize != 0 {
+        if stored.blockSize > 1, let kind = ggufMatrixKind(g), keep.contains(kind) {
+            stored = .f16
+            keptF16.append(g)
+        } else if stored.blockSize > 1 && t.shape[1] % stored.blockSize != 0 {
             stored = .f16
             fallbacks.append(g)
         }
@@ -204,6 +238,11 @@ public func ggufExport(_ model: ExportModel, type: GGMLType, name: String) throw
     let fp32Matrices = tensors.filter { $0.type == type && model.quantized[hfName($0.name) ?? ""] == nil && $0.name != "token_embd.weight" }.count
     if !model.quantized.isEmpty && type.blockSize > 1 && fp32Matrices > 0 {
         notes.append("\(fp32Matrices) matrices were fp32 in the file and were quantized to \(type.name.uppercased()) here")
+    }
+    if !keptF16.isEmpty {
+        let kinds = ggufMatrixKinds.filter(keep.contains).joined(separator: ", ")
+        let extra = keptF16.compactMap { g in tensors.first { $0.name == g } }.reduce(0) { $0 + $1.data.count - type.byteCount(elements: $1.count) }
+        notes.append("\(keptF16.count) matrices kept at F16 (\(kinds)\(keepF16 == nil ? ", the Q8_0 default" : "")): llama.cpp multiplies them in F16 instead of quantizing their inputs to Q8_0 (closer to fp32), \(extra) bytes more than all-\(type.name.uppercased()); --keep-f16 none for a plain \(type.name.uppercased()) file")
     }
     if !dropped.isEmpty {
         notes.append("left out \(dropped.joined(separator: ", ")): llama.cpp's BERT runs a pooler only in front of a classifier (rank pooling)")

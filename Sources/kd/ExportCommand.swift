@@ -11,7 +11,8 @@ struct ExportCommand: ParsableCommand {
         --format safetensors writes a directory that transformers (AutoModel, or \
         AutoModelForSequenceClassification for a classifier over the [CLS] pooler) and \
         sentence-transformers load. --format gguf writes one file for llama.cpp's BERT; \
-        --type f32|f16|q8_0|q4_0 sets how its matrices are stored; a classifier becomes \
+        --type f32|f16|q8_0|q4_0 sets how its matrices are stored (q8_0 of an fp32 model keeps \
+        Q/K/V and FFN-up at F16 for llama.cpp's accuracy; --keep-f16 none for plain Q8_0); a classifier becomes \
         llama.cpp's rank head (cls / cls.output). kd import reads both back. \
         --format onnx writes an ONNX model (opset 17) with inputs input_ids, \
         attention_mask, token_type_ids and outputs last_hidden_state, sentence_embedding \
@@ -32,13 +33,17 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Output format: \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", ")).") var format: String
     @Option(help: "Output directory (safetensors) or file (gguf, onnx).") var out: String
     @Option(help: "Weight type: gguf f32, f16, q8_0, q4_0; onnx f32, int8, int4; safetensors f32.") var type = "f32"
+    @Option(name: .customLong("keep-f16"), help: ArgumentHelp("GGUF q8_0/q4_0: matrix kinds stored as F16 instead (comma list of \(ExportConfig.matrixKinds.joined(separator: ", ")), or none).",
+            discussion: "Default for q8_0 of an fp32 model: \(ExportConfig.q8DefaultF16Kinds.joined(separator: ",")) (measured: see benchmarks/results/2026-12-02-export-intel.md); none for q4_0 and for kd-quantized files.",
+            valueName: "kinds")) var keepF16: String?
     @Flag(help: "Replace an existing output.") var force = false
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
         let format = try parseChoice(format, flag: "--format", as: ExportFormat.self)
         let type = try parseChoice(type, flag: "--type", as: ExportType.self)
-        let report = try exportModel(ExportConfig(model: model, format: format, out: out, type: type, force: force))
+        let keep = keepF16.map { $0 == "none" ? [] : $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        let report = try exportModel(ExportConfig(model: model, format: format, out: out, type: type, force: force, keepF16: keep))
         if json { try printJSON(report) } else { print(report.text) }
     }
 }

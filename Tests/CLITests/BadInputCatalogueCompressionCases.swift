@@ -50,6 +50,8 @@ extension BadInputCatalogueTests {
         export("onnx type for gguf", ["--format", "gguf", "--type", "int8", "--out", g], ["--type int8 does not apply to --format gguf"])
         export("gguf type for onnx", ["--format", "onnx", "--type", "q4_0", "--out", outPath("e.onnx")], ["--type q4_0 does not apply to --format onnx"])
         export("unknown onnx type", ["--format", "onnx", "--type", "int3", "--out", outPath("e.onnx")], ["--type", "int3"])
+        export("unknown --keep-f16 kind", ["--format", "gguf", "--type", "q8_0", "--keep-f16", "attn_q,ffn_gate", "--out", g], ["--keep-f16", "ffn_gate", "attn_output"])
+        export("--keep-f16 at f16", ["--format", "gguf", "--type", "f16", "--keep-f16", "attn_q", "--out", g], ["--keep-f16 applies to --format gguf --type q8_0 or q4_0"])
         export("quantized type for safetensors", ["--format", "safetensors", "--type", "int4", "--out", outPath("e")], ["--type int4", "safetensors"])
 
         // Hostile GGUF files for kd import and kd info: wrong magic, wrong version, cut short.

@@ -87,12 +87,43 @@ final class ExportModelTests: XCTestCase {
         XCTAssertTrue(back.normalize)
     }
 
+    func testKeepF16StoresTheNamedKindsAsF16() throws {
+        let model = try prunedModel().paddedToUniformShapes()
+        func types(_ e: GGUFExport) -> [String: GGMLType] { Dictionary(uniqueKeysWithValues: e.file.tensors.map { ($0.name, $0.type) }) }
+        // Default Q8_0 of an fp32 model: the measured set at F16, every other matrix Q8_0.
+        let byDefault = types(try ggufExport(model, type: .q8_0, name: "t"))
+        XCTAssertFalse(ggufQ8DefaultF16Kinds.isEmpty)
+        for l in 0..<2 {
+            for kind in ggufMatrixKinds where kind != "token_embd" {
+                XCTAssertEqual(byDefault["blk.\(l).\(kind).weight"], ggufQ8DefaultF16Kinds.contains(kind) ? .f16 : .q8_0, kind)
+            }
+            XCTAssertEqual(byDefault["blk.\(l).attn_output_norm.weight"], .f32)
+        }
+        XCTAssertEqual(byDefault["token_embd.weight"], ggufQ8DefaultF16Kinds.contains("token_embd") ? .f16 : .q8_0)
+        // None: a plain Q8_0 file (llama.cpp's converter's layout).
+        let plain = try ggufExport(model, type: .q8_0, name: "t", keepF16: [])
+        XCTAssertEqual(Set(plain.file.tensors.filter { ggufMatrixKind($0.name) != nil }.map(\.type)), [.q8_0])
+        XCTAssertFalse(plain.notes.contains { $0.contains("kept at F16") })
+        // Named kinds, at Q4_0 too; the F16 values are the model's own (to fp16 rounding).
+        let named = try ggufExport(model, type: .q4_0, name: "t", keepF16: ["ffn_down", "token_embd"])
+        XCTAssertEqual(types(named)["blk.1.ffn_down.weight"], .f16)
+        XCTAssertEqual(types(named)["blk.1.ffn_up.weight"], .q4_0)
+        XCTAssertEqual(types(named)["token_embd.weight"], .f16)
+        XCTAssertTrue(named.notes.contains { $0.contains("3 matrices kept at F16 (token_embd, ffn_down)") }, "\(named.notes)")
+        let down = try XCTUnwrap(named.file.tensors.first { $0.name == "blk.0.ffn_down.weight" })
+        let original = try model.tensor("encoder.layer.0.output.dense.weight").data
+        XCTAssertEqual(down.floats(), original.map { Float(Float16($0)) })
+        XCTAssertThrowsError(try ggufExport(model, type: .q8_0, name: "t", keepF16: ["ffn_gate"])) {
+            XCTAssertTrue("\($0)".contains("unknown tensor kind 'ffn_gate'"), "\($0)")
+        }
+    }
+
     func testQuantizedRowsNotWholeBlocksFallBackToF16() throws {
         var model = try prunedModel().paddedToUniformShapes()
         model.tensors = model.tensors.map { name, t in
             name == "encoder.layer.0.output.dense.weight" ? (name, Tensor(shape: [32, 40], data: Array(t.data.prefix(32 * 40)))) : (name, t)
         }
-        let export = try ggufExport(model, type: .q8_0, name: "t")
+        let export = try ggufExport(model, type: .q8_0, name: "t", keepF16: [])
         XCTAssertEqual(export.fallbacks, ["blk.0.ffn_down.weight"])
         XCTAssertEqual(export.file.tensors.first { $0.name == "blk.0.ffn_down.weight" }?.type, .f16)
         XCTAssertEqual(export.file.tensors.first { $0.name == "blk.0.ffn_up.weight" }?.type, .q8_0)
