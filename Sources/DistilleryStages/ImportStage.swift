@@ -264,9 +264,11 @@ public struct StoredSettings: Codable, Sendable {
     public var pooling: String
     /// Whether sentence embeddings are L2-normalized.
     public var normalize: Bool
+    /// A multi-task model's heads (nil for a single-head model).
+    public var tasks: [TaskHead]? = nil
 
     enum CodingKeys: String, CodingKey {
-        case labels, classifierPooling = "classifier_pooling", headInit = "head_init", maxLength = "max_length", pooling, normalize
+        case labels, classifierPooling = "classifier_pooling", headInit = "head_init", maxLength = "max_length", pooling, normalize, tasks
     }
 }
 
@@ -340,15 +342,20 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
                                 details: [], settings: nil, tensors: entries(w.tensors), skipped: w.skipped)
     }
     if let student = try BiGRUBundle(loading: path) { return try describeBiGRU(student, path: path, bytes: size, listTensors: listTensors) }
-    let bundle = try ModelBundle(path: path)
+    let bundle = try ModelBundle(path: path, keepTasks: true)
     let (t, config) = (bundle.file, bundle.config)
     func storedEntries(_ tensors: [(name: String, tensor: Tensor)]) -> [ModelDescription.TensorEntry]? {
         listTensors ? tensors.map { .init(name: $0.name, dtype: t.quantized[$0.name]?.format.description ?? "float32", shape: $0.tensor.shape) } : nil
     }
-    do { _ = try validateBertParameters(config, tensors: bundle.tensors) } catch { throw StageError(file: path, error) }
+    do { _ = try validateBertParameters(config, tensors: bundle.encoderTensors) } catch { throw StageError(file: path, error) }
     var details = ["architecture: BERT encoder, \(config.layerCount) layers, hidden \(config.hiddenSize), heads \(config.layerHeads.map(String.init).joined(separator: "/")), FFN \(config.layerIntermediateSizes.map(String.init).joined(separator: "/")), positions \(config.maxPositions), vocab \(config.vocabSize)"]
     if !config.labels.isEmpty { details.append("labels: \(config.labels.joined(separator: ", "))") }
-    if bundle.hasClassifier {
+    for head in t.tasks {
+        details.append("task \(head.name): \(head.labels.count) labels (\(head.labels.joined(separator: ", "))), max length \(head.maxLength.map(String.init) ?? "not stored") — kd eval/predict --task \(head.name)")
+    }
+    if !t.tasks.isEmpty {
+        details.append("classifiers: \(t.tasks.count) task heads on \(config.classifierPooling == .mean ? "the mean of the last hidden states (no pooler)" : "the tanh pooler over [CLS]"), one shared encoder")
+    } else if bundle.hasClassifier {
         details.append("classifier: on \(config.classifierPooling == .mean ? "the mean of the last hidden states (no pooler)" : "the tanh pooler over [CLS]")\(bundle.storedHeadInit.map { "; head start \($0)" } ?? "")")
     } else {
         details.append("a new classifier (kd finetune) would read \(bundle.defaultClassifierPooling == .mean ? "the mean of the last hidden states (as this encoder pools)" : "the tanh pooler over [CLS]") and start as a linear probe")
@@ -359,8 +366,9 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
         details.append("vocabulary: pruned to \(t.vocabulary.count) of \(original.count) tokens (words are segmented with the original vocabulary; dropped pieces read as [UNK])")
     }
     details.append("pooling: \(t.pooling)\(t.normalize ? " + L2 normalize" : ""); tokenizer: \(t.tokenizerOptionsJSON)")
-    let settings = StoredSettings(labels: config.labels, classifierPooling: bundle.hasClassifier ? config.classifierPooling.rawValue : nil,
+    var settings = StoredSettings(labels: config.labels, classifierPooling: bundle.hasClassifier || !t.tasks.isEmpty ? config.classifierPooling.rawValue : nil,
                                   headInit: bundle.storedHeadInit, maxLength: bundle.storedMaxLength, pooling: t.pooling, normalize: t.normalize)
+    settings.tasks = t.tasks.isEmpty ? nil : t.tasks
     return ModelDescription(file: path, format: "distillery-teacher", bytes: size, parameters: count(t.tensors), tensorCount: t.tensors.count,
                             details: details, settings: settings, tensors: storedEntries(t.tensors), skipped: [])
 }

@@ -71,6 +71,8 @@ public struct LineRunConfig: Sendable {
     public var batchSize = 32
     public var pretokenized = false
     public var threads = 1
+    /// The head of a multi-task model to run (`--task`).
+    public var task: String?
 
     /// A configuration; see the properties.
     public init(model: String, input: String? = nil, output: String? = nil, maxLength: Int? = nil, batchSize: Int = 32,
@@ -93,7 +95,7 @@ public struct LineRunConfig: Sendable {
             try checkOutputPath(output, flag: "--out")
             try refuseInputsAsOutputs([(output, "--out")], inputs: [model, input == "-" ? nil : input])
         }
-        let model = try InferenceModel(path: model)
+        let model = try InferenceModel(path: model, task: task)
         try check(model)
         let maxLength = try model.resolveMaxLength(self.maxLength, progress: progress)
         let lines = try readInputLines(input, allowEmpty: !pretokenized)
@@ -243,6 +245,8 @@ public struct EvalConfig: Sendable {
     public var threads = 1
     /// Score only the split's first this many examples (nil: all).
     public var limit: Int?
+    /// The head of a multi-task model to score (`--task`).
+    public var task: String?
 
     /// A configuration; see the properties.
     public init(model: String, data: String, split: Split = .test, maxLength: Int? = nil, batchSize: Int = 32,
@@ -320,7 +324,7 @@ public struct EvalReport: Codable, Sendable {
 public func evaluate(_ config: EvalConfig, progress: StageProgress = SilentProgress()) throws -> EvalReport {
     try setComputeThreads(config.threads)
     try checkFlag(config.batchSize, in: 1...maximumBatchSize, flag: "--batch-size")
-    let loaded = try InferenceModel(path: config.model)
+    let loaded = try InferenceModel(path: config.model, task: config.task)
     let names = try loaded.labelNames()
     let maxLength = try loaded.resolveMaxLength(config.maxLength, progress: progress)
     var teacherModel: InferenceModel?

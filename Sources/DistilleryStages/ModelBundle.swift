@@ -65,16 +65,29 @@ public struct ModelBundle {
     public let tokenizer: WordPieceTokenizer
 
     /// Reads and checks a model file; errors say how to make one (`kd import`).
-    public init(path: String) throws {
+    ///
+    /// A multi-task model (task heads, TaskHeads.swift) loads as the single-head model of
+    /// `task`; without `task` it is refused with its task list, unless `keepTasks` (then the
+    /// bundle holds the shared encoder and every head, for `kd info`).
+    public init(path: String, task: String? = nil, keepTasks: Bool = false) throws {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else {
             throw StageError("\(path): no such file — import a model first with 'kd import SRC --out \(path)'")
         }
+        var file: TeacherFile
         do { file = try TeacherFile.read(URL(fileURLWithPath: path)) } catch {
             let message = StageError(file: path, error).description
             throw StageError(message.contains("kd import") ? message
                              : "\(message) (--model takes a Distillery model file; convert weights with 'kd import SRC --out model.h5')")
         }
+        if let task {
+            do { file = try Self.taskModel(file, task: task, path: path) } catch let error as StageError { throw error } catch {
+                throw StageError(file: path, error)
+            }
+        } else if !file.tasks.isEmpty && !keepTasks {
+            throw StageError("\(path): is a multi-task model with \(file.tasks.count) heads (\(file.tasks.map(\.name).joined(separator: ", "))) — pass --task NAME to pick one")
+        }
+        self.file = file
         if BiGRUConfig.matches(json: file.configJSON) {
             throw StageError("\(path): is a BiGRU student — this command takes a BERT model (kd info, embed, predict, eval and bench latency run BiGRU students)")
         }
@@ -93,11 +106,26 @@ public struct ModelBundle {
     public var tensors: [String: Tensor] { Dictionary(file.tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { _, last in last }) }
     /// Whether the file carries a classifier head.
     public var hasClassifier: Bool { file.tensors.contains { $0.name == "classifier.weight" } }
+    /// The tensors of the shared encoder (without a multi-task model's `tasks.*` heads).
+    public var encoderTensors: [String: Tensor] { tensors.filter { !$0.key.hasPrefix("tasks.") } }
 
     /// The encoder (with its heads) built from the file's tensors; quantized weights run
     /// their quantized kernels.
     public func makeEncoder() throws -> BertEncoder {
         do { return try BertEncoder(config: config, tensors: tensors, quantized: file.quantized) } catch { throw StageError(file: path, error) }
+    }
+
+    /// `file` as the single-head model of `task`: that head as `classifier.*`, its labels in
+    /// config_json (`id2label`) and its maximum length as the stored one.
+    static func taskModel(_ file: TeacherFile, task: String, path: String) throws -> TeacherFile {
+        var out = try file.selectingTask(task, url: URL(fileURLWithPath: path))
+        let head = file.task(named: task)
+        guard var object = (try? JSONValue.parse(out.configJSON))?.objectValue else {
+            throw StageError("\(path): config_json is not a JSON object — re-import the model")
+        }
+        if let n = head?.maxLength { object[StoredSettingKey.maxLength] = .int(n) }
+        out.configJSON = try withClassifier(object, labels: head?.labels ?? [])
+        return out
     }
 
     /// A Distillery file with new tensors and config, keeping this model's vocabulary,
@@ -128,9 +156,11 @@ public struct InferenceModel {
     public let summary: String
 
     /// Loads `path` and builds its encoder: a BiGRU student when its config says
-    /// `"distillery_architecture": "bigru"`, else a BERT encoder.
-    public init(path: String) throws {
+    /// `"distillery_architecture": "bigru"`, else a BERT encoder — for a multi-task model,
+    /// the head of `task` (required there, refused elsewhere).
+    public init(path: String, task: String? = nil) throws {
         if let student = try BiGRUBundle(loading: path) {
+            if let task { throw StageError("\(path): --task '\(task)': a BiGRU student has one classifier, not task heads — leave out --task") }
             (bundle, file, self.path, tokenizer) = (nil, student.file, path, student.tokenizer)
             let config = student.config
             do { encoder = try BiGRUEncoder(config: config, tensors: student.tensors) } catch { throw StageError(file: path, error) }
@@ -138,7 +168,7 @@ public struct InferenceModel {
             summary = "BiGRU \(config.layers) layer\(config.layers == 1 ? "" : "s"), hidden \(config.hiddenSize) per direction, embeddings \(config.embeddingSize)"
             return
         }
-        let bundle = try ModelBundle(path: path)
+        let bundle = try ModelBundle(path: path, task: task)
         (self.bundle, file, self.path, tokenizer) = (bundle, bundle.file, path, bundle.tokenizer)
         encoder = try bundle.makeEncoder()
         (maxPositions, vocabSize, labels) = (bundle.config.maxPositions, bundle.config.vocabSize, bundle.config.labels)
@@ -284,7 +314,7 @@ extension ModelBundle {
     }
 
     /// `object` with the classifier keys HF's BertForSequenceClassification reads, as pretty JSON.
-    private static func withClassifier(_ object: [String: JSONValue], labels: [String]) throws -> String {
+    static func withClassifier(_ object: [String: JSONValue], labels: [String]) throws -> String {
         var object = object
         object["id2label"] = .object(Dictionary(uniqueKeysWithValues: labels.enumerated().map { (String($0), .string($1)) }))
         object["label2id"] = .object(Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, .int($0)) }))

@@ -147,7 +147,7 @@ public struct BestScore: Codable, Sendable {
 /// A fresh state from `initial`, or the state of checkpoint `resume` after checking that it
 /// belongs to this run (same model, data and flags; another thread count only warns).
 func startingState(resume: String?, layout: ParameterLayout, config: TrainingConfig, initial: ParameterBlock,
-                   threads: Int, progress: StageProgress) throws -> TrainingState {
+                   threads: Int, progress: StageProgress, eachOnce: Bool = true) throws -> TrainingState {
     guard let resume else { return TrainingState(parameters: initial, adam: config.adamSettings) }
     let checkpoint: TrainingCheckpoint
     do { checkpoint = try TrainingCheckpoint.read(URL(fileURLWithPath: resume), layout: layout) } catch {
@@ -157,7 +157,8 @@ func startingState(resume: String?, layout: ParameterLayout, config: TrainingCon
     // The saved data order indexes the training set: checked here, before anything is logged or written.
     do {
         try checkpoint.state.order?.validate(examples: config.trainExamples,
-                                             batches: Trainer.stepsPerEpoch(examples: config.trainExamples, batchSize: config.batchSize))
+                                             batches: Trainer.stepsPerEpoch(examples: config.trainExamples, batchSize: config.batchSize),
+                                             eachOnce: eachOnce)
     } catch { throw StageError("\(resume): \(error.description)") }
     if checkpoint.config.threads != threads {
         progress.warning("\(resume) was written with --threads \(checkpoint.config.threads), this run uses \(threads): results will not be bit-identical to an uninterrupted run")

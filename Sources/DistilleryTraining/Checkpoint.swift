@@ -180,11 +180,12 @@ public struct EpochOrder: Sendable, Equatable {
     }
 
     /// Checks an order read from a file before anything is indexed with it: every example
-    /// of the epoch exactly once, `batches` batches whose offsets run from 0 to the end
-    /// without going back.
-    public func validate(examples: Int, batches: Int) throws(TrainingError) {
+    /// of the epoch exactly once (`eachOnce`; else any indices in range, as multi-task
+    /// sampling repeats and skips examples), `batches` batches whose offsets run from 0 to
+    /// the end without going back.
+    public func validate(examples: Int, batches: Int, eachOnce: Bool = true) throws(TrainingError) {
         let hint = "the checkpoint does not match this dataset or is damaged; start a new run"
-        guard epoch >= 0, indices.count == examples, offsets.count == batches + 1 else {
+        guard epoch >= 0, !eachOnce || indices.count == examples, offsets.count == batches + 1 else {
             throw TrainingError("the saved data order of epoch \(epoch) has \(indices.count) examples in \(offsets.count - 1) batches, this run has \(examples) in \(batches)", hint: hint)
         }
         guard offsets.first == 0, offsets.last == indices.count, zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }) else {
@@ -192,7 +193,7 @@ public struct EpochOrder: Sendable, Equatable {
         }
         var seen = [Bool](repeating: false, count: examples)
         for i in indices {
-            guard i >= 0, i < examples, !seen[i] else {
+            guard i >= 0, i < examples, !eachOnce || !seen[i] else {
                 throw TrainingError("the saved data order names example \(i) \(i >= 0 && i < examples ? "twice" : "outside 0..<\(examples)")", hint: hint)
             }
             seen[i] = true

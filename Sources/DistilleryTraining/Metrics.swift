@@ -50,6 +50,25 @@ public struct ClassificationMetrics: Sendable, Equatable {
         macroF1 = present > 0 ? f1Sum / Double(present) : 0
     }
 
+    /// Several tasks' metrics as one score (multi-task model selection): their confusion
+    /// matrices block-diagonal (one task's classes are never confused with another's), their
+    /// per-class scores in task order, accuracy pooled over all examples, and macro-F1 the
+    /// mean of the tasks' macro-F1s — each task counts once, whatever its class count.
+    public init(tasks: [ClassificationMetrics]) {
+        let k = tasks.reduce(0) { $0 + $1.confusion.count }
+        var m = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)
+        var offset = 0
+        for t in tasks {
+            for (i, row) in t.confusion.enumerated() { for (j, v) in row.enumerated() { m[offset + i][offset + j] = v } }
+            offset += t.confusion.count
+        }
+        confusion = m
+        perClass = tasks.flatMap(\.perClass)
+        let total = tasks.reduce(0) { $0 + $1.total }
+        accuracy = total > 0 ? tasks.reduce(0.0) { $0 + $1.accuracy * Double($1.total) } / Double(total) : 0
+        macroF1 = tasks.isEmpty ? 0 : tasks.reduce(0.0) { $0 + $1.macroF1 } / Double(tasks.count)
+    }
+
     /// Metrics of predictions against true labels, classes `0..<classCount`.
     public init(truth: [Int], predicted: [Int], classCount: Int) {
         precondition(truth.count == predicted.count, "ClassificationMetrics: \(truth.count) labels vs \(predicted.count) predictions")

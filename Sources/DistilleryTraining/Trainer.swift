@@ -193,6 +193,9 @@ public struct Trainer {
     /// Dev evaluations (and best-model keeping) start at this step: a distillation stage that
     /// does not train the classifier yet is not judged by it.
     public var evaluateFromStep = 0
+    /// The batches of an epoch, when not `epochOrder`'s length-grouped pass over `train`
+    /// (multi-task sampling): it must give `stepsPerEpoch` batches; examples may repeat.
+    public var batchOrder: (@Sendable (Int) -> EpochOrder)?
 
     public init(model: BertModel, config: TrainingConfig, train: [TrainingExample], dev: [TrainingExample],
                 paddingId: Int32, checkpointURL: URL? = nil, checkpointEvery: Int = 0) {
@@ -232,11 +235,12 @@ public struct Trainer {
         var gradients = Gradients(zeros: state.parameters.layout)
         let started = Date()
         var examplesThisRun = 0, stepsThisRun = 0, stepSeconds = 0.0
-        try state.order?.validate(examples: train.count, batches: perEpoch)   // it may come from a checkpoint file
+        // it may come from a checkpoint file
+        try state.order?.validate(examples: train.count, batches: perEpoch, eachOnce: batchOrder == nil)
         while state.step < total {
             let step = state.step, epoch = step / perEpoch, position = step % perEpoch
             if state.order?.epoch != epoch {
-                state.order = epochOrder(lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: epoch)
+                state.order = batchOrder?(epoch) ?? epochOrder(lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: epoch)
             }
             let order = state.order!
             guard position < order.batchCount else {

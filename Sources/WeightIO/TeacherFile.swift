@@ -23,6 +23,10 @@
 // and dequantized into `tensors`, so every fp32 consumer (fine-tuning, a distillation
 // teacher) reads any file; `quantized` keeps the stored form for the kernels. A file without
 // quantized tensors is still written as version 1, which older builds read.
+// Version 3 adds multi-task heads (`kd distill --task`; TaskHeads.swift has the layout):
+//   /tasks.<name>.classifier.weight|bias   one classifier per task, no /classifier.*
+//   root attribute tasks_json              [{"name", "labels", "max_length"}] in head order
+// Only files with task heads are written as version 3; older builds refuse them by version.
 // `write` goes to a temporary file in the destination directory and renames it into place,
 // so a failed export never leaves a partial file. Reading goes straight into Float buffers.
 // Left out on purpose: compression (weights do not compress; reading stays fast) and
@@ -43,9 +47,12 @@ let teacherFormatAttribute = "format"
 let teacherFormatName = "distillery-teacher"
 /// Root attribute holding the format version.
 let teacherVersionAttribute = "format_version"
-/// The newest teacher format version this build reads; written when a file holds quantized
-/// tensors or a segmentation vocabulary, so older builds refuse it clearly.
-let teacherFormatVersion = 2
+/// The newest teacher format version this build reads; written when a file holds task heads,
+/// so older builds refuse it clearly.
+let teacherFormatVersion = 3
+/// The version written when a file holds quantized tensors or a segmentation vocabulary
+/// (and no task heads).
+let teacherQuantizedFormatVersion = 2
 /// The version written otherwise.
 let teacherFloatFormatVersion = 1
 /// Attribute of a quantized weight's dataset naming its format.
@@ -60,7 +67,7 @@ let teacherSegmentationDataset = "__vocab_segmentation__"
 /// Root attributes with a fixed meaning; config keys of the same name are not copied over them.
 private let reservedTeacherAttributes: Set<String> = [
     teacherFormatAttribute, teacherVersionAttribute, "config_json", "pooling", "normalize",
-    "tokenizer_json", "labels_json",
+    "tokenizer_json", "labels_json", taskHeadsAttribute,
 ]
 
 /// A complete teacher: weights, HF config, vocabulary and sentence-embedding options in one HDF5 file.
@@ -83,6 +90,9 @@ public struct TeacherFile {
     public var quantized: [String: QuantizedTensor] = [:]
     /// After vocabulary pruning: the original vocabulary the tokenizer segments words with.
     public var segmentationVocabulary: [String]?
+    /// A multi-task model's heads (name, labels, maximum length), in head order; empty for a
+    /// single-head model. Their tensors are `tasks.<name>.classifier.*` in `tensors`.
+    public var tasks: [TaskHead] = []
 
     /// Creates a teacher from its parts.
     public init(tensors: [(name: String, tensor: Tensor)], configJSON: String, vocabulary: [String],
@@ -168,6 +178,10 @@ public struct TeacherFile {
             labelsJSON: file.hasAttribute("labels_json") ? try file.stringAttribute("labels_json") : nil,
             segmentationVocabulary: segmentation)
         teacher.quantized = quantized
+        if file.hasAttribute(taskHeadsAttribute) {
+            teacher.tasks = try parseTaskHeads(try file.stringAttribute(taskHeadsAttribute), url: url)
+            try checkTaskHeadTensors(teacher.tasks, tensors: teacher.tensors, url: url)
+        }
         return teacher
     }
 
@@ -253,8 +267,11 @@ public struct TeacherFile {
         do {
             let file = try HDF5File.create(output.temporaryURL)
             try file.setAttribute(teacherFormatAttribute, string: teacherFormatName)
-            try file.setAttribute(teacherVersionAttribute,
-                                  int: quantized.isEmpty && segmentationVocabulary == nil ? teacherFloatFormatVersion : teacherFormatVersion)
+            try checkTaskHeadTensors(tasks, tensors: tensors, url: url)
+            let version = !tasks.isEmpty ? teacherFormatVersion
+                : quantized.isEmpty && segmentationVocabulary == nil ? teacherFloatFormatVersion : teacherQuantizedFormatVersion
+            try file.setAttribute(teacherVersionAttribute, int: version)
+            if !tasks.isEmpty { try file.setAttribute(taskHeadsAttribute, string: try taskHeadsJSON(tasks)) }
             try file.setAttribute("config_json", string: configJSON)
             for key in config.keys.sorted() where !reservedTeacherAttributes.contains(key) {
                 switch config[key]! {

@@ -272,11 +272,14 @@ struct LineRunOptions: ParsableArguments {
     var maxLength: Int?
     @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
     @Flag(help: "Input lines are space-separated token ids, special tokens included.") var pretokenized = false
+    @Option(help: "The head of a multi-task model to run (kd info lists them).") var task: String?
     @OptionGroup var threads: ThreadOptions
 
     func config() throws -> LineRunConfig {
-        LineRunConfig(model: model, input: input, output: try aliased(out, oldOutput, new: "--out", old: "--output"),
-                      maxLength: maxLength, batchSize: batchSize, pretokenized: pretokenized, threads: try threads.count())
+        var config = LineRunConfig(model: model, input: input, output: try aliased(out, oldOutput, new: "--out", old: "--output"),
+                                   maxLength: maxLength, batchSize: batchSize, pretokenized: pretokenized, threads: try threads.count())
+        config.task = task
+        return config
     }
 
     /// Prints the records as JSON lines unless they went to --out.

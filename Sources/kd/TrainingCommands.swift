@@ -5,6 +5,7 @@
 // (the report value on stdout; progress stays on stderr); old spellings (--batch,
 // distill's --max-steps) are hidden aliases for one release.
 import ArgumentParser
+import Distillation
 import DistilleryData
 import DistilleryModel
 import DistilleryStages
@@ -200,13 +201,15 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("max-length"), help: "Truncate to this many tokens (default: the model's stored length, else 128).") var maxLength: Int?
     @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
     @Option(help: "A teacher model (.h5) with the same labels: adds agreement and KL(teacher ‖ model).") var teacher: String?
+    @Option(help: "The head of a multi-task model to score (kd info lists them).") var task: String?
     @Flag(help: "Print JSON instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
-        let report = try evaluate(EvalConfig(model: model, data: data, split: try parseChoice(split, flag: "--split", as: Split.self),
-                                             maxLength: maxLength, batchSize: batchSize, teacher: teacher, threads: try threads.count()),
-                                  progress: stderrProgress())
+        var config = EvalConfig(model: model, data: data, split: try parseChoice(split, flag: "--split", as: Split.self),
+                                maxLength: maxLength, batchSize: batchSize, teacher: teacher, threads: try threads.count())
+        config.task = task
+        let report = try evaluate(config, progress: stderrProgress())
         if json { try printJSON(report) } else { print(report.text) }
     }
 }
@@ -338,10 +341,14 @@ struct Distill: ParsableCommand {
           kd distill … --plan-only
         """)
 
-    @Option(help: "Fine-tuned teacher model (.h5) the label cache was made with.") var teacher: String
+    @Option(help: "Fine-tuned teacher model (.h5) the label cache was made with (one per --task).") var teacher: [String] = []
     @Option(help: "Student spec (students/*.json).") var student: String
-    @Option(help: "Soft-label cache made by 'kd label' from --teacher and --data.") var labels: String
-    @Option(help: "Prepared dataset folder (dev split for model selection).") var data: String
+    @Option(help: "Soft-label cache made by 'kd label' from --teacher and --data (one per --task).") var labels: [String] = []
+    @Option(help: "Prepared dataset folder (dev split for model selection; one per --task).") var data: [String] = []
+    @Option(help: "Multi-task: the name of a head; the n-th --task goes with the n-th --teacher, --labels and --data (repeat for each task).")
+    var task: [String] = []
+    @Option(name: .customLong("task-sampling"), help: "Multi-task: batches per task ∝ size^α — proportional (α = 1), sqrt (α = ½, the default) or uniform (α = 0).")
+    var taskSampling: String = "sqrt"
     @Option(help: "Output student model file (.h5).") var out: String
     @Option(help: "Peak learning rate (default: the spec's, else 5e-5).") var lr: Double?
     @Option(name: .customLong("batch-size"), help: "Examples per optimizer step (default: the spec's, else 32).") var batchSize: Int?
@@ -370,7 +377,38 @@ struct Distill: ParsableCommand {
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
-        var config = DistillConfig(teacher: teacher, student: student, labels: labels, data: data, out: out)
+        if !task.isEmpty { return try runTasks() }
+        for (flag, values) in [("--teacher", teacher), ("--labels", labels), ("--data", data)] where values.count != 1 {
+            throw StageError.usage(values.isEmpty ? "missing \(flag) — kd distill needs --teacher, --labels and --data"
+                                   : "\(flag) is given \(values.count) times — give it once, or name each task with --task for a multi-task student")
+        }
+        let config = try settings(DistillConfig(teacher: teacher[0], student: student, labels: labels[0], data: data[0], out: out))
+        let run = try prepareDistillation(config) { if !json { print($0) } }
+        if !json { print(run.report.trainingData + "\n" + run.report.teacherStates) }
+        fflush(nil)   // the plan (stdout) before the progress lines on stderr
+        let result = planOnly ? nil : try run.train(progress: stderrProgress())
+        if json { try printJSON(DistillJSON(plan: run.report, result: result), pretty: true) } else if let result { print(result.text) }
+    }
+
+    /// A multi-task run: the n-th --task with the n-th --teacher, --labels and --data.
+    func runTasks() throws {
+        for (flag, values) in [("--teacher", teacher), ("--labels", labels), ("--data", data)] where values.count != task.count {
+            throw StageError.usage("\(task.count) --task but \(values.count) \(flag) — give one --teacher, --labels and --data per --task, in the same order")
+        }
+        let tasks = task.indices.map { DistillTask(name: task[$0], teacher: teacher[$0], labels: labels[$0], data: data[$0]) }
+        var config = MultiTaskDistillConfig(tasks: tasks, student: student, out: out)
+        config.sampling = try parseChoice(taskSampling, flag: "--task-sampling", as: TaskSampling.self)
+        config.base = try settings(config.base)
+        let run = try prepareMultiTaskDistillation(config) { if !json { print($0) } }
+        if !json { print(run.report.trainingData) }
+        fflush(nil)
+        let result = planOnly ? nil : try run.train(progress: stderrProgress())
+        if json { try printJSON(MultiTaskDistillJSON(plan: run.report, result: result), pretty: true) } else if let result { print(result.text) }
+    }
+
+    /// `config` with the training flags applied.
+    func settings(_ start: DistillConfig) throws -> DistillConfig {
+        var config = start
         let batch = try aliased(batchSize, oldBatch, new: "--batch-size", old: "--batch")
         // distill's old --max-steps stopped early with the full run's schedule: that is --stop-after
         let stop = try aliased(stopAfter, oldMaxSteps, new: "--stop-after", old: "--max-steps")
@@ -380,10 +418,12 @@ struct Distill: ParsableCommand {
         config.losses = try losses.map(parseLossWeights)
         (config.resume, config.planOnly, config.pauseAfterStep, config.threads) = (resume, planOnly, pauseAfterStep, try threads.count())
         (config.keepCheckpoint, config.initWeights, config.trainLimit, config.force) = (keepCheckpoint, initWeights, trainLimit, force)
-        let run = try prepareDistillation(config) { if !json { print($0) } }
-        if !json { print(run.report.trainingData + "\n" + run.report.teacherStates) }
-        fflush(nil)   // the plan (stdout) before the progress lines on stderr
-        let result = planOnly ? nil : try run.train(progress: stderrProgress())
-        if json { try printJSON(DistillJSON(plan: run.report, result: result), pretty: true) } else if let result { print(result.text) }
+        return config
     }
+}
+
+/// `kd distill --task … --json`: the checked plan and, unless --plan-only, the report.
+struct MultiTaskDistillJSON: Encodable {
+    var plan: DistillPlanReport
+    var result: MultiTaskDistillReport?
 }
