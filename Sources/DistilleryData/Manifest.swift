@@ -8,7 +8,9 @@
 // Optionally (`kd data prepare --tokenizer MODEL`) it records the tokenizer the data was
 // prepared for — the vocabulary's size and sha256 — so that a drift monitor refuses to
 // compare a model with a reference made for another vocabulary; manifests without the
-// record read as before and keep their bytes.
+// record read as before and keep their bytes. A dataset grown by `kd data prepare --append`
+// lists its versions (``DatasetVersion``): each version's rows follow the earlier ones'
+// in every split file, so the rows of version 1 are a byte-identical prefix.
 import DistilleryJSON
 import Foundation
 
@@ -111,6 +113,28 @@ public struct TokenizerRecord: Sendable, Codable, Equatable {
     }
 }
 
+/// One version of an appended-to dataset: where its rows came from and how many each split got.
+public struct DatasetVersion: Sendable, Codable, Equatable {
+    /// 1 for the rows the dataset was first prepared from, then 2, 3, ….
+    public var version: Int
+    public var source: DatasetSource
+    /// Seed of this version's stratified split.
+    public var seed: UInt64
+    public var rowsRead: Int
+    /// Rows this version added.
+    public var rowsKept: Int
+    /// Rows dropped (duplicates and conflicts with earlier versions included).
+    public var dropped: DropCounts
+    /// Rows dropped because an earlier version holds the same text with the same label.
+    public var duplicatesOfEarlier: Int
+    /// Rows dropped because an earlier version holds the same text with another label (the earlier row stays).
+    public var conflictsWithEarlier: Int
+    /// Split name → rows this version added (they follow the earlier versions' rows in the file).
+    public var totals: [String: Int]
+    /// sha256 of the manifest this version was appended to (nil for version 1).
+    public var previousManifestSHA256: String?
+}
+
 /// The manifest of a prepared dataset.
 public struct DatasetManifest: Sendable, Codable, Equatable {
     /// Format name written to every manifest.
@@ -139,6 +163,8 @@ public struct DatasetManifest: Sendable, Codable, Equatable {
     public var totals: [String: Int]
     /// The tokenizer the data was prepared for (nil: not recorded; the text is tokenizer-free).
     public var tokenizer: TokenizerRecord? = nil
+    /// The versions this dataset was built from, oldest first (nil: one version, never appended to).
+    public var versions: [DatasetVersion]? = nil
     /// Split name → file name.
     public var files: [String: String] = Dictionary(uniqueKeysWithValues: Split.allCases.map { ($0.rawValue, "\($0.rawValue).jsonl") })
 
@@ -147,6 +173,13 @@ public struct DatasetManifest: Sendable, Codable, Equatable {
         var data = try JSONCoding.data(self, pretty: true)
         data.append(UInt8(ascii: "\n"))
         return data
+    }
+
+    /// Rows of `split` that belong to versions before the last one (0 for a dataset never appended to):
+    /// the file's first rows, in the order the earlier version wrote them.
+    public func rowsBeforeLastVersion(_ split: Split) -> Int {
+        guard let versions, versions.count > 1 else { return 0 }
+        return versions.dropLast().reduce(0) { $0 + ($1.totals[split.rawValue] ?? 0) }
     }
 
     /// Reads a manifest, checking its format and version.

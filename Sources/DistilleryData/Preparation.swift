@@ -35,6 +35,13 @@ public struct Example: Sendable, Equatable {
     public var text: String
     /// The label's name (never an index).
     public var label: String
+
+    /// An example as written to a split file.
+    public init(id: String, text: String, label: String) {
+        self.id = id
+        self.text = text
+        self.label = label
+    }
 }
 
 /// The three splits, in file order.
@@ -82,6 +89,12 @@ public struct PreparedDataset: Sendable {
     public var splits: [Split: [Example]]
     public var manifest: DatasetManifest
 
+    /// Splits and their manifest.
+    public init(splits: [Split: [Example]], manifest: DatasetManifest) {
+        self.splits = splits
+        self.manifest = manifest
+    }
+
     /// The JSON Lines file of `split`: one `{"id","text","label"}` object per line.
     public func jsonLines(_ split: Split) -> Data {
         var out = ""
@@ -92,11 +105,46 @@ public struct PreparedDataset: Sendable {
     }
 }
 
+/// Rows that survived cleaning and deduplication, and the counts of what did not.
+public struct CleanedRows: Sendable {
+    /// One example per distinct duplicate key, in first-appearance order.
+    public var kept: [Example]
+    public var dropped: DropCounts
+    public var repairs: TextRepairCounts
+    /// The first few conflicting texts (all are counted in `dropped`).
+    public var conflicts: [ConflictReport]
+}
+
 /// Cleans, deduplicates and splits labelled texts.
 public enum DatasetPreparer {
     /// Prepares `raw` from `source` into train/dev/test and a manifest.
     public static func prepare(_ raw: [RawExample], name: String, source: DatasetSource,
                                options: PreparationOptions = PreparationOptions()) throws -> PreparedDataset {
+        let cleaned = clean(raw, options: options)
+        let (kept, dropped, repairs, conflicts) = (cleaned.kept, cleaned.dropped, cleaned.repairs, cleaned.conflicts)
+        guard !kept.isEmpty else {
+            throw PreparationError(description: "\(name): none of the \(raw.count) rows is usable (empty text \(dropped.emptyText), empty label \(dropped.emptyLabel), unknown label \(dropped.unknownLabel), conflicting labels \(dropped.conflictingLabels)) — check the text and label columns\(options.labels == nil ? "" : " and the label list") and the file's encoding")
+        }
+        let labels = options.labels ?? Array(Set(kept.map(\.label))).sorted()
+        var rng = SplitMix64(seed: options.seed)
+        let splits = try stratifiedSplit(kept, labels: labels, fractions: options.fractions, rng: &rng)
+
+        var counts: [String: [String: Int]] = [:]
+        for split in Split.allCases {
+            var perLabel = Dictionary(uniqueKeysWithValues: labels.map { ($0, 0) })
+            for e in splits[split]! { perLabel[e.label, default: 0] += 1 }
+            counts[split.rawValue] = perLabel
+        }
+        let manifest = DatasetManifest(
+            name: name, source: source, seed: options.seed, fractions: options.fractions, labels: labels,
+            rowsRead: raw.count, rowsKept: kept.count, dropped: dropped, text: repairs, conflicts: conflicts,
+            counts: counts, totals: Dictionary(uniqueKeysWithValues: Split.allCases.map { ($0.rawValue, splits[$0]!.count) }))
+        return PreparedDataset(splits: splits, manifest: manifest)
+    }
+
+    /// The rows of `raw` that survive cleaning and deduplication, in first-appearance order,
+    /// with what was dropped and repaired (the first steps of ``prepare(_:name:source:options:)``).
+    public static func clean(_ raw: [RawExample], options: PreparationOptions) -> CleanedRows {
         var dropped = DropCounts()
         var repairs = TextRepairCounts()
         var candidates: [(example: Example, key: String)] = []
@@ -149,25 +197,7 @@ public enum DatasetPreparer {
                 if candidates[m].example.text == first.text { dropped.exactDuplicates += 1 } else { dropped.normalizedDuplicates += 1 }
             }
         }
-
-        guard !kept.isEmpty else {
-            throw PreparationError(description: "\(name): none of the \(raw.count) rows is usable (empty text \(dropped.emptyText), empty label \(dropped.emptyLabel), unknown label \(dropped.unknownLabel), conflicting labels \(dropped.conflictingLabels)) — check the text and label columns\(options.labels == nil ? "" : " and the label list") and the file's encoding")
-        }
-        let labels = options.labels ?? Array(Set(kept.map(\.label))).sorted()
-        var rng = SplitMix64(seed: options.seed)
-        let splits = try stratifiedSplit(kept, labels: labels, fractions: options.fractions, rng: &rng)
-
-        var counts: [String: [String: Int]] = [:]
-        for split in Split.allCases {
-            var perLabel = Dictionary(uniqueKeysWithValues: labels.map { ($0, 0) })
-            for e in splits[split]! { perLabel[e.label, default: 0] += 1 }
-            counts[split.rawValue] = perLabel
-        }
-        let manifest = DatasetManifest(
-            name: name, source: source, seed: options.seed, fractions: options.fractions, labels: labels,
-            rowsRead: raw.count, rowsKept: kept.count, dropped: dropped, text: repairs, conflicts: conflicts,
-            counts: counts, totals: Dictionary(uniqueKeysWithValues: Split.allCases.map { ($0.rawValue, splits[$0]!.count) }))
-        return PreparedDataset(splits: splits, manifest: manifest)
+        return CleanedRows(kept: kept, dropped: dropped, repairs: repairs, conflicts: conflicts)
     }
 
     /// Splits `examples` per class by `fractions`; every class gets at least one example in

@@ -173,9 +173,9 @@ func prepareBiGRUDistillation(_ config: DistillConfig, spec: BiGRUStudentSpec, s
     let devLabels = try labelIndices(devRows, labels: labels, file: folder.filePath(.dev), known: "the teacher")
     let maxLength = cache.settings.maxLength
     let dev = zip(devRows, devLabels).map { TrainingExample(ids: source.tokenizer.encode($0.text, maxLength: maxLength).ids, label: $1) }
-    let used = 0..<min(cache.exampleCount, config.trainLimit ?? Int.max)
+    let (used, _) = try trainingSelection(config, cache: cache, folder: folder)
     let examples = try cacheTokenIDs(cache, labels: config.labels, vocabularySize: source.config.vocabSize, examples: used).enumerated().map {
-        TrainingExample(ids: $1, label: cache.labels[$0])
+        TrainingExample(ids: $1, label: cache.labels[used[$0]])
     }
     let teacherLogits = try used.chunked(8192).flatMap { try cache.fullLogits(examples: $0) }
     let runSeed = config.seed ?? spec.training.seed ?? 13
@@ -183,7 +183,7 @@ func prepareBiGRUDistillation(_ config: DistillConfig, spec: BiGRUStudentSpec, s
                                   seed: runSeed)
     let initial: ParameterBlock
     do { initial = try ParameterBlock(layout: model.layout, tensors: tensors) } catch { throw StageError("\(config.student): \(error)") }
-    let augmented = cache.copies.filter { $0 > 0 }.count
+    let augmented = used.filter { cache.copies[$0] > 0 }.count
     let report = DistillPlanReport(
         plan: plan,
         trainingData: "training data: \(examples.count) cached examples (\(examples.count - augmented) original, \(augmented) augmented, soft labels only), max length \(maxLength); dev \(dev.count)",

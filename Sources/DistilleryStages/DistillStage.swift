@@ -66,6 +66,9 @@ public struct DistillConfig: Sendable {
     public var initWeights: String?
     /// Train on the first N cached examples only (a budget; nil: all of them).
     public var trainLimit: Int?
+    /// On a dataset with versions (`kd data prepare --append`): train on the last version's
+    /// rows plus this fraction of the earlier versions' rows (0: new rows only; nil: every row).
+    public var replayFraction: Double?
     public var resume: String?
     /// Only the plan and the checks: output paths are not checked and `train` refuses.
     public var planOnly = false
@@ -97,6 +100,10 @@ public struct DistillConfig: Sendable {
         if let checkpointEvery { try checkFlag(checkpointEvery, in: 0...maximumSteps, flag: "--checkpoint-every") }
         if let stopAfter { try checkFlag(stopAfter, in: 1...maximumSteps, flag: "--stop-after") }
         if let trainLimit { try checkFlag(trainLimit, in: 1...Int(Int32.max), flag: "--train-limit") }
+        if let replayFraction {
+            guard replayFraction >= 0, replayFraction <= 1 else { throw StageError.usage("--replay-fraction \(replayFraction) must be a fraction in [0, 1]") }
+            if trainLimit != nil { throw StageError.usage("--replay-fraction and --train-limit do not go together — the replay fraction already chooses the rows") }
+        }
     }
 }
 
@@ -144,15 +151,18 @@ public struct DistillReport: Codable, Sendable {
 final class CachedTeacherStates: TeacherStates {
     let cache: LabelCache
     let hiddenSize: Int
-    init(cache: LabelCache) {
+    /// Training example i is cache example cacheRows[i].
+    let cacheRows: [Int]
+    init(cache: LabelCache, cacheRows: [Int]) {
         self.cache = cache
+        self.cacheRows = cacheRows
         hiddenSize = cache.settings.hiddenSize
     }
 
     func states(rows: ArraySlice<Int>, batch: EncoderBatch, hidden: [Int], scores: [Int]) throws
         -> (hidden: [Int: [Float]], scores: [Int: [Float]]) {
         precondition(scores.isEmpty, "CachedTeacherStates: attention scores are not cached")
-        let T = batch.sequenceLength, H = hiddenSize, examples = Array(rows)
+        let T = batch.sequenceLength, H = hiddenSize, examples = rows.map { cacheRows[$0] }
         var out: [Int: [Float]] = [:]
         for layer in hidden {
             let perExample = try cache.hidden(layer: layer, examples: examples)
@@ -302,22 +312,22 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
         throw StageError("\(config.student): \(error.description)")
     }
     if let path = config.initWeights { initial.student = try initialWeights(path, plan: plan) }
-    let used = 0..<min(cache.exampleCount, config.trainLimit ?? Int.max)
+    let (used, replayNote) = try trainingSelection(config, cache: cache, folder: folder)
     let examples = try cacheTokenIDs(cache, labels: labels, vocabularySize: source.config.vocabSize, examples: used).enumerated().map {
-        TrainingExample(ids: $1, label: cache.labels[$0])
+        TrainingExample(ids: $1, label: cache.labels[used[$0]])
     }
     let teacherLogits = try used.chunked(8192).flatMap { try cache.fullLogits(examples: $0) }
     let perEpoch = Trainer.stepsPerEpoch(examples: examples.count, batchSize: config.batchSize ?? plan.spec.training.batchSize ?? 32)
     let schedule = StagedSchedule(stages: plan.stages, stepsPerEpoch: perEpoch,
                                   peakRate: config.learningRate ?? plan.spec.training.learningRate ?? 5e-5,
                                   warmupRatio: config.warmup ?? plan.spec.training.warmupRatio ?? 0.1)
-    let (states, statesNote) = try teacherStates(config, plan: plan, cache: cache, source: source)
+    let (states, statesNote) = try teacherStates(config, plan: plan, cache: cache, source: source, cacheRows: used)
     let objective = try DistillationObjective(plan: plan, examples: examples, teacherLogits: teacherLogits, teacherStates: states,
                                               schedule: schedule, paddingId: source.tokenizer.paddingId, seed: runSeed)
-    let augmented = cache.copies.filter { $0 > 0 }.count
+    let augmented = used.filter { cache.copies[$0] > 0 }.count
     let report = DistillPlanReport(
         plan: plan.description,
-        trainingData: "training data: \(examples.count) cached examples (\(examples.count - augmented) original, \(augmented) augmented, soft labels only), max length \(maxLength); dev \(dev.count)",
+        trainingData: "training data: \(examples.count) cached examples (\(examples.count - augmented) original, \(augmented) augmented, soft labels only), max length \(maxLength); dev \(dev.count)\(replayNote)",
         teacherStates: statesNote)
     return BertDistillationRun(config: config, report: report, source: source, plan: plan, cache: cache, folder: folder,
                            objective: objective, schedule: schedule, examples: examples, dev: dev, initial: initial,
@@ -347,7 +357,7 @@ private func initialWeights(_ path: String, plan: DistillationPlan) throws -> [S
 /// The teacher's hidden states for the plan's losses — from the cache when it holds every
 /// layer needed (and the mode allows), else the teacher online — and a note saying which.
 private func teacherStates(_ config: DistillConfig, plan: DistillationPlan, cache: LabelCache,
-                           source: ModelBundle) throws -> (TeacherStates?, String) {
+                           source: ModelBundle, cacheRows: [Int]) throws -> (TeacherStates?, String) {
     let needs = plan.teacherNeeds(Set(plan.stages.flatMap(\.losses)))
     guard !needs.hidden.isEmpty || !needs.scores.isEmpty else { return (nil, "teacher hidden states: none needed") }
     let cached = Set(cache.settings.hiddenLayers)
@@ -356,7 +366,7 @@ private func teacherStates(_ config: DistillConfig, plan: DistillationPlan, cach
         throw StageError("\(config.labels): --teacher-states cache, but the plan needs teacher hidden states \(needs.hidden)\(needs.scores.isEmpty ? "" : " and attention scores of layers \(needs.scores.map { $0 + 1 })") and the cache holds hidden states \(cache.settings.hiddenLayers.sorted()) — re-label with --hidden \(needs.hidden.map(String.init).joined(separator: ",")), or use --teacher-states online")
     }
     if config.teacherStates != .online && cacheHasAll {
-        return (CachedTeacherStates(cache: cache), "teacher hidden states \(needs.hidden): read from \(config.labels)")
+        return (CachedTeacherStates(cache: cache, cacheRows: cacheRows), "teacher hidden states \(needs.hidden): read from \(config.labels)")
     }
     let online: OnlineTeacher
     do { online = try OnlineTeacher(config: source.config, classes: source.config.labels.count, tensors: source.tensors) } catch {
@@ -369,6 +379,13 @@ extension Range where Bound == Int {
     /// The range cut into consecutive arrays of at most `size` elements.
     func chunked(_ size: Int) -> [[Int]] {
         stride(from: lowerBound, to: upperBound, by: size).map { Array($0..<Swift.min($0 + size, upperBound)) }
+    }
+}
+
+extension Array where Element == Int {
+    /// The array cut into consecutive arrays of at most `size` elements.
+    func chunked(_ size: Int) -> [[Int]] {
+        stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
     }
 }
 

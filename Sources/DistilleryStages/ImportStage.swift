@@ -6,7 +6,8 @@
 // .safetensors file, an HDF5 file in flat, nested or tf_model.h5 layout, or a llama.cpp
 // BERT GGUF (F32/F16/Q8_0/Q4_0, dequantized; `kd export --format gguf` or llama.cpp's
 // converter); a Distillery file or our GGUF carries its own config, vocabulary and settings. Loading is strict through the
-// encoder itself (missing, unexpected or mis-shaped tensors are errors). Left out on
+// encoder itself (missing, unexpected or mis-shaped tensors are errors); a `BertForMaskedLM`
+// checkpoint's `cls.predictions.*` head is checked by MaskedLMHead and stored with it. Left out on
 // purpose: PyTorch .bin pickles (convert them to safetensors).
 import DistilleryJSON
 import DistilleryModel
@@ -151,14 +152,25 @@ public func importModel(_ config: ImportConfig) throws -> ImportReport {
         guard tensors[name] == nil else { throw StageError("\(weightsPath): tensor '\(name)' appears twice — the file is corrupt") }
         tensors[name] = t
     }
+    // A BertForMaskedLM checkpoint: the head's tensors are checked by MaskedLMHead and stored beside the encoder's.
+    let headTensors = tensors.filter { $0.key.hasPrefix(MaskedLMHead.prefix) }
+    for name in headTensors.keys { tensors[name] = nil }
     let encoder: BertEncoder
     do { encoder = try BertEncoder(config: bertConfig, tensors: tensors) } catch { throw StageError(file: weightsPath, error) }
-    let file = TeacherFile(tensors: encoder.parameters, configJSON: configText, vocabulary: vocabulary,
+    var maskedLM: MaskedLMHead? = nil
+    if !headTensors.isEmpty {
+        guard let words = tensors["embeddings.word_embeddings.weight"] else { throw StageError("\(weightsPath): no word embeddings for the masked-LM head") }
+        do { maskedLM = try MaskedLMHead(config: bertConfig, tensors: headTensors, wordEmbeddings: words) } catch {
+            throw StageError(file: weightsPath, error)
+        }
+    }
+    let file = TeacherFile(tensors: encoder.parameters + (maskedLM?.tensors ?? []), configJSON: configText, vocabulary: vocabulary,
                            pooling: pooling.rawValue, normalize: normalize, tokenizerOptionsJSON: tokenizer.json)
     do { try file.write(to: URL(fileURLWithPath: config.out)) } catch { throw StageError(file: config.out, error) }
     var heads: [String] = []
     if encoder.heads.pooler { heads.append("pooler") }
     if encoder.heads.classifierLabels > 0 { heads.append("classifier(\(encoder.heads.classifierLabels): \(bertConfig.labels.joined(separator: ",")))") }
+    if let maskedLM { heads.append("masked-lm(\(maskedLM.tied ? "tied" : "untied") decoder)") }
     return ImportReport(weights: weightsPath, layout: layoutName, out: config.out, layers: bertConfig.layerCount,
                         hiddenSize: bertConfig.hiddenSize, heads: bertConfig.headCount, intermediateSize: bertConfig.intermediateSize,
                         vocabulary: vocabulary.count, tensors: encoder.parameters.count, parameters: encoder.parameterCount,

@@ -450,9 +450,9 @@ func openLabelCache(_ labels: String) throws -> LabelCache {
 
 /// Every example's token ids (or those of `examples`), each checked to lie in the teacher's vocabulary (they index
 /// embedding rows): a cache is a file, and a file's indices are checked once, at load.
-func cacheTokenIDs(_ cache: LabelCache, labels: String, vocabularySize: Int, examples: Range<Int>? = nil) throws -> [[Int32]] {
+func cacheTokenIDs(_ cache: LabelCache, labels: String, vocabularySize: Int, examples: [Int]? = nil) throws -> [[Int32]] {
     var all: [[Int32]] = []
-    for chunk in (examples ?? 0..<cache.exampleCount).chunked(8192) {
+    for chunk in (examples ?? Array(0..<cache.exampleCount)).chunked(8192) {
         let ids: [[Int32]]
         do { ids = try cache.tokenIDs(examples: chunk) } catch { throw StageError(file: labels, error) }
         for (example, row) in zip(chunk, ids) {

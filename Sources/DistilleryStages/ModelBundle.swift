@@ -102,8 +102,26 @@ public struct ModelBundle {
     public var pooling: PoolingMode { PoolingMode(rawValue: file.pooling) ?? .mean }
     /// Whether embeddings are L2-normalized.
     public var normalize: Bool { file.normalize }
-    /// The tensors by name.
-    public var tensors: [String: Tensor] { Dictionary(file.tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { _, last in last }) }
+    /// The encoder's (and classifier's) tensors by name — a masked-LM head's are left out (``maskedLMHead()``).
+    public var tensors: [String: Tensor] {
+        Dictionary(file.tensors.filter { !$0.name.hasPrefix(MaskedLMHead.prefix) }.map { ($0.name, $0.tensor) },
+                   uniquingKeysWith: { _, last in last })
+    }
+    /// Whether the file carries a masked-LM head (`cls.predictions.*`, from a `BertForMaskedLM` import).
+    public var hasMaskedLMHead: Bool { file.tensors.contains { $0.name.hasPrefix(MaskedLMHead.prefix) } }
+
+    /// The masked-LM head; errors say which models have one.
+    public func maskedLMHead() throws -> MaskedLMHead {
+        guard hasMaskedLMHead else {
+            throw StageError("\(path): has no masked-LM head (cls.predictions.*) — pseudo-perplexity needs a model imported from a BertForMaskedLM checkpoint (kd import DIR with model.safetensors holding cls.predictions.*); sentence encoders such as all-MiniLM-L6-v2 and fine-tuned classifiers have none")
+        }
+        let head = Dictionary(file.tensors.filter { $0.name.hasPrefix(MaskedLMHead.prefix) }.map { ($0.name, $0.tensor) },
+                              uniquingKeysWith: { _, last in last })
+        guard let words = tensors["embeddings.word_embeddings.weight"] else {
+            throw StageError("\(path): no tensor 'embeddings.word_embeddings.weight' for the masked-LM decoder — re-import the model")
+        }
+        do { return try MaskedLMHead(config: config, tensors: head, wordEmbeddings: words) } catch { throw StageError(file: path, error) }
+    }
     /// Whether the file carries a classifier head.
     public var hasClassifier: Bool { file.tensors.contains { $0.name == "classifier.weight" } }
     /// The tensors of the shared encoder (without a multi-task model's `tasks.*` heads).

@@ -176,6 +176,10 @@ public struct PrepareReport: Codable, Sendable {
             let counts = m.labels.map { "\($0) \(m.counts[split.rawValue]?[$0] ?? 0)" }.joined(separator: ", ")
             lines.append("  \(split.rawValue): \(m.totals[split.rawValue] ?? 0) (\(counts))")
         }
+        if let v = m.versions?.last, v.version > 1 {
+            let added = Split.allCases.map { "\($0.rawValue) +\(v.totals[$0.rawValue] ?? 0)" }.joined(separator: ", ")
+            lines.append("  version \(v.version): \(v.rowsRead) rows read, \(v.rowsKept) added (\(added)), duplicates of earlier versions \(v.duplicatesOfEarlier), conflicts with earlier versions \(v.conflictsWithEarlier) (earlier rows kept); earlier rows keep their splits")
+        }
         return lines.joined(separator: "\n")
     }
 }

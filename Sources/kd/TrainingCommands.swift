@@ -27,6 +27,7 @@ extension DataCommand {
             kd data prepare <dataset> [<options>]
             kd data prepare --csv <csv> --text-column <column> \\
                --label-column <column> --name <name> [<options>]
+            kd data prepare --append <csv> --base <folder> [--out <folder>]
             """,
             discussion: """
             Writes OUT/train.jsonl, dev.jsonl, test.jsonl (a seeded, stratified \
@@ -34,10 +35,16 @@ extension DataCommand {
             Built-in datasets (fetched by scripts/setup.sh): \
             \(BuiltinDataset.all.map(\.name).joined(separator: ", ")).
 
+            --append writes the next version of a prepared dataset as a new folder \
+            (default BASE-vN): every old row keeps its split (each file starts with \
+            the old file's bytes), new rows are deduplicated against the old ones \
+            and split per class by the same fractions; the manifest lists the versions.
+
             Examples:
               kd data prepare sms-spam
               kd data prepare --csv mine.csv --text-column text \\
                  --label-column label --name mine
+              kd data prepare --append new.csv --base data/mine --out data/mine-v2
             """)
 
         @Argument(help: "Built-in dataset name.") var dataset: String?
@@ -52,12 +59,34 @@ extension DataCommand {
         @Option(help: "Encoding of --csv: \(SourceEncoding.allCases.map(\.rawValue).joined(separator: ", ")).") var encoding = "utf-8"
         @Option(help: "Comma-separated label names in order (with --csv); rows with other labels are dropped as unknown.") var labels: String?
         @Option(help: "A model (.h5) whose vocabulary the manifest records as the one this data is for (kd monitor checks it).") var tokenizer: String?
+        @Option(help: "A CSV of new rows to append to --base as its next version (columns --text-column/--label-column, default text/label).") var append: String?
+        @Option(help: "The prepared dataset folder --append adds to (left unchanged).") var base: String?
         @Flag(help: "Print the report (manifest included) as JSON.") var json = false
         @Flag(help: "Replace an existing --out folder (swapped in whole once the new one is complete).") var force = false
 
         func run() throws {
-            let report = try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed, tokenizer: tokenizer, force: force))
+            let report: PrepareReport
+            if append != nil || base != nil {
+                report = try appendDataset(try appendConfig())
+            } else {
+                report = try prepareDataset(PrepareConfig(input: try input(), out: out, seed: seed, tokenizer: tokenizer, force: force))
+            }
             if json { try printJSON(report, pretty: true) } else { print(report.text) }
+        }
+
+        /// The --append run, with every flag that does not go with it refused.
+        func appendConfig() throws -> AppendConfig {
+            guard let append else { throw StageError.usage("--base \(base!) needs --append NEW.csv (the rows to add)") }
+            guard let base else { throw StageError.usage("--append \(append) needs --base FOLDER (the prepared dataset to add to)") }
+            if let dataset { throw StageError.usage("--append adds to --base \(base); drop the dataset name '\(dataset)'") }
+            let refused = [("--csv", csv != nil), ("--name", name != nil), ("--labels", labels != nil), ("--tokenizer", tokenizer != nil),
+                           ("--seed", seed != 13)]
+            if let flag = refused.first(where: \.1) {
+                throw StageError.usage("\(flag.0) does not go with --append — the name, labels, seed and tokenizer record come from --base's manifest")
+            }
+            return AppendConfig(base: base, csv: append, textColumn: textColumn ?? "text", labelColumn: labelColumn ?? "label",
+                                delimiter: try parseDelimiter(), encoding: try parseChoice(encoding, flag: "--encoding", as: SourceEncoding.self),
+                                out: out, force: force)
         }
 
         /// The built-in dataset or the --csv file, with every flag checked.
@@ -193,6 +222,7 @@ struct Evaluate: ParsableCommand {
         Examples:
           kd eval --model mine.h5 --data data/mine
           kd eval --model student.h5 --data data/sms-spam --teacher sms.h5 --json
+          kd eval --model mlm.h5 --data data/sms-spam --pseudo-perplexity
         """)
 
     @Option(help: "Distillery model file (.h5) with a classification head.") var model: String
@@ -202,13 +232,25 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Sequences per forward pass.") var batchSize = 32
     @Option(help: "A teacher model (.h5) with the same labels: adds agreement and KL(teacher ‖ model).") var teacher: String?
     @Option(help: "The head of a multi-task model to score (kd info lists them).") var task: String?
+    @Flag(name: .customLong("pseudo-perplexity"), help: "Score the split's text with the model's masked-LM head instead (Salazar et al. 2020; needs a BertForMaskedLM import).") var pseudoPerplexity = false
+    @Option(name: .customLong("eval-limit"), help: "Score only the split's first N texts.") var evalLimit: Int?
     @Flag(help: "Print JSON instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
+        if pseudoPerplexity {
+            if let teacher { throw StageError.usage("--teacher \(teacher) does not go with --pseudo-perplexity (it compares classifiers)") }
+            if let task { throw StageError.usage("--task \(task) does not go with --pseudo-perplexity (it scores the masked-LM head)") }
+            let config = PseudoPerplexityConfig(model: model, data: data, split: try parseChoice(split, flag: "--split", as: Split.self),
+                                                maxLength: maxLength, batchSize: batchSize, limit: evalLimit, threads: try threads.count())
+            let report = try DistilleryStages.pseudoPerplexity(config, progress: stderrProgress())
+            if json { try printJSON(report) } else { print(report.text) }
+            return
+        }
         var config = EvalConfig(model: model, data: data, split: try parseChoice(split, flag: "--split", as: Split.self),
                                 maxLength: maxLength, batchSize: batchSize, teacher: teacher, threads: try threads.count())
         config.task = task
+        config.limit = evalLimit
         let report = try evaluate(config, progress: stderrProgress())
         if json { try printJSON(report) } else { print(report.text) }
     }
@@ -369,6 +411,7 @@ struct Distill: ParsableCommand {
     @Option(help: "Seed of data order, dropout and random initialisation (default: the spec's, else 13).") var seed: UInt64?
     @Option(name: .customLong("init"), help: "Start the student from this model file (e.g. a pruned model with the spec's shapes) instead of the spec's init.") var initWeights: String?
     @Option(name: .customLong("train-limit"), help: "Train on the first N cached examples only (a budget).") var trainLimit: Int?
+    @Option(name: .customLong("replay-fraction"), help: "On an appended dataset (kd data prepare --append): train on the newest version's rows plus this fraction of the earlier rows (0 = new rows only).") var replayFraction: Double?
     @Option(help: "Continue from this checkpoint (same teacher, student, labels and flags).") var resume: String?
     @Flag(name: .customLong("plan-only"), help: "Print the plan and the checks, then stop.") var planOnly = false
     @Flag(help: "Print the plan and the report as JSON (the plan is not printed as text).") var json = false
@@ -418,6 +461,7 @@ struct Distill: ParsableCommand {
         config.losses = try losses.map(parseLossWeights)
         (config.resume, config.planOnly, config.pauseAfterStep, config.threads) = (resume, planOnly, pauseAfterStep, try threads.count())
         (config.keepCheckpoint, config.initWeights, config.trainLimit, config.force) = (keepCheckpoint, initWeights, trainLimit, force)
+        config.replayFraction = replayFraction
         return config
     }
 }

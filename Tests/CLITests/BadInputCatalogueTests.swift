@@ -172,7 +172,7 @@ extension BadInputCatalogueTests {
     /// The catalogue keeps its breadth: at least 100 cases, every command in it.
     func testCatalogueCoversEveryCommand() throws {
         let all = try importCases() + modelCases() + prepareCases() + finetuneCases() + labelCases() + distillCases() + benchCases()
-            + compressionCases() + reportCases() + monitorCases() + pipelineCases()
+            + compressionCases() + reportCases() + monitorCases() + pipelineCases() + retrainCases()
         XCTAssertGreaterThanOrEqual(all.count, 100)
         let commands = Set(all.map { $0.args.prefix(2).joined(separator: " ") }.map { $0.hasPrefix("bench") || $0.hasPrefix("label") || $0.hasPrefix("data") ? $0 : String($0.split(separator: " ")[0]) })
         for command in ["import", "info", "tokenize", "embed", "predict", "data prepare", "finetune", "eval", "label --teacher", "label check",
