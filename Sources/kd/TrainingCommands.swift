@@ -438,6 +438,7 @@ struct Distill: ParsableCommand {
         for (flag, values) in [("--teacher", teacher), ("--labels", labels), ("--data", data)] where values.count != task.count {
             throw StageError.usage("\(task.count) --task but \(values.count) \(flag) — give one --teacher, --labels and --data per --task, in the same order")
         }
+        if replayFraction != nil { throw StageError.usage("--replay-fraction does not go with --task (multi-task runs train on each task's whole training split)") }
         let tasks = task.indices.map { DistillTask(name: task[$0], teacher: teacher[$0], labels: labels[$0], data: data[$0]) }
         var config = MultiTaskDistillConfig(tasks: tasks, student: student, out: out)
         config.sampling = try parseChoice(taskSampling, flag: "--task-sampling", as: TaskSampling.self)
