@@ -9,7 +9,9 @@
 // is said in the report's notes. A kd-quantized file exports its stored weights where the
 // target layout matches (GGUF Q8_0/Q4_0 blocks, ONNX int8 MatMulInteger / int4 MatMulNBits);
 // safetensors and f32/f16 exports carry its dequantized values. Pruned models are padded
-// for GGUF and HF and exported as they are to ONNX.
+// for GGUF and HF and exported as they are to ONNX. A vocabulary-pruned model goes to HF
+// and GGUF with its original vocabulary, dropped pieces sharing [UNK]'s row, so their
+// tokenizers split words as kd does (VocabularyRestore.swift); ONNX keeps the pruned ids.
 import DistilleryJSON
 import DistilleryModel
 import Export
@@ -131,7 +133,20 @@ public func exportModel(_ config: ExportConfig) throws -> ExportReport {
     guard FileManager.default.fileExists(atPath: parent.path, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw StageError("\(config.out): directory \(parent.path) does not exist — create it first")
     }
-    let model = try exportModelValue(try ModelBundle(path: config.model))
+    let bundle = try ModelBundle(path: config.model)
+    var model = try exportModelValue(bundle)
+    var vocabularyNotes: [String] = []
+    if let original = bundle.file.segmentationVocabulary {
+        let (kept, dropped) = (model.vocabulary.count, original.count - Set(model.vocabulary).count)
+        if config.format == .onnx {
+            vocabularyNotes.append("vocabulary pruned to \(kept) of \(original.count) tokens: input_ids are the pruned ids (`kd tokenize --model \(config.model)` gives them), not the original tokenizer's")
+        } else {
+            do { model = try model.restoringVocabulary(original) } catch let error as ExportError {
+                throw StageError("\(config.model): \(error.description)")
+            }
+            vocabularyNotes.append("vocabulary pruned to \(kept) of \(original.count) tokens: exported as the original \(original.count), the \(dropped) dropped pieces sharing [UNK]'s embedding row, so other runtimes segment words as kd does (the embedding table is full size again)")
+        }
+    }
     var notes: [String] = []
     var tensors = 0
     // Everything is built in memory first; then written to a temporary sibling (files
@@ -177,7 +192,7 @@ public func exportModel(_ config: ExportConfig) throws -> ExportReport {
         throw StageError("\(config.out): cannot write (\(error.localizedDescription))")
     }
     return ExportReport(model: config.model, format: config.format, type: config.type, out: config.out,
-                        bytes: totalBytes(config.out), tensors: tensors, notes: notes, seconds: now() - start)
+                        bytes: totalBytes(config.out), tensors: tensors, notes: vocabularyNotes + notes, seconds: now() - start)
 }
 
 /// The exporters' view of a loaded model file.

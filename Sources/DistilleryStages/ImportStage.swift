@@ -5,10 +5,13 @@
 // vocab.txt, plus sentence-transformers' modules.json / 1_Pooling if present), a
 // .safetensors file, an HDF5 file in flat, nested or tf_model.h5 layout, or a llama.cpp
 // BERT GGUF (F32/F16/Q8_0/Q4_0, dequantized; `kd export --format gguf` or llama.cpp's
-// converter); a Distillery file or our GGUF carries its own config, vocabulary and settings. Loading is strict through the
-// encoder itself (missing, unexpected or mis-shaped tensors are errors); a `BertForMaskedLM`
-// checkpoint's `cls.predictions.*` head is checked by MaskedLMHead and stored with it. Left out on
-// purpose: PyTorch .bin pickles (convert them to safetensors).
+// converter); a Distillery file or our GGUF carries its own config, vocabulary and settings.
+// A Distillery file keeps what it holds beyond the weights: the vocabulary a pruned one was
+// pruned from (words are still segmented with it), its labels and its quantized weights.
+// Loading is strict through the encoder itself (missing, unexpected or mis-shaped tensors
+// are errors); a `BertForMaskedLM` checkpoint's `cls.predictions.*` head is checked by
+// MaskedLMHead and stored with it. Left out on purpose: PyTorch .bin pickles (convert them
+// to safetensors).
 import DistilleryJSON
 import DistilleryModel
 import DistilleryTensor
@@ -143,7 +146,11 @@ public func importModel(_ config: ImportConfig) throws -> ImportReport {
     } else if let path = sources.sibling("tokenizer_config.json"), let text = try? String(contentsOfFile: path, encoding: .utf8) {
         tokenizer = try TokenizerOptions.parse(text, source: path)
     }
-    _ = try tokenizer.makeTokenizer(vocabulary: vocabulary, source: vocabSource)
+    // A vocabulary-pruned Distillery file segments words with the vocabulary it was pruned
+    // from; that vocabulary (and the stored labels and quantized weights) travels with the
+    // weights unless `--vocab` replaces the vocabulary.
+    let segmentation = config.vocabulary == nil ? stored?.segmentationVocabulary : nil
+    _ = try tokenizer.makeTokenizer(vocabulary: vocabulary, segmentation: segmentation, source: vocabSource)
     var (pooling, normalize) = sentenceTransformersPooling(directory: sources.directory)
     if let stored { (pooling, normalize) = (PoolingMode(rawValue: stored.pooling) ?? .cls, stored.normalize) }
     // Strict validation through the model itself.
@@ -164,8 +171,10 @@ public func importModel(_ config: ImportConfig) throws -> ImportReport {
             throw StageError(file: weightsPath, error)
         }
     }
-    let file = TeacherFile(tensors: encoder.parameters + (maskedLM?.tensors ?? []), configJSON: configText, vocabulary: vocabulary,
-                           pooling: pooling.rawValue, normalize: normalize, tokenizerOptionsJSON: tokenizer.json)
+    var file = TeacherFile(tensors: encoder.parameters + (maskedLM?.tensors ?? []), configJSON: configText, vocabulary: vocabulary,
+                           pooling: pooling.rawValue, normalize: normalize, tokenizerOptionsJSON: tokenizer.json,
+                           labelsJSON: config.config == nil ? stored?.labelsJSON : nil, segmentationVocabulary: segmentation)
+    file.quantized = stored?.quantized ?? [:]
     do { try file.write(to: URL(fileURLWithPath: config.out)) } catch { throw StageError(file: config.out, error) }
     var heads: [String] = []
     if encoder.heads.pooler { heads.append("pooler") }

@@ -2,7 +2,10 @@
 // prunes the previous step's model a little further and distils it back against the
 // unpruned teacher (soft cross-entropy on the label cache's logits + hidden-state MSE at
 // every layer, the teacher run online), through the ordinary distillation engine: the same
-// plan checks, checkpoints and exact resume as `kd distill`.
+// plan checks, checkpoints and exact resume as `kd distill`. Each kept layer is matched with
+// the teacher layer its original layer maps to: itself when the teacher is the model (or
+// has as many layers), else `--recover-teacher-layers` (a 3-layer student of a 6-layer
+// teacher: 2,4,6).
 //
 // The schedule lists fractions of the requested amounts, ascending, ending at 1: with
 // `--heads 0.4 --schedule 0.5,1` step 1 removes 20% of the original heads and step 2 reaches
@@ -27,6 +30,9 @@ public struct RecoveryConfig: Sendable {
     public var trainLimit: Int?
     public var learningRate: Double?
     public var batchSize: Int?
+    /// The teacher layer (1-based) each layer of the unpruned model is distilled against
+    /// (hidden MSE); nil: layer k against layer k, which needs a teacher of as many layers.
+    public var teacherLayers: [Int]?
 
     public init(schedule: [Double]) { self.schedule = schedule }
 }
@@ -77,6 +83,7 @@ public func pruneAndRecover(_ config: PruneConfig, _ recovery: RecoveryConfig, p
     guard !config.amounts.isNothing else { throw StageError.usage("--schedule needs something to prune: --heads, --ffn or --layers") }
     try checkOutputPath(out, flag: "--out")
     let teacher = config.teacher ?? config.model
+    let layerMap = try recoveryLayerMap(model: config.model, teacher: teacher, given: recovery.teacherLayers)
     let base = out.hasSuffix(".h5") ? String(out.dropLast(3)) : out
     var current = config.model
     var sourceLayers: [Int]? = nil   // original layer of each current layer
@@ -93,7 +100,7 @@ public func pruneAndRecover(_ config: PruneConfig, _ recovery: RecoveryConfig, p
         let fm = FileManager.default
         if fm.fileExists(atPath: paths.recovered) {
             progress.line("step \(n): \(paths.recovered) exists — reusing it")
-            sourceLayers = try teacherLayers(ofSpec: paths.spec).map { $0 - 1 }
+            sourceLayers = try sourceLayersOfSpec(paths.spec, layerMap: layerMap)
             current = paths.recovered
             steps.append(step)
             continue
@@ -113,11 +120,11 @@ public func pruneAndRecover(_ config: PruneConfig, _ recovery: RecoveryConfig, p
             let pruned = try prune(stepConfig, progress: progress)
             let previous = sourceLayers ?? Array(0..<pruned.before.layers)
             sourceLayers = (pruned.keptLayers ?? Array(0..<pruned.before.layers)).map { previous[$0] }
-            try writeAtomically(Data(try recoverySpec(step: n, path: paths.pruned, teacherLayers: sourceLayers!.map { $0 + 1 },
+            try writeAtomically(Data(try recoverySpec(step: n, path: paths.pruned, teacherLayers: sourceLayers!.map { layerMap[$0] },
                                                       recovery: recovery).utf8), to: paths.spec)
         } else {
             progress.line("step \(n): resuming from \(paths.checkpoint)")
-            sourceLayers = try teacherLayers(ofSpec: paths.spec).map { $0 - 1 }
+            sourceLayers = try sourceLayersOfSpec(paths.spec, layerMap: layerMap)
         }
         var distill = DistillConfig(teacher: teacher, student: paths.spec, labels: labels, data: data, out: paths.recovered)
         distill.initWeights = paths.pruned
@@ -168,11 +175,40 @@ func recoverySpec(step: Int, path: String, teacherLayers: [Int], recovery: Recov
     return try JSONCoding.string(spec, pretty: true)
 }
 
-/// `layer_map.teacher_layers` of a spec written by `recoverySpec`.
-private func teacherLayers(ofSpec path: String) throws -> [Int] {
+/// The teacher layer (1-based) each layer of the unpruned `model` is distilled against:
+/// `given` (`--recover-teacher-layers`, checked), else layer k against layer k — refused
+/// when the teacher has another number of layers (a distilled student and its teacher).
+func recoveryLayerMap(model: String, teacher: String, given: [Int]?) throws -> [Int] {
+    let modelLayers = try ModelBundle(path: model).config.layerCount
+    if given == nil && teacher == model { return Array(1...max(1, modelLayers)) }
+    let teacherLayers = try ModelBundle(path: teacher).config.layerCount
+    guard let given else {
+        guard teacherLayers == modelLayers else {
+            throw StageError.usage("--teacher \(teacher) has \(teacherLayers) layers and --model \(model) \(modelLayers): say which teacher layer each model layer is distilled against with --recover-teacher-layers (1-based, e.g. 2,4,6 for a student made of every other layer of a 6-layer teacher)")
+        }
+        return Array(1...max(1, modelLayers))
+    }
+    let flag = "--recover-teacher-layers \(given.map(String.init).joined(separator: ","))"
+    guard given.count == modelLayers else {
+        throw StageError.usage("\(flag) names \(given.count) layers but --model \(model) has \(modelLayers) — give one teacher layer per model layer")
+    }
+    guard given.allSatisfy({ (1...teacherLayers).contains($0) }), zip(given, given.dropFirst()).allSatisfy({ $0 < $1 }) else {
+        throw StageError.usage("\(flag) must be increasing teacher layers in 1...\(teacherLayers) (the teacher \(teacher) has \(teacherLayers))")
+    }
+    return given
+}
+
+/// The original model layer of each layer of a step's model, read back from the
+/// `layer_map.teacher_layers` of the spec `recoverySpec` wrote for it.
+private func sourceLayersOfSpec(_ path: String, layerMap: [Int]) throws -> [Int] {
     guard let data = FileManager.default.contents(atPath: path),
           let list = (try? JSONValue.parse(data))?.objectValue?["layer_map"]?.objectValue?["teacher_layers"]?.arrayValue else {
         throw StageError("\(path): missing or not a spec written by kd prune --schedule — remove the step's files and run again")
     }
-    return list.compactMap(\.intValue)
+    return try list.map { value in
+        guard let layer = value.intValue, let source = layerMap.firstIndex(of: layer) else {
+            throw StageError("\(path): teacher layer \(value) is not in this run's layer map \(layerMap) — the step was made with other --recover-teacher-layers; remove the step's files and run again")
+        }
+        return source
+    }
 }

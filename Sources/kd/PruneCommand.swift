@@ -34,7 +34,8 @@ struct Prune: ParsableCommand {
 
         With --schedule, each step prunes a further share and distils the result \
         against the unpruned model (--teacher, default --model: soft cross-entropy on \
-        the cache's logits + hidden-state MSE per layer): OUT.stepK.pruned.h5, \
+        the cache's logits + hidden-state MSE per layer; a --teacher with other layers \
+        than --model needs --recover-teacher-layers): OUT.stepK.pruned.h5, \
         OUT.stepK.student.json and OUT.stepK.h5; the same command again skips finished \
         steps and resumes an interrupted one from OUT.stepK.ckpt.h5.
         """)
@@ -59,12 +60,18 @@ struct Prune: ParsableCommand {
     @Option(name: .customLong("recover-epochs"), help: "Distillation epochs after each --schedule step.") var recoverEpochs = 1
     @Option(name: .customLong("recover-limit"), help: "Distil on the first N cached examples per step (a budget; default: all).") var recoverLimit: Int?
     @Option(name: .customLong("recover-lr"), help: "Peak learning rate of the recovery (default 5e-5).") var recoverLR: Double?
+    @Option(name: .customLong("recover-teacher-layers"),
+            help: "Teacher layer (1-based) each --model layer is distilled against, e.g. 2,4,6 (default: the same layer).")
+    var recoverTeacherLayers: String?
     @Flag(help: "Print the report (importance tables included) as JSON.") var json = false
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
         if perLayer && uniform { throw UsageError("--per-layer and --uniform exclude each other — pick one") }
         if importance, let out { throw UsageError("--importance writes no model — drop --out \(out)") }
+        if schedule == nil, recoverTeacherLayers != nil {
+            throw UsageError("--recover-teacher-layers applies to the distillation after each --schedule step — add --schedule (e.g. 1) or drop it")
+        }
         var config = PruneConfig(model: model, out: out)
         config.amounts = PruneAmounts(heads: heads, ffn: ffn, layers: layers, uniform: uniform)
         config.importanceOnly = importance
@@ -83,6 +90,14 @@ struct Prune: ParsableCommand {
             }
             var recovery = RecoveryConfig(schedule: fractions)
             (recovery.epochs, recovery.trainLimit, recovery.learningRate) = (recoverEpochs, recoverLimit, recoverLR)
+            recovery.teacherLayers = try recoverTeacherLayers.map { list in
+                try list.split(separator: ",", omittingEmptySubsequences: false).map { part in
+                    guard let v = Int(part) else {
+                        throw UsageError("--recover-teacher-layers '\(list)': '\(part)' is not a layer number — give 1-based teacher layers such as 2,4,6")
+                    }
+                    return v
+                }
+            }
             let report = try pruneAndRecover(config, recovery, progress: stderrProgress())
             if json { try printJSON(report, pretty: true) } else { print(report.text) }
             return

@@ -144,4 +144,89 @@ final class PruneRecoveryCLITests: CLITestCase {
         XCTAssertTrue(again.stderr.contains("step 2: \(outPath("r.step2.h5")) exists — reusing it"), again.stderr)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: outPath("r.step2.h5"))), step2)
     }
+
+    /// A model with fewer layers than its teacher (here: the teacher's top layer alone) is
+    /// distilled back layer against the teacher layer given, and refused without one.
+    func testRecoveryAgainstATeacherOfOtherLayersNeedsTheirMap() throws {
+        let (teacher, data) = (try LabelTeachers.path(LabelTeachers.first), try ToyData.path())
+        let labels = temp.appendingPathComponent("labels.h5").path
+        runOK(["label", "--teacher", teacher, "--data", data, "--out", labels, "--max-length", "16", "--threads", "1"])
+        let student = temp.appendingPathComponent("one-layer.h5").path
+        let cut = runOK(["prune", "--model", teacher, "--out", student, "--layers", "1", "--data", data, "--labels", labels,
+                         "--threads", "1", "--json"])
+        let kept = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(cut.stdout.utf8)) as? [String: Any])?["kept_layers"] as? [Int])
+        XCTAssertEqual(kept.count, 1)
+        let out = outPath("r.h5")
+        let base = ["prune", "--model", student, "--teacher", teacher, "--out", out, "--heads", "0.5", "--schedule", "1",
+                    "--data", data, "--labels", labels, "--recover-limit", "16", "--threads", "1"]
+        for (extra, message) in [([], "--recover-teacher-layers (1-based"),
+                                 (["--recover-teacher-layers", "3"], "must be increasing teacher layers in 1...2"),
+                                 (["--recover-teacher-layers", "1,2"], "names 2 layers but --model"),
+                                 (["--recover-teacher-layers", "x"], "'x' is not a layer number")] {
+            let r = runFails(base + extra, contains: [message])
+            XCTAssertEqual(r.status, 2, r.stderr)
+        }
+        runFails(["prune", "--model", student, "--out", out, "--heads", "0.5", "--data", data, "--labels", labels,
+                  "--teacher", teacher, "--recover-teacher-layers", "2"], contains: ["add --schedule"])
+        assertOutDirEmpty("prune --schedule with a missing or bad layer map")
+        let layer = kept[0] + 1
+        runOK(base + ["--recover-teacher-layers", String(layer)])
+        let spec = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: outPath("r.step1.student.json")))) as? [String: Any])
+        XCTAssertEqual((spec["layer_map"] as? [String: Any])?["teacher_layers"] as? [Int], [layer])
+        let again = runOK(base + ["--recover-teacher-layers", String(layer)])
+        XCTAssertTrue(again.stderr.contains("exists — reusing it"), again.stderr)
+    }
+}
+
+/// A vocabulary-pruned file segments words with the vocabulary it was pruned from; `kd
+/// import` of it, and an HF or GGUF export imported back, must give the same pieces (or the
+/// same vectors) as the file itself — not a tokenizer over the pruned vocabulary alone.
+final class PrunedVocabularyRoundTripTests: CLITestCase {
+    /// Largest difference allowed between the pruned file's and a round trip's outputs: F32
+    /// exports carry the same values, so only summation order could differ.
+    static let roundTripTolerance = 1e-5
+
+    func testImportAndExportsKeepTheOriginalSegmentation() throws {
+        let (teacher, data) = (try LabelTeachers.path(LabelTeachers.first), try ToyData.path())
+        let pruned = outPath("v.h5")
+        runOK(["prune", "--model", teacher, "--out", pruned, "--vocab", data, "--threads", "1"])
+        // Words of the original vocabulary whose pieces were partly dropped (the toy data has
+        // no "plays", "runs", "lovely" or "endings").
+        let text = Data("the actor plays runs fun\nlovely endings xyz\n".utf8)
+        func tokens(_ model: String) -> String { runOK(["tokenize", "--model", model], stdin: text).stdout }
+        func outputs(_ model: String) -> [Double] {
+            let embedded = outputLines(runOK(["embed", "--model", model, "--threads", "1"], stdin: text).stdout)
+                .flatMap { floats(parseJSONLine($0)["embedding"]) }
+            let predicted = outputLines(runOK(["predict", "--model", model, "--threads", "1"], stdin: text).stdout)
+                .flatMap { line -> [Double] in
+                    let probs = parseJSONLine(line)["probs"] as? [String: Any] ?? [:]
+                    return probs.keys.sorted().compactMap { (probs[$0] as? NSNumber)?.doubleValue }
+                }
+            return embedded + predicted
+        }
+        let expected = outputs(pruned), prunedTokens = tokens(pruned)
+        XCTAssertTrue(prunedTokens.split(separator: "\n").contains { $0.split(separator: " ").contains("1") },
+                      "some piece of the text reads as [UNK] (id 1): \(prunedTokens)")
+
+        let imported = outPath("imported.h5")
+        runOK(["import", pruned, "--out", imported])
+        XCTAssertEqual(tokens(imported), prunedTokens)
+        XCTAssertTrue(runOK(["info", imported]).stdout.contains("vocabulary: pruned to"))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: imported)).count, try Data(contentsOf: URL(fileURLWithPath: pruned)).count,
+                       "the import is the same file, original vocabulary included")
+
+        for (format, out) in [("safetensors", outPath("hf")), ("gguf", outPath("v.gguf"))] {
+            let r = runOK(["export", "--model", pruned, "--format", format, "--out", out])
+            XCTAssertTrue(r.stdout.contains("dropped pieces sharing [UNK]'s embedding row"), r.stdout)
+            let back = outPath("back-\(format).h5")
+            runOK(["import", out, "--out", back])
+            XCTAssertEqual(tokens(back), tokens(teacher), "\(format): the original vocabulary's ids")
+            let got = outputs(back)
+            XCTAssertEqual(got.count, expected.count, format)
+            let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(worst, Self.roundTripTolerance, "\(format): largest difference from the pruned file's outputs")
+        }
+        let onnx = runOK(["export", "--model", pruned, "--format", "onnx", "--out", outPath("v.onnx")])
+        XCTAssertTrue(onnx.stdout.contains("input_ids are the pruned ids"), onnx.stdout)
+    }
 }
