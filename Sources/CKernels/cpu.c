@@ -1,8 +1,9 @@
 // The one CPU-feature probe of CKernels and the switch that forces a kernel path.
 //
 // Every dispatcher asks dk_kernel_path() which build to run: the portable `_ref` code or
-// the AVX2+FMA one, or AVX-512 (F, BW, VL and VNNI; the fp32 and quantized GEMMs have
-// builds for it, every other kernel runs its AVX2 build there). By default that is the
+// the AVX2+FMA one, or AVX-512 (F, BW, VL and VNNI; the fp32 and quantized GEMMs, GELU,
+// LayerNorm and the attention softmax have builds for it, the other kernels run their AVX2
+// build there). By default that is the
 // best path the CPU has; the environment variable DISTILLERY_KERNELS=ref|avx2|avx512
 // forces a path (tests run the suite on every path the machine has), taken only where the
 // CPU has it (else the best one below it). Read once, then cached.

@@ -16,8 +16,8 @@
 // transposed A (`dk_gemm_packed_at`: A given as Aᵀ [K, M], packed by contiguous 6-float
 // copies), packing from a strided or a transposed source (`dk_pack_weight_ld`,
 // `dk_pack_weight_transposed`), and `dk_gemm`, a BLAS-like op(A)·op(B) that packs op(B)
-// into a per-thread buffer. The AVX-512 build (gemm_avx512.c) reuses this blocking and
-// A packing with a 12×32 micro-kernel. Left out on purpose: alpha/beta, threads (the caller splits).
+// into a per-thread buffer. The AVX-512 build (gemm_avx512.c) reuses this blocking with a
+// 12×32 micro-kernel that reads A in place (and can end in GELU). Left out on purpose: alpha/beta, threads (the caller splits).
 #include "dk_gemm.h"
 #include "ckernels.h"
 #include "gemm_internal.h"
@@ -330,9 +330,15 @@ static void gemm_dispatch(long M, long N, long K, const float *A, long lda, int 
             }
         return;
     }
-    if (dk_has_avx512()) dk_gemm_avx512(M, N, K, A, lda, transA, packed, bias, C, ldc, accumulate, workspace);
+    if (dk_has_avx512()) dk_gemm_avx512(M, N, K, A, lda, transA, packed, bias, C, ldc, accumulate, 0, workspace);
     else if (dk_gemm_has_avx2()) gemm_avx2(M, N, K, A, lda, transA, packed, bias, C, ldc, accumulate, workspace);
     else gemm_ref(M, N, K, A, lda, transA, packed, bias, C, ldc, accumulate);
+}
+
+/// GELU in place over C [M, N] (rows `ldc` apart) by the dispatched element-wise kernel.
+static void gelu_rows(float *C, long M, long N, long ldc) {
+    if (ldc == N) dk_bias_gelu(C, NULL, NULL, C, M, N);
+    else for (long i = 0; i < M; i++) dk_bias_gelu(C + i * ldc, NULL, NULL, C + i * ldc, 1, N);
 }
 
 void dk_gemm_packed(long M, long N, long K, const float *A, long lda, const float *packed,
@@ -343,6 +349,23 @@ void dk_gemm_packed(long M, long N, long K, const float *A, long lda, const floa
 void dk_gemm_packed_bias(long M, long N, long K, const float *A, long lda, const float *packed,
                          const float *bias, float *C, long ldc, float *workspace) {
     gemm_dispatch(M, N, K, A, lda, 0, packed, bias, C, ldc, 0, workspace);
+}
+
+void dk_gemm_packed_bias_gelu(long M, long N, long K, const float *A, long lda, const float *packed,
+                              const float *bias, float *C, long ldc, float *workspace) {
+    if (M <= 0 || N <= 0) return;
+    if (dk_has_avx512() && K > 0) dk_gemm_avx512(M, N, K, A, lda, 0, packed, bias, C, ldc, 0, 1, workspace);
+    else {
+        gemm_dispatch(M, N, K, A, lda, 0, packed, bias, C, ldc, 0, workspace);
+        gelu_rows(C, M, N, ldc);
+    }
+}
+
+void dk_gemm_packed_bias_gelu_ref(long M, long N, long K, const float *A, long lda, const float *packed,
+                                  const float *bias, float *C, long ldc, float *workspace) {
+    (void)workspace;
+    gemm_ref(M, N, K, A, lda, 0, packed, bias, C, ldc, 0);
+    for (long i = 0; i < M; i++) dk_bias_gelu_ref(C + i * ldc, NULL, NULL, C + i * ldc, 1, N);
 }
 
 void dk_gemm_packed_at(long M, long N, long K, const float *At, long lda, const float *packed,

@@ -7,12 +7,15 @@
 // are polynomial/rational approximations accurate to a few ulp (checked against libm in
 // double by the tests).
 // Attention's AVX2 build instead runs its two products on the packed GEMM of gemm.c.
+// On the AVX-512 path GELU and the softmax run 16-lane intrinsics builds (masked tails),
+// LayerNorm the same C body compiled for AVX-512 (its double sums 8 to a register).
 #include "ckernels.h"
 #include <math.h>
 #include <string.h>
 
 #define DK_INLINE static inline __attribute__((always_inline))
 #define DK_AVX2 __attribute__((target("avx2,fma")))
+#define DK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
 #define LANES 8
 
 #include "dk_math.h"
@@ -65,6 +68,20 @@ DK_AVX2 static void bias_gelu_avx2(const float *x, const float *bias, float *pre
             if (pr) memcpy(pr + c, buf, (size_t)n * sizeof(float));
             _mm256_storeu_ps(buf, gelu8(_mm256_loadu_ps(buf)));
             memcpy(ar + c, buf, (size_t)n * sizeof(float));
+        }
+    }
+}
+/// The AVX-512 build: 16 lanes, the row tail by masked loads and stores.
+DK_AVX512 static void bias_gelu_avx512(const float *x, const float *bias, float *pre, float *act, long rows, long cols) {
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *pr = pre ? pre + r * cols : 0, *ar = act + r * cols;
+        for (long c = 0; c < cols; c += 16) {
+            const __mmask16 m = cols - c >= 16 ? 0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
+            __m512 v = _mm512_maskz_loadu_ps(m, xr + c);
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + c));
+            if (pr) _mm512_mask_storeu_ps(pr + c, m, v);
+            _mm512_mask_storeu_ps(ar + c, m, gelu16(v));
         }
     }
 }
@@ -150,6 +167,12 @@ DK_INLINE void layernorm_body(const float *x, const float *bias, const float *dr
 DK_AVX2 static void layernorm_avx2(const float *x, const float *b, const float *d, const float *res, float *sum,
                                    float *y, float *mean, float *rstd, const float *g, const float *be,
                                    long r, long c, float eps) {
+    layernorm_body(x, b, d, res, sum, y, mean, rstd, g, be, r, c, eps);
+}
+/// The AVX-512 build: the same body, its double lane sums and conversions 8 to a register.
+DK_AVX512 static void layernorm_avx512(const float *x, const float *b, const float *d, const float *res, float *sum,
+                                       float *y, float *mean, float *rstd, const float *g, const float *be,
+                                       long r, long c, float eps) {
     layernorm_body(x, b, d, res, sum, y, mean, rstd, g, be, r, c, eps);
 }
 void dk_residual_layernorm_ref(const float *x, const float *b, const float *d, const float *res, float *sum,
@@ -255,6 +278,33 @@ DK_AVX2 static void softmax_row_avx2(float *s, const float *keepf, long Tp, floa
     for (long j = 0; j < Tp; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
 }
 
+/// softmax_row_avx2 on 16 lanes (a last half vector of Tp % 16 = 8 by masked loads/stores).
+DK_AVX512 static void softmax_row_avx512(float *s, const float *keepf, long Tp, float scale) {
+    const __m512 sc = _mm512_set1_ps(scale), neg = _mm512_set1_ps(-INFINITY);
+    __m512 m = neg;
+    for (long j = 0; j < Tp; j += 16) {
+        const __mmask16 t = Tp - j >= 16 ? 0xFFFF : 0x00FF;
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, s + j), sc);
+        _mm512_mask_storeu_ps(s + j, t, v);
+        __mmask16 k = _mm512_mask_cmp_ps_mask(t, _mm512_maskz_loadu_ps(t, keepf + j), _mm512_setzero_ps(), _CMP_NEQ_OQ);
+        m = _mm512_mask_max_ps(m, k, m, v);
+    }
+    __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+    __m512 sum = _mm512_setzero_ps();
+    for (long j = 0; j < Tp; j += 16) {
+        const __mmask16 t = Tp - j >= 16 ? 0xFFFF : 0x00FF;
+        __m512 e = _mm512_mul_ps(exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, s + j), mv)),
+                                 _mm512_maskz_loadu_ps(t, keepf + j));
+        _mm512_mask_storeu_ps(s + j, t, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (long j = 0; j < Tp; j += 16) {
+        const __mmask16 t = Tp - j >= 16 ? 0xFFFF : 0x00FF;
+        _mm512_mask_storeu_ps(s + j, t, _mm512_mul_ps(_mm512_maskz_loadu_ps(t, s + j), inv));
+    }
+}
+
 static long round8(long n) { return (n + 7) & ~7L; }
 
 long dk_attention_scratch_floats(long T, long D) {
@@ -268,7 +318,7 @@ long dk_attention_scratch_floats(long T, long D) {
 DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const float *v, long ld,
                                         float *out, long ldo, const int32_t *keep, long T, long D,
                                         float scale, float *scratch, float *probs, float *scores,
-                                        const float *dropout, float weight) {
+                                        const float *dropout, float weight, int wide) {
     const long Tp = round8(T);
     float *kpack = scratch;                        // K as a packed [T, D] weight
     float *vpack = kpack + dk_packed_floats(T, D); // Vᵀ as a packed [D, T] weight
@@ -289,7 +339,8 @@ DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const fl
         // No attendable key at all: HF's finfo.min mask makes every score equal.
         if (!valid) memset(row, 0, (size_t)T * sizeof(float));
         for (long j = T; j < Tp; j++) row[j] = 0;
-        softmax_row_avx2(row, keepf, Tp, scale);
+        if (wide) softmax_row_avx512(row, keepf, Tp, scale);
+        else softmax_row_avx2(row, keepf, Tp, scale);
         if (probs) memcpy(probs + t * T, row, (size_t)T * sizeof(float));
         if (dropout) for (long j = 0; j < T; j++) row[j] *= dropout[t * T + j];
         if (weight != 1.0f) for (long j = 0; j < T; j++) row[j] *= weight;
@@ -300,14 +351,16 @@ DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const fl
 // ---------------------------------------------------------------- dispatch
 
 void dk_bias_gelu(const float *x, const float *bias, float *pre, float *act, long rows, long cols) {
-    if (dk_has_avx2()) bias_gelu_avx2(x, bias, pre, act, rows, cols);
+    if (dk_has_avx512()) bias_gelu_avx512(x, bias, pre, act, rows, cols);
+    else if (dk_has_avx2()) bias_gelu_avx2(x, bias, pre, act, rows, cols);
     else dk_bias_gelu_ref(x, bias, pre, act, rows, cols);
 }
 
 void dk_residual_layernorm(const float *x, const float *bias, const float *dropout, const float *residual,
                            float *sum, float *y, float *mean, float *rstd, const float *gamma,
                            const float *beta, long rows, long cols, float eps) {
-    if (dk_has_avx2()) layernorm_avx2(x, bias, dropout, residual, sum, y, mean, rstd, gamma, beta, rows, cols, eps);
+    if (dk_has_avx512()) layernorm_avx512(x, bias, dropout, residual, sum, y, mean, rstd, gamma, beta, rows, cols, eps);
+    else if (dk_has_avx2()) layernorm_avx2(x, bias, dropout, residual, sum, y, mean, rstd, gamma, beta, rows, cols, eps);
     else dk_residual_layernorm_ref(x, bias, dropout, residual, sum, y, mean, rstd, gamma, beta, rows, cols, eps);
 }
 
@@ -315,6 +368,7 @@ void dk_attention_head(const float *q, const float *k, const float *v, long ld,
                        float *out, long ldo, const int32_t *keep, long T, long D,
                        float scale, float *scratch, float *probs, float *scores,
                        const float *dropout, float weight) {
-    if (dk_has_avx2()) attention_gemm_avx2(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs, scores, dropout, weight);
+    if (dk_has_avx2())
+        attention_gemm_avx2(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs, scores, dropout, weight, dk_has_avx512());
     else dk_attention_head_ref(q, k, v, ld, out, ldo, keep, T, D, scale, scratch, probs, scores, dropout, weight);
 }

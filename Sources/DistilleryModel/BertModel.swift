@@ -385,8 +385,13 @@ public struct BertModel: Sendable {
         let n1 = addNorm(matrices.attentionOutput[l], ctx, lda: A, bias: s.oB, residual: x, gamma: s.n1G, beta: s.n1B, site: 1)
         // out = LayerNorm(dropout(GELU(norm1·W1ᵀ + b1)·W2ᵀ + b2) + norm1)
         let pre = buffer(rows * F), act = cache ? buffer(rows * F) : pre
-        matrices.ffnIn[l].apply(rows: rows, x: n1.out.pointer, lda: H, y: pre.pointer, ldc: F, bias: P + s.iB, block: P)
-        geluForward(y: act.pointer, x: pre.pointer, count: rows * F)
+        if cache {   // the backward reads the pre-activation: two passes
+            matrices.ffnIn[l].apply(rows: rows, x: n1.out.pointer, lda: H, y: pre.pointer, ldc: F, bias: P + s.iB, block: P)
+            geluForward(y: act.pointer, x: pre.pointer, count: rows * F)
+        } else {     // inference: GELU in the GEMM's store where the weight format has it
+            matrices.ffnIn[l].apply(rows: rows, x: n1.out.pointer, lda: H, y: act.pointer, ldc: F, bias: P + s.iB,
+                                    block: P, gelu: true)
+        }
         let n2 = addNorm(matrices.ffnOut[l], act, lda: F, bias: s.fB, residual: n1.out, gamma: s.n2G, beta: s.n2B, site: 2,
                          into: output)
         return LayerActivations(

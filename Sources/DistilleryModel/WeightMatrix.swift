@@ -38,19 +38,26 @@ public enum WeightMatrix: Sendable {
 
     /// y[rows, out] = bias + x[rows, in] · Wᵀ (bias may be nil), rows of x `lda` floats
     /// apart and of y `ldc`; `block` is the first float of the parameter block (read by
-    /// `.parameterBlock`). Threads: `Compute.threads`, results independent of their number.
+    /// `.parameterBlock`). With `gelu`, y = GELU(bias + x · Wᵀ) (exact erf), the same bits as
+    /// a separate `geluForward` pass; packed fp32 weights fuse it into the GEMM's store.
+    /// Threads: `Compute.threads`, results independent of their number.
     @inline(__always)
     public func apply(rows: Int, x: UnsafePointer<Float>, lda: Int, y: UnsafeMutablePointer<Float>, ldc: Int,
-                      bias: UnsafePointer<Float>?, block: UnsafePointer<Float>) {
+                      bias: UnsafePointer<Float>?, block: UnsafePointer<Float>, gelu: Bool = false) {
         switch self {
         case .parameterBlock(let offset, let out, let n):
             PackedGemm.multiply(transA: false, transB: true, m: rows, n: out, k: n, a: x, lda: lda,
                                 b: block + offset, ldb: n, c: y, ldc: ldc, accumulate: false, bias: bias)
         case .packedFloat32(let p):
-            p.multiply(rows: rows, x: x, lda: lda, y: y, ldc: ldc, accumulate: false, bias: bias)
+            let fused = gelu && bias != nil
+            p.multiply(rows: rows, x: x, lda: lda, y: y, ldc: ldc, accumulate: false, bias: bias, gelu: fused)
+            if fused { return }
         case .quantized(let q):
             q.multiply(rows: rows, x: x, lda: lda, y: y, ldc: ldc, bias: bias)
         }
+        guard gelu else { return }
+        if ldc == outFeatures { geluForward(y: y, x: y, count: rows * ldc) }
+        else { for r in 0..<rows { geluForward(y: y + r * ldc, x: y + r * ldc, count: outFeatures) } }
     }
 }
 

@@ -49,19 +49,22 @@ public struct PackedMatrix: Sendable {
     ///
     /// `x` holds `rows` rows of `lda` ≥ `inFeatures` floats, `y` rows of `ldc` ≥
     /// `outFeatures` floats; only the first `outFeatures` columns of each `y` row are
-    /// written. Runs on `Compute.threads` workers; results do not depend on their number.
+    /// written. With `gelu` (and a bias, no accumulation), y = GELU(bias + x · Wᵀ), bit for
+    /// bit the separate GELU pass, fused into the GEMM's store where the CPU path has it.
+    /// Runs on `Compute.threads` workers; results do not depend on their number.
     public func multiply(rows: Int, x: UnsafePointer<Float>, lda: Int,
                          y: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                         bias: UnsafePointer<Float>? = nil) {
+                         bias: UnsafePointer<Float>? = nil, gelu: Bool = false) {
         precondition(rows >= 0 && lda >= inFeatures && ldc >= outFeatures,
                      "PackedMatrix.multiply: rows \(rows), lda \(lda), ldc \(ldc) for a [\(outFeatures), \(inFeatures)] weight (need lda >= in, ldc >= out)")
         precondition(bias == nil || !accumulate, "PackedMatrix.multiply: a bias replaces accumulation, not both")
+        precondition(!gelu || bias != nil, "PackedMatrix.multiply: the fused GELU needs a bias")
         guard rows > 0 else { return }
         let (n, k, packed) = (outFeatures, inFeatures, UnsafePointer(storage.pointer))
         let rowPanels = (rows + 5) / 6, colPanels = (n + 15) / 16
         let workers = Compute.threads
         if workers <= 1 || (rowPanels < workers * Self.minimumRowPanelsPerWorker && colPanels < workers) {
-            Self.run(rows, n, k, x, lda, packed, bias, y, ldc, accumulate)
+            Self.run(rows, n, k, x, lda, packed, bias, y, ldc, accumulate, gelu)
             return
         }
         let shared = UnsafeSendable((x, y, bias))
@@ -69,13 +72,13 @@ public struct PackedMatrix: Sendable {
             Compute.parallelRanges(rowPanels) { panels in
                 let (x, y, bias) = shared.value
                 let lo = panels.lowerBound * 6, hi = min(rows, panels.upperBound * 6)
-                Self.run(hi - lo, n, k, x + lo * lda, lda, packed, bias, y + lo * ldc, ldc, accumulate)
+                Self.run(hi - lo, n, k, x + lo * lda, lda, packed, bias, y + lo * ldc, ldc, accumulate, gelu)
             }
         } else {
             Compute.parallelRanges(colPanels) { panels in
                 let (x, y, bias) = shared.value
                 let lo = panels.lowerBound * 16, hi = min(n, panels.upperBound * 16)
-                Self.run(rows, hi - lo, k, x, lda, packed + lo * k, bias.map { $0 + lo }, y + lo, ldc, accumulate)
+                Self.run(rows, hi - lo, k, x, lda, packed + lo * k, bias.map { $0 + lo }, y + lo, ldc, accumulate, gelu)
             }
         }
     }
@@ -83,12 +86,13 @@ public struct PackedMatrix: Sendable {
     /// One single-threaded dk_gemm_packed call with this thread's reusable workspace.
     private static func run(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Float>, _ lda: Int,
                             _ packed: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                            _ y: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool) {
+                            _ y: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ gelu: Bool) {
         let floats = dk_gemm_workspace_floats(m, k)
         guard let workspace = dk_gemm_thread_workspace(floats) else {
             fatalError("PackedMatrix.multiply: could not allocate a \(floats)-float GEMM workspace")
         }
-        if let bias { dk_gemm_packed_bias(m, n, k, x, lda, packed, bias, y, ldc, workspace) }
+        if let bias, gelu { dk_gemm_packed_bias_gelu(m, n, k, x, lda, packed, bias, y, ldc, workspace) }
+        else if let bias { dk_gemm_packed_bias(m, n, k, x, lda, packed, bias, y, ldc, workspace) }
         else { dk_gemm_packed(m, n, k, x, lda, packed, y, ldc, accumulate ? 1 : 0, workspace) }
     }
 }

@@ -1,7 +1,8 @@
 // Packed-weight GEMM tests: the dispatched (AVX-512 or AVX2+FMA) dk_gemm_packed against its portable
 // `_ref` twin and against a Double product, on awkward M, N, K (every micro-kernel row
 // count, column tails, K and M blocks crossed), with and without accumulate, with padded
-// lda/ldc (the padding must stay untouched); PackedMatrix on 1 and 2 threads, bitwise.
+// lda/ldc (the padding must stay untouched); PackedMatrix on 1 and 2 threads, bitwise;
+// the bias and the bias + GELU epilogues against the separate passes.
 import CKernels
 import DistilleryTensor
 import XCTest
@@ -210,6 +211,48 @@ final class GemmBiasEpilogueTests: XCTestCase {
                                     bias: bp.baseAddress!)
                 } } }
                 XCTAssertEqual(y, prefilled, "PackedMatrix \(threads) thread(s), \(m)x\(n)x\(k)")
+            }
+            Compute.setThreads(1)
+        }
+    }
+
+    /// GELU fused into the store equals the GEMM with bias then the GELU kernel, bit for bit
+    /// on the same path (the AVX-512 store runs the very gelu16 of dk_bias_gelu), and the
+    /// dispatched result stays within the GELU kernel tolerance of the `_ref` one; through
+    /// PackedMatrix on 1 and 2 threads with a padded ldc (padding untouched).
+    func testGeluEpilogueEqualsBiasThenGelu() {
+        for (m, n, k) in [(1, 1, 1), (7, 17, 33), (13, 31, 385), (6, 16, 1000), (129, 33, 63), (25, 1536, 384)] {
+            let a = randomFloats(m * k, seed: UInt64(m * 31 + k)), w = randomFloats(n * k, seed: UInt64(n + 3), scale: 0.2)
+            let bias = randomFloats(n, seed: 98)
+            var packed = [Float](repeating: 0, count: dk_packed_floats(n, k))
+            dk_pack_weight(w, n, k, &packed)
+            var ws = [Float](repeating: 0, count: dk_gemm_workspace_floats(m, k))
+            var twoPass = [Float](repeating: .nan, count: m * n), twoPassRef = twoPass
+            dk_gemm_packed_bias(m, n, k, a, k, packed, bias, &twoPass, n, &ws)
+            twoPass.withUnsafeMutableBufferPointer { p in dk_bias_gelu(p.baseAddress!, nil, nil, p.baseAddress!, m, n) }
+            dk_gemm_packed_bias_ref(m, n, k, a, k, packed, bias, &twoPassRef, n, &ws)
+            twoPassRef.withUnsafeMutableBufferPointer { p in dk_bias_gelu_ref(p.baseAddress!, nil, nil, p.baseAddress!, m, n) }
+            var fused = [Float](repeating: .nan, count: m * n), fusedRef = fused
+            dk_gemm_packed_bias_gelu(m, n, k, a, k, packed, bias, &fused, n, &ws)
+            dk_gemm_packed_bias_gelu_ref(m, n, k, a, k, packed, bias, &fusedRef, n, &ws)
+            XCTAssertEqual(fused, twoPass, "\(m)x\(n)x\(k)")
+            XCTAssertEqual(fusedRef, twoPassRef, "_ref \(m)x\(n)x\(k)")
+            // GEMM rounding (FMA vs not, ≤ 385-term sums of |terms| ≲ 0.2·k/2) plus GELU's.
+            let tolerance = Float(k) * 1e-6 + kernelTolerance
+            for i in 0..<(m * n) { XCTAssertEqual(fused[i], fusedRef[i], accuracy: tolerance, "dispatched vs _ref \(m)x\(n)x\(k) i \(i)") }
+            let matrix = PackedMatrix(Tensor(shape: [n, k], data: w))
+            let ldc = n + 3
+            for threads in [1, 2] {
+                Compute.setThreads(threads)
+                var y = [Float](repeating: -7, count: m * ldc)
+                a.withUnsafeBufferPointer { ap in bias.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer { yp in
+                    matrix.multiply(rows: m, x: ap.baseAddress!, lda: k, y: yp.baseAddress!, ldc: ldc, accumulate: false,
+                                    bias: bp.baseAddress!, gelu: true)
+                } } }
+                for i in 0..<m {
+                    XCTAssertEqual(Array(y[i * ldc..<(i * ldc + n)]), Array(fused[i * n..<(i + 1) * n]), "PackedMatrix \(threads) thread(s) row \(i)")
+                    XCTAssertEqual(Array(y[(i * ldc + n)..<((i + 1) * ldc)]), [-7, -7, -7], "padding untouched")
+                }
             }
             Compute.setThreads(1)
         }

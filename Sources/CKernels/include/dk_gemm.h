@@ -60,6 +60,14 @@ void dk_gemm_packed_bias(long M, long N, long K, const float *A, long lda, const
 void dk_gemm_packed_bias_ref(long M, long N, long K, const float *A, long lda, const float *packed,
                              const float *bias, float *C, long ldc, float *workspace);
 
+/// C[M, N] = GELU(bias + A · Wᵀ), exact-erf GELU: bit for bit dk_gemm_packed_bias then
+/// dk_bias_gelu over C on the same path. The AVX-512 build applies GELU in the GEMM's
+/// store (no second pass over C); the other paths run the two kernels one after the other.
+void dk_gemm_packed_bias_gelu(long M, long N, long K, const float *A, long lda, const float *packed,
+                              const float *bias, float *C, long ldc, float *workspace);
+void dk_gemm_packed_bias_gelu_ref(long M, long N, long K, const float *A, long lda, const float *packed,
+                                  const float *bias, float *C, long ldc, float *workspace);
+
 /// dk_gemm_packed with A given transposed: At [K, M] (rows `lda` >= M floats apart) holds
 /// A(i, k) at At[k·lda + i]. Same packed W, workspace, blocking and determinism.
 void dk_gemm_packed_at(long M, long N, long K, const float *At, long lda, const float *packed,
