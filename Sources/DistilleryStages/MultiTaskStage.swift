@@ -135,7 +135,7 @@ private func loadTask(_ task: DistillTask, index: Int, first: ModelBundle?, trai
         TrainingExample(ids: source.tokenizer.encode($0.text, maxLength: cache.settings.maxLength).ids, label: $1)
     }
     let used = 0..<min(cache.exampleCount, trainLimit ?? Int.max)
-    let examples = try cacheTokenIDs(cache, labels: task.labels, vocabularySize: source.config.vocabSize, examples: used).enumerated().map {
+    let examples = try cacheTokenIDs(cache, labels: task.labels, vocabularySize: source.config.vocabSize, examples: Array(used)).enumerated().map {
         TrainingExample(ids: $1, label: cache.labels[$0])
     }
     let logits = try used.chunked(8192).flatMap { try cache.fullLogits(examples: $0) }
