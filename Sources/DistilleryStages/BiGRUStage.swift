@@ -163,11 +163,7 @@ func prepareBiGRUDistillation(_ config: DistillConfig, spec: BiGRUStudentSpec, s
     guard FileManager.default.fileExists(atPath: config.labels) else {
         throw StageError("\(config.labels): no such label cache — make it with 'kd label --teacher \(config.teacher) --data \(config.data) --out \(config.labels)'")
     }
-    let cache = try openLabelCache(config.labels)
-    try verifyLabelCache(cache, labels: config.labels, teacher: config.teacher, folder: folder, data: config.data)
-    guard cache.shard.count == 1 else {
-        throw StageError("\(config.labels): is shard \(cache.shard.index)/\(cache.shard.count) of a cache — merge the shards first (kd label merge)")
-    }
+    let cache = try openVerifiedLabelCache(config.labels, teacher: config.teacher, folder: folder, data: config.data)
     let devRows = try folder.read(.dev)
     guard !devRows.isEmpty else { throw StageError("\(folder.filePath(.dev)): no examples — distillation keeps the best student by dev macro-F1") }
     let devLabels = try labelIndices(devRows, labels: labels, file: folder.filePath(.dev), known: "the teacher")

@@ -294,11 +294,7 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
     guard FileManager.default.fileExists(atPath: labels) else {
         throw StageError("\(labels): no such label cache — make it with 'kd label --teacher \(teacher) --data \(data) --out \(labels)'")
     }
-    let cache = try openLabelCache(labels)
-    try verifyLabelCache(cache, labels: labels, teacher: teacher, folder: folder, data: data)
-    guard cache.shard.count == 1 else {
-        throw StageError("\(labels): is shard \(cache.shard.index)/\(cache.shard.count) of a cache — merge the shards first (kd label merge)")
-    }
+    let cache = try openVerifiedLabelCache(labels, teacher: teacher, folder: folder, data: data)
     let devRows = try folder.read(.dev)
     guard !devRows.isEmpty else { throw StageError("\(folder.filePath(.dev)): no examples — distillation keeps the best student by dev macro-F1") }
     let devLabels = try labelIndices(devRows, labels: teacherLabels, file: folder.filePath(.dev), known: "the teacher")

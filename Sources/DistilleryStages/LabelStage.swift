@@ -465,6 +465,17 @@ func cacheTokenIDs(_ cache: LabelCache, labels: String, vocabularySize: Int, exa
     return all
 }
 
+/// Opens a whole (unsharded) label cache and verifies it against its teacher and dataset:
+/// what every distillation stage (BERT, BiGRU, multi-task) reads.
+func openVerifiedLabelCache(_ labels: String, teacher: String, folder: PreparedFolder, data: String) throws -> LabelCache {
+    let cache = try openLabelCache(labels)
+    try verifyLabelCache(cache, labels: labels, teacher: teacher, folder: folder, data: data)
+    guard cache.shard.count == 1 else {
+        throw StageError("\(labels): is shard \(cache.shard.index)/\(cache.shard.count) of a cache — merge the shards first (kd label merge)")
+    }
+    return cache
+}
+
 /// Verifies a label cache against a teacher file and a prepared dataset folder (their sha256).
 func verifyLabelCache(_ cache: LabelCache, labels: String, teacher: String, folder: PreparedFolder, data: String) throws {
     do {

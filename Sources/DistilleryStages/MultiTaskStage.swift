@@ -123,11 +123,7 @@ private func loadTask(_ task: DistillTask, index: Int, first: ModelBundle?, trai
     guard FileManager.default.fileExists(atPath: task.labels) else {
         throw StageError("\(task.labels): no such label cache (task '\(task.name)') — make it with 'kd label --teacher \(task.teacher) --data \(task.data) --out \(task.labels)'")
     }
-    let cache = try openLabelCache(task.labels)
-    try verifyLabelCache(cache, labels: task.labels, teacher: task.teacher, folder: folder, data: task.data)
-    guard cache.shard.count == 1 else {
-        throw StageError("\(task.labels): is shard \(cache.shard.index)/\(cache.shard.count) of a cache — merge the shards first (kd label merge)")
-    }
+    let cache = try openVerifiedLabelCache(task.labels, teacher: task.teacher, folder: folder, data: task.data)
     let devRows = try folder.read(.dev)
     guard !devRows.isEmpty else { throw StageError("\(folder.filePath(.dev)): no examples — task '\(task.name)' is selected by dev macro-F1") }
     let devLabels = try labelIndices(devRows, labels: labels, file: folder.filePath(.dev), known: "the teacher")
