@@ -156,19 +156,10 @@ func prepareBiGRUDistillation(_ config: DistillConfig, spec: BiGRUStudentSpec, s
     do { model = try BiGRUModel(config: modelConfig) } catch { throw StageError("\(config.student): \(error)") }
     let plan = spec.planText(modelConfig, parameters: model.layout.totalCount)
     showPlan(plan)
-    let folder = try PreparedFolder(path: config.data)
-    guard folder.manifest.labels == labels else {
-        throw StageError("\(config.data): the dataset's labels (\(folder.manifest.labels.joined(separator: ", "))) differ from the teacher's (\(labels.joined(separator: ", "))) — distil on the data the teacher was fine-tuned on")
-    }
-    guard FileManager.default.fileExists(atPath: config.labels) else {
-        throw StageError("\(config.labels): no such label cache — make it with 'kd label --teacher \(config.teacher) --data \(config.data) --out \(config.labels)'")
-    }
-    let cache = try openVerifiedLabelCache(config.labels, teacher: config.teacher, folder: folder, data: config.data)
-    let devRows = try folder.read(.dev)
-    guard !devRows.isEmpty else { throw StageError("\(folder.filePath(.dev)): no examples — distillation keeps the best student by dev macro-F1") }
-    let devLabels = try labelIndices(devRows, labels: labels, file: folder.filePath(.dev), known: "the teacher")
+    let inputs = try DistillationInputs(data: config.data, labels: config.labels, teacher: config.teacher, teacherLabels: labels,
+                                        tokenizer: source.tokenizer)
+    let (folder, cache, dev) = (inputs.folder, inputs.cache, inputs.dev)
     let maxLength = cache.settings.maxLength
-    let dev = zip(devRows, devLabels).map { TrainingExample(ids: source.tokenizer.encode($0.text, maxLength: maxLength).ids, label: $1) }
     let (used, _) = try trainingSelection(config, cache: cache, folder: folder)
     let examples = try cacheTokenIDs(cache, labels: config.labels, vocabularySize: source.config.vocabSize, examples: used).enumerated().map {
         TrainingExample(ids: $1, label: cache.labels[used[$0]])

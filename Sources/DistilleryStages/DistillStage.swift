@@ -16,6 +16,7 @@ import DistilleryModel
 import DistilleryTensor
 import DistilleryTraining
 import Foundation
+import Tokenization
 import WeightIO
 
 /// Where the teacher's hidden states come from during distillation.
@@ -287,19 +288,10 @@ public func prepareDistillation(_ config: DistillConfig, showPlan: (String) -> V
     let plan = try loadStudentPlan(config.student, teacher: source.config, classes: teacherLabels.count,
                                    losses: config.losses, epochs: config.epochs)
     showPlan(plan.description)
-    let folder = try PreparedFolder(path: data)
-    guard folder.manifest.labels == teacherLabels else {
-        throw StageError("\(data): the dataset's labels (\(folder.manifest.labels.joined(separator: ", "))) differ from the teacher's (\(teacherLabels.joined(separator: ", "))) — distil on the data the teacher was fine-tuned on")
-    }
-    guard FileManager.default.fileExists(atPath: labels) else {
-        throw StageError("\(labels): no such label cache — make it with 'kd label --teacher \(teacher) --data \(data) --out \(labels)'")
-    }
-    let cache = try openVerifiedLabelCache(labels, teacher: teacher, folder: folder, data: data)
-    let devRows = try folder.read(.dev)
-    guard !devRows.isEmpty else { throw StageError("\(folder.filePath(.dev)): no examples — distillation keeps the best student by dev macro-F1") }
-    let devLabels = try labelIndices(devRows, labels: teacherLabels, file: folder.filePath(.dev), known: "the teacher")
+    let inputs = try DistillationInputs(data: data, labels: labels, teacher: teacher, teacherLabels: teacherLabels,
+                                        tokenizer: source.tokenizer)
+    let (folder, cache, dev) = (inputs.folder, inputs.cache, inputs.dev)
     let maxLength = cache.settings.maxLength
-    let dev = zip(devRows, devLabels).map { TrainingExample(ids: source.tokenizer.encode($0.text, maxLength: maxLength).ids, label: $1) }
 
     var initial: InitializedStudent
     let teacherTensors = source.tensors
@@ -440,5 +432,35 @@ private func overriddenSchedule(_ schedule: DistillationSchedule, epochs: String
         throw StageError.usage("--epochs '\(epochs)': \(studentPath) has a one-stage schedule — give one number of epochs")
     case (.twoStage, _):
         throw StageError.usage("--epochs '\(epochs)': \(studentPath) has a two-stage schedule — give intermediate,prediction epochs, e.g. 4,3")
+    }
+}
+
+/// What every distillation stage reads beside its label cache: the prepared folder (its labels
+/// must be the teacher's), the verified cache, and the dev split tokenized at the cache's
+/// length for model selection. `task` names a multi-task run's head in the messages.
+struct DistillationInputs {
+    let folder: PreparedFolder
+    let cache: LabelCache
+    let dev: [TrainingExample]
+
+    init(data: String, labels: String, teacher: String, teacherLabels: [String], tokenizer: WordPieceTokenizer,
+         task: String? = nil) throws {
+        folder = try PreparedFolder(path: data)
+        guard folder.manifest.labels == teacherLabels else {
+            let whose = task.map { "task '\($0)''s labels" } ?? "the dataset's labels"
+            let hint = task == nil ? "distil on the data the teacher was fine-tuned on" : "give each task the data its teacher was fine-tuned on"
+            throw StageError("\(data): \(whose) (\(folder.manifest.labels.joined(separator: ", "))) differ from \(task == nil ? "the teacher's" : "its teacher's") (\(teacherLabels.joined(separator: ", "))) — \(hint)")
+        }
+        guard FileManager.default.fileExists(atPath: labels) else {
+            throw StageError("\(labels): no such label cache\(task.map { " (task '\($0)')" } ?? "") — make it with 'kd label --teacher \(teacher) --data \(data) --out \(labels)'")
+        }
+        cache = try openVerifiedLabelCache(labels, teacher: teacher, folder: folder, data: data)
+        let devRows = try folder.read(.dev)
+        guard !devRows.isEmpty else {
+            throw StageError("\(folder.filePath(.dev)): no examples — \(task.map { "task '\($0)' is selected" } ?? "distillation keeps the best student") by dev macro-F1")
+        }
+        let devLabels = try labelIndices(devRows, labels: teacherLabels, file: folder.filePath(.dev), known: "the teacher")
+        let maxLength = cache.settings.maxLength
+        dev = zip(devRows, devLabels).map { TrainingExample(ids: tokenizer.encode($0.text, maxLength: maxLength).ids, label: $1) }
     }
 }

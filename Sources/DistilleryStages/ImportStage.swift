@@ -381,6 +381,10 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
     } else {
         details.append("a new classifier (kd finetune) would read \(bundle.defaultClassifierPooling == .mean ? "the mean of the last hidden states (as this encoder pools)" : "the tanh pooler over [CLS]") and start as a linear probe")
     }
+    if bundle.hasMaskedLMHead {
+        let head = try bundle.maskedLMHead()
+        details.append("masked-LM head: cls.predictions.* (BertForMaskedLM), \(head.tied ? "decoder tied to the word embeddings" : "its own decoder weight") — kd eval --pseudo-perplexity")
+    }
     details.append("max length: \(bundle.storedMaxLength.map { "\($0) (stored; eval, predict, embed and label use it)" } ?? "not stored (128 is used)")")
     if !t.quantized.isEmpty { details.append(quantizationSummary(t)) }
     if let original = t.segmentationVocabulary {

@@ -116,20 +116,9 @@ private func loadTask(_ task: DistillTask, index: Int, first: ModelBundle?, trai
             throw StageError("\(task.teacher): task '\(task.name)''s teacher (hidden \(source.config.hiddenSize), classifier on \(source.config.classifierPooling.rawValue)) differs from the first task's (hidden \(first.config.hiddenSize), \(first.config.classifierPooling.rawValue)) — fine-tune every task's teacher from one base model")
         }
     }
-    let folder = try PreparedFolder(path: task.data)
-    guard folder.manifest.labels == labels else {
-        throw StageError("\(task.data): task '\(task.name)''s labels (\(folder.manifest.labels.joined(separator: ", "))) differ from its teacher's (\(labels.joined(separator: ", "))) — give each task the data its teacher was fine-tuned on")
-    }
-    guard FileManager.default.fileExists(atPath: task.labels) else {
-        throw StageError("\(task.labels): no such label cache (task '\(task.name)') — make it with 'kd label --teacher \(task.teacher) --data \(task.data) --out \(task.labels)'")
-    }
-    let cache = try openVerifiedLabelCache(task.labels, teacher: task.teacher, folder: folder, data: task.data)
-    let devRows = try folder.read(.dev)
-    guard !devRows.isEmpty else { throw StageError("\(folder.filePath(.dev)): no examples — task '\(task.name)' is selected by dev macro-F1") }
-    let devLabels = try labelIndices(devRows, labels: labels, file: folder.filePath(.dev), known: "the teacher")
-    let dev = zip(devRows, devLabels).map {
-        TrainingExample(ids: source.tokenizer.encode($0.text, maxLength: cache.settings.maxLength).ids, label: $1)
-    }
+    let inputs = try DistillationInputs(data: task.data, labels: task.labels, teacher: task.teacher, teacherLabels: labels,
+                                        tokenizer: source.tokenizer, task: task.name)
+    let (folder, cache, dev) = (inputs.folder, inputs.cache, inputs.dev)
     let used = 0..<min(cache.exampleCount, trainLimit ?? Int.max)
     let examples = try cacheTokenIDs(cache, labels: task.labels, vocabularySize: source.config.vocabSize, examples: Array(used)).enumerated().map {
         TrainingExample(ids: $1, label: cache.labels[$0])

@@ -118,6 +118,8 @@ final class RetrainTests: CLITestCase {
         let model = outPath("mlm.h5")
         let imported = runOK(["import", Fixtures.url("tiny-mlm").path, "--out", model]).stdout
         XCTAssertTrue(imported.contains("masked-lm(tied decoder)"), imported)
+        let info = runOK(["info", model]).stdout
+        XCTAssertTrue(info.contains("masked-LM head: cls.predictions.* (BertForMaskedLM), decoder tied to the word embeddings"), info)
         let golden = try HDF5File.open(Fixtures.url("tiny-mlm/golden.h5"))
         let sentences = try golden.readStrings("pppl/sentences")
         let pll = try golden.readTensor("pppl/pll").data.map(Double.init)
