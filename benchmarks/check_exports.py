@@ -76,8 +76,9 @@ def kd_embed(model, sentences_path, max_length=None):
     return np.array([json.loads(line)["embedding"] for line in out.splitlines() if line.strip()], dtype=np.float64)
 
 
-def kd_probs(model, sentences_path):
-    out = kd(["predict", "--model", model, "--input", sentences_path, "--threads", "2"])
+def kd_probs(model, sentences_path, max_length=None):
+    extra = ["--max-length", str(max_length)] if max_length else []
+    out = kd(["predict", "--model", model, "--input", sentences_path, "--threads", "2"] + extra)
     rows = [json.loads(line)["probs"] for line in out.splitlines() if line.strip()]
     names = list(rows[0].keys())
     return np.array([[r[n] for n in names] for r in rows], dtype=np.float64), names
@@ -174,7 +175,10 @@ def check_hf(model, work, has_classifier, pooling, normalize):
     if quantized_formats(model):
         model = back
     sentences = [l.rstrip("\n") for l in open(SENTENCES, encoding="utf-8")]
-    kd_emb = kd_embed(model, SENTENCES)
+    # kd truncates at the length the model was fine-tuned at (stored in the file) unless told;
+    # the runtimes here truncate at `limit`, so kd is told the same.
+    limit = min(128, json.load(open(os.path.join(out, "config.json")))["max_position_embeddings"])
+    kd_emb = kd_embed(model, SENTENCES, max_length=limit)
     try:
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
@@ -185,7 +189,6 @@ def check_hf(model, work, has_classifier, pooling, normalize):
     t0 = time.time()
     enc_model = AutoModel.from_pretrained(out).eval()
     entry["transformers_load_s"] = round(time.time() - t0, 3)
-    limit = min(128, json.load(open(os.path.join(out, "config.json")))["max_position_embeddings"])
     batch = tok(sentences, padding=True, truncation=True, max_length=limit, return_tensors="pt")
     with torch.no_grad():
         hidden = enc_model(**batch).last_hidden_state.double()
@@ -203,13 +206,15 @@ def check_hf(model, work, has_classifier, pooling, normalize):
         st = SentenceTransformer(out, device="cpu")
         entry["sentence_transformers_load_s"] = round(time.time() - t0, 3)
         st_emb = st.encode(sentences, batch_size=64, convert_to_numpy=True).astype(np.float64)
-        d = float(np.abs(st_emb - kd_emb).max())
+        # sentence-transformers truncates at sentence_bert_config.json's max_seq_length, which
+        # kd writes as the model's stored length: kd's default, so kd runs with no --max-length.
+        d = float(np.abs(st_emb - kd_embed(model, SENTENCES)).max())
         entry["sentence_transformers_max_diff"] = d
         report("safetensors: sentence-transformers vs kd embed", d <= TOL_FP32, f"max |diff| {d:.2e}")
     except ImportError as e:
         report("sentence-transformers", None, f"not installed ({e})")
     if has_classifier:
-        probs, _ = kd_probs(model, SENTENCES)
+        probs, _ = kd_probs(model, SENTENCES, max_length=limit)
         config = json.load(open(os.path.join(out, "config.json")))
         if config["architectures"] == ["BertForSequenceClassification"]:
             clf = AutoModelForSequenceClassification.from_pretrained(out).eval()
@@ -241,8 +246,8 @@ def check_onnx_quantized(model, work, has_classifier, variants):
     limit = min(128, json.load(open(os.path.join(work, "hf", "config.json")))["max_position_embeddings"])
     b = tok(sentences, padding=True, truncation=True, max_length=limit, return_tensors="np")
     feeds = {k: b[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
-    fp32_emb = kd_embed(model, SENTENCES)
-    fp32_probs = kd_probs(model, SENTENCES)[0] if has_classifier else None
+    fp32_emb = kd_embed(model, SENTENCES, max_length=limit)
+    fp32_probs = kd_probs(model, SENTENCES, max_length=limit)[0] if has_classifier else None
     for tag, t, source in variants:
         path = os.path.join(work, f"model-{tag}.onnx")
         t0 = time.time()
@@ -260,7 +265,7 @@ def check_onnx_quantized(model, work, has_classifier, variants):
         out = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
         if "sentence_embedding" in out:
             emb = out["sentence_embedding"].astype(np.float64)
-            c_kd, c_32 = cosines(emb, kd_embed(source, SENTENCES)), cosines(emb, fp32_emb)
+            c_kd, c_32 = cosines(emb, kd_embed(source, SENTENCES, max_length=limit)), cosines(emb, fp32_emb)
             entry.update(cos_min_vs_kd=float(c_kd.min()), cos_mean_vs_kd=float(c_kd.mean()), cos_min_vs_fp32=float(c_32.min()))
             report(f"onnx {tag}: onnxruntime sentence_embedding vs kd embed of {os.path.basename(source)}", None,
                    f"cosine min {c_kd.min():.6f}, mean {c_kd.mean():.6f}; vs fp32 kd min {c_32.min():.6f} (reported)")
@@ -281,7 +286,7 @@ def check_onnx_quantized(model, work, has_classifier, variants):
             logits = out["logits"].astype(np.float64)
             e = np.exp(logits - logits.max(1, keepdims=True))
             probs = e / e.sum(1, keepdims=True)
-            kd_q = kd_probs(source, SENTENCES)[0]
+            kd_q = kd_probs(source, SENTENCES, max_length=limit)[0]
             agree, agree32 = float((probs.argmax(1) == kd_q.argmax(1)).mean()), float((probs.argmax(1) == fp32_probs.argmax(1)).mean())
             d = float(np.abs(probs - kd_q).max())
             entry.update(argmax_agreement_vs_kd=agree, argmax_agreement_vs_fp32=agree32, max_prob_diff_vs_kd=d)
@@ -319,11 +324,11 @@ def check_onnx(model, work, has_classifier, reference=None):
     out = dict(zip(names, session.run(None, feeds)))
     reference = reference or model
     if "sentence_embedding" in out:
-        d = float(np.abs(out["sentence_embedding"] - kd_embed(reference, SENTENCES)).max())
+        d = float(np.abs(out["sentence_embedding"] - kd_embed(reference, SENTENCES, max_length=limit)).max())
         entry["embedding_max_diff"] = d
         report("onnx: onnxruntime sentence_embedding vs kd embed", d <= TOL_FP32, f"max |diff| {d:.2e}")
     if has_classifier:
-        probs, _ = kd_probs(reference, SENTENCES)
+        probs, _ = kd_probs(reference, SENTENCES, max_length=limit)
         logits = out["logits"].astype(np.float64)
         e = np.exp(logits - logits.max(1, keepdims=True))
         d = float(np.abs(e / e.sum(1, keepdims=True) - probs).max())
@@ -454,7 +459,7 @@ def check_gguf(model, work, pooling, variants=None, fp32_model=None):
             if heads and t in ("f32", "f16") and not quantized_formats(source):
                 # The classifier as llama.cpp's rank head: its logits (the first n_cls_out
                 # floats of the pooled output) vs kd predict.
-                probs_kd, label_names = kd_probs(source, SENTENCES)
+                probs_kd, label_names = kd_probs(source, SENTENCES, max_length=full)
                 rank = Llama(model_path=path, embedding=True, n_ctx=full, n_batch=full, n_ubatch=full, n_threads=2, verbose=False, pooling_type=4)
                 logits = np.array([rank.embed(s if ok else "x", normalize=False)[:len(label_names)] for s, ok in zip(sentences, fits)], dtype=np.float64)
                 del rank
