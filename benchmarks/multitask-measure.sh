@@ -1,23 +1,69 @@
 #!/usr/bin/env bash
-# Multi-task vs single-task students (mini-l2-h128, prediction losses, same epochs), sms-spam + bbc-news.
-set -u
-cd /work/wt-multitask
-K=/work/wt-multitask/.build/release/kd
-R=/work/runs/multitask/m
-S=students/mini-l2-h128.json
-COMMON="--student $S --losses soft_ce=1,hard_ce=0.5 --epochs ${EPOCHS:-2} --threads 2 --seed 13"
-SMS="--teacher /work/main/out/demo/sms-teacher.h5 --labels /work/main/out/demo/sms-labels.h5 --data data/sms-spam"
-BBC="--teacher /work/runs/multitask/bbc-teacher.h5 --labels /work/runs/multitask/bbc-labels.h5 --data data/bbc-news"
-case "$1" in
-  sms) /usr/bin/time -v $K distill $SMS $COMMON --out $R/sms-single.h5 > $R/sms-single.log 2> $R/sms-single.err ;;
-  bbc) /usr/bin/time -v $K distill $BBC $COMMON --out $R/bbc-single.h5 > $R/bbc-single.log 2> $R/bbc-single.err ;;
-  multi) /usr/bin/time -v $K distill --task sms-spam $SMS --task bbc-news $BBC $COMMON --task-sampling ${SAMPLING:-proportional} \
-           --out $R/multi-${SAMPLING:-proportional}.h5 > $R/multi-${SAMPLING:-proportional}.log 2> $R/multi-${SAMPLING:-proportional}.err ;;
-  eval)
-    for m in sms-single; do $K eval --model $R/$m.h5 --data data/sms-spam --json --threads 2 > $R/$m.eval.json; done
-    for m in bbc-single; do $K eval --model $R/$m.h5 --data data/bbc-news --json --threads 2 > $R/$m.eval.json; done
-    for f in $R/multi-*.h5; do b=$(basename $f .h5)
-      $K eval --model $f --task sms-spam --data data/sms-spam --json --threads 2 > $R/$b.sms.eval.json
-      $K eval --model $f --task bbc-news --data data/bbc-news --json --threads 2 > $R/$b.bbc.eval.json; done
-    ls -l $R/*.h5 > $R/sizes.txt ;;
+# Multi-task vs single-task students on the three packaged datasets (issue 16): the same
+# student spec, losses, epochs and per-task budget on both sides; each task's label cache
+# comes from its own fine-tuned teacher.
+#
+#   benchmarks/multitask-measure.sh OUT single|multi|eval|all
+#
+# Inputs (environment), per task T in SMS BBC TWEET: T_TEACHER, T_LABELS, T_DATA
+# (the teacher, its `kd label` cache and the prepared dataset folder it was made from).
+# Settings: KD (.build/release/kd), STUDENT (students/mini-l2-h128.json), EPOCHS (2),
+# LIMIT (3000: the first N cached training examples of every task, both sides),
+# SAMPLING (sqrt), THREADS (2).
+# Writes OUT/{sms,bbc,tweet}-single.h5, OUT/multi-SAMPLING.h5, a .json per run and per
+# evaluation (test split), and OUT/summary.md (per-task macro-F1, bytes).
+set -euo pipefail
+OUT=${1:?usage: $0 OUT single|multi|eval|all}; STEP=${2:-all}
+KD=$(realpath "${KD:-.build/release/kd}")
+STUDENT=${STUDENT:-students/mini-l2-h128.json}
+EPOCHS=${EPOCHS:-2}; LIMIT=${LIMIT:-3000}; SAMPLING=${SAMPLING:-sqrt}; THREADS=${THREADS:-2}
+TASKS=(sms bbc tweet)
+NAMES=(sms-spam bbc-news tweet-sentiment)
+mkdir -p "$OUT"
+var() { local v="${1^^}_$2"; [ -n "${!v:-}" ] || { echo "$0: set $v" >&2; exit 1; }; echo "${!v}"; }
+common=(--student "$STUDENT" --losses soft_ce=1,hard_ce=0.5 --epochs "$EPOCHS" --train-limit "$LIMIT"
+        --threads "$THREADS" --seed 13 --json)
+log() { echo "+ $*" >&2; "$@"; }
+
+single() {
+  for t in "${TASKS[@]}"; do
+    log "$KD" distill --teacher "$(var $t TEACHER)" --labels "$(var $t LABELS)" --data "$(var $t DATA)" \
+        "${common[@]}" --out "$OUT/$t-single.h5" > "$OUT/$t-single.json"
+  done
+}
+multi() {
+  local args=()
+  for i in "${!TASKS[@]}"; do t=${TASKS[$i]}
+    args+=(--task "${NAMES[$i]}" --teacher "$(var $t TEACHER)" --labels "$(var $t LABELS)" --data "$(var $t DATA)")
+  done
+  log "$KD" distill "${args[@]}" "${common[@]}" --task-sampling "$SAMPLING" --out "$OUT/multi-$SAMPLING.h5" \
+      > "$OUT/multi-$SAMPLING.json"
+}
+evaluate() {
+  {
+    echo "| task | single-task macro-F1 | multi-task ($SAMPLING) macro-F1 | single bytes |"
+    echo "|---|---:|---:|---:|"
+    total=0
+    for i in "${!TASKS[@]}"; do t=${TASKS[$i]}
+      "$KD" eval --model "$OUT/$t-single.h5" --data "$(var $t DATA)" --threads "$THREADS" --json > "$OUT/$t-single.eval.json"
+      "$KD" eval --model "$OUT/multi-$SAMPLING.h5" --task "${NAMES[$i]}" --data "$(var $t DATA)" --threads "$THREADS" \
+          --json > "$OUT/multi-$SAMPLING.$t.eval.json"
+      bytes=$(stat -c %s "$OUT/$t-single.h5"); total=$((total + bytes))
+      python3 - "$OUT/$t-single.eval.json" "$OUT/multi-$SAMPLING.$t.eval.json" "${NAMES[$i]}" "$bytes" <<'PY'
+import json, sys
+def f1(path):
+    d = json.load(open(path))
+    return d.get("macro_f1", d.get("metrics", {}).get("macro_f1"))
+print(f"| {sys.argv[3]} | {f1(sys.argv[1]):.4f} | {f1(sys.argv[2]):.4f} | {int(sys.argv[4]):,} |")
+PY
+    done
+    echo
+    echo "Bytes: three single-task students $total; one multi-task student $(stat -c %s "$OUT/multi-$SAMPLING.h5")."
+  } > "$OUT/summary.md"
+  cat "$OUT/summary.md"
+}
+case $STEP in
+  single) single ;; multi) multi ;; eval) evaluate ;;
+  all) single; multi; evaluate ;;
+  *) echo "$0: unknown step '$STEP' (single, multi, eval, all)" >&2; exit 2 ;;
 esac
