@@ -52,8 +52,7 @@ evaluate() {
       python3 - "$OUT/$t-single.eval.json" "$OUT/multi-$SAMPLING.$t.eval.json" "${NAMES[$i]}" "$bytes" <<'PY'
 import json, sys
 def f1(path):
-    d = json.load(open(path))
-    return d.get("macro_f1", d.get("metrics", {}).get("macro_f1"))
+    return json.load(open(path))["macro_f1"]
 print(f"| {sys.argv[3]} | {f1(sys.argv[1]):.4f} | {f1(sys.argv[2]):.4f} | {int(sys.argv[4]):,} |")
 PY
     done
