@@ -281,9 +281,11 @@ static long panel_rows(long i, long mc) {
     return left == 7 ? 4 : left == 8 ? 4 : left == 9 ? 5 : MR;   // left in 7..9
 }
 
-DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, int transA,
-                              const float *packed, const float *bias, float *C, long ldc, int accumulate,
-                              float *ws) {
+/// The loops above. The weight's K-block slice of panel j is read from `packed`, or, when
+/// `src` is given, written by src->fill into `slice` (the dequantizing route, dk_quant.h).
+DK_AVX2 static void gemm_avx2_src(long M, long N, long K, const float *A, long lda, int transA,
+                                  const float *packed, const dk_slice_source *src, float *slice,
+                                  const float *bias, float *C, long ldc, int accumulate, float *ws) {
     const long kcb = dk_gemm_k_block(K);
     for (long i0 = 0; i0 < M; i0 += MC_MAX) {
         const long mc = M - i0 < MC_MAX ? M - i0 : MC_MAX;
@@ -297,11 +299,11 @@ DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, 
             }
             for (long j = 0; j < N; j += NR) {
                 const long cols = N - j < NR ? N - j : NR;
-                const float *b = packed + j * K + k0 * NR;
+                const float *b = src ? src->fill(src, j, k0, kc, slice) : packed + j * K + k0 * NR;
                 // Prefetch the next panel's slice (kc·64 bytes) in equal parts while the
                 // row panels of this one run, so its first tile does not wait on L3.
-                const char *next = (const char *)(b + NR * K);
-                const long lines = j + NR < N ? kc : 0;
+                const char *next = src ? NULL : (const char *)(b + NR * K);
+                const long lines = j + NR < N && !src ? kc : 0;
                 long line = 0;
                 for (long i = 0, rows; i < mc; i += rows) {
                     rows = panel_rows(i, mc);
@@ -312,6 +314,18 @@ DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, 
             }
         }
     }
+}
+
+DK_AVX2 static void gemm_avx2(long M, long N, long K, const float *A, long lda, int transA,
+                              const float *packed, const float *bias, float *C, long ldc, int accumulate,
+                              float *ws) {
+    gemm_avx2_src(M, N, K, A, lda, transA, packed, NULL, NULL, bias, C, ldc, accumulate, ws);
+}
+
+void dk_gemm_avx2_sliced(long M, long N, long K, const float *A, long lda, const dk_slice_source *src,
+                         const float *bias, float *C, long ldc, float *ws, float *slice) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+    gemm_avx2_src(M, N, K, A, lda, 0, NULL, src, slice, bias, C, ldc, 0, ws);
 }
 
 // ---------------------------------------------------------------- dispatch and workspace

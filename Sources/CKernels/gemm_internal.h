@@ -13,4 +13,17 @@ void dk_gemm_pack_at_panel(const float *At, long lda, long rows, long kc, float 
 /// (no packing, `ws` unused) unless transA.
 void dk_gemm_avx512(long M, long N, long K, const float *A, long lda, int transA, const float *packed,
                     const float *bias, float *C, long ldc, int accumulate, int gelu, float *ws);
+
+/// A weight the AVX2 driver reads one slice at a time: `fill` writes panel j's (j a
+/// multiple of 16) k in [k0, k0 + kc) as [kc][16] floats into `buf` (room for kc rounded
+/// up to 8 rows) and returns it. How quantized weights run through the fp32 micro-kernel.
+typedef struct dk_slice_source {
+    const float *(*fill)(const struct dk_slice_source *src, long j, long k0, long kc, float *buf);
+} dk_slice_source;
+/// C = bias + A · Wᵀ by gemm.c's AVX2 loops and micro-kernel, W given by `src` (bias may
+/// be NULL): the same operations as dk_gemm_packed_bias over the fp32 packing of the
+/// weight `src` describes. ws: dk_gemm_workspace_floats(M, K); slice: (block + 8) · 16 floats
+/// for the K block of dk_gemm_k_block(K).
+void dk_gemm_avx2_sliced(long M, long N, long K, const float *A, long lda, const dk_slice_source *src,
+                         const float *bias, float *C, long ldc, float *ws, float *slice);
 #endif

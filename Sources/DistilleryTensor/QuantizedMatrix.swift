@@ -8,7 +8,9 @@
 // outlier channel only coarsens its own block) when the input width is a multiple of 32,
 // else per row; int8-static: its fixed scale; int4: per block of 32 for groups of 32
 // (dk_q4b: the activation blocks coincide with the weight groups), else per row — or
-// rounded to bf16, and
+// rounded to bf16 — or, on the dequantized route (CPUs whose integer multiply is no faster
+// than their FMA; `Route`), with int8/int4 weights dequantized slice by slice into the
+// fp32 GEMM and x left in fp32; and
 // splits the work over `Compute.threads` like `PackedMatrix`: whole 6-row blocks when
 // there are enough rows, else 16-column panels. The kernels compute every output the same
 // way whatever the split, so results do not depend on the thread count. Left out on
@@ -29,16 +31,32 @@ public struct QuantizedMatrix: Sendable {
     /// Activation scales per block of 32 inputs: int8 dynamic (dk_q8b packing) and int4
     /// with groups of 32 (dk_q4b, the int4 packing).
     public let blockActivations: Bool
+    /// How the product is computed (`Route.default` unless the caller chose).
+    public let route: Route
     private let packed: QuantizedStorage
     /// int8: the per-row weight scales; empty otherwise.
     private let rowScales: [Float]
 
-    /// Packs a quantized weight (it must pass `QuantizedTensor.validate`).
-    public init(_ q: QuantizedTensor) {
+    /// The integer GEMMs (activations quantized at run time), or the weights dequantized
+    /// slice by slice into the fp32 GEMM (dk_dq, activations fp32).
+    public enum Route: String, Sendable {
+        case integer, dequantized
+
+        /// This machine's choice for weight-only schemes (int8-dynamic, int4 without a static
+        /// activation scale): `dequantized` where the integer multiply is no faster than
+        /// fp32 (dk_quant_dequant_route), else `integer`.
+        public static var `default`: Route { dk_quant_dequant_route() != 0 ? .dequantized : .integer }
+    }
+
+    /// Packs a quantized weight (it must pass `QuantizedTensor.validate`). `route` applies
+    /// to int8 and int4 weights without a static activation scale; the others always take
+    /// their own kernels.
+    public init(_ q: QuantizedTensor, route: Route = .default) {
         outFeatures = q.rows
         inFeatures = q.columns
         format = q.format
         activationScale = q.inputScale ?? 0
+        self.route = q.format == .bf16 || activationScale != 0 ? .integer : route
         let (N, K) = (q.rows, q.columns)
         blockActivations = activationScale == 0 && K % Int(DK_Q8B_BLOCK) == 0
             && (q.format == .int8 || q.format == .int4(group: Int(DK_Q8B_BLOCK), symmetric: true) || q.format == .int4(group: Int(DK_Q8B_BLOCK), symmetric: false))
@@ -104,6 +122,23 @@ public struct QuantizedMatrix: Sendable {
         let panel = n0 / 16
         let base = UnsafeRawPointer(packed.pointer)
         let bias = bias.map { $0 + n0 }
+        if route == .dequantized {
+            let (layout, g): (Int32, Int) = switch format {
+            case .int4(let g, _): (Int32(DK_DQ_Q4), g)
+            default: (Int32(blockActivations ? DK_DQ_Q8B : DK_DQ_Q8), 0)
+            }
+            let panelBytes = switch format {
+            case .int4(let g, _): dk_q4_panel_bytes(K, g)
+            default: blockActivations ? dk_q8b_panel_bytes(K) : dk_q8_panel_bytes(K)
+            }
+            withWorkspace(dk_dq_workspace_bytes(M, K)) { ws in
+                rowScales.withUnsafeBufferPointer { s in
+                    dk_dq_gemm(layout, M, N, K, g, x, lda, base + panel * panelBytes, s.baseAddress.map { $0 + n0 }, bias,
+                               y + n0, ldc, ws)
+                }
+            }
+            return
+        }
         switch format {
         case .int8 where blockActivations:
             withWorkspace(dk_q8b_workspace_bytes(M, K)) { ws in
@@ -138,8 +173,11 @@ public struct QuantizedMatrix: Sendable {
     }
 }
 
-/// The path the quantized kernels take on this machine: "ref", "avx2" or "avx512".
-public var quantizedKernelPath: String { String(cString: dk_quant_path()) }
+/// The path the quantized kernels take on this machine: "ref", "avx2" or "avx512", and
+/// "+ fp32 route" when int8/int4 weights run dequantized through the fp32 GEMM.
+public var quantizedKernelPath: String {
+    String(cString: dk_quant_path()) + (QuantizedMatrix.Route.default == .dequantized ? " + fp32 route" : "")
+}
 
 /// Calls `body` with a 64-byte aligned scratch buffer of `bytes` bytes.
 private func withWorkspace(_ bytes: Int, _ body: (UnsafeMutableRawPointer) -> Void) {

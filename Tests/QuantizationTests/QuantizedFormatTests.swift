@@ -17,6 +17,8 @@ private let bf16RelativeError: Float = 0x1p-8
 /// per element); on random data their product stays within 1% of the fp32 product of the
 /// dequantized weights (measured ≈ 0.3%).
 private let int8ActivationRelativeError = 0.01
+/// fp32 products of the dequantized weights summed in fp32 (measured ≈ 1e-7 on random data).
+private let fp32RelativeError = 1e-5
 /// bf16 rounds activations to 8 significant bits (measured ≈ 0.2% on random data).
 private let bf16ActivationRelativeError = 0.005
 
@@ -105,10 +107,14 @@ final class QuantizedFormatTests: XCTestCase {
                     for c in 0..<k { s += Double(x[i * k + c]) * Double(d.data[j * k + c]) }
                     expected[i * n + j] = s
                 } }
-                var y = [Float](repeating: .nan, count: m * n)
-                QuantizedMatrix(q).multiply(rows: m, x: x, lda: k, y: &y, ldc: n, bias: bias)
-                let budget = format == .bf16 ? bf16ActivationRelativeError : int8ActivationRelativeError
-                XCTAssertLessThanOrEqual(relativeError(y, expected), budget, "\(format) \(m)×\(n)×\(k)")
+                for route in [QuantizedMatrix.Route.integer, .dequantized] {
+                    var y = [Float](repeating: .nan, count: m * n)
+                    QuantizedMatrix(q, route: route).multiply(rows: m, x: x, lda: k, y: &y, ldc: n, bias: bias)
+                    // The dequantized route keeps x in fp32: only fp32 rounding is left.
+                    let budget = format == .bf16 ? bf16ActivationRelativeError
+                        : route == .dequantized ? fp32RelativeError : int8ActivationRelativeError
+                    XCTAssertLessThanOrEqual(relativeError(y, expected), budget, "\(format) \(route) \(m)×\(n)×\(k)")
+                }
             }
         }
     }
@@ -121,7 +127,8 @@ final class QuantizedFormatTests: XCTestCase {
         let saved = Compute.threads
         defer { Compute.setThreads(saved) }
         for format in formats where format.fits(k) {
-            let matrix = QuantizedMatrix(QuantizedTensor(quantizing: w, as: format))
+          for route in [QuantizedMatrix.Route.integer, .dequantized] {
+            let matrix = QuantizedMatrix(QuantizedTensor(quantizing: w, as: format), route: route)
             var results: [[Float]] = []
             for threads in [1, 2, 3] {
                 Compute.setThreads(threads)
@@ -129,8 +136,9 @@ final class QuantizedFormatTests: XCTestCase {
                 matrix.multiply(rows: m, x: x, lda: k, y: &y, ldc: n, bias: nil)
                 results.append(y)
             }
-            XCTAssertEqual(results[0], results[1], "\(format)")
-            XCTAssertEqual(results[0], results[2], "\(format)")
+            XCTAssertEqual(results[0], results[1], "\(format) \(route)")
+            XCTAssertEqual(results[0], results[2], "\(format) \(route)")
+          }
         }
     }
 
@@ -238,7 +246,7 @@ final class Int8BlockActivationTests: XCTestCase {
             let m = 7
             let x = rng.floats(m * k, -1, 1), bias = rng.floats(n, -0.1, 0.1)
             var y = [Float](repeating: .nan, count: m * n), ref = y
-            QuantizedMatrix(q).multiply(rows: m, x: x, lda: k, y: &y, ldc: n, bias: bias)
+            QuantizedMatrix(q, route: .integer).multiply(rows: m, x: x, lda: k, y: &y, ldc: n, bias: bias)
             let packed = UnsafeMutableRawPointer.allocate(byteCount: dk_q8b_packed_bytes(n, k), alignment: 64)
             let ws = UnsafeMutableRawPointer.allocate(byteCount: dk_q8b_workspace_bytes(m, k), alignment: 64)
             defer { packed.deallocate(); ws.deallocate() }

@@ -147,6 +147,32 @@ void dk_bf16_gemm(long M, long N, long K, const float *A, long lda, const void *
 void dk_bf16_gemm_ref(long M, long N, long K, const float *A, long lda, const void *packed,
                       const float *bias, float *C, long ldc, int epilogue, void *workspace);
 
+// ---------------------------------------------------------------- the dequantizing route
+
+// `dk_dq_*`: the same packed int8 / int4 weights multiplied in fp32 by dk_gemm's AVX2 loops
+// and micro-kernel, each panel's K-block slice dequantized just before use: w = (float)q ·
+// wScale[n] (int8) or (float)(q − zero) · scale (int4), then exactly dk_gemm_packed_bias
+// over those weights (activations stay fp32, not quantized). For CPUs whose integer
+// multiply is no faster than their FMA (no VNNI and one vector-integer multiply pipe, as
+// AMD Zen 1/2), where the integer GEMMs above are slower than fp32. The AVX2 build equals
+// dk_gemm_packed_bias on dk_pack_weight(dk_dq_unpack(…)) bit for bit; `_ref` equals
+// dk_gemm_packed_bias_ref of it. Layouts: DK_DQ_Q8 (dk_q8_pack), DK_DQ_Q8B (dk_q8b_pack),
+// DK_DQ_Q4 (dk_q4_pack with group G; G is ignored otherwise); wScale NULL for int4. An
+// invalid K / G writes nothing. Threads: as the GEMMs above (packed, wScale, bias and C
+// offset by n0 for a split of N at multiples of 16).
+enum { DK_DQ_Q8 = 0, DK_DQ_Q8B = 1, DK_DQ_Q4 = 2 };
+long dk_dq_workspace_bytes(long M, long K);
+void dk_dq_gemm(int layout, long M, long N, long K, long G, const float *A, long lda, const void *packed,
+                const float *wScale, const float *bias, float *C, long ldc, void *workspace);
+void dk_dq_gemm_ref(int layout, long M, long N, long K, long G, const float *A, long lda, const void *packed,
+                    const float *wScale, const float *bias, float *C, long ldc, void *workspace);
+/// The fp32 weight W [N, K] (row-major) a packed weight stands for on this route.
+void dk_dq_unpack(int layout, long N, long K, long G, const void *packed, const float *wScale, float *W);
+/// 1 when quantized Linear layers take the dequantizing route on this machine: forced by
+/// DISTILLERY_QUANT_ROUTE=fp32 (or =int for the integer GEMMs), else on the AVX2 path of
+/// AMD Zen 1/2 (measured there); 0 elsewhere. Read once.
+int dk_quant_dequant_route(void);
+
 // ---------------------------------------------------------------- embedding rows
 
 /// out[c] = q[c] · scale for one int8 row of n values.

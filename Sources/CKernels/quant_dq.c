@@ -1,0 +1,224 @@
+// The dequantizing route of the quantized GEMMs (include/dk_quant.h): int8 and int4 weights
+// multiplied in fp32 by the fp32 GEMM's AVX2 loops and micro-kernel (gemm.c), each panel's
+// K-block slice dequantized into a [kc][16] float buffer just before the row panels use it.
+//
+// Why: without VNNI, a byte dot product is vpmaddubsw + vpmaddwd; where the CPU has one
+// vector-integer multiply pipe (AMD Zen 1/2) that is 16 multiply-adds per cycle, the same
+// as two FMA pipes in fp32, so the integer GEMM (which also quantizes its activations)
+// cannot beat fp32 there (benchmarks/results/2026-12-02-quantization-zen2.md). Dequantizing
+// a slice costs ~1/mc of the slice's FMAs (mc ≤ 144 rows share it), the weights stay packed
+// in memory (the file's size is the resident size), and activations stay fp32.
+//
+// Numerics: w = (float)q · wScale[n] (int8) or (float)(q − zero) · scale (int4), each one
+// rounding; then exactly dk_gemm_packed_bias over those weights (the same per-K-block FMA
+// chains), so the AVX2 build equals dk_gemm_packed_bias of dk_dq_unpack's matrix bit for
+// bit, and `_ref` equals dk_gemm_packed_bias_ref of it.
+#include "dk_quant.h"
+#include "dk_gemm.h"
+#include "ckernels.h"
+#include "gemm_internal.h"
+#include "quant_internal.h"
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DK_AVX2 __attribute__((target("avx2,fma")))
+
+typedef struct {
+    dk_slice_source base;          // first: the driver's callback sees this struct
+    int layout;
+    long N, K, G, pb;              // pb: bytes per 16-column panel
+    const uint8_t *packed;
+    const float *wScale;           // int8 row scales [N]; NULL for int4
+} dq_source;
+
+static long dq_panel_bytes(int layout, long K, long G) {
+    switch (layout) {
+    case DK_DQ_Q8: return dk_q8_panel_bytes(K);
+    case DK_DQ_Q8B: return dk_q8b_panel_bytes(K);
+    default: return dk_q4_panel_bytes(K, G);
+    }
+}
+
+/// The layouts the route reads, as their packs validate them.
+static int dq_valid(int layout, long K, long G) {
+    switch (layout) {
+    case DK_DQ_Q8: return K > 0;
+    case DK_DQ_Q8B: return K > 0 && K % Q8B == 0;
+    case DK_DQ_Q4: return G > 0 && G % 8 == 0 && K % G == 0;
+    default: return 0;
+    }
+}
+
+/// The dequantized weight of column n (< N) at k (< K).
+static float dq_value(const dq_source *s, long n, long k) {
+    const uint8_t *panel = s->packed + n / QP * s->pb;
+    const long j = n % QP;
+    switch (s->layout) {
+    case DK_DQ_Q8:
+        return (float)((const int8_t *)(panel + 64))[(k / 4) * 64 + j * 4 + k % 4] * s->wScale[n];
+    case DK_DQ_Q8B: {
+        const uint8_t *blk = panel + k / Q8B * Q8B_BLOCK_BYTES + 64;
+        return (float)((const int8_t *)blk)[(k % Q8B / 4) * 64 + j * 4 + k % 4] * s->wScale[n];
+    }
+    default: {
+        const uint8_t *blk = panel + k / s->G * (Q4_GROUP_HEADER + s->G * 8);
+        const long kk = k % s->G;
+        const uint8_t byte = blk[Q4_GROUP_HEADER + (kk / 8) * 64 + j * 4 + kk % 4];
+        const int q = ((byte >> (4 * ((kk / 4) & 1))) & 15) - blk[128 + j * 4];
+        float scale;
+        memcpy(&scale, blk + j * 4, sizeof scale);
+        return (float)q * scale;
+    }
+    }
+}
+
+static dq_source dq_make(int layout, long N, long K, long G, const void *packed, const float *wScale,
+                         const float *(*fill)(const dk_slice_source *, long, long, long, float *)) {
+    dq_source s = {{fill}, layout, N, K, G, dq_panel_bytes(layout, K, G), packed, wScale};
+    return s;
+}
+
+void dk_dq_unpack(int layout, long N, long K, long G, const void *packed, const float *wScale, float *W) {
+    if (!dq_valid(layout, K, G)) return;
+    const dq_source s = dq_make(layout, N, K, G, packed, wScale, NULL);
+    for (long n = 0; n < N; n++)
+        for (long k = 0; k < K; k++) W[n * K + k] = dq_value(&s, n, k);
+}
+
+long dk_dq_workspace_bytes(long M, long K) {
+    return (dk_gemm_workspace_floats(M, K) + (dk_gemm_k_block(K) + 8) * QP) * (long)sizeof(float) + 64;
+}
+
+// ---------------------------------------------------------------- portable reference
+
+/// The slice of panel j over [k0, k0 + kc), element by element (0 past N).
+static const float *fill_ref(const dk_slice_source *base, long j, long k0, long kc, float *buf) {
+    const dq_source *s = (const dq_source *)base;
+    for (long k = 0; k < kc; k++)
+        for (long l = 0; l < QP; l++) buf[k * QP + l] = j + l < s->N ? dq_value(s, j + l, k0 + k) : 0.0f;
+    return buf;
+}
+
+void dk_dq_gemm_ref(int layout, long M, long N, long K, long G, const float *A, long lda, const void *packed,
+                    const float *wScale, const float *bias, float *C, long ldc, void *workspace) {
+    if (M <= 0 || N <= 0 || !dq_valid(layout, K, G)) return;
+    // gemm.c's gemm_ref over the dequantized slices: per K block a float sum over k from
+    // zero per (row, column), then stored with the bias or added to C.
+    const dq_source s = dq_make(layout, N, K, G, packed, wScale, fill_ref);
+    const long kcb = dk_gemm_k_block(K);
+    float *slice = (float *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    for (long j = 0; j < N; j += QP) {
+        const long cols = N - j < QP ? N - j : QP;
+        for (long k0 = 0; k0 < K; k0 += kcb) {
+            const long kc = K - k0 < kcb ? K - k0 : kcb;
+            const float *w = fill_ref(&s.base, j, k0, kc, slice);
+            for (long i = 0; i < M; i++) {
+                float acc[QP] = {0};
+                for (long k = 0; k < kc; k++) {
+                    const float ak = A[i * lda + k0 + k];
+                    for (long l = 0; l < QP; l++) acc[l] += ak * w[k * QP + l];
+                }
+                float *c = C + i * ldc + j;
+                for (long l = 0; l < cols; l++) c[l] = k0 > 0 ? c[l] + acc[l] : bias ? bias[j + l] + acc[l] : acc[l];
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- AVX2
+
+/// One 4-k step of a panel: 64 bytes [16 columns][4 k] of int8 values (v0: columns 0-7,
+/// v1: 8-15) → dst[t][16] = (float)(q − z) · scale for t = 0..3 (z, scale per column).
+DK_AVX2 static inline void dq_step(__m256i v0, __m256i v1, __m256i z0, __m256i z1, __m256 s0, __m256 s1,
+                                   float *dst) {
+    // Within each 128-bit lane (4 columns × 4 k), gather k t of the 4 columns into dword
+    // t; then interleave the lanes so bytes 8t..8t+7 hold k t of columns 0-7 (8-15).
+    const __m256i by_k = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                          0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m256i lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    v0 = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v0, by_k), lanes);
+    v1 = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v1, by_k), lanes);
+    const __m128i a01 = _mm256_castsi256_si128(v0), a23 = _mm256_extracti128_si256(v0, 1);
+    const __m128i b01 = _mm256_castsi256_si128(v1), b23 = _mm256_extracti128_si256(v1, 1);
+    const __m128i a[4] = {a01, _mm_unpackhi_epi64(a01, a01), a23, _mm_unpackhi_epi64(a23, a23)};
+    const __m128i b[4] = {b01, _mm_unpackhi_epi64(b01, b01), b23, _mm_unpackhi_epi64(b23, b23)};
+    for (int t = 0; t < 4; t++) {
+        const __m256i q0 = _mm256_sub_epi32(_mm256_cvtepi8_epi32(a[t]), z0);
+        const __m256i q1 = _mm256_sub_epi32(_mm256_cvtepi8_epi32(b[t]), z1);
+        _mm256_storeu_ps(dst + t * QP, _mm256_mul_ps(_mm256_cvtepi32_ps(q0), s0));
+        _mm256_storeu_ps(dst + t * QP + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(q1), s1));
+    }
+}
+
+DK_AVX2 static const float *fill_avx2(const dk_slice_source *base, long j, long k0, long kc, float *buf) {
+    const dq_source *s = (const dq_source *)base;
+    const uint8_t *panel = s->packed + j / QP * s->pb;
+    const long kend = k0 + kc;
+    const __m256i zero = _mm256_setzero_si256();
+    if (s->layout == DK_DQ_Q4) {
+        // k0 and kc are multiples of 8 (K is a multiple of G, G of 8), so are group
+        // boundaries: one 64-byte load holds 8 k (low nibbles k..k+3, high k+4..k+7).
+        const long gb = Q4_GROUP_HEADER + s->G * 8;
+        const __m256i low = _mm256_set1_epi8(15), byte = _mm256_set1_epi32(255);
+        for (long k = k0; k < kend;) {
+            const uint8_t *blk = panel + k / s->G * gb;
+            const __m256 s0 = _mm256_loadu_ps((const float *)blk), s1 = _mm256_loadu_ps((const float *)blk + 8);
+            const __m256i z0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(blk + 128)), byte);
+            const __m256i z1 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(blk + 160)), byte);
+            const long gend = (k / s->G + 1) * s->G < kend ? (k / s->G + 1) * s->G : kend;
+            for (; k < gend; k += 8) {
+                const uint8_t *p = blk + Q4_GROUP_HEADER + (k % s->G / 8) * 64;
+                const __m256i v0 = _mm256_loadu_si256((const __m256i *)p), v1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+                dq_step(_mm256_and_si256(v0, low), _mm256_and_si256(v1, low), z0, z1, s0, s1, buf + (k - k0) * QP);
+                dq_step(_mm256_and_si256(_mm256_srli_epi16(v0, 4), low), _mm256_and_si256(_mm256_srli_epi16(v1, 4), low),
+                        z0, z1, s0, s1, buf + (k - k0 + 4) * QP);
+            }
+        }
+        return buf;
+    }
+    float sc[QP] = {0};
+    memcpy(sc, s->wScale + j, (size_t)(s->N - j < QP ? s->N - j : QP) * sizeof(float));
+    const __m256 s0 = _mm256_loadu_ps(sc), s1 = _mm256_loadu_ps(sc + 8);
+    // k0 is a multiple of 8; a K that is not a multiple of 4 (int8 per-row layout only)
+    // is zero-padded to one, and the buffer has room for the rounded-up rows.
+    for (long k = k0; k < kend; k += 4) {
+        const uint8_t *p = s->layout == DK_DQ_Q8 ? panel + 64 + (k / 4) * 64
+                                                 : panel + k / Q8B * Q8B_BLOCK_BYTES + 64 + (k % Q8B / 4) * 64;
+        dq_step(_mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)(p + 32)),
+                zero, zero, s0, s1, buf + (k - k0) * QP);
+    }
+    return buf;
+}
+
+void dk_dq_gemm(int layout, long M, long N, long K, long G, const float *A, long lda, const void *packed,
+                const float *wScale, const float *bias, float *C, long ldc, void *workspace) {
+    if (M <= 0 || N <= 0 || !dq_valid(layout, K, G)) return;
+    if (!dk_has_avx2()) {
+        dk_dq_gemm_ref(layout, M, N, K, G, A, lda, packed, wScale, bias, C, ldc, workspace);
+        return;
+    }
+    const dq_source s = dq_make(layout, N, K, G, packed, wScale, fill_avx2);
+    float *ws = (float *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    dk_gemm_avx2_sliced(M, N, K, A, lda, &s.base, bias, C, ldc, ws, ws + dk_gemm_workspace_floats(M, K));
+}
+
+// ---------------------------------------------------------------- the route
+
+static int route = -1;
+
+int dk_quant_dequant_route(void) {
+    if (route < 0) {
+        const char *want = getenv("DISTILLERY_QUANT_ROUTE");
+        if (want && strcmp(want, "fp32") == 0) route = 1;
+        else if (want && strcmp(want, "int") == 0) route = 0;
+        else {
+            // Measured on Zen 2 only (the int8 GEMM 1.3x the fp32 one at batch 32); other
+            // VNNI-less CPUs with two integer multiply pipes (Zen 3, Skylake) keep the
+            // integer kernels until measured.
+            __builtin_cpu_init();
+            route = dk_kernel_path() == DK_PATH_AVX2 && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2"));
+        }
+    }
+    return route;
+}
