@@ -22,7 +22,11 @@ import Foundation
 import Tokenization
 
 /// Which kernel build runs here.
-public func kernelISA() -> String { (dk_has_avx512() != 0 ? "AVX-512" : kernelsUseAVX2() ? "AVX2+FMA" : "portable") + (dk_kernel_path_forced() != 0 ? " (forced by DISTILLERY_KERNELS)" : "") }
+public func kernelISA() -> String {
+    (dk_has_avx512() != 0 ? "AVX-512" : kernelsUseAVX2() ? "AVX2+FMA" : "portable")
+        + (dk_kernel_path_forced() != 0 ? " (forced by DISTILLERY_KERNELS)" : "")
+        + (QuantizedMatrix.Route.default == .dequantized ? ", int8/int4 weights through the fp32 GEMM" : "")
+}
 
 /// The `p`-quantile of sorted values (nearest rank).
 private func percentile(_ sorted: [Double], _ p: Double) -> Double {
