@@ -13,40 +13,62 @@ import DistilleryTensor
 
 extension BertModel {
     /// The Linear weights with the ones named in `quantized` in their quantized storage
-    /// (each must match its layout entry's shape) and the rest packed fp32.
+    /// (each must match its layout entry's shape) and the rest packed fp32. A layer that
+    /// runs quantized is never packed in fp32 (no transient fp32 copy of it).
     public func quantizedMatrices(_ parameters: ParameterBlock, quantized: [String: QuantizedTensor]) -> ModelMatrices {
-        var matrices = packedMatrices(parameters)
-        if quantized.isEmpty { return matrices }
+        if quantized.isEmpty { return packedMatrices(parameters) }
         func find(_ name: String) -> QuantizedTensor? {
             guard let q = quantized[name] else { return nil }
             let shape = layout.entry(name)!.shape
             precondition(shape == [q.rows, q.columns], "quantizedMatrices: '\(name)' is [\(q.rows), \(q.columns)], the model's \(shape)")
             return q
         }
-        func fp32(_ name: String) -> WeightMatrix {
+        func matrix(_ name: String) -> WeightMatrix {
+            if let q = find(name) { return .quantized(QuantizedMatrix(q)) }
             let shape = layout.entry(name)!.shape
             return parameters.storage.withUnsafeBufferPointer { p in
                 .packedFloat32(PackedMatrix(rows: shape[0], columns: shape[1], rowMajor: p.baseAddress! + layout.offset(name)))
             }
         }
+        func vector(_ names: [String]) -> FloatBuffer {
+            let sizes = names.map { layout.entry($0)!.shape.reduce(1, *) }
+            let out = FloatBuffer(count: sizes.reduce(0, +))
+            parameters.storage.withUnsafeBufferPointer { p in
+                var at = 0
+                for (name, n) in zip(names, sizes) { (out.pointer + at).update(from: p.baseAddress! + layout.offset(name), count: n); at += n }
+            }
+            return out
+        }
+        var qkv: [[WeightMatrix]] = [], qkvBias: [FloatBuffer?] = []
+        var attentionOutput: [WeightMatrix] = [], ffnIn: [WeightMatrix] = [], ffnOut: [WeightMatrix] = []
         for l in 0..<config.layerCount {
             let p = "encoder.layer.\(l)."
-            let qkvNames = ["query", "key", "value"].map { p + "attention.self.\($0).weight" }
-            let parts = qkvNames.map(find)
-            if parts.allSatisfy({ $0 == nil }) {
-                // fp32: the fused matrix packedMatrices made.
-            } else if let first = parts[0], parts.allSatisfy({ $0?.format == first.format && $0?.inputScale == first.inputScale }) {
-                matrices.qkv[l] = [.quantized(QuantizedMatrix(QuantizedTensor(stacking: parts.map { $0! })))]
+            let names = ["query", "key", "value"].map { p + "attention.self.\($0).weight" }
+            let parts = names.map(find)
+            if let first = parts[0], parts.allSatisfy({ $0?.format == first.format && $0?.inputScale == first.inputScale }) {
+                qkv.append([.quantized(QuantizedMatrix(QuantizedTensor(stacking: parts.map { $0! })))])
+                qkvBias.append(vector(["query", "key", "value"].map { p + "attention.self.\($0).bias" }))
+            } else if parts.allSatisfy({ $0 == nil }) {
+                // fp32 Q, K and V as one fused matrix, as packedMatrices packs them.
+                let rows = names.map { layout.entry($0)!.shape[0] }, H = config.hiddenSize
+                let fused = UnsafeMutablePointer<Float>.allocate(capacity: rows.reduce(0, +) * H)
+                defer { fused.deallocate() }
+                parameters.storage.withUnsafeBufferPointer { pp in
+                    var at = 0
+                    for (name, r) in zip(names, rows) { (fused + at).update(from: pp.baseAddress! + layout.offset(name), count: r * H); at += r * H }
+                }
+                qkv.append([.packedFloat32(PackedMatrix(rows: rows.reduce(0, +), columns: H, rowMajor: fused))])
+                qkvBias.append(vector(["query", "key", "value"].map { p + "attention.self.\($0).bias" }))
             } else {
-                matrices.qkv[l] = zip(qkvNames, parts).map { name, q in q.map { .quantized(QuantizedMatrix($0)) } ?? fp32(name) }
-                matrices.qkvBias[l] = nil
+                qkv.append(names.map(matrix))   // mixed storage: three matrices, biases added one by one
+                qkvBias.append(nil)
             }
-            if let q = find(p + "attention.output.dense.weight") { matrices.attentionOutput[l] = .quantized(QuantizedMatrix(q)) }
-            if let q = find(p + "intermediate.dense.weight") { matrices.ffnIn[l] = .quantized(QuantizedMatrix(q)) }
-            if let q = find(p + "output.dense.weight") { matrices.ffnOut[l] = .quantized(QuantizedMatrix(q)) }
+            attentionOutput.append(matrix(p + "attention.output.dense.weight"))
+            ffnIn.append(matrix(p + "intermediate.dense.weight"))
+            ffnOut.append(matrix(p + "output.dense.weight"))
         }
-        if heads.pooler, let q = find("pooler.dense.weight") { matrices.pooler = .quantized(QuantizedMatrix(q)) }
-        if heads.classifierLabels > 0, let q = find("classifier.weight") { matrices.classifier = .quantized(QuantizedMatrix(q)) }
-        return matrices
+        return ModelMatrices(qkv: qkv, qkvBias: qkvBias, attentionOutput: attentionOutput, ffnIn: ffnIn, ffnOut: ffnOut,
+                             pooler: heads.pooler ? matrix("pooler.dense.weight") : nil,
+                             classifier: heads.classifierLabels > 0 ? matrix("classifier.weight") : nil)
     }
 }
