@@ -6,7 +6,10 @@
 //         -lm -lpthread -o /tmp/kernels_bench && DISTILLERY_KERNELS=avx512 /tmp/kernels_bench
 // Prints, per shape M×N×K, G multiply-adds×2 per second (GFLOP/s for fp32/bf16, G ops/s
 // for int8/int4), best of a few timed repetitions of ≥ 0.2 s. Optional argument: a
-// comma-separated subset of fp32,int8,int4,bf16.
+// comma-separated subset of fp32,int8,int4,bf16,int8b,dq8,dq4. int8b is the kernel int8
+// models run when K is a multiple of 32 (activation scales per block of 32); dq8 / dq4
+// are the same int8 / int4-g32 weights on the dequantizing route (dk_dq_gemm: dequantized
+// slices into the fp32 GEMM, fp32 activations).
 #include "ckernels.h"
 #include "dk_gemm.h"
 #include "dk_quant.h"
@@ -23,8 +26,8 @@ static double now(void) {
 static float frand(unsigned *s) { *s = *s * 1664525u + 1013904223u; return (float)(*s >> 8) / (1 << 24) * 2 - 1; }
 static void *amalloc(long bytes) { return aligned_alloc(64, (size_t)((bytes + 63) / 64 * 64)); }
 
-enum { FP32, INT8, INT4, BF16 };
-static const char *names[] = {"fp32", "int8", "int4-g32", "bf16"};
+enum { FP32, INT8, INT4, BF16, INT8B, DQ8, DQ4, KINDS };
+static const char *names[] = {"fp32", "int8", "int4-g32", "bf16", "int8b", "dq8", "dq4"};
 
 static double run(int kind, long M, long N, long K) {
     unsigned s = 1;
@@ -44,13 +47,18 @@ static double run(int kind, long M, long N, long K) {
         packed = amalloc(dk_q8_packed_bytes(N, K));
         dk_q8_pack(q, N, K, packed);
         ws = amalloc(dk_q8_workspace_bytes(M, K));
-    } else if (kind == INT4) {
+    } else if (kind == INT8B || kind == DQ8) {
+        dk_q8_quantize_rows(W, N, K, K, 0, q, scale);
+        packed = amalloc(dk_q8b_packed_bytes(N, K));
+        dk_q8b_pack(q, N, K, packed);
+        ws = amalloc(kind == DQ8 ? dk_dq_workspace_bytes(M, K) : dk_q8b_workspace_bytes(M, K));
+    } else if (kind == INT4 || kind == DQ4) {
         uint8_t *nib = amalloc(N * K / 2);
         for (long i = 0; i < N * K / 2; i++) nib[i] = (uint8_t)(s = s * 1664525u + 1013904223u) >> 3;
         for (long i = 0; i < N * K / 32; i++) scale[i] = 0.01f;
         packed = amalloc(dk_q4_packed_bytes(N, K, 32));
         dk_q4_pack(nib, scale, NULL, N, K, 32, packed);
-        ws = amalloc(dk_q8_workspace_bytes(M, K));
+        ws = amalloc(kind == DQ4 ? dk_dq_workspace_bytes(M, K) : dk_q8_workspace_bytes(M, K));
         free(nib);
     } else {
         uint16_t *h = amalloc(N * K * 2);
@@ -68,6 +76,9 @@ static double run(int kind, long M, long N, long K) {
             if (kind == FP32) dk_gemm_packed_bias(M, N, K, A, K, packed, bias, C, N, ws);
             else if (kind == INT8) dk_q8_gemm(M, N, K, A, K, packed, scale, bias, C, N, 0, DK_EPILOGUE_NONE, ws);
             else if (kind == INT4) dk_q4_gemm(M, N, K, 32, A, K, packed, bias, C, N, 0, DK_EPILOGUE_NONE, ws);
+            else if (kind == INT8B) dk_q8b_gemm(M, N, K, A, K, packed, scale, bias, C, N, DK_EPILOGUE_NONE, ws);
+            else if (kind == DQ8) dk_dq_gemm(DK_DQ_Q8B, M, N, K, 0, A, K, packed, scale, bias, C, N, ws);
+            else if (kind == DQ4) dk_dq_gemm(DK_DQ_Q4, M, N, K, 32, A, K, packed, NULL, bias, C, N, ws);
             else dk_bf16_gemm(M, N, K, A, K, packed, bias, C, N, DK_EPILOGUE_NONE, ws);
             calls++;
         } while ((t = now() - t0) < 0.2);
@@ -90,14 +101,14 @@ int main(int argc, char **argv) {
     }
     printf("CPU: %s; kernel path: %s; 1 thread; G (multiply-adds x2)/s\n", model, dk_quant_path());
     printf("%-18s", "M x N x K");
-    for (int kind = 0; kind < 4; kind++)
+    for (int kind = 0; kind < KINDS; kind++)
         if (argc < 2 || strstr(argv[1], names[kind]) || (kind == INT4 && strstr(argv[1], "int4"))) printf("%10s", names[kind]);
     printf("\n");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         char label[64];
         snprintf(label, sizeof label, "%ldx%ldx%ld", shapes[i][0], shapes[i][1], shapes[i][2]);
         printf("%-18s", label);
-        for (int kind = 0; kind < 4; kind++)
+        for (int kind = 0; kind < KINDS; kind++)
             if (argc < 2 || strstr(argv[1], names[kind]) || (kind == INT4 && strstr(argv[1], "int4"))) {
                 printf("%10.1f", run(kind, shapes[i][0], shapes[i][1], shapes[i][2]));
                 fflush(stdout);
