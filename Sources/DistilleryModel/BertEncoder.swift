@@ -64,12 +64,21 @@ public final class BertEncoder: @unchecked Sendable {
     /// Builds an encoder from named tensors (HF PyTorch keys), checking them strictly; the
     /// Linear weights named in `quantized` run in their quantized storage (their fp32
     /// values, in `tensors`, fill the parameter block).
-    public init(config: BertConfig, tensors: [String: Tensor], quantized: [String: QuantizedTensor] = [:]) throws(ModelError) {
+    public convenience init(config: BertConfig, tensors: [String: Tensor], quantized: [String: QuantizedTensor] = [:]) throws(ModelError) {
+        try self.init(config: config, consuming: tensors, quantized: quantized)
+    }
+
+    /// `init(config:tensors:quantized:)` that lets go of `tensors` once they are copied into
+    /// the parameter block, before the Linear layers are packed: when the caller holds no
+    /// other reference, the loaded arrays are freed then (a lower peak for inference loads).
+    public init(config: BertConfig, consuming tensors: consuming [String: Tensor],
+                quantized: [String: QuantizedTensor] = [:]) throws(ModelError) {
         try config.validate()
         let (heads, _) = try validateBertParameters(config, tensors: tensors)
         self.config = config
         model = try BertModel(config: config, heads: heads)
         block = try ParameterBlock(layout: model.layout, tensors: tensors)
+        tensors = [:]
         for (name, q) in quantized {
             guard let entry = model.layout.entry(name), entry.shape == [q.rows, q.columns] else {
                 throw ModelError.badInput("quantized tensor '\(name)' [\(q.rows), \(q.columns)] is not a weight of this model\(model.layout.entry(name).map { " (expected \(describeShape($0.shape)))" } ?? "")",

@@ -155,13 +155,17 @@ public struct ModelBundle {
     }
 }
 
-/// A model ready for inference: a BERT encoder (with its bundle) or a BiGRU student, behind
-/// one `SequenceEncoder`, with what the inference stages read from the file.
+/// A model ready for inference: a BERT encoder or a BiGRU student, behind one
+/// `SequenceEncoder`, with what the inference stages read from the file.
+///
+/// Only the encoder keeps weights: the file's tensors are dropped once the encoder holds
+/// them (in the BERT case before its Linear layers are packed), so a loaded model is not
+/// resident twice or three times over.
 public struct InferenceModel {
-    /// The BERT model's bundle; nil for a BiGRU student (it has no `BertConfig`).
-    public let bundle: ModelBundle?
-    /// The file's contents (settings, vocabulary).
+    /// The file's settings and vocabulary; its `tensors` and `quantized` are empty.
     public let file: TeacherFile
+    /// Scalar parameters in the file (quantized weights counted as their fp32 shapes).
+    public let parameterCount: Int
     public let path: String
     public let tokenizer: WordPieceTokenizer
     public let encoder: any SequenceEncoder
@@ -179,18 +183,22 @@ public struct InferenceModel {
     public init(path: String, task: String? = nil) throws {
         if let student = try BiGRUBundle(loading: path) {
             if let task { throw StageError("\(path): --task '\(task)': a BiGRU student has one classifier, not task heads — leave out --task") }
-            (bundle, file, self.path, tokenizer) = (nil, student.file, path, student.tokenizer)
+            (file, self.path, tokenizer) = (student.file.withoutWeights, path, student.tokenizer)
+            parameterCount = student.file.tensors.reduce(0) { $0 + $1.tensor.count }
             let config = student.config
             do { encoder = try BiGRUEncoder(config: config, tensors: student.tensors) } catch { throw StageError(file: path, error) }
             (maxPositions, vocabSize, labels) = (config.maxPositions, config.vocabSize, config.labels)
             summary = "BiGRU \(config.layers) layer\(config.layers == 1 ? "" : "s"), hidden \(config.hiddenSize) per direction, embeddings \(config.embeddingSize)"
             return
         }
-        let bundle = try ModelBundle(path: path, task: task)
-        (self.bundle, file, self.path, tokenizer) = (bundle, bundle.file, path, bundle.tokenizer)
-        encoder = try bundle.makeEncoder()
-        (maxPositions, vocabSize, labels) = (bundle.config.maxPositions, bundle.config.vocabSize, bundle.config.labels)
-        summary = "\(bundle.config.layerCount) layers, hidden \(bundle.config.hiddenSize)"
+        var bundle: ModelBundle? = try ModelBundle(path: path, task: task)
+        let config = bundle!.config, tensors = bundle!.tensors, quantized = bundle!.file.quantized
+        (file, self.path, tokenizer) = (bundle!.file.withoutWeights, path, bundle!.tokenizer)
+        parameterCount = bundle!.file.tensors.reduce(0) { $0 + $1.tensor.count }
+        bundle = nil   // `tensors` now holds the only references; the encoder drops them once copied
+        do { encoder = try BertEncoder(config: config, consuming: tensors, quantized: quantized) } catch { throw StageError(file: path, error) }
+        (maxPositions, vocabSize, labels) = (config.maxPositions, config.vocabSize, config.labels)
+        summary = "\(config.layerCount) layers, hidden \(config.hiddenSize)"
     }
 
     /// The maximum length stored by `kd finetune` / `kd distill`, when there is one.

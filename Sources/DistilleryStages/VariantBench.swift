@@ -136,7 +136,7 @@ public func benchVariants(_ config: VariantBenchConfig, progress: StageProgress)
         eval.limit = config.evalLimit
         let scores = try evaluate(eval, progress: progress)
         progress.line(String(format: "%@: macro-F1 %.4f, batch-1 median %.2f ms", v.name, scores.macroF1, stats(i, batch: 1).medianMs))
-        let parameters = models[i].file.tensors.reduce(0) { $0 + $1.tensor.count }
+        let parameters = models[i].parameterCount
         measurements.append(VariantMeasurement(
             spec: v, parameters: parameters, fileBytes: fileSize(v.path), loadMs: loads[i].sorted()[loads[i].count / 2],
             peakMemoryBytes: peaks[i], latency: stats(i, batch: 1), throughput: stats(i, batch: config.throughputBatch),

@@ -313,3 +313,13 @@ public struct TeacherFile {
         return members
     }
 }
+
+extension TeacherFile {
+    /// The file without its weights (no tensors, no quantized forms): its config, vocabulary
+    /// and settings, for holders of a built encoder that need only those.
+    public var withoutWeights: TeacherFile {
+        var f = self
+        (f.tensors, f.quantized) = ([], [:])
+        return f
+    }
+}
