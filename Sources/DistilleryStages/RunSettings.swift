@@ -264,7 +264,8 @@ public enum BuildInfo {
     }
 
     /// Which kernel builds run (AVX-512, AVX2+FMA or the portable `_ref` code, and whether
-    /// DISTILLERY_KERNELS forced it) and which vector features the CPU has.
+    /// DISTILLERY_KERNELS forced it), whether int8/int4 weights take the fp32 route
+    /// (dk_quant_dequant_route, DISTILLERY_QUANT_ROUTE), and which vector features the CPU has.
     public static var kernels: String {
         let f = Int(dk_cpu_features())
         let cpu = [(DK_CPU_AVX2_FMA, "AVX2+FMA"), (DK_CPU_AVX512F, "AVX-512F"), (DK_CPU_AVX512_VNNI, "AVX-512 VNNI"),
@@ -272,7 +273,8 @@ public enum BuildInfo {
         let path = dk_kernel_path() == Int32(DK_PATH_AVX512) ? "AVX-512 kernels (GEMMs; AVX2+FMA elsewhere)"
             : dk_kernel_path() == Int32(DK_PATH_AVX2) ? "AVX2+FMA kernels" : "portable kernels"
         let forced = dk_kernel_path_forced() != 0 ? " (forced by DISTILLERY_KERNELS)" : ""
-        return "\(path)\(forced); this CPU has \(cpu.isEmpty ? "no AVX2" : cpu.joined(separator: ", "))"
+        let route = dk_quant_dequant_route() != 0 ? ", int8/int4 weights through the fp32 GEMM" : ""
+        return "\(path)\(forced)\(route); this CPU has \(cpu.isEmpty ? "no AVX2" : cpu.joined(separator: ", "))"
     }
 
     /// "kd 0.6.0 (commit abc123def456) — AVX2+FMA kernels …, N cores".
