@@ -145,25 +145,32 @@ public struct BertModel: Sendable {
             func pack(_ offset: Int, _ out: Int, _ n: Int) -> WeightMatrix {
                 .packedFloat32(PackedMatrix(rows: out, columns: n, rowMajor: P + offset))
             }
-            var qkv: [[WeightMatrix]] = [], qkvBias: [FloatBuffer?] = []
-            for s in layerSlots {
-                let A = s.heads * D
-                let fused = UnsafeMutablePointer<Float>.allocate(capacity: 3 * A * H)
-                defer { fused.deallocate() }
-                for (i, w) in [s.qW, s.kW, s.vW].enumerated() { (fused + i * A * H).update(from: P + w, count: A * H) }
-                qkv.append([.packedFloat32(PackedMatrix(rows: 3 * A, columns: H, rowMajor: fused))])
-                let bias = FloatBuffer(count: 3 * A)
-                for (i, b) in [s.qB, s.kB, s.vB].enumerated() { (bias.pointer + i * A).update(from: P + b, count: A) }
-                qkvBias.append(bias)
-            }
             return ModelMatrices(
-                qkv: qkv, qkvBias: qkvBias,
+                qkv: layerSlots.map { [fusedQKV(P, $0)] }, qkvBias: layerSlots.map { fusedQKVBias(P, $0) },
                 attentionOutput: layerSlots.map { pack($0.oW, H, $0.heads * D) },
                 ffnIn: layerSlots.map { pack($0.iW, $0.width, H) },
                 ffnOut: layerSlots.map { pack($0.fW, H, $0.width) },
                 pooler: pooler.map { pack($0.weight, H, H) },
                 classifier: classifier.map { pack($0.weight, classCount, H) })
         }
+    }
+
+    /// Q, K and V of one layer stacked into one fp32 matrix [3·heads·D, H], packed; `P` is
+    /// the parameter block's storage.
+    func fusedQKV(_ P: UnsafePointer<Float>, _ s: LayerSlots) -> WeightMatrix {
+        let A = s.heads * config.headSize, H = config.hiddenSize
+        let fused = UnsafeMutablePointer<Float>.allocate(capacity: 3 * A * H)
+        defer { fused.deallocate() }
+        for (i, w) in [s.qW, s.kW, s.vW].enumerated() { (fused + i * A * H).update(from: P + w, count: A * H) }
+        return .packedFloat32(PackedMatrix(rows: 3 * A, columns: H, rowMajor: fused))
+    }
+
+    /// The biases of Q, K and V of one layer, stacked as `fusedQKV` stacks their weights.
+    func fusedQKVBias(_ P: UnsafePointer<Float>, _ s: LayerSlots) -> FloatBuffer {
+        let A = s.heads * config.headSize
+        let bias = FloatBuffer(count: 3 * A)
+        for (i, b) in [s.qB, s.kB, s.vB].enumerated() { (bias.pointer + i * A).update(from: P + b, count: A) }
+        return bias
     }
 
     /// Checks a batch (and labels, and a head mask) against the model before any work is done.

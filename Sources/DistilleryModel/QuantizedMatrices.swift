@@ -30,35 +30,19 @@ extension BertModel {
                 .packedFloat32(PackedMatrix(rows: shape[0], columns: shape[1], rowMajor: p.baseAddress! + layout.offset(name)))
             }
         }
-        func vector(_ names: [String]) -> FloatBuffer {
-            let sizes = names.map { layout.entry($0)!.shape.reduce(1, *) }
-            let out = FloatBuffer(count: sizes.reduce(0, +))
-            parameters.storage.withUnsafeBufferPointer { p in
-                var at = 0
-                for (name, n) in zip(names, sizes) { (out.pointer + at).update(from: p.baseAddress! + layout.offset(name), count: n); at += n }
-            }
-            return out
-        }
         var qkv: [[WeightMatrix]] = [], qkvBias: [FloatBuffer?] = []
         var attentionOutput: [WeightMatrix] = [], ffnIn: [WeightMatrix] = [], ffnOut: [WeightMatrix] = []
         for l in 0..<config.layerCount {
             let p = "encoder.layer.\(l)."
             let names = ["query", "key", "value"].map { p + "attention.self.\($0).weight" }
             let parts = names.map(find)
+            let slot = layerSlots[l]
             if let first = parts[0], parts.allSatisfy({ $0?.format == first.format && $0?.inputScale == first.inputScale }) {
                 qkv.append([.quantized(QuantizedMatrix(QuantizedTensor(stacking: parts.map { $0! })))])
-                qkvBias.append(vector(["query", "key", "value"].map { p + "attention.self.\($0).bias" }))
-            } else if parts.allSatisfy({ $0 == nil }) {
-                // fp32 Q, K and V as one fused matrix, as packedMatrices packs them.
-                let rows = names.map { layout.entry($0)!.shape[0] }, H = config.hiddenSize
-                let fused = UnsafeMutablePointer<Float>.allocate(capacity: rows.reduce(0, +) * H)
-                defer { fused.deallocate() }
-                parameters.storage.withUnsafeBufferPointer { pp in
-                    var at = 0
-                    for (name, r) in zip(names, rows) { (fused + at).update(from: pp.baseAddress! + layout.offset(name), count: r * H); at += r * H }
-                }
-                qkv.append([.packedFloat32(PackedMatrix(rows: rows.reduce(0, +), columns: H, rowMajor: fused))])
-                qkvBias.append(vector(["query", "key", "value"].map { p + "attention.self.\($0).bias" }))
+                qkvBias.append(parameters.storage.withUnsafeBufferPointer { fusedQKVBias($0.baseAddress!, slot) })
+            } else if parts.allSatisfy({ $0 == nil }) {   // fp32: one fused matrix, as packedMatrices packs it
+                qkv.append(parameters.storage.withUnsafeBufferPointer { [fusedQKV($0.baseAddress!, slot)] })
+                qkvBias.append(parameters.storage.withUnsafeBufferPointer { fusedQKVBias($0.baseAddress!, slot) })
             } else {
                 qkv.append(names.map(matrix))   // mixed storage: three matrices, biases added one by one
                 qkvBias.append(nil)
