@@ -210,12 +210,6 @@ int dk_q4_pack(const uint8_t *Q, const float *scale, const uint8_t *zero, long N
     return 0;
 }
 
-/// The int8 weight value (q − zero) of column j (in its panel) at k of group block `blk`.
-static inline int q4_value(const uint8_t *blk, long j, long kk) {
-    const uint8_t byte = blk[Q4_GROUP_HEADER + (kk / 8) * 64 + j * 4 + kk % 4];
-    return ((byte >> (4 * ((kk / 4) & 1))) & 15) - blk[128 + j * 4];
-}
-
 void dk_q4_gemm_ref(long M, long N, long K, long G, const float *A, long lda, const void *packed,
                     const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace) {
     if (G <= 0 || G % 8 != 0 || K % G != 0) return;   // dk_q4_pack refused such a G

@@ -32,7 +32,7 @@ typedef struct {
     const float *wScale;           // int8 row scales [N]; NULL for int4
 } dq_source;
 
-static long dq_panel_bytes(int layout, long K, long G) {
+long dk_dq_panel_bytes(int layout, long K, long G) {
     switch (layout) {
     case DK_DQ_Q8: return dk_q8_panel_bytes(K);
     case DK_DQ_Q8B: return dk_q8b_panel_bytes(K);
@@ -63,19 +63,16 @@ static float dq_value(const dq_source *s, long n, long k) {
     }
     default: {
         const uint8_t *blk = panel + k / s->G * (Q4_GROUP_HEADER + s->G * 8);
-        const long kk = k % s->G;
-        const uint8_t byte = blk[Q4_GROUP_HEADER + (kk / 8) * 64 + j * 4 + kk % 4];
-        const int q = ((byte >> (4 * ((kk / 4) & 1))) & 15) - blk[128 + j * 4];
         float scale;
         memcpy(&scale, blk + j * 4, sizeof scale);
-        return (float)q * scale;
+        return (float)q4_value(blk, j, k % s->G) * scale;
     }
     }
 }
 
 static dq_source dq_make(int layout, long N, long K, long G, const void *packed, const float *wScale,
                          const float *(*fill)(const dk_slice_source *, long, long, long, float *)) {
-    dq_source s = {{fill}, layout, N, K, G, dq_panel_bytes(layout, K, G), packed, wScale};
+    dq_source s = {{fill}, layout, N, K, G, dk_dq_panel_bytes(layout, K, G), packed, wScale};
     return s;
 }
 

@@ -14,6 +14,13 @@ static inline long q_round2(long K) { return (K + 1) & ~1L; }
 /// multiple of 64), then its quantized rows of Kp bytes; within dk_q8_workspace_bytes.
 static inline long q_scales_bytes(long M) { return ((M < MC_Q ? M : MC_Q) * 4 + 63) / 64 * 64; }
 
+/// The int4 weight value (q − zero) of column j (in its panel) at k = kk within the group
+/// whose block starts at `blk` (dk_q4_pack's layout).
+static inline int q4_value(const uint8_t *blk, long j, long kk) {
+    const uint8_t byte = blk[Q4_GROUP_HEADER + (kk / 8) * 64 + j * 4 + kk % 4];
+    return ((byte >> (4 * ((kk / 4) & 1))) & 15) - blk[128 + j * 4];
+}
+
 /// One activation row → int8 (Kp − K zero bytes after it) and its scale (dk_quant.h).
 void q8_quantize_row_ref(const float *x, long K, long Kp, float fixedScale, int8_t *q, float *scale);
 /// One activation row → bf16 (zero-padded to Kp).

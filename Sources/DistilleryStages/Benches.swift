@@ -25,7 +25,7 @@ import Tokenization
 public func kernelISA() -> String {
     (dk_has_avx512() != 0 ? "AVX-512" : kernelsUseAVX2() ? "AVX2+FMA" : "portable")
         + (dk_kernel_path_forced() != 0 ? " (forced by DISTILLERY_KERNELS)" : "")
-        + (QuantizedMatrix.Route.default == .dequantized ? ", int8/int4 weights through the fp32 GEMM" : "")
+        + quantizedRouteNote
 }
 
 /// The `p`-quantile of sorted values (nearest rank).

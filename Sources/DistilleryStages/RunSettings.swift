@@ -13,6 +13,7 @@
 import CKernels
 import DistilleryJSON
 import DistilleryModel
+import DistilleryTensor
 import DistilleryTraining
 import Foundation
 import WeightIO
@@ -273,8 +274,7 @@ public enum BuildInfo {
         let path = dk_kernel_path() == Int32(DK_PATH_AVX512) ? "AVX-512 kernels (GEMMs; AVX2+FMA elsewhere)"
             : dk_kernel_path() == Int32(DK_PATH_AVX2) ? "AVX2+FMA kernels" : "portable kernels"
         let forced = dk_kernel_path_forced() != 0 ? " (forced by DISTILLERY_KERNELS)" : ""
-        let route = dk_quant_dequant_route() != 0 ? ", int8/int4 weights through the fp32 GEMM" : ""
-        return "\(path)\(forced)\(route); this CPU has \(cpu.isEmpty ? "no AVX2" : cpu.joined(separator: ", "))"
+        return "\(path)\(forced)\(quantizedRouteNote); this CPU has \(cpu.isEmpty ? "no AVX2" : cpu.joined(separator: ", "))"
     }
 
     /// "kd 0.6.0 (commit abc123def456) — AVX2+FMA kernels …, N cores".

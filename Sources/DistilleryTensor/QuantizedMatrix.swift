@@ -127,13 +127,9 @@ public struct QuantizedMatrix: Sendable {
             case .int4(let g, _): (Int32(DK_DQ_Q4), g)
             default: (Int32(blockActivations ? DK_DQ_Q8B : DK_DQ_Q8), 0)
             }
-            let panelBytes = switch format {
-            case .int4(let g, _): dk_q4_panel_bytes(K, g)
-            default: blockActivations ? dk_q8b_panel_bytes(K) : dk_q8_panel_bytes(K)
-            }
             withWorkspace(dk_dq_workspace_bytes(M, K)) { ws in
                 rowScales.withUnsafeBufferPointer { s in
-                    dk_dq_gemm(layout, M, N, K, g, x, lda, base + panel * panelBytes, s.baseAddress.map { $0 + n0 }, bias,
+                    dk_dq_gemm(layout, M, N, K, g, x, lda, base + panel * dk_dq_panel_bytes(layout, K, g), s.baseAddress.map { $0 + n0 }, bias,
                                y + n0, ldc, ws)
                 }
             }
@@ -177,6 +173,12 @@ public struct QuantizedMatrix: Sendable {
 /// "+ fp32 route" when int8/int4 weights run dequantized through the fp32 GEMM.
 public var quantizedKernelPath: String {
     String(cString: dk_quant_path()) + (QuantizedMatrix.Route.default == .dequantized ? " + fp32 route" : "")
+}
+
+/// ", int8/int4 weights through the fp32 GEMM" when this machine takes the dequantized
+/// route, else empty: the suffix of the kernel lines of `kd --version` and `kd bench`.
+public var quantizedRouteNote: String {
+    QuantizedMatrix.Route.default == .dequantized ? ", int8/int4 weights through the fp32 GEMM" : ""
 }
 
 /// Calls `body` with a 64-byte aligned scratch buffer of `bytes` bytes.

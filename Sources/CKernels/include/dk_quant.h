@@ -162,6 +162,8 @@ void dk_bf16_gemm_ref(long M, long N, long K, const float *A, long lda, const vo
 // offset by n0 for a split of N at multiples of 16).
 enum { DK_DQ_Q8 = 0, DK_DQ_Q8B = 1, DK_DQ_Q4 = 2 };
 long dk_dq_workspace_bytes(long M, long K);
+/// Bytes of one 16-column panel of `layout` (for splitting N over threads).
+long dk_dq_panel_bytes(int layout, long K, long G);
 void dk_dq_gemm(int layout, long M, long N, long K, long G, const float *A, long lda, const void *packed,
                 const float *wScale, const float *bias, float *C, long ldc, void *workspace);
 void dk_dq_gemm_ref(int layout, long M, long N, long K, long G, const float *A, long lda, const void *packed,
