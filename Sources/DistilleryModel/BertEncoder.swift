@@ -68,23 +68,28 @@ public final class BertEncoder: @unchecked Sendable {
         try self.init(config: config, consuming: tensors, quantized: quantized)
     }
 
-    /// `init(config:tensors:quantized:)` that lets go of `tensors` once they are copied into
+    /// `init(config:tensors:quantized:)` that lets go of each tensor once it is copied into
     /// the parameter block, before the Linear layers are packed: when the caller holds no
     /// other reference, the loaded arrays are freed then (a lower peak for inference loads).
+    /// A weight in `quantized` may be left out of `tensors` (an inference load that does not
+    /// dequantize): the forward runs it from its quantized storage and its entry in `block`
+    /// reads as zeros, costing no resident memory — such an encoder is for inference only.
     public init(config: BertConfig, consuming tensors: consuming [String: Tensor],
                 quantized: [String: QuantizedTensor] = [:]) throws(ModelError) {
         try config.validate()
-        let (heads, _) = try validateBertParameters(config, tensors: tensors)
+        let onlyQuantized = quantized.filter { tensors[$0.key] == nil }
+        let (heads, _) = try validateBertParameters(config, tensors: tensors,
+                                                    storedElsewhere: onlyQuantized.mapValues { [$0.rows, $0.columns] })
         self.config = config
         model = try BertModel(config: config, heads: heads)
-        block = try ParameterBlock(layout: model.layout, tensors: tensors)
-        tensors = [:]
+        let runsQuantized = model.quantizableWeights
         for (name, q) in quantized {
-            guard let entry = model.layout.entry(name), entry.shape == [q.rows, q.columns] else {
-                throw ModelError.badInput("quantized tensor '\(name)' [\(q.rows), \(q.columns)] is not a weight of this model\(model.layout.entry(name).map { " (expected \(describeShape($0.shape)))" } ?? "")",
+            guard let entry = model.layout.entry(name), entry.shape == [q.rows, q.columns], runsQuantized.contains(name) else {
+                throw ModelError.badInput("quantized tensor '\(name)' [\(q.rows), \(q.columns)] is not a weight of this model that runs quantized\(model.layout.entry(name).map { " (expected \(describeShape($0.shape)))" } ?? "")",
                                           hint: "quantize the model again with 'kd quantize'")
             }
         }
+        block = try ParameterBlock(layout: model.layout, consuming: consume tensors, storedElsewhere: Set(onlyQuantized.keys))
         matrices = model.quantizedMatrices(block, quantized: quantized)
     }
 

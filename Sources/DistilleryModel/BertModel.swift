@@ -264,7 +264,8 @@ public struct BertModel: Sendable {
             let embSum = buffer(rows * H), embMean = buffer(rows), embRstd = buffer(rows), embNorm = buffer(rows * H)
             batch.ids.withUnsafeBufferPointer { ids in batch.typeIds.withUnsafeBufferPointer { tids in
                 embeddingForward(out: embSum.pointer, ids: ids.baseAddress!, typeIds: tids.baseAddress!, rows: rows,
-                                 sequenceLength: T, hidden: H, word: P + word, position: P + position, type: P + type)
+                                 sequenceLength: T, hidden: H, word: P + word, position: P + position, type: P + type,
+                                 quantizedWord: matrices.wordEmbeddings, quantizedPosition: matrices.positionEmbeddings)
             } }
             layerNormForward(y: embNorm.pointer, mean: embMean.pointer, rstd: embRstd.pointer, x: embSum.pointer,
                              gamma: P + embGamma, beta: P + embBeta, rows: rows, cols: H, eps: eps)

@@ -56,10 +56,15 @@ public func bertParameterShapes(_ c: BertConfig, heads: BertHeads) -> [(name: St
 /// with the right shape, nothing unexpected, all values finite — and returns it in the
 /// canonical order. Which heads exist is read from the names present; a classifier must
 /// come with a pooler exactly when the config's classifier reads [CLS] through one.
-public func validateBertParameters(_ config: BertConfig, tensors: [String: Tensor]) throws(ModelError)
+/// A weight held only in another storage (a quantized weight that an inference load does
+/// not dequantize) is named in `storedElsewhere` with its shape: it counts as present, its
+/// shape is checked, and it is left out of the returned list (the list holds the fp32 tensors).
+public func validateBertParameters(_ config: BertConfig, tensors: [String: Tensor],
+                                   storedElsewhere: [String: [Int]] = [:]) throws(ModelError)
     -> (heads: BertHeads, parameters: [(name: String, tensor: Tensor)]) {
-    let classifierLabels = tensors["classifier.weight"]?.shape.first ?? 0
-    let heads = BertHeads(pooler: tensors["pooler.dense.weight"] != nil, classifierLabels: classifierLabels)
+    func shape(_ name: String) -> [Int]? { tensors[name]?.shape ?? storedElsewhere[name] }
+    let classifierLabels = shape("classifier.weight")?.first ?? 0
+    let heads = BertHeads(pooler: shape("pooler.dense.weight") != nil, classifierLabels: classifierLabels)
     if classifierLabels > 0, !config.labels.isEmpty, config.labels.count != classifierLabels {
         throw ModelError.badConfig("config", "id2label names \(config.labels.count) labels but 'classifier.weight' has \(classifierLabels) rows",
                                    hint: "the config does not belong to these weights; fix id2label")
@@ -81,6 +86,12 @@ public func validateBertParameters(_ config: BertConfig, tensors: [String: Tenso
     ordered.reserveCapacity(expected.count)
     for (name, shape) in expected {
         guard let t = tensors[name] else {
+            if let found = storedElsewhere[name] {
+                guard found == shape else {
+                    throw ModelError.wrongShape(name: name, expected: shape, found: found, hint: layerShapeHint(config, name))
+                }
+                continue
+            }
             throw ModelError.missingTensor(name: name, expected: shape,
                                            hint: "was it exported with a different naming? try 'kd info' on the source")
         }
@@ -93,7 +104,7 @@ public func validateBertParameters(_ config: BertConfig, tensors: [String: Tenso
         ordered.append((name, t))
     }
     let known = Set(expected.map(\.name))
-    let extra = tensors.keys.filter { !known.contains($0) }.sorted()
+    let extra = Set(tensors.keys).union(storedElsewhere.keys).filter { !known.contains($0) }.sorted()
     if !extra.isEmpty {
         throw ModelError.unexpectedTensors(extra, hint: "they are not part of a BERT encoder with pooler/classifier; is this another architecture?")
     }

@@ -29,15 +29,22 @@ private let elementChunk = 64
 // MARK: - Embeddings
 
 /// out[i] = (word[ids[i]] + type[typeIds[i]]) + position[i % T], for `rows` = B·T tokens.
-/// word: [V, H], position: [P, H], type: [Y, H], out: [rows, H].
+/// word: [V, H], position: [P, H], type: [Y, H], out: [rows, H]. A table given in quantized
+/// storage (`quantizedWord`, `quantizedPosition`) is read from it instead of its fp32 pointer,
+/// one dequantized row at a time (the same values its dequantized copy holds).
 public func embeddingForward(out: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>,
                              typeIds: UnsafePointer<Int32>, rows: Int, sequenceLength T: Int, hidden H: Int,
                              word: UnsafePointer<Float>, position: UnsafePointer<Float>,
-                             type: UnsafePointer<Float>) {
+                             type: UnsafePointer<Float>,
+                             quantizedWord: QuantizedTensor? = nil, quantizedPosition: QuantizedTensor? = nil) {
     Compute.parallelRanges(rows) { r in
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * H)
+        defer { scratch.deallocate() }
         for i in r {
-            let o = out + i * H, w = word + Int(ids[i]) * H
-            let p = position + (i % T) * H, t = type + Int(typeIds[i]) * H
+            let o = out + i * H, t = type + Int(typeIds[i]) * H
+            var w = word + Int(ids[i]) * H, p = position + (i % T) * H
+            if let q = quantizedWord { q.dequantizeRow(Int(ids[i]), into: scratch); w = UnsafePointer(scratch) }
+            if let q = quantizedPosition { q.dequantizeRow(i % T, into: scratch + H); p = UnsafePointer(scratch + H) }
             for c in 0..<H { o[c] = (w[c] + t[c]) + p[c] }
         }
     }

@@ -8,8 +8,13 @@
 // to the block per pass and indexes it through precomputed offsets.
 // A block may extend a model's layout with trailing tensors (`starts(with:)`): the model
 // reads and writes its own prefix only, so another module can append its parameters.
+// An inference load may leave out the weights that run from quantized storage
+// (`storedElsewhere`): their entries read as zeros and their pages stay untouched.
 // Left out on purpose: non-float buffers (position ids) — they are not parameters.
 import DistilleryTensor
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Names, shapes and offsets of the tensors of a parameter block, in canonical order.
 public struct ParameterLayout: Sendable, Equatable {
@@ -83,9 +88,19 @@ public struct ParameterBlock: Sendable, Equatable {
     /// A block from named tensors: every tensor of `layout` must be present with its shape;
     /// names not in the layout are an error (strict, as the model loader).
     public init(layout: ParameterLayout, tensors: [String: Tensor]) throws(ModelError) {
-        self.init(zeros: layout)
+        try self.init(layout: layout, consuming: tensors)
+    }
+
+    /// `init(layout:tensors:)` that lets go of each tensor once it is copied (when the caller
+    /// holds no other reference, the loaded arrays are freed one by one, so the tensors and
+    /// the block are not resident in full at once). Entries named in `storedElsewhere`
+    /// (weights that run from another storage: an inference load's quantized weights) may be
+    /// missing: they read as zeros, and the whole pages they span are never touched.
+    public init(layout: ParameterLayout, consuming tensors: consuming [String: Tensor],
+                storedElsewhere: Set<String> = []) throws(ModelError) {
         for e in layout.entries {
             guard let t = tensors[e.name] else {
+                if storedElsewhere.contains(e.name) { continue }
                 throw ModelError.missingTensor(name: e.name, expected: e.shape,
                                                hint: "the weights do not hold every parameter the training model needs")
             }
@@ -93,11 +108,24 @@ public struct ParameterBlock: Sendable, Equatable {
                 throw ModelError.wrongShape(name: e.name, expected: e.shape, found: t.shape,
                                             hint: "config.json may not belong to these weights")
             }
-            storage.replaceSubrange(e.range, with: t.data)
         }
         let extra = tensors.keys.filter { layout.entry($0) == nil }.sorted()
         if !extra.isEmpty {
             throw ModelError.unexpectedTensors(extra, hint: "they are not parameters of this model")
+        }
+        self.layout = layout
+        // Not zero-filled first: every element is written (or zeroed) exactly once below, so
+        // pages of a large allocation that stay zero are never touched.
+        storage = [Float](unsafeUninitializedCapacity: layout.totalCount) { buffer, initialized in
+            for e in layout.entries where e.count > 0 {
+                let destination = buffer.baseAddress! + e.offset
+                if let t = tensors.removeValue(forKey: e.name) {
+                    t.data.withUnsafeBufferPointer { destination.initialize(from: $0.baseAddress!, count: e.count) }
+                } else {
+                    zeroWithoutTouching(destination, count: e.count)
+                }
+            }
+            initialized = layout.totalCount
         }
     }
 
@@ -127,3 +155,22 @@ public struct ParameterBlock: Sendable, Equatable {
 
 /// Gradients share the parameters' layout: element i of the gradient block is dLoss/dθ_i.
 public typealias Gradients = ParameterBlock
+
+/// Sets `count` floats at `p` to zero without writing the whole pages inside the range: on
+/// Linux they are handed back to the kernel (`MADV_DONTNEED`; heap memory is private and
+/// anonymous, and such pages read as zeros afterwards), so a range that is never read stays
+/// out of resident memory. The partial pages at either end are written. Elsewhere, or if
+/// the kernel refuses, every element is written.
+private func zeroWithoutTouching(_ p: UnsafeMutablePointer<Float>, count: Int) {
+    #if os(Linux)
+    let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+    let start = UInt(bitPattern: p), end = start + UInt(count * MemoryLayout<Float>.stride)
+    let first = (start + page - 1) / page * page, last = end / page * page
+    if last > first, madvise(UnsafeMutableRawPointer(bitPattern: first), Int(last - first), MADV_DONTNEED) == 0 {
+        memset(UnsafeMutableRawPointer(p), 0, Int(first - start))
+        memset(UnsafeMutableRawPointer(bitPattern: last)!, 0, Int(end - last))
+        return
+    }
+    #endif
+    p.initialize(repeating: 0, count: count)
+}

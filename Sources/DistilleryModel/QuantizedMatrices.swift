@@ -6,12 +6,27 @@
 // weight is packed fp32 as `packedMatrices` packs it. Q, K and V stay one fused matrix
 // per layer when they share a storage (all fp32, or all the same quantized format — rows
 // and their scales simply stack); a layer whose three differ in storage (mixed precision,
-// or one of them alone in a sensitivity run) runs three matrices. The embedding tables are
-// not Linear layers: their quantized rows are dequantized into the parameter block by the
-// loader. Left out on purpose: attention in anything but fp32.
+// or one of them alone in a sensitivity run) runs three matrices. Quantized word and
+// position tables are handed to the forward as they are: it dequantizes the rows a batch
+// looks up, so an inference load needs no fp32 copy of them. Left out on purpose:
+// attention in anything but fp32.
 import DistilleryTensor
 
 extension BertModel {
+    /// The weights `quantizedMatrices` takes in quantized storage: every Linear weight and
+    /// the word and position embedding tables.
+    public var quantizableWeights: Set<String> {
+        var names: Set<String> = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight"]
+        for l in 0..<config.layerCount {
+            let p = "encoder.layer.\(l)."
+            for n in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                      "intermediate.dense", "output.dense"] { names.insert(p + n + ".weight") }
+        }
+        if heads.pooler { names.insert("pooler.dense.weight") }
+        if heads.classifierLabels > 0 { names.insert("classifier.weight") }
+        return names
+    }
+
     /// The Linear weights with the ones named in `quantized` in their quantized storage
     /// (each must match its layout entry's shape) and the rest packed fp32. A layer that
     /// runs quantized is never packed in fp32 (no transient fp32 copy of it).
@@ -53,6 +68,8 @@ extension BertModel {
         }
         return ModelMatrices(qkv: qkv, qkvBias: qkvBias, attentionOutput: attentionOutput, ffnIn: ffnIn, ffnOut: ffnOut,
                              pooler: heads.pooler ? matrix("pooler.dense.weight") : nil,
-                             classifier: heads.classifierLabels > 0 ? matrix("classifier.weight") : nil)
+                             classifier: heads.classifierLabels > 0 ? matrix("classifier.weight") : nil,
+                             wordEmbeddings: find("embeddings.word_embeddings.weight"),
+                             positionEmbeddings: find("embeddings.position_embeddings.weight"))
     }
 }

@@ -71,4 +71,7 @@ public struct ModelMatrices: Sendable {
     public var attentionOutput: [WeightMatrix], ffnIn: [WeightMatrix], ffnOut: [WeightMatrix]
     /// The pooler [H, H] and classifier [labels, H], when the model has them.
     public var pooler: WeightMatrix?, classifier: WeightMatrix?
+    /// The word and position embedding tables in quantized storage, read row by row by the
+    /// forward (nil: it reads the parameter block's fp32 rows).
+    public var wordEmbeddings: QuantizedTensor? = nil, positionEmbeddings: QuantizedTensor? = nil
 }

@@ -28,7 +28,8 @@ struct BiGRUBundle {
     /// readable Distillery file: ModelBundle then says what is wrong).
     init?(loading path: String) throws {
         let url = URL(fileURLWithPath: path)
-        guard FileManager.default.fileExists(atPath: path), TeacherFile.isTeacherFile(url) else { return nil }
+        guard FileManager.default.fileExists(atPath: path), let json = TeacherFile.storedConfigJSON(url),
+              BiGRUConfig.matches(json: json) else { return nil }   // not read in full just to find out
         let file: TeacherFile
         do { file = try TeacherFile.read(url) } catch { return nil }
         guard BiGRUConfig.matches(json: file.configJSON) else { return nil }

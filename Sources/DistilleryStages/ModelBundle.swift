@@ -68,14 +68,16 @@ public struct ModelBundle {
     ///
     /// A multi-task model (task heads, TaskHeads.swift) loads as the single-head model of
     /// `task`; without `task` it is refused with its task list, unless `keepTasks` (then the
-    /// bundle holds the shared encoder and every head, for `kd info`).
-    public init(path: String, task: String? = nil, keepTasks: Bool = false) throws {
+    /// bundle holds the shared encoder and every head, for `kd info`). With `dequantizing`
+    /// false, quantized weights are only in `file.quantized`, not in `tensors` (an inference
+    /// load, `InferenceModel`).
+    public init(path: String, task: String? = nil, keepTasks: Bool = false, dequantizing: Bool = true) throws {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else {
             throw StageError("\(path): no such file — import a model first with 'kd import SRC --out \(path)'")
         }
         var file: TeacherFile
-        do { file = try TeacherFile.read(URL(fileURLWithPath: path)) } catch {
+        do { file = try TeacherFile.read(URL(fileURLWithPath: path), dequantizing: dequantizing) } catch {
             let message = StageError(file: path, error).description
             throw StageError(message.contains("kd import") ? message
                              : "\(message) (--model takes a Distillery model file; convert weights with 'kd import SRC --out model.h5')")
@@ -160,7 +162,8 @@ public struct ModelBundle {
 ///
 /// Only the encoder keeps weights: the file's tensors are dropped once the encoder holds
 /// them (in the BERT case before its Linear layers are packed), so a loaded model is not
-/// resident twice or three times over.
+/// resident twice or three times over; quantized weights are never dequantized (the
+/// encoder runs them, embedding tables included, from their quantized storage).
 public struct InferenceModel {
     /// The file's settings and vocabulary; its `tensors` and `quantized` are empty.
     public let file: TeacherFile
@@ -191,12 +194,12 @@ public struct InferenceModel {
             summary = "BiGRU \(config.layers) layer\(config.layers == 1 ? "" : "s"), hidden \(config.hiddenSize) per direction, embeddings \(config.embeddingSize)"
             return
         }
-        var bundle: ModelBundle? = try ModelBundle(path: path, task: task)
+        var bundle: ModelBundle? = try ModelBundle(path: path, task: task, dequantizing: false)
         let config = bundle!.config, tensors = bundle!.tensors, quantized = bundle!.file.quantized
         (file, self.path, tokenizer) = (bundle!.file.withoutWeights, path, bundle!.tokenizer)
-        parameterCount = bundle!.file.tensors.reduce(0) { $0 + $1.tensor.count }
+        parameterCount = bundle!.file.tensors.reduce(0) { $0 + $1.tensor.count } + quantized.values.reduce(0) { $0 + $1.rows * $1.columns }
         bundle = nil   // `tensors` now holds the only references; the encoder drops them once copied
-        do { encoder = try BertEncoder(config: config, consuming: tensors, quantized: quantized) } catch { throw StageError(file: path, error) }
+        do { encoder = try BertEncoder(config: config, consuming: consume tensors, quantized: quantized) } catch { throw StageError(file: path, error) }
         (maxPositions, vocabSize, labels) = (config.maxPositions, config.vocabSize, config.labels)
         summary = "\(config.layerCount) layers, hidden \(config.hiddenSize)"
     }

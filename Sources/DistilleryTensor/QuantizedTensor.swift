@@ -182,29 +182,33 @@ extension QuantizedTensor {
     public func dequantized() -> Tensor {
         var out = [Float](repeating: 0, count: rows * columns)
         out.withUnsafeMutableBufferPointer { o in
-            values.withUnsafeBufferPointer { v in
-                switch format {
-                case .int8:
-                    for r in 0..<rows {
-                        let s = scales[r]
-                        for c in 0..<columns { o[r * columns + c] = Float(Int8(bitPattern: v[r * columns + c])) * s }
-                    }
-                case .int4(let g, _):
-                    let groups = columns / g
-                    for r in 0..<rows {
-                        for c in 0..<columns {
-                            let byte = v[r * (columns / 2) + c / 2]
-                            let q = c % 2 == 0 ? byte & 15 : byte >> 4
-                            let k = r * groups + c / g
-                            o[r * columns + c] = Float(Int(q) - Int(zeros[k])) * scales[k]
-                        }
-                    }
-                case .bf16:
-                    for i in 0..<(rows * columns) { o[i] = bf16ToFloat(v[2 * i], v[2 * i + 1]) }
-                }
-            }
+            for r in 0..<rows { dequantizeRow(r, into: o.baseAddress! + r * columns) }
         }
         return Tensor(shape: [rows, columns], data: out)
+    }
+
+    /// Writes the `columns` fp32 values that row `r` stands for to `out` (what an embedding
+    /// lookup reads from a quantized table).
+    public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(r >= 0 && r < rows, "QuantizedTensor.dequantizeRow: row \(r) outside 0..<\(rows)")
+        values.withUnsafeBufferPointer { vp in
+            let v = vp.baseAddress! + r * bytesPerRow
+            switch format {
+            case .int8:
+                let s = scales[r]
+                for c in 0..<columns { out[c] = Float(Int8(bitPattern: v[c])) * s }
+            case .int4(let g, _):
+                let k0 = r * (columns / g)
+                for c in 0..<columns {
+                    let byte = v[c / 2]
+                    let q = c % 2 == 0 ? byte & 15 : byte >> 4
+                    let k = k0 + c / g
+                    out[c] = Float(Int(q) - Int(zeros[k])) * scales[k]
+                }
+            case .bf16:
+                for c in 0..<columns { out[c] = bf16ToFloat(v[2 * c], v[2 * c + 1]) }
+            }
+        }
     }
 }
 

@@ -114,10 +114,19 @@ public struct TeacherFile {
         return (try? file.stringAttribute(teacherFormatAttribute)) == teacherFormatName
     }
 
+    /// The `config_json` of a teacher file, read without its tensors (nil when `url` is not
+    /// a teacher file or has none): what a loader checks before reading the weights.
+    public static func storedConfigJSON(_ url: URL) -> String? {
+        guard let file = try? HDF5File.open(url), (try? file.stringAttribute(teacherFormatAttribute)) == teacherFormatName else { return nil }
+        return try? file.stringAttribute("config_json")
+    }
+
     // MARK: Reading
 
     /// Reads a teacher file; fails with a hint to run `kd import` when it is not one.
-    public static func read(_ url: URL) throws -> TeacherFile {
+    /// A quantized weight is in `quantized` and, dequantized, in `tensors` — unless
+    /// `dequantizing` is false (inference loads that run it quantized): then only in `quantized`.
+    public static func read(_ url: URL, dequantizing: Bool = true) throws -> TeacherFile {
         let file = try HDF5File.open(url)
         let importHint = "convert the checkpoint with 'kd import' to get a Distillery teacher file"
         guard file.hasAttribute(teacherFormatAttribute) else {
@@ -143,7 +152,7 @@ public struct TeacherFile {
             if quantizedNames.contains(path) {
                 let q = try readQuantized(file, path)
                 quantized[path] = q
-                tensors.append((path, q.dequantized()))
+                if dequantizing { tensors.append((path, q.dequantized())) }
             } else if !quantizedNames.contains(where: { path == $0 + quantizedScalesSuffix || path == $0 + quantizedZerosSuffix }) {
                 tensors.append((path, try file.readTensor(path)))
             }

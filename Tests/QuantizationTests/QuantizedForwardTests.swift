@@ -101,6 +101,40 @@ final class QuantizedForwardTests: XCTestCase {
         XCTAssertLessThan(cos, 1)
     }
 
+    /// An inference load keeps quantized weights only in their quantized storage: the encoder
+    /// built without their fp32 copies (embedding tables included) gives the same bits as the
+    /// one built with them, and its block holds zeros there. A quantized tensor the forward
+    /// would not run quantized is refused rather than read as zeros.
+    func testQuantizedOnlyWeightsGiveTheSameBitsAsTheirDequantizedCopies() throws {
+        let (config, tensors) = try randomModel(widths: [128, 96], seed: 13)
+        let units = quantizationUnits(config: config, heads: BertHeads(pooler: true, classifierLabels: 3))
+        let input = batch(seed: 17)
+        for scheme in [QuantizationScheme.int8Dynamic, .int4(group: 32, symmetric: false), .bf16] {
+            let q = try quantizeWeights(tensors, plan: quantizationPlan(units, scheme: scheme), source: "test")
+            XCTAssertNotNil(q["embeddings.word_embeddings.weight"], "\(scheme)")
+            XCTAssertNotNil(q["embeddings.position_embeddings.weight"], "\(scheme)")
+            let expected = try quantizedEncoder(config, tensors, plan: quantizationPlan(units, scheme: scheme))
+                .forward(input, hiddenStates: true)
+            let lean = try BertEncoder(config: config, tensors: tensors.filter { q[$0.key] == nil }, quantized: q)
+            let out = try lean.forward(input, hiddenStates: true)
+            XCTAssertEqual(out.hiddenStates, expected.hiddenStates, "\(scheme)")
+            XCTAssertEqual(out.pooled, expected.pooled, "\(scheme)")
+            XCTAssertEqual(out.logits, expected.logits, "\(scheme)")
+            for name in q.keys { XCTAssertTrue(lean.block.tensor(name).data.allSatisfy { $0 == 0 }, "\(scheme) \(name)") }
+        }
+        let typeTable = "embeddings.token_type_embeddings.weight"
+        let q = try quantizeWeights(tensors, plan: [typeTable: .int8], source: "test")
+        XCTAssertThrowsError(try BertEncoder(config: config, tensors: tensors.filter { $0.key != typeTable }, quantized: q)) {
+            XCTAssertTrue("\($0)".contains(typeTable), "\($0)")
+        }
+        let misshapen = try quantizeWeights(["encoder.layer.0.output.dense.weight": Tensor(zeros: [64, 96])],
+                                            plan: ["encoder.layer.0.output.dense.weight": .int8], source: "test")
+        XCTAssertThrowsError(try BertEncoder(config: config, tensors: tensors.filter { $0.key != "encoder.layer.0.output.dense.weight" },
+                                             quantized: misshapen)) {
+            XCTAssertTrue("\($0)".contains("encoder.layer.0.output.dense.weight"), "\($0)")
+        }
+    }
+
     func testSchemeNamesParseAndUnknownOnesListTheChoices() throws {
         XCTAssertEqual(try QuantizationScheme(parsing: "int8-dynamic"), .int8Dynamic)
         XCTAssertEqual(try QuantizationScheme(parsing: "int4-g64"), .int4(group: 64, symmetric: true))

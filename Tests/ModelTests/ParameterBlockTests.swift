@@ -1,0 +1,74 @@
+// The parameter block built from named tensors: every element written once, and entries
+// whose weights are stored elsewhere (an inference load's quantized weights) reading as
+// zeros without their whole pages becoming resident, whether the allocation is fresh or
+// recycled heap memory.
+import DistilleryModel
+import DistilleryTensor
+import Foundation
+import TestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class ParameterBlockTests: XCTestCase {
+    private let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// How many of the whole pages inside `range` (floats of `storage`) are resident.
+    private func residentPages(_ storage: [Float], _ range: Range<Int>) -> (resident: Int, pages: Int) {
+        storage.withUnsafeBufferPointer { p in
+            let start = UInt(bitPattern: p.baseAddress! + range.lowerBound), end = UInt(bitPattern: p.baseAddress! + range.upperBound)
+            let first = (start + UInt(page) - 1) / UInt(page) * UInt(page), last = end / UInt(page) * UInt(page)
+            guard last > first else { return (0, 0) }
+            let pages = Int(last - first) / page
+            var status = [UInt8](repeating: 0, count: pages)
+            XCTAssertEqual(mincore(UnsafeMutableRawPointer(bitPattern: first), Int(last - first), &status), 0)
+            return (status.filter { $0 & 1 != 0 }.count, pages)
+        }
+    }
+
+    private func layout(bigCount: Int) -> ParameterLayout {
+        ParameterLayout([("a", [3]), ("big", [bigCount]), ("b", [5, 7]), ("tail", [1])])
+    }
+
+    private func tensors(bigCount: Int, withBig: Bool) -> [String: Tensor] {
+        var t: [String: Tensor] = ["a": Tensor(shape: [3], data: [1, 2, 3]),
+                                   "b": Tensor(shape: [5, 7], data: (0..<35).map { Float($0) + 0.5 }),
+                                   "tail": Tensor(shape: [1], data: [-4])]
+        if withBig { t["big"] = Tensor(shape: [bigCount], data: (0..<bigCount).map { Float($0 % 97) + 1 }) }
+        return t
+    }
+
+    func testEntriesStoredElsewhereReadAsZerosAndStayOutOfMemory() throws {
+        // 4 MiB: a fresh mapping from the allocator; 24 KiB: heap memory, recycled below.
+        for bigCount in [1 << 20, 6 * 1024 + 3] {
+            do {   // non-zero garbage freed where the block may be allocated next
+                let garbage = [Float](repeating: 7, count: bigCount + 64)
+                XCTAssertEqual(garbage.last, 7)
+            }
+            let l = layout(bigCount: bigCount)
+            let block = try ParameterBlock(layout: l, consuming: tensors(bigCount: bigCount, withBig: false), storedElsewhere: ["big"])
+            let full = try ParameterBlock(layout: l, tensors: tensors(bigCount: bigCount, withBig: true))
+            for name in ["a", "b", "tail"] { XCTAssertEqual(block.tensor(name), full.tensor(name), name) }
+            let big = l.entry("big")!.range
+            let (resident, pages) = residentPages(block.storage, big)
+            XCTAssertGreaterThan(pages, 3, "bigCount \(bigCount)")
+            XCTAssertEqual(resident, 0, "\(resident) of \(pages) pages under 'big' are resident (bigCount \(bigCount))")
+            XCTAssertTrue(block.storage[big].allSatisfy { $0 == 0 }, "bigCount \(bigCount)")
+            XCTAssertEqual(residentPages(full.storage, big).resident, residentPages(full.storage, big).pages)
+        }
+    }
+
+    func testOnlyNamedEntriesMayBeMissing() throws {
+        let l = layout(bigCount: 10)
+        var t = tensors(bigCount: 10, withBig: false)
+        XCTAssertThrowsError(try ParameterBlock(layout: l, consuming: t)) { XCTAssertTrue("\($0)".contains("big"), "\($0)") }
+        t["a"] = nil
+        XCTAssertThrowsError(try ParameterBlock(layout: l, consuming: t, storedElsewhere: ["big"])) {
+            XCTAssertTrue("\($0)".contains("'a'"), "\($0)")
+        }
+        t = tensors(bigCount: 10, withBig: true)
+        t["extra"] = Tensor(shape: [1], data: [0])
+        XCTAssertThrowsError(try ParameterBlock(layout: l, consuming: t)) { XCTAssertTrue("\($0)".contains("extra"), "\($0)") }
+    }
+}
