@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Reporting", dependencies: ["DistilleryJSON"]),
         // Drift monitoring statistics: PSI, Jensen–Shannon, MMD with a permutation test,
         // thresholds and the drift report (text, JSON, HTML). Pure: no model code.
-        .target(name: "Monitoring", dependencies: ["DistilleryJSON"]),
+        .target(name: "Monitoring", dependencies: ["DistilleryJSON", "Reporting"]),
         .executableTarget(name: "kd", dependencies: [
             "DistilleryStages", "Pipeline", "DistilleryJSON", "DistilleryData", "Distillation", "Compression", "Reporting",
             "Monitoring",

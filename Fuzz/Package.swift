@@ -13,7 +13,7 @@ let library: [Target] = [
     .target(name: "CKernels", path: "Library/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
     .target(name: "DistilleryJSON", path: "Library/DistilleryJSON"),
     .target(name: "Reporting", dependencies: ["DistilleryJSON"], path: "Library/Reporting"),
-    .target(name: "Monitoring", dependencies: ["DistilleryJSON"], path: "Library/Monitoring"),
+    .target(name: "Monitoring", dependencies: ["DistilleryJSON", "Reporting"], path: "Library/Monitoring"),
     .target(name: "DistilleryTensor", dependencies: ["CBLAS", "CKernels"], path: "Library/DistilleryTensor"),
     .target(name: "DistilleryModel", dependencies: ["DistilleryTensor", "CKernels", "DistilleryJSON"], path: "Library/DistilleryModel"),
     .target(name: "WeightIO", dependencies: ["DistilleryTensor", "CHDF5", "DistilleryJSON"], path: "Library/WeightIO"),

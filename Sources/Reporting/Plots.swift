@@ -99,8 +99,8 @@ func tickText(_ v: Double) -> String {
     return String(format: "%.\(digits)f", v)
 }
 
-/// Text safe inside XML/HTML elements and attribute values.
-func xmlEscape(_ s: String) -> String {
+/// Text safe inside XML/HTML elements and attribute values (also Monitoring's HTML report).
+public func xmlEscape(_ s: String) -> String {
     var out = ""
     for c in s.unicodeScalars {
         switch c {
