@@ -48,6 +48,7 @@ let harnesses: [(String, [Target.Dependency])] = [
     ("fuzz-hdf5", ["WeightIO", "DistilleryTraining", "DistilleryModel", "DistilleryTensor"]),
     ("fuzz-recipe", ["Pipeline"]),
     ("fuzz-report", ["Reporting"]),
+    ("fuzz-quantized", ["WeightIO", "DistilleryModel", "DistilleryTensor"]),
 ]
 
 let package = Package(

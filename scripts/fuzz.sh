@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}; shift || true
-all=(fuzz-safetensors fuzz-gguf fuzz-config fuzz-vocab fuzz-student fuzz-csv fuzz-dataset fuzz-hdf5 fuzz-recipe fuzz-report)
+all=(fuzz-safetensors fuzz-gguf fuzz-config fuzz-vocab fuzz-student fuzz-csv fuzz-dataset fuzz-hdf5 fuzz-recipe fuzz-report fuzz-quantized)
 targets=("${@:-${all[@]}}")
 build=.build-fuzz
 mkdir -p "$build"
