@@ -6,10 +6,10 @@
 //         -lm -lpthread -o /tmp/kernels_bench && DISTILLERY_KERNELS=avx512 /tmp/kernels_bench
 // Prints, per shape M×N×K, G multiply-adds×2 per second (GFLOP/s for fp32/bf16, G ops/s
 // for int8/int4), best of a few timed repetitions of ≥ 0.2 s. Optional argument: a
-// comma-separated subset of fp32,int8,int4,bf16,int8b,dq8,dq4. int8b is the kernel int8
-// models run when K is a multiple of 32 (activation scales per block of 32); dq8 / dq4
-// are the same int8 / int4-g32 weights on the dequantizing route (dk_dq_gemm: dequantized
-// slices into the fp32 GEMM, fp32 activations).
+// comma-separated subset of fp32,int8,int4,bf16,int8b,dq8,dq4,dqbf. int8b is the kernel
+// int8 models run when K is a multiple of 32 (activation scales per block of 32); dq8 / dq4
+// / dqbf are the same int8 / int4-g32 / bf16 weights on the dequantizing route
+// (dk_dq_gemm: dequantized slices into the fp32 GEMM, fp32 activations).
 #include "ckernels.h"
 #include "dk_gemm.h"
 #include "dk_quant.h"
@@ -26,8 +26,8 @@ static double now(void) {
 static float frand(unsigned *s) { *s = *s * 1664525u + 1013904223u; return (float)(*s >> 8) / (1 << 24) * 2 - 1; }
 static void *amalloc(long bytes) { return aligned_alloc(64, (size_t)((bytes + 63) / 64 * 64)); }
 
-enum { FP32, INT8, INT4, BF16, INT8B, DQ8, DQ4, KINDS };
-static const char *names[] = {"fp32", "int8", "int4-g32", "bf16", "int8b", "dq8", "dq4"};
+enum { FP32, INT8, INT4, BF16, INT8B, DQ8, DQ4, DQBF, KINDS };
+static const char *names[] = {"fp32", "int8", "int4-g32", "bf16", "int8b", "dq8", "dq4", "dqbf"};
 
 static double run(int kind, long M, long N, long K) {
     unsigned s = 1;
@@ -65,7 +65,7 @@ static double run(int kind, long M, long N, long K) {
         dk_f32_to_bf16(W, h, N * K);
         packed = amalloc(dk_bf16_packed_bytes(N, K));
         dk_bf16_pack(h, N, K, packed);
-        ws = amalloc(dk_bf16_workspace_bytes(M, K));
+        ws = amalloc(kind == DQBF ? dk_dq_workspace_bytes(M, K) : dk_bf16_workspace_bytes(M, K));
         free(h);
     }
     double best = 1e30;
@@ -79,6 +79,7 @@ static double run(int kind, long M, long N, long K) {
             else if (kind == INT8B) dk_q8b_gemm(M, N, K, A, K, packed, scale, bias, C, N, DK_EPILOGUE_NONE, ws);
             else if (kind == DQ8) dk_dq_gemm(DK_DQ_Q8B, M, N, K, 0, A, K, packed, scale, bias, C, N, ws);
             else if (kind == DQ4) dk_dq_gemm(DK_DQ_Q4, M, N, K, 32, A, K, packed, NULL, bias, C, N, ws);
+            else if (kind == DQBF) dk_dq_gemm(DK_DQ_BF16, M, N, K, 0, A, K, packed, NULL, bias, C, N, ws);
             else dk_bf16_gemm(M, N, K, A, K, packed, bias, C, N, DK_EPILOGUE_NONE, ws);
             calls++;
         } while ((t = now() - t0) < 0.2);

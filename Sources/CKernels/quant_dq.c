@@ -1,16 +1,21 @@
-// The dequantizing route of the quantized GEMMs (include/dk_quant.h): int8 and int4 weights
-// multiplied in fp32 by the fp32 GEMM's AVX2 loops and micro-kernel (gemm.c), each panel's
-// K-block slice dequantized into a [kc][16] float buffer just before the row panels use it.
+// The dequantizing route of the quantized GEMMs (include/dk_quant.h): int8, int4 and bf16
+// weights multiplied in fp32 by the fp32 GEMM's AVX2 loops and micro-kernel (gemm.c), each
+// panel's K-block slice dequantized into a [kc][16] float buffer just before the row panels
+// use it.
 //
 // Why: without VNNI, a byte dot product is vpmaddubsw + vpmaddwd; where the CPU has one
 // vector-integer multiply pipe (AMD Zen 1/2) that is 16 multiply-adds per cycle, the same
 // as two FMA pipes in fp32, so the integer GEMM (which also quantizes its activations)
 // cannot beat fp32 there (benchmarks/results/2026-12-02-quantization-zen2.md). Dequantizing
 // a slice costs ~1/mc of the slice's FMAs (mc ≤ 144 rows share it), the weights stay packed
-// in memory (the file's size is the resident size), and activations stay fp32.
+// in memory (the file's size is the resident size), and activations stay fp32. bf16 takes
+// it on every AVX2 CPU: its own AVX2 GEMM widens each weight to fp32 for every 4-row panel
+// and rounds the activations, 0.4x the fp32 GEMM's speed on Zen 2, while widening a slice
+// once per 144 rows is exact and nearly free.
 //
 // Numerics: w = (float)q · wScale[n] (int8) or (float)(q − zero) · scale (int4), each one
-// rounding; then exactly dk_gemm_packed_bias over those weights (the same per-K-block FMA
+// rounding (bf16: none, the value is the upper half of its fp32); then exactly
+// dk_gemm_packed_bias over those weights (the same per-K-block FMA
 // chains), so the AVX2 build equals dk_gemm_packed_bias of dk_dq_unpack's matrix bit for
 // bit, and `_ref` equals dk_gemm_packed_bias_ref of it.
 #include "dk_quant.h"
@@ -36,6 +41,7 @@ long dk_dq_panel_bytes(int layout, long K, long G) {
     switch (layout) {
     case DK_DQ_Q8: return dk_q8_panel_bytes(K);
     case DK_DQ_Q8B: return dk_q8b_panel_bytes(K);
+    case DK_DQ_BF16: return dk_bf16_panel_bytes(K);
     default: return dk_q4_panel_bytes(K, G);
     }
 }
@@ -46,6 +52,7 @@ static int dq_valid(int layout, long K, long G) {
     case DK_DQ_Q8: return K > 0;
     case DK_DQ_Q8B: return K > 0 && K % Q8B == 0;
     case DK_DQ_Q4: return G > 0 && G % 8 == 0 && K % G == 0;
+    case DK_DQ_BF16: return K > 0;
     default: return 0;
     }
 }
@@ -60,6 +67,12 @@ static float dq_value(const dq_source *s, long n, long k) {
     case DK_DQ_Q8B: {
         const uint8_t *blk = panel + k / Q8B * Q8B_BLOCK_BYTES + 64;
         return (float)((const int8_t *)blk)[(k % Q8B / 4) * 64 + j * 4 + k % 4] * s->wScale[n];
+    }
+    case DK_DQ_BF16: {   // [Kp/2][16 columns][2 k] halves (dk_bf16_pack)
+        const uint32_t bits = (uint32_t)((const uint16_t *)panel)[(k / 2) * QP * 2 + j * 2 + k % 2] << 16;
+        float w;
+        memcpy(&w, &bits, sizeof w);
+        return w;
     }
     default: {
         const uint8_t *blk = panel + k / s->G * (Q4_GROUP_HEADER + s->G * 8);
@@ -174,6 +187,23 @@ DK_AVX2 static const float *fill_avx2(const dk_slice_source *base, long j, long 
         }
         return buf;
     }
+    if (s->layout == DK_DQ_BF16) {
+        // k0 is even; per k pair, 64 bytes hold 16 columns × (k, k + 1) as 32-bit lanes
+        // (low half k, high half k + 1): the fp32 values are the lane shifted up, and the
+        // lane with its low half cleared. An odd K's last pair writes its zero-padded k = K
+        // into the buffer's spare row.
+        const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
+        for (long k = k0; k < kend; k += 2) {
+            const __m256i *p = (const __m256i *)(panel + (k / 2) * 64);
+            const __m256i v0 = _mm256_loadu_si256(p), v1 = _mm256_loadu_si256(p + 1);
+            float *d = buf + (k - k0) * QP;
+            _mm256_storeu_ps(d, _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)));
+            _mm256_storeu_ps(d + 8, _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)));
+            _mm256_storeu_ps(d + QP, _mm256_castsi256_ps(_mm256_and_si256(v0, high)));
+            _mm256_storeu_ps(d + QP + 8, _mm256_castsi256_ps(_mm256_and_si256(v1, high)));
+        }
+        return buf;
+    }
     float sc[QP] = {0};
     memcpy(sc, s->wScale + j, (size_t)(s->N - j < QP ? s->N - j : QP) * sizeof(float));
     const __m256 s0 = _mm256_loadu_ps(sc), s1 = _mm256_loadu_ps(sc + 8);
@@ -202,14 +232,18 @@ void dk_dq_gemm(int layout, long M, long N, long K, long G, const float *A, long
 
 // ---------------------------------------------------------------- the route
 
-static int route = -1;
+static int route = -1, bf16_route = -1;
+
+/// DISTILLERY_QUANT_ROUTE: 1 for "fp32", 0 for "int", -1 when unset (or anything else).
+static int forced_route(void) {
+    const char *want = getenv("DISTILLERY_QUANT_ROUTE");
+    return want && strcmp(want, "fp32") == 0 ? 1 : want && strcmp(want, "int") == 0 ? 0 : -1;
+}
 
 int dk_quant_dequant_route(void) {
     if (route < 0) {
-        const char *want = getenv("DISTILLERY_QUANT_ROUTE");
-        if (want && strcmp(want, "fp32") == 0) route = 1;
-        else if (want && strcmp(want, "int") == 0) route = 0;
-        else {
+        route = forced_route();
+        if (route < 0) {
             // Measured on Zen 2 only (the int8 GEMM 1.3x the fp32 one at batch 32); other
             // VNNI-less CPUs with two integer multiply pipes (Zen 3, Skylake) keep the
             // integer kernels until measured.
@@ -218,4 +252,12 @@ int dk_quant_dequant_route(void) {
         }
     }
     return route;
+}
+
+int dk_bf16_dequant_route(void) {
+    if (bf16_route < 0) {
+        bf16_route = forced_route();
+        if (bf16_route < 0) bf16_route = dk_kernel_path() == DK_PATH_AVX2;
+    }
+    return bf16_route;
 }

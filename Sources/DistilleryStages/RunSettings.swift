@@ -265,8 +265,8 @@ public enum BuildInfo {
     }
 
     /// Which kernel builds run (AVX-512, AVX2+FMA or the portable `_ref` code, and whether
-    /// DISTILLERY_KERNELS forced it), whether int8/int4 weights take the fp32 route
-    /// (dk_quant_dequant_route, DISTILLERY_QUANT_ROUTE), and which vector features the CPU has.
+    /// DISTILLERY_KERNELS forced it), which quantized formats take the fp32 route
+    /// (`quantizedRouteNote`, DISTILLERY_QUANT_ROUTE), and which vector features the CPU has.
     public static var kernels: String {
         let f = Int(dk_cpu_features())
         let cpu = [(DK_CPU_AVX2_FMA, "AVX2+FMA"), (DK_CPU_AVX512F, "AVX-512F"), (DK_CPU_AVX512_VNNI, "AVX-512 VNNI"),

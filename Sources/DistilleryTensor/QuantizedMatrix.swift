@@ -8,9 +8,9 @@
 // outlier channel only coarsens its own block) when the input width is a multiple of 32,
 // else per row; int8-static: its fixed scale; int4: per block of 32 for groups of 32
 // (dk_q4b: the activation blocks coincide with the weight groups), else per row — or
-// rounded to bf16 — or, on the dequantized route (CPUs whose integer multiply is no faster
-// than their FMA; `Route`), with int8/int4 weights dequantized slice by slice into the
-// fp32 GEMM and x left in fp32; and
+// rounded to bf16 — or, on the dequantized route (`Route`: int8/int4 on CPUs whose integer
+// multiply is no faster than their FMA, bf16 wherever there is no vdpbf16ps), with the
+// weights dequantized slice by slice into the fp32 GEMM and x left in fp32; and
 // splits the work over `Compute.threads` like `PackedMatrix`: whole 6-row blocks when
 // there are enough rows, else 16-column panels. The kernels compute every output the same
 // way whatever the split, so results do not depend on the thread count. Left out on
@@ -37,26 +37,30 @@ public struct QuantizedMatrix: Sendable {
     /// int8: the per-row weight scales; empty otherwise.
     private let rowScales: [Float]
 
-    /// The integer GEMMs (activations quantized at run time), or the weights dequantized
-    /// slice by slice into the fp32 GEMM (dk_dq, activations fp32).
+    /// The format's own GEMMs (int8/int4 activations quantized at run time, bf16 ones
+    /// rounded), or the weights dequantized slice by slice into the fp32 GEMM (dk_dq,
+    /// activations fp32).
     public enum Route: String, Sendable {
         case integer, dequantized
 
-        /// This machine's choice for weight-only schemes (int8-dynamic, int4 without a static
-        /// activation scale): `dequantized` where the integer multiply is no faster than
-        /// fp32 (dk_quant_dequant_route), else `integer`.
+        /// This machine's choice for weight-only int8/int4 (int8-dynamic, int4 without a
+        /// static activation scale): `dequantized` where the integer multiply is no faster
+        /// than fp32 (dk_quant_dequant_route), else `integer`.
         public static var `default`: Route { dk_quant_dequant_route() != 0 ? .dequantized : .integer }
+        /// This machine's choice for bf16: `dequantized` on the AVX2 path, where there is no
+        /// vdpbf16ps (dk_bf16_dequant_route), else `integer` (the bf16 kernels).
+        public static var bf16: Route { dk_bf16_dequant_route() != 0 ? .dequantized : .integer }
     }
 
-    /// Packs a quantized weight (it must pass `QuantizedTensor.validate`). `route` applies
-    /// to int8 and int4 weights without a static activation scale; the others always take
-    /// their own kernels.
-    public init(_ q: QuantizedTensor, route: Route = .default) {
+    /// Packs a quantized weight (it must pass `QuantizedTensor.validate`). `route` (default:
+    /// this machine's choice for the format) applies to bf16 and to int8 and int4 weights
+    /// without a static activation scale; int8-static always takes its own kernels.
+    public init(_ q: QuantizedTensor, route: Route? = nil) {
         outFeatures = q.rows
         inFeatures = q.columns
         format = q.format
         activationScale = q.inputScale ?? 0
-        self.route = q.format == .bf16 || activationScale != 0 ? .integer : route
+        self.route = activationScale != 0 ? .integer : route ?? (q.format == .bf16 ? .bf16 : .default)
         let (N, K) = (q.rows, q.columns)
         blockActivations = activationScale == 0 && K % Int(DK_Q8B_BLOCK) == 0
             && (q.format == .int8 || q.format == .int4(group: Int(DK_Q8B_BLOCK), symmetric: true) || q.format == .int4(group: Int(DK_Q8B_BLOCK), symmetric: false))
@@ -125,7 +129,8 @@ public struct QuantizedMatrix: Sendable {
         if route == .dequantized {
             let (layout, g): (Int32, Int) = switch format {
             case .int4(let g, _): (Int32(DK_DQ_Q4), g)
-            default: (Int32(blockActivations ? DK_DQ_Q8B : DK_DQ_Q8), 0)
+            case .bf16: (Int32(DK_DQ_BF16), 0)
+            case .int8: (Int32(blockActivations ? DK_DQ_Q8B : DK_DQ_Q8), 0)
             }
             withWorkspace(dk_dq_workspace_bytes(M, K)) { ws in
                 rowScales.withUnsafeBufferPointer { s in
@@ -169,16 +174,24 @@ public struct QuantizedMatrix: Sendable {
     }
 }
 
-/// The path the quantized kernels take on this machine: "ref", "avx2" or "avx512", and
-/// "+ fp32 route" when int8/int4 weights run dequantized through the fp32 GEMM.
-public var quantizedKernelPath: String {
-    String(cString: dk_quant_path()) + (QuantizedMatrix.Route.default == .dequantized ? " + fp32 route" : "")
+/// The formats that run dequantized through the fp32 GEMM on this machine: "int8/int4",
+/// "bf16", both ("int8/int4/bf16") or none (empty).
+private var fp32RouteFormats: String {
+    [QuantizedMatrix.Route.default == .dequantized ? "int8/int4" : nil, QuantizedMatrix.Route.bf16 == .dequantized ? "bf16" : nil]
+        .compactMap { $0 }.joined(separator: "/")
 }
 
-/// ", int8/int4 weights through the fp32 GEMM" when this machine takes the dequantized
-/// route, else empty: the suffix of the kernel lines of `kd --version` and `kd bench`.
+/// The path the quantized kernels take on this machine: "ref", "avx2" or "avx512", and
+/// e.g. "+ fp32 route for bf16" when some formats run dequantized through the fp32 GEMM.
+public var quantizedKernelPath: String {
+    String(cString: dk_quant_path()) + (fp32RouteFormats.isEmpty ? "" : " + fp32 route for \(fp32RouteFormats)")
+}
+
+/// E.g. ", int8/int4/bf16 weights through the fp32 GEMM" when this machine takes the
+/// dequantized route for some formats, else empty: the suffix of the kernel lines of
+/// `kd --version` and `kd bench`.
 public var quantizedRouteNote: String {
-    QuantizedMatrix.Route.default == .dequantized ? ", int8/int4 weights through the fp32 GEMM" : ""
+    fp32RouteFormats.isEmpty ? "" : ", \(fp32RouteFormats) weights through the fp32 GEMM"
 }
 
 /// Calls `body` with a 64-byte aligned scratch buffer of `bytes` bytes.

@@ -1,26 +1,33 @@
-// The dequantizing route (dk_dq_*, include/dk_quant.h): packed int8 / int4 weights through
+// The dequantizing route (dk_dq_*, include/dk_quant.h): packed int8 / int4 / bf16 weights through
 // the fp32 GEMM. On every kernel path the dispatched build must equal dk_gemm_packed_bias
 // over the fp32 packing of dk_dq_unpack's matrix bit for bit, and `_ref` must equal
 // dk_gemm_packed_bias_ref of it; dk_dq_unpack must give each layout's stored values times
 // their scales. Sizes cover row tails, column tails, several M blocks (> 144 rows), K
 // blocks that start inside an int8 activation block or an int4 group (K = 416 → blocks of
-// 208), and a K that is not a multiple of 4 (per-row int8 layout).
+// 208), and a K that is not a multiple of 4 (per-row int8 layout) or odd (bf16 pairs).
 import CKernels
 import XCTest
 
-/// A packed int8 or int4 weight and the values it stands for, computed here from the
+/// A packed int8, int4 or bf16 weight and the values it stands for, computed here from the
 /// unpacked codes (independently of the packed layouts).
 private struct DQCase {
     let layout: Int32, n: Int, k: Int, g: Int
     let packed: UnsafeMutableRawPointer
-    let scale: [Float]       // int8: per row; int4: [n, k/g]
+    let scale: [Float]       // int8: per row; int4: [n, k/g]; bf16: none
     let expected: [Float]    // W [n, k]
 
     init(layout: Int32, n: Int, k: Int, g: Int = 0, seed: UInt64) {
         (self.layout, self.n, self.k, self.g) = (layout, n, k, g)
         var s = seed | 1
         func next() -> UInt64 { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s }
-        if layout == Int32(DK_DQ_Q4) {
+        if layout == Int32(DK_DQ_BF16) {
+            // Finite bf16 values of both signs over a wide range of exponents.
+            let halves = (0..<(n * k)).map { _ in UInt16(next() % 2) << 15 | UInt16(0x3A00 + next() % 0x0A00) }
+            scale = []
+            packed = rawBuffer(dk_bf16_packed_bytes(n, k))
+            dk_bf16_pack(halves, n, k, packed)
+            expected = halves.map { Float(bitPattern: UInt32($0) << 16) }
+        } else if layout == Int32(DK_DQ_Q4) {
             let groups = k / g
             let codes = (0..<(n * k)).map { _ in UInt8(next() % 16) }
             let zeros = (0..<(n * groups)).map { _ in UInt8(next() % 16) }
@@ -45,7 +52,7 @@ private struct DQCase {
         }
     }
 
-    var wScale: [Float]? { layout == Int32(DK_DQ_Q4) ? nil : scale }
+    var wScale: [Float]? { layout == Int32(DK_DQ_Q4) || layout == Int32(DK_DQ_BF16) ? nil : scale }
 }
 
 final class DequantRouteTests: XCTestCase {
@@ -54,6 +61,7 @@ final class DequantRouteTests: XCTestCase {
         (Int32(DK_DQ_Q8B), 1, 32, 0), (Int32(DK_DQ_Q8B), 33, 96, 0), (Int32(DK_DQ_Q8B), 20, 416, 0),
         (Int32(DK_DQ_Q4), 15, 64, 32), (Int32(DK_DQ_Q4), 48, 416, 32), (Int32(DK_DQ_Q4), 17, 256, 64),
         (Int32(DK_DQ_Q4), 32, 384, 128), (Int32(DK_DQ_Q4), 9, 24, 8),
+        (Int32(DK_DQ_BF16), 17, 13, 0), (Int32(DK_DQ_BF16), 33, 416, 0), (Int32(DK_DQ_BF16), 16, 801, 0),
     ]
 
     func testUnpackGivesTheStoredValuesTimesTheirScales() {
@@ -111,7 +119,7 @@ final class DequantRouteTests: XCTestCase {
             defer { ws.deallocate() }
             var whole = [Float](repeating: .nan, count: m * n), split = whole
             dk_dq_gemm(layout, m, n, k, g, a, k, c.packed, c.wScale, bias, &whole, n, ws)
-            let panelBytes = layout == Int32(DK_DQ_Q4) ? dk_q4_panel_bytes(k, g)
+            let panelBytes = layout == Int32(DK_DQ_Q4) ? dk_q4_panel_bytes(k, g) : layout == Int32(DK_DQ_BF16) ? dk_bf16_panel_bytes(k)
                 : layout == Int32(DK_DQ_Q8B) ? dk_q8b_panel_bytes(k) : dk_q8_panel_bytes(k)
             let scales = c.scale
             split.withUnsafeMutableBufferPointer { y in

@@ -28,7 +28,9 @@
 //
 // bf16 (`dk_bf16_*`): weights bf16 (upper 16 bits of the fp32, round to nearest even),
 // activations rounded to bf16 per call, products summed in fp32 (vdpbf16ps where the CPU
-// has AVX512_BF16, else bf16 → fp32 and FMA). Paths differ in fp32 rounding only.
+// has AVX512_BF16, else bf16 → fp32 and FMA). Paths differ in fp32 rounding only. Models on
+// the AVX2 path run bf16 weights through the dequantizing route instead (dk_dq_*, below:
+// activations not rounded), which is 2.4x faster there.
 #ifndef DISTILLERY_DK_QUANT_H
 #define DISTILLERY_DK_QUANT_H
 #include <stdint.h>
@@ -149,18 +151,20 @@ void dk_bf16_gemm_ref(long M, long N, long K, const float *A, long lda, const vo
 
 // ---------------------------------------------------------------- the dequantizing route
 
-// `dk_dq_*`: the same packed int8 / int4 weights multiplied in fp32 by dk_gemm's AVX2 loops
-// and micro-kernel, each panel's K-block slice dequantized just before use: w = (float)q ·
-// wScale[n] (int8) or (float)(q − zero) · scale (int4), then exactly dk_gemm_packed_bias
-// over those weights (activations stay fp32, not quantized). For CPUs whose integer
-// multiply is no faster than their FMA (no VNNI and one vector-integer multiply pipe, as
-// AMD Zen 1/2), where the integer GEMMs above are slower than fp32. The AVX2 build equals
+// `dk_dq_*`: the same packed int8 / int4 / bf16 weights multiplied in fp32 by dk_gemm's AVX2
+// loops and micro-kernel, each panel's K-block slice dequantized just before use: w =
+// (float)q · wScale[n] (int8), (float)(q − zero) · scale (int4) or the bf16 value itself
+// (exact), then exactly dk_gemm_packed_bias over those weights (activations stay fp32, not
+// quantized or rounded). For CPUs whose integer multiply is no faster than their FMA (no
+// VNNI and one vector-integer multiply pipe, as AMD Zen 1/2), where the integer GEMMs above
+// are slower than fp32, and for bf16 on the AVX2 path (no vdpbf16ps). The AVX2 build equals
 // dk_gemm_packed_bias on dk_pack_weight(dk_dq_unpack(…)) bit for bit; `_ref` equals
 // dk_gemm_packed_bias_ref of it. Layouts: DK_DQ_Q8 (dk_q8_pack), DK_DQ_Q8B (dk_q8b_pack),
-// DK_DQ_Q4 (dk_q4_pack with group G; G is ignored otherwise); wScale NULL for int4. An
+// DK_DQ_Q4 (dk_q4_pack with group G; G is ignored otherwise), DK_DQ_BF16 (dk_bf16_pack);
+// wScale NULL for int4 and bf16. An
 // invalid K / G writes nothing. Threads: as the GEMMs above (packed, wScale, bias and C
 // offset by n0 for a split of N at multiples of 16).
-enum { DK_DQ_Q8 = 0, DK_DQ_Q8B = 1, DK_DQ_Q4 = 2 };
+enum { DK_DQ_Q8 = 0, DK_DQ_Q8B = 1, DK_DQ_Q4 = 2, DK_DQ_BF16 = 3 };
 long dk_dq_workspace_bytes(long M, long K);
 /// Bytes of one 16-column panel of `layout` (for splitting N over threads).
 long dk_dq_panel_bytes(int layout, long K, long G);
@@ -174,6 +178,11 @@ void dk_dq_unpack(int layout, long N, long K, long G, const void *packed, const 
 /// DISTILLERY_QUANT_ROUTE=fp32 (or =int for the integer GEMMs), else on the AVX2 path of
 /// AMD Zen 1/2 (measured there); 0 elsewhere. Read once.
 int dk_quant_dequant_route(void);
+/// 1 when bf16 Linear layers take the dequantizing route: forced as above, else whenever
+/// the kernel path is AVX2 (there the bf16 GEMM converts every weight for every row panel
+/// and rounds the activations, and ran at 0.4x the fp32 GEMM on Zen 2); 0 on the AVX-512
+/// path (vdpbf16ps, or its AVX-512 fallback) and on `ref`.
+int dk_bf16_dequant_route(void);
 
 // ---------------------------------------------------------------- embedding rows
 
