@@ -9,7 +9,7 @@
 // else per row; int8-static: its fixed scale; int4: per block of 32 for groups of 32
 // (dk_q4b: the activation blocks coincide with the weight groups), else per row — or
 // rounded to bf16 — or, on the dequantized route (`Route`: int8/int4 on CPUs whose integer
-// multiply is no faster than their FMA, bf16 wherever there is no vdpbf16ps), with the
+// multiply is no faster than their FMA, bf16 on the AVX2 kernel path), with the
 // weights dequantized slice by slice into the fp32 GEMM and x left in fp32; and
 // splits the work over `Compute.threads` like `PackedMatrix`: whole 6-row blocks when
 // there are enough rows, else 16-column panels. The kernels compute every output the same
