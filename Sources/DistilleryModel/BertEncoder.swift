@@ -73,9 +73,12 @@ public final class BertEncoder: @unchecked Sendable {
     /// other reference, the loaded arrays are freed then (a lower peak for inference loads).
     /// A weight in `quantized` may be left out of `tensors` (an inference load that does not
     /// dequantize): the forward runs it from its quantized storage and its entry in `block`
-    /// reads as zeros, costing no resident memory — such an encoder is for inference only.
+    /// reads as zeros, costing no resident memory. With `inferenceOnly`, so do the entries of
+    /// every weight the packed matrices hold (released as each is packed, so the block and
+    /// the packed copies are never resident together). Either way `block` and `parameters`
+    /// then lack those weights: such an encoder is for running, not for saving or training.
     public init(config: BertConfig, consuming tensors: consuming [String: Tensor],
-                quantized: [String: QuantizedTensor] = [:]) throws(ModelError) {
+                quantized: [String: QuantizedTensor] = [:], inferenceOnly: Bool = false) throws(ModelError) {
         try config.validate()
         let onlyQuantized = quantized.filter { tensors[$0.key] == nil }
         let (heads, _) = try validateBertParameters(config, tensors: tensors,
@@ -89,8 +92,10 @@ public final class BertEncoder: @unchecked Sendable {
                                           hint: "quantize the model again with 'kd quantize'")
             }
         }
-        block = try ParameterBlock(layout: model.layout, consuming: consume tensors, storedElsewhere: Set(onlyQuantized.keys))
-        matrices = model.quantizedMatrices(block, quantized: quantized)
+        var block = try ParameterBlock(layout: model.layout, consuming: consume tensors, storedElsewhere: Set(onlyQuantized.keys))
+        matrices = inferenceOnly ? model.quantizedMatrices(releasing: &block, quantized: quantized)
+                                 : model.quantizedMatrices(block, quantized: quantized)
+        self.block = block
     }
 
     /// Checks a batch against the model: shapes, id ranges, positions, mask values.

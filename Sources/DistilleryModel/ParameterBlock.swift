@@ -161,7 +161,7 @@ public typealias Gradients = ParameterBlock
 /// anonymous, and such pages read as zeros afterwards), so a range that is never read stays
 /// out of resident memory. The partial pages at either end are written. Elsewhere, or if
 /// the kernel refuses, every element is written.
-private func zeroWithoutTouching(_ p: UnsafeMutablePointer<Float>, count: Int) {
+func zeroWithoutTouching(_ p: UnsafeMutablePointer<Float>, count: Int) {
     #if os(Linux)
     let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
     let start = UInt(bitPattern: p), end = start + UInt(count * MemoryLayout<Float>.stride)

@@ -163,7 +163,8 @@ public struct ModelBundle {
 /// Only the encoder keeps weights: the file's tensors are dropped once the encoder holds
 /// them (in the BERT case before its Linear layers are packed), so a loaded model is not
 /// resident twice or three times over; quantized weights are never dequantized (the
-/// encoder runs them, embedding tables included, from their quantized storage).
+/// encoder runs them, embedding tables included, from their quantized storage), and the
+/// encoder's parameter block keeps no copy of the weights its matrices hold.
 public struct InferenceModel {
     /// The file's settings and vocabulary; its `tensors` and `quantized` are empty.
     public let file: TeacherFile
@@ -199,7 +200,7 @@ public struct InferenceModel {
         (file, self.path, tokenizer) = (bundle!.file.withoutWeights, path, bundle!.tokenizer)
         parameterCount = bundle!.file.tensors.reduce(0) { $0 + $1.tensor.count } + quantized.values.reduce(0) { $0 + $1.rows * $1.columns }
         bundle = nil   // `tensors` now holds the only references; the encoder drops them once copied
-        do { encoder = try BertEncoder(config: config, consuming: consume tensors, quantized: quantized) } catch { throw StageError(file: path, error) }
+        do { encoder = try BertEncoder(config: config, consuming: consume tensors, quantized: quantized, inferenceOnly: true) } catch { throw StageError(file: path, error) }
         (maxPositions, vocabSize, labels) = (config.maxPositions, config.vocabSize, config.labels)
         summary = "\(config.layerCount) layers, hidden \(config.hiddenSize)"
     }

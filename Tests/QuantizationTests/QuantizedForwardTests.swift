@@ -103,8 +103,9 @@ final class QuantizedForwardTests: XCTestCase {
 
     /// An inference load keeps quantized weights only in their quantized storage: the encoder
     /// built without their fp32 copies (embedding tables included) gives the same bits as the
-    /// one built with them, and its block holds zeros there. A quantized tensor the forward
-    /// would not run quantized is refused rather than read as zeros.
+    /// one built with them, and its block holds zeros there; an inference-only encoder also
+    /// drops the fp32 weights it packed. A quantized tensor the forward would not run
+    /// quantized is refused rather than read as zeros.
     func testQuantizedOnlyWeightsGiveTheSameBitsAsTheirDequantizedCopies() throws {
         let (config, tensors) = try randomModel(widths: [128, 96], seed: 13)
         let units = quantizationUnits(config: config, heads: BertHeads(pooler: true, classifierLabels: 3))
@@ -121,6 +122,24 @@ final class QuantizedForwardTests: XCTestCase {
             XCTAssertEqual(out.pooled, expected.pooled, "\(scheme)")
             XCTAssertEqual(out.logits, expected.logits, "\(scheme)")
             for name in q.keys { XCTAssertTrue(lean.block.tensor(name).data.allSatisfy { $0 == 0 }, "\(scheme) \(name)") }
+        }
+        // Inference-only: the block also lets go of the fp32 weights it packed, with the same
+        // bits out, fp32 and mixed (Q alone int8: three matrices in layer 0).
+        let plans: [QuantizationPlan] = [[:], ["encoder.layer.0.attention.self.query.weight": .int8,
+                                              "embeddings.word_embeddings.weight": .int4(group: 32, symmetric: true)]]
+        for plan in plans {
+            let q = try quantizeWeights(tensors, plan: plan, source: "test")
+            let lean = tensors.filter { q[$0.key] == nil }
+            let expected = try BertEncoder(config: config, tensors: lean, quantized: q).forward(input, hiddenStates: true)
+            let encoder = try BertEncoder(config: config, consuming: lean, quantized: q, inferenceOnly: true)
+            let out = try encoder.forward(input, hiddenStates: true)
+            XCTAssertEqual(out.hiddenStates, expected.hiddenStates, "\(plan)")
+            XCTAssertEqual(out.logits, expected.logits, "\(plan)")
+            for name in encoder.model.quantizableWeights {   // fp32 embedding tables stay: the forward reads them
+                let released = !name.hasPrefix("embeddings.") || q[name] != nil
+                XCTAssertEqual(encoder.block.tensor(name).data.allSatisfy { $0 == 0 }, released, "\(plan): '\(name)'")
+            }
+            XCTAssertTrue(encoder.block.tensor("encoder.layer.1.output.dense.bias").data.contains { $0 != 0 }, "biases stay")
         }
         let typeTable = "embeddings.token_type_embeddings.weight"
         let q = try quantizeWeights(tensors, plan: [typeTable: .int8], source: "test")
