@@ -15,9 +15,9 @@
 //
 // Numerics: w = (float)q · wScale[n] (int8) or (float)(q − zero) · scale (int4), each one
 // rounding (bf16: none, the value is the upper half of its fp32); then exactly
-// dk_gemm_packed_bias over those weights (the same per-K-block FMA
-// chains), so the AVX2 build equals dk_gemm_packed_bias of dk_dq_unpack's matrix bit for
-// bit, and `_ref` equals dk_gemm_packed_bias_ref of it.
+// dk_gemm_packed_bias over those weights (the same per-K-block FMA chains), so the AVX2
+// build equals dk_gemm_packed_bias of dk_dq_unpack's matrix bit for bit, and `_ref` equals
+// dk_gemm_packed_bias_ref of it.
 #include "dk_quant.h"
 #include "dk_gemm.h"
 #include "ckernels.h"

@@ -161,9 +161,8 @@ void dk_bf16_gemm_ref(long M, long N, long K, const float *A, long lda, const vo
 // dk_gemm_packed_bias on dk_pack_weight(dk_dq_unpack(…)) bit for bit; `_ref` equals
 // dk_gemm_packed_bias_ref of it. Layouts: DK_DQ_Q8 (dk_q8_pack), DK_DQ_Q8B (dk_q8b_pack),
 // DK_DQ_Q4 (dk_q4_pack with group G; G is ignored otherwise), DK_DQ_BF16 (dk_bf16_pack);
-// wScale NULL for int4 and bf16. An
-// invalid K / G writes nothing. Threads: as the GEMMs above (packed, wScale, bias and C
-// offset by n0 for a split of N at multiples of 16).
+// wScale NULL for int4 and bf16. An invalid K / G writes nothing. Threads: as the GEMMs
+// above (packed, wScale, bias and C offset by n0 for a split of N at multiples of 16).
 enum { DK_DQ_Q8 = 0, DK_DQ_Q8B = 1, DK_DQ_Q4 = 2, DK_DQ_BF16 = 3 };
 long dk_dq_workspace_bytes(long M, long K);
 /// Bytes of one 16-column panel of `layout` (for splitting N over threads).
