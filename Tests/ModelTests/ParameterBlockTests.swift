@@ -27,6 +27,11 @@ final class ParameterBlockTests: XCTestCase {
         }
     }
 
+    /// Whether the kernel backs every anonymous mapping with huge pages when it can.
+    private var transparentHugePagesAlways: Bool {
+        ((try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)) ?? "").contains("[always]")
+    }
+
     private func layout(bigCount: Int) -> ParameterLayout {
         ParameterLayout([("a", [3]), ("big", [bigCount]), ("b", [5, 7]), ("tail", [1])])
     }
@@ -53,7 +58,11 @@ final class ParameterBlockTests: XCTestCase {
             let big = l.entry("big")!.range
             let (resident, pages) = residentPages(block.storage, big)
             XCTAssertGreaterThan(pages, 3, "bigCount \(bigCount)")
-            XCTAssertEqual(resident, 0, "\(resident) of \(pages) pages under 'big' are resident (bigCount \(bigCount))")
+            if transparentHugePagesAlways {   // a write beside the range may fault in a 2 MB page over part of it
+                print("ParameterBlockTests: transparent huge pages are 'always' here; \(resident) of \(pages) pages resident, not checked")
+            } else {
+                XCTAssertEqual(resident, 0, "\(resident) of \(pages) pages under 'big' are resident (bigCount \(bigCount))")
+            }
             XCTAssertTrue(block.storage[big].allSatisfy { $0 == 0 }, "bigCount \(bigCount)")
             XCTAssertEqual(residentPages(full.storage, big).resident, residentPages(full.storage, big).pages)
         }
