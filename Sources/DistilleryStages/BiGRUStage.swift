@@ -32,7 +32,6 @@ struct BiGRUBundle {
               BiGRUConfig.matches(json: json) else { return nil }   // not read in full just to find out
         let file: TeacherFile
         do { file = try TeacherFile.read(url) } catch { return nil }
-        guard BiGRUConfig.matches(json: file.configJSON) else { return nil }
         self.file = file
         do { config = try BiGRUConfig(json: file.configJSON, source: "\(path) (config_json)") } catch { throw StageError(file: path, error) }
         tokenizer = try TokenizerOptions.parse(file.tokenizerOptionsJSON, source: path)

@@ -109,16 +109,18 @@ public struct TeacherFile {
     }
 
     /// True when `url` is an HDF5 file whose `format` attribute says "distillery-teacher".
-    public static func isTeacherFile(_ url: URL) -> Bool {
-        guard let file = try? HDF5File.open(url) else { return false }
-        return (try? file.stringAttribute(teacherFormatAttribute)) == teacherFormatName
+    public static func isTeacherFile(_ url: URL) -> Bool { openedTeacherFile(url) != nil }
+
+    /// `url` opened when it is an HDF5 file marked as a teacher file, else nil.
+    private static func openedTeacherFile(_ url: URL) -> HDF5File? {
+        guard let file = try? HDF5File.open(url), (try? file.stringAttribute(teacherFormatAttribute)) == teacherFormatName else { return nil }
+        return file
     }
 
     /// The `config_json` of a teacher file, read without its tensors (nil when `url` is not
     /// a teacher file or has none): what a loader checks before reading the weights.
     public static func storedConfigJSON(_ url: URL) -> String? {
-        guard let file = try? HDF5File.open(url), (try? file.stringAttribute(teacherFormatAttribute)) == teacherFormatName else { return nil }
-        return try? file.stringAttribute("config_json")
+        try? openedTeacherFile(url)?.stringAttribute("config_json")
     }
 
     // MARK: Reading
