@@ -80,11 +80,36 @@ public final class BertEncoder: @unchecked Sendable {
     public init(config: BertConfig, consuming tensors: consuming [String: Tensor],
                 quantized: [String: QuantizedTensor] = [:], inferenceOnly: Bool = false) throws(ModelError) {
         try config.validate()
-        let onlyQuantized = quantized.filter { tensors[$0.key] == nil }
+        let onlyQuantized = Set(quantized.keys.filter { tensors[$0] == nil })
         let (heads, _) = try validateBertParameters(config, tensors: tensors,
-                                                    storedElsewhere: onlyQuantized.mapValues { [$0.rows, $0.columns] })
+                                                    storedElsewhere: quantized.filter { onlyQuantized.contains($0.key) }.mapValues { [$0.rows, $0.columns] })
         self.config = config
         model = try BertModel(config: config, heads: heads)
+        try Self.checkQuantized(quantized, model: model)
+        var block = try ParameterBlock(layout: model.layout, consuming: consume tensors, storedElsewhere: onlyQuantized)
+        matrices = inferenceOnly ? model.quantizedMatrices(releasing: &block, quantized: quantized)
+                                 : model.quantizedMatrices(block, quantized: quantized)
+        self.block = block
+    }
+
+    /// An inference encoder (as `inferenceOnly` above) whose fp32 tensors are read from
+    /// `source` straight into the parameter block, so a file's weights are never resident
+    /// beside it; the weights in `quantized` run from their quantized storage. The source
+    /// checks the values it reads; errors are its own or a `ModelError`.
+    public init(config: BertConfig, source: TensorSource, quantized: [String: QuantizedTensor]) throws {
+        try config.validate()
+        let onlyQuantized = quantized.filter { source.shapes[$0.key] == nil }
+        let heads = try validateBertShapes(config, shapes: source.shapes, storedElsewhere: onlyQuantized.mapValues { [$0.rows, $0.columns] })
+        self.config = config
+        model = try BertModel(config: config, heads: heads)
+        try Self.checkQuantized(quantized, model: model)
+        var block = try ParameterBlock(layout: model.layout, source: source, storedElsewhere: Set(onlyQuantized.keys))
+        matrices = model.quantizedMatrices(releasing: &block, quantized: quantized)
+        self.block = block
+    }
+
+    /// Every quantized tensor is a weight of `model` that runs quantized, with its shape.
+    private static func checkQuantized(_ quantized: [String: QuantizedTensor], model: BertModel) throws(ModelError) {
         let runsQuantized = model.quantizableWeights
         for (name, q) in quantized {
             guard let entry = model.layout.entry(name), entry.shape == [q.rows, q.columns], runsQuantized.contains(name) else {
@@ -92,10 +117,6 @@ public final class BertEncoder: @unchecked Sendable {
                                           hint: "quantize the model again with 'kd quantize'")
             }
         }
-        var block = try ParameterBlock(layout: model.layout, consuming: consume tensors, storedElsewhere: Set(onlyQuantized.keys))
-        matrices = inferenceOnly ? model.quantizedMatrices(releasing: &block, quantized: quantized)
-                                 : model.quantizedMatrices(block, quantized: quantized)
-        self.block = block
     }
 
     /// Checks a batch against the model: shapes, id ranges, positions, mask values.

@@ -62,7 +62,24 @@ public func bertParameterShapes(_ c: BertConfig, heads: BertHeads) -> [(name: St
 public func validateBertParameters(_ config: BertConfig, tensors: [String: Tensor],
                                    storedElsewhere: [String: [Int]] = [:]) throws(ModelError)
     -> (heads: BertHeads, parameters: [(name: String, tensor: Tensor)]) {
-    func shape(_ name: String) -> [Int]? { tensors[name]?.shape ?? storedElsewhere[name] }
+    let heads = try validateBertShapes(config, shapes: tensors.mapValues(\.shape), storedElsewhere: storedElsewhere)
+    var ordered: [(name: String, tensor: Tensor)] = []
+    for (name, _) in bertParameterShapes(config, heads: heads) {
+        guard let t = tensors[name] else { continue }
+        if let i = t.firstNonFiniteIndex {
+            throw ModelError.nonFinite(name: name, index: i, value: "\(t.data[i])")
+        }
+        ordered.append((name, t))
+    }
+    return (heads, ordered)
+}
+
+/// `validateBertParameters` on shapes alone (the values are checked where they are read):
+/// the heads the names imply, every expected tensor present (in `shapes` or in
+/// `storedElsewhere`) with its shape, and nothing unexpected.
+public func validateBertShapes(_ config: BertConfig, shapes: [String: [Int]],
+                               storedElsewhere: [String: [Int]] = [:]) throws(ModelError) -> BertHeads {
+    func shape(_ name: String) -> [Int]? { shapes[name] ?? storedElsewhere[name] }
     let classifierLabels = shape("classifier.weight")?.first ?? 0
     let heads = BertHeads(pooler: shape("pooler.dense.weight") != nil, classifierLabels: classifierLabels)
     if classifierLabels > 0, !config.labels.isEmpty, config.labels.count != classifierLabels {
@@ -82,33 +99,21 @@ public func validateBertParameters(_ config: BertConfig, tensors: [String: Tenso
         }
     }
     let expected = bertParameterShapes(config, heads: heads)
-    var ordered: [(name: String, tensor: Tensor)] = []
-    ordered.reserveCapacity(expected.count)
-    for (name, shape) in expected {
-        guard let t = tensors[name] else {
-            if let found = storedElsewhere[name] {
-                guard found == shape else {
-                    throw ModelError.wrongShape(name: name, expected: shape, found: found, hint: layerShapeHint(config, name))
-                }
-                continue
-            }
-            throw ModelError.missingTensor(name: name, expected: shape,
+    for (name, expectedShape) in expected {
+        guard let found = shape(name) else {
+            throw ModelError.missingTensor(name: name, expected: expectedShape,
                                            hint: "was it exported with a different naming? try 'kd info' on the source")
         }
-        guard t.shape == shape else {
-            throw ModelError.wrongShape(name: name, expected: shape, found: t.shape, hint: layerShapeHint(config, name))
+        guard found == expectedShape else {
+            throw ModelError.wrongShape(name: name, expected: expectedShape, found: found, hint: layerShapeHint(config, name))
         }
-        if let i = t.firstNonFiniteIndex {
-            throw ModelError.nonFinite(name: name, index: i, value: "\(t.data[i])")
-        }
-        ordered.append((name, t))
     }
     let known = Set(expected.map(\.name))
-    let extra = Set(tensors.keys).union(storedElsewhere.keys).filter { !known.contains($0) }.sorted()
+    let extra = Set(shapes.keys).union(storedElsewhere.keys).filter { !known.contains($0) }.sorted()
     if !extra.isEmpty {
         throw ModelError.unexpectedTensors(extra, hint: "they are not part of a BERT encoder with pooler/classifier; is this another architecture?")
     }
-    return (heads, ordered)
+    return heads
 }
 
 /// What the config records about the layer of tensor `name` (a pruned model's per-layer

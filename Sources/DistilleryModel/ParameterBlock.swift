@@ -98,32 +98,58 @@ public struct ParameterBlock: Sendable, Equatable {
     /// missing: they read as zeros, and the whole pages they span are never touched.
     public init(layout: ParameterLayout, consuming tensors: consuming [String: Tensor],
                 storedElsewhere: Set<String> = []) throws(ModelError) {
+        try Self.check(layout, shapes: tensors.mapValues(\.shape), storedElsewhere: storedElsewhere)
+        self.init(checked: layout) { e, destination in
+            guard let t = tensors.removeValue(forKey: e.name) else { return false }
+            t.data.withUnsafeBufferPointer { destination.initialize(from: $0.baseAddress!, count: e.count) }
+            return true
+        }
+    }
+
+    /// A block filled from `source`, each tensor read straight into its entry (a file's
+    /// datasets need not be loaded beside the block); `storedElsewhere` as in
+    /// `init(layout:consuming:storedElsewhere:)`. Errors are the source's or a `ModelError`.
+    public init(layout: ParameterLayout, source: TensorSource, storedElsewhere: Set<String> = []) throws {
+        try Self.check(layout, shapes: source.shapes, storedElsewhere: storedElsewhere)
+        try self.init(checked: layout) { e, destination in
+            guard source.shapes[e.name] != nil else { return false }
+            try source.read(e.name, into: UnsafeMutableBufferPointer(start: destination, count: e.count))
+            return true
+        }
+    }
+
+    /// Every entry of `layout` is in `shapes` with its shape, or named in `storedElsewhere`;
+    /// `shapes` names nothing else.
+    private static func check(_ layout: ParameterLayout, shapes: [String: [Int]],
+                              storedElsewhere: Set<String>) throws(ModelError) {
         for e in layout.entries {
-            guard let t = tensors[e.name] else {
+            guard let shape = shapes[e.name] else {
                 if storedElsewhere.contains(e.name) { continue }
                 throw ModelError.missingTensor(name: e.name, expected: e.shape,
                                                hint: "the weights do not hold every parameter the training model needs")
             }
-            guard t.shape == e.shape else {
-                throw ModelError.wrongShape(name: e.name, expected: e.shape, found: t.shape,
+            guard shape == e.shape else {
+                throw ModelError.wrongShape(name: e.name, expected: e.shape, found: shape,
                                             hint: "config.json may not belong to these weights")
             }
         }
-        let extra = tensors.keys.filter { layout.entry($0) == nil }.sorted()
+        let extra = shapes.keys.filter { layout.entry($0) == nil }.sorted()
         if !extra.isEmpty {
             throw ModelError.unexpectedTensors(extra, hint: "they are not parameters of this model")
         }
+    }
+
+    /// A block whose entries `fill` writes in place (returning false for an entry it does not
+    /// have, which then reads as zeros). Not zero-filled first: every element is written (or
+    /// zeroed) exactly once, so pages of a large allocation that stay zero are never touched.
+    private init(checked layout: ParameterLayout,
+                 fill: (ParameterLayout.Entry, UnsafeMutablePointer<Float>) throws -> Bool) rethrows {
         self.layout = layout
-        // Not zero-filled first: every element is written (or zeroed) exactly once below, so
-        // pages of a large allocation that stay zero are never touched.
-        storage = [Float](unsafeUninitializedCapacity: layout.totalCount) { buffer, initialized in
+        storage = try [Float](unsafeUninitializedCapacity: layout.totalCount) { buffer, initialized in
+            initialized = 0   // on a throw nothing needs deinitializing (Float is trivial)
             for e in layout.entries where e.count > 0 {
                 let destination = buffer.baseAddress! + e.offset
-                if let t = tensors.removeValue(forKey: e.name) {
-                    t.data.withUnsafeBufferPointer { destination.initialize(from: $0.baseAddress!, count: e.count) }
-                } else {
-                    zeroWithoutTouching(destination, count: e.count)
-                }
+                if try !fill(e, destination) { zeroWithoutTouching(destination, count: e.count) }
             }
             initialized = layout.totalCount
         }

@@ -68,16 +68,17 @@ public struct ModelBundle {
     ///
     /// A multi-task model (task heads, TaskHeads.swift) loads as the single-head model of
     /// `task`; without `task` it is refused with its task list, unless `keepTasks` (then the
-    /// bundle holds the shared encoder and every head, for `kd info`). With `dequantizing`
-    /// false, quantized weights are only in `file.quantized`, not in `tensors` (an inference
-    /// load, `InferenceModel`).
-    public init(path: String, task: String? = nil, keepTasks: Bool = false, dequantizing: Bool = true) throws {
+    /// bundle holds the shared encoder and every head, for `kd info`). `weights` says where
+    /// the weights go (`TeacherFile.WeightLoading`; an inference load, `InferenceModel`,
+    /// keeps quantized weights quantized and reads fp32 ones into place).
+    public init(path: String, task: String? = nil, keepTasks: Bool = false,
+                weights: TeacherFile.WeightLoading = .dequantized) throws {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else {
             throw StageError("\(path): no such file — import a model first with 'kd import SRC --out \(path)'")
         }
         var file: TeacherFile
-        do { file = try TeacherFile.read(URL(fileURLWithPath: path), dequantizing: dequantizing) } catch {
+        do { file = try TeacherFile.read(URL(fileURLWithPath: path), weights: weights) } catch {
             let message = StageError(file: path, error).description
             throw StageError(message.contains("kd import") ? message
                              : "\(message) (--model takes a Distillery model file; convert weights with 'kd import SRC --out model.h5')")
@@ -168,7 +169,7 @@ public struct ModelBundle {
 public struct InferenceModel {
     /// The file's settings and vocabulary; its `tensors` and `quantized` are empty.
     public let file: TeacherFile
-    /// Scalar parameters in the file (quantized weights counted as their fp32 shapes).
+    /// Scalar parameters of the encoder and its heads (quantized weights counted as their fp32 shapes).
     public let parameterCount: Int
     public let path: String
     public let tokenizer: WordPieceTokenizer
@@ -195,12 +196,15 @@ public struct InferenceModel {
             summary = "BiGRU \(config.layers) layer\(config.layers == 1 ? "" : "s"), hidden \(config.hiddenSize) per direction, embeddings \(config.embeddingSize)"
             return
         }
-        var bundle: ModelBundle? = try ModelBundle(path: path, task: task, dequantizing: false)
-        let config = bundle!.config, tensors = bundle!.tensors, quantized = bundle!.file.quantized
+        var bundle: ModelBundle? = try ModelBundle(path: path, task: task, weights: .inPlace)
+        let config = bundle!.config, quantized = bundle!.file.quantized
+        // fp32 tensors are read from the file into the encoder's block (a multi-task file's
+        // are loaded already: the source drains them, freeing each once copied).
+        let source = bundle!.file.floatSource?.filter { !$0.hasPrefix(MaskedLMHead.prefix) } ?? .draining(bundle!.tensors)
         (file, self.path, tokenizer) = (bundle!.file.withoutWeights, path, bundle!.tokenizer)
-        parameterCount = bundle!.file.tensors.reduce(0) { $0 + $1.tensor.count } + quantized.values.reduce(0) { $0 + $1.rows * $1.columns }
-        bundle = nil   // `tensors` now holds the only references; the encoder drops them once copied
-        do { encoder = try BertEncoder(config: config, consuming: consume tensors, quantized: quantized, inferenceOnly: true) } catch { throw StageError(file: path, error) }
+        parameterCount = source.shapes.values.reduce(0) { $0 + $1.reduce(1, *) } + quantized.values.reduce(0) { $0 + $1.rows * $1.columns }
+        bundle = nil   // the source now holds the only references to loaded tensors
+        do { encoder = try BertEncoder(config: config, source: source, quantized: quantized) } catch { throw StageError(file: path, error) }
         (maxPositions, vocabSize, labels) = (config.maxPositions, config.vocabSize, config.labels)
         summary = "\(config.layerCount) layers, hidden \(config.hiddenSize)"
     }

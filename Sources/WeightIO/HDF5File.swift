@@ -212,6 +212,24 @@ public final class HDF5File {
         }
     }
 
+    /// Reads a float or integer dataset as `readTensor` does, into `destination`, which must
+    /// hold exactly its element count (a tensor read straight into a parameter block).
+    public func readTensor(_ path: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        try withDataset(path) { d in
+            let shape = try shapeOf(dataset: d, path: path)
+            try requireClass(of: d, path: path, [H5T_FLOAT, H5T_INTEGER], expected: "a float or integer tensor")
+            guard shape.reduce(1, *) == destination.count else {
+                throw error(.corrupt, path, "dataset '\(path)' has shape \(describeShape(shape)), expected \(destination.count) elements",
+                            hint: "the file changed while it was read; read it again")
+            }
+            guard destination.count > 0 else { return }
+            try requireStorable(d, path: path, elements: destination.count)
+            _ = try check(H5Dread(d, chdf5_native_float(), chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), destination.baseAddress),
+                          path, "cannot read the data of '\(path)'",
+                          hint: "the file may be truncated or use an unsupported filter; re-export it")
+        }
+    }
+
     /// Reads an integer dataset as Int64 values with its shape.
     public func readInt64s(_ path: String) throws -> (shape: [Int], values: [Int64]) {
         try withDataset(path) { d in

@@ -90,6 +90,9 @@ public struct TeacherFile {
     public var quantized: [String: QuantizedTensor] = [:]
     /// After vocabulary pruning: the original vocabulary the tokenizer segments words with.
     public var segmentationVocabulary: [String]?
+    /// With `read(_:weights: .inPlace)`, the fp32 tensors still in the file (not in `tensors`):
+    /// each is read from the file when the caller asks for it.
+    public var floatSource: TensorSource?
     /// A multi-task model's heads (name, labels, maximum length), in head order; empty for a
     /// single-head model. Their tensors are `tasks.<name>.classifier.*` in `tensors`.
     public var tasks: [TaskHead] = []
@@ -125,10 +128,24 @@ public struct TeacherFile {
 
     // MARK: Reading
 
+    /// How `read` loads a file's weights.
+    public enum WeightLoading: Sendable {
+        /// Every weight in `tensors`; a quantized one also in `quantized`, its stored form
+        /// (so every fp32 consumer — fine-tuning, pruning, export — reads any file).
+        case dequantized
+        /// Quantized weights only in `quantized` (inference runs them quantized).
+        case quantizedKept
+        /// As `quantizedKept`, and the fp32 tensors left in the file: `floatSource` reads each
+        /// straight into the caller's storage. A multi-task file loads as `quantizedKept`
+        /// (selecting a task renames its tensors).
+        case inPlace
+        /// No weights: the config, vocabulary and settings (a stage that needs only those).
+        case settingsOnly
+    }
+
     /// Reads a teacher file; fails with a hint to run `kd import` when it is not one.
-    /// A quantized weight is in `quantized` and, dequantized, in `tensors` — unless
-    /// `dequantizing` is false (inference loads that run it quantized): then only in `quantized`.
-    public static func read(_ url: URL, dequantizing: Bool = true) throws -> TeacherFile {
+    /// `weights` says where the weights go (`WeightLoading`).
+    public static func read(_ url: URL, weights: WeightLoading = .dequantized) throws -> TeacherFile {
         let file = try HDF5File.open(url)
         let importHint = "convert the checkpoint with 'kd import' to get a Distillery teacher file"
         guard file.hasAttribute(teacherFormatAttribute) else {
@@ -148,15 +165,17 @@ public struct TeacherFile {
         }
         var tensors: [(name: String, tensor: Tensor)] = []
         var quantized: [String: QuantizedTensor] = [:]
+        var inPlace: [String: [Int]] = [:]
+        let leaveFloats = weights == .inPlace && !file.hasAttribute(taskHeadsAttribute)
         let paths = try file.datasetPaths()
         let quantizedNames = Set(paths.filter { file.hasAttribute(quantizationAttribute, at: $0) })
-        for path in paths where path != teacherVocabularyDataset && path != teacherSegmentationDataset {
+        for path in paths where weights != .settingsOnly && path != teacherVocabularyDataset && path != teacherSegmentationDataset {
             if quantizedNames.contains(path) {
                 let q = try readQuantized(file, path)
                 quantized[path] = q
-                if dequantizing { tensors.append((path, q.dequantized())) }
+                if weights == .dequantized { tensors.append((path, q.dequantized())) }
             } else if !quantizedNames.contains(where: { path == $0 + quantizedScalesSuffix || path == $0 + quantizedZerosSuffix }) {
-                tensors.append((path, try file.readTensor(path)))
+                if leaveFloats { inPlace[path] = try file.shape(of: path) } else { tensors.append((path, try file.readTensor(path))) }
             }
         }
         guard let vocabularyText = String(validating: try file.readBytes(teacherVocabularyDataset), as: UTF8.self) else {
@@ -189,11 +208,25 @@ public struct TeacherFile {
             labelsJSON: file.hasAttribute("labels_json") ? try file.stringAttribute("labels_json") : nil,
             segmentationVocabulary: segmentation)
         teacher.quantized = quantized
+        if leaveFloats { teacher.floatSource = floatsInPlace(file, shapes: inPlace) }
         if file.hasAttribute(taskHeadsAttribute) {
             teacher.tasks = try parseTaskHeads(try file.stringAttribute(taskHeadsAttribute), url: url)
-            try checkTaskHeadTensors(teacher.tasks, tensors: teacher.tensors, url: url)
+            if weights != .settingsOnly { try checkTaskHeadTensors(teacher.tasks, tensors: teacher.tensors, url: url) }
         }
         return teacher
+    }
+
+    /// The float datasets of `file` named in `shapes`, each read into the caller's storage
+    /// and refused when it holds a NaN or an infinity (as the model loader refuses them).
+    private static func floatsInPlace(_ file: HDF5File, shapes: [String: [Int]]) -> TensorSource {
+        TensorSource(shapes: shapes) { name, destination in
+            try file.readTensor(name, into: destination)
+            if let i = destination.firstIndex(where: { !$0.isFinite }) {
+                throw WeightIOError(.corrupt, file: file.url, object: name,
+                                    "tensor '\(name)' holds \(destination[i]) at flat index \(i)",
+                                    hint: "the weights are corrupt or diverged; re-export them")
+            }
+        }
     }
 
     /// Reads and checks the quantized weight stored at `name` (see the header for the layout).
@@ -330,7 +363,7 @@ extension TeacherFile {
     /// and settings, for holders of a built encoder that need only those.
     public var withoutWeights: TeacherFile {
         var f = self
-        (f.tensors, f.quantized) = ([], [:])
+        (f.tensors, f.quantized, f.floatSource) = ([], [:], nil)
         return f
     }
 }

@@ -68,6 +68,34 @@ final class ParameterBlockTests: XCTestCase {
         }
     }
 
+    /// A block filled from a `TensorSource` equals the one filled from the same tensors, reads
+    /// each tensor once (none that is stored elsewhere), and passes the source's error on.
+    func testASourceFillsTheSameBlockReadingEachTensorOnce() throws {
+        struct Refused: Error {}
+        let l = layout(bigCount: 4099)
+        for withBig in [true, false] {
+            let named = tensors(bigCount: 4099, withBig: withBig)
+            var reads: [String] = []
+            let source = TensorSource(shapes: named.mapValues(\.shape)) { name, destination in
+                reads.append(name)
+                _ = destination.initialize(fromContentsOf: named[name]!.data)
+            }
+            let stored: Set<String> = withBig ? [] : ["big"]
+            let block = try ParameterBlock(layout: l, source: source, storedElsewhere: stored)
+            XCTAssertEqual(block, try ParameterBlock(layout: l, consuming: named, storedElsewhere: stored))
+            XCTAssertEqual(reads.sorted(), named.keys.sorted())
+        }
+        let failing = TensorSource(shapes: tensors(bigCount: 4099, withBig: true).mapValues(\.shape)) { name, destination in
+            if name == "b" { throw Refused() }
+            destination.update(repeating: 1)
+        }
+        XCTAssertThrowsError(try ParameterBlock(layout: l, source: failing)) { XCTAssertTrue($0 is Refused, "\($0)") }
+        let misshapen = TensorSource(shapes: ["a": [3], "big": [4099], "b": [7, 5], "tail": [1]]) { _, _ in XCTFail("read before the shapes were checked") }
+        XCTAssertThrowsError(try ParameterBlock(layout: l, source: misshapen)) { XCTAssertTrue("\($0)".contains("'b'"), "\($0)") }
+        let drained = TensorSource.draining(tensors(bigCount: 4099, withBig: true))
+        XCTAssertEqual(try ParameterBlock(layout: l, source: drained), try ParameterBlock(layout: l, tensors: tensors(bigCount: 4099, withBig: true)))
+    }
+
     func testOnlyNamedEntriesMayBeMissing() throws {
         let l = layout(bigCount: 10)
         var t = tensors(bigCount: 10, withBig: false)

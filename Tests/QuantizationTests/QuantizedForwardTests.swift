@@ -135,6 +135,20 @@ final class QuantizedForwardTests: XCTestCase {
             let out = try encoder.forward(input, hiddenStates: true)
             XCTAssertEqual(out.hiddenStates, expected.hiddenStates, "\(plan)")
             XCTAssertEqual(out.logits, expected.logits, "\(plan)")
+            // The same from a model file whose fp32 tensors are read straight into the block.
+            let dir = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let url = dir.appendingPathComponent("model.h5")
+            var file = TeacherFile(tensors: tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, configJSON: "{}",
+                                   vocabulary: ["[PAD]"], pooling: "mean", normalize: false, tokenizerOptionsJSON: "{}")
+            file.quantized = q
+            try file.write(to: url)
+            let read = try TeacherFile.read(url, weights: .inPlace)
+            let fromFile = try BertEncoder(config: config, source: XCTUnwrap(read.floatSource), quantized: read.quantized)
+            let outFromFile = try fromFile.forward(input, hiddenStates: true)
+            XCTAssertEqual(outFromFile.hiddenStates, expected.hiddenStates, "\(plan), in place")
+            XCTAssertEqual(outFromFile.logits, expected.logits, "\(plan), in place")
+            XCTAssertEqual(fromFile.block, encoder.block, "\(plan), in place")
             for name in encoder.model.quantizableWeights {   // fp32 embedding tables stay: the forward reads them
                 let released = !name.hasPrefix("embeddings.") || q[name] != nil
                 XCTAssertEqual(encoder.block.tensor(name).data.allSatisfy { $0 == 0 }, released, "\(plan): '\(name)'")

@@ -39,6 +39,14 @@ final class TaskHeadsTests: XCTestCase {
         XCTAssertEqual(w.shape, [3, 4])
         XCTAssertEqual(w.data, (0..<12).map { Float($0 + 100) })
         XCTAssertThrowsError(try back.selectingTask("tweets", url: url)) { XCTAssertTrue("\($0)".contains("sms-spam, bbc_news"), "\($0)") }
+        // An inference load reads a multi-task file's tensors (selecting a head renames them);
+        // a settings-only one reads the heads without any tensor.
+        let inPlace = try TeacherFile.read(url, weights: .inPlace)
+        XCTAssertNil(inPlace.floatSource)
+        XCTAssertEqual(inPlace.tensors.map(\.name), back.tensors.map(\.name))
+        let settings = try TeacherFile.read(url, weights: .settingsOnly)
+        XCTAssertEqual(settings.tasks, heads)
+        XCTAssertTrue(settings.tensors.isEmpty)
 
         // A single-head file is written as before (version 1) and has no tasks.
         var single = model([])

@@ -47,6 +47,42 @@ final class TeacherFileTests: XCTestCase {
         XCTAssertEqual(try file.dtypeDescription(of: "encoder.layer.0.attention.self.query.weight"), "float32")
     }
 
+    /// `.inPlace` leaves the fp32 tensors in the file: the source reads each into the caller's
+    /// buffer with the bits `.dequantized` reads, and refuses one holding a NaN, naming it.
+    /// `.settingsOnly` reads no tensor at all.
+    func testInPlaceReadsGiveTheSameBitsAndRefuseNonFiniteValues() throws {
+        let url = try temporaryDirectory(self).appendingPathComponent("teacher.h5")
+        var teacher = try sampleTeacher()
+        try teacher.write(to: url)
+        let full = try TeacherFile.read(url)
+        let lazy = try TeacherFile.read(url, weights: .inPlace)
+        XCTAssertTrue(lazy.tensors.isEmpty)
+        let source = try XCTUnwrap(lazy.floatSource)
+        XCTAssertEqual(source.shapes, Dictionary(uniqueKeysWithValues: full.tensors.map { ($0.name, $0.tensor.shape) }))
+        XCTAssertEqual(lazy.configJSON, full.configJSON)
+        XCTAssertEqual(lazy.vocabulary, full.vocabulary)
+        for (name, tensor) in full.tensors {
+            var read = [Float](repeating: .nan, count: tensor.count)
+            try read.withUnsafeMutableBufferPointer { try source.read(name, into: $0) }
+            XCTAssertEqual(read.map(\.bitPattern), tensor.data.map(\.bitPattern), name)
+        }
+        XCTAssertNil(try TeacherFile.read(url, weights: .quantizedKept).floatSource)
+        let settings = try TeacherFile.read(url, weights: .settingsOnly)
+        XCTAssertTrue(settings.tensors.isEmpty && settings.quantized.isEmpty && settings.floatSource == nil)
+        XCTAssertEqual(settings.configJSON, full.configJSON)
+        XCTAssertEqual(settings.vocabulary, full.vocabulary)
+
+        let name = "encoder.layer.1.attention.output.dense.weight"
+        let i = try XCTUnwrap(teacher.tensors.firstIndex { $0.name == name })
+        teacher.tensors[i].tensor.data[5] = -.infinity
+        try teacher.write(to: url)
+        let bad = try XCTUnwrap(TeacherFile.read(url, weights: .inPlace).floatSource)
+        var buffer = [Float](repeating: 0, count: teacher.tensors[i].tensor.count)
+        XCTAssertThrowsError(try buffer.withUnsafeMutableBufferPointer { try bad.read(name, into: $0) }) {
+            XCTAssertTrue(["teacher.h5", name, "-inf", "flat index 5"].allSatisfy("\($0)".contains), "\($0)")
+        }
+    }
+
     func testASymlinkedTeacherPassesTheSizeChecks() throws {
         // The size checks compare declared tensor bytes with the file size: through a symbolic
         // link that must be the target's size, not the link's (a setup with linked teachers).

@@ -3,9 +3,10 @@
 // hostile formats, shapes, `columns` attributes, values, scales, zero points and input
 // scales, sometimes on tensors that are never quantized (LayerNorm, token types) or with
 // a part missing. The harness writes them as a well-formed HDF5 file with the library's
-// own writers (which check nothing the reader relies on); then the file is read both ways
-// — dequantized (fine-tuning, export) and as an inference load that keeps only the
-// quantized storage — and whatever is accepted is built into an encoder and run.
+// own writers (which check nothing the reader relies on); then the file is read each way
+// — dequantized (fine-tuning, export), as an inference load that keeps only the quantized
+// storage, and as one that also reads the fp32 tensors straight into the encoder's block —
+// and whatever is accepted is built into an encoder and run.
 // As fuzz-hdf5: libhdf5's own parser is not the target.
 import DistilleryModel
 import DistilleryTensor
@@ -79,9 +80,14 @@ func writeModel(_ r: inout FuzzReader, to url: URL) throws {
     for (i, (name, shape)) in shapes.enumerated() {
         if chosen.contains(name) {
             try writeQuantized(name, shape, &r, file)
-        } else {
-            let n = shape.reduce(1, *)
-            try file.writeTensor(Tensor(shape: shape, data: (0..<n).map { Float(($0 * 7 + i) % 13) / 64 - 0.1 }), at: name)
+        } else {   // fp32; now and then with a hostile value (NaN, Inf), a wrong shape, or left out
+            let fault = r.byte() % 16
+            if fault == 13 { continue }
+            let stored = fault == 14 ? [shape[0] + 1] + shape.dropFirst() : shape
+            let n = stored.reduce(1, *)
+            var values = (0..<n).map { Float(($0 * 7 + i) % 13) / 64 - 0.1 }
+            if fault == 15, n > 0 { values[r.count(n - 1)] = r.float() }
+            try file.writeTensor(Tensor(shape: stored, data: values), at: name)
         }
     }
     try file.close()
@@ -95,10 +101,13 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let length = 2 + r.count(6)
     let ids: [Int32] = [2] + (0..<(length - 2)).map { _ in Int32(4 + r.count(7)) } + [3]
     let batch = EncoderBatch(ids: ids, batchSize: 1, sequenceLength: length)
-    for dequantizing in [true, false] {
-        guard let model = try? TeacherFile.read(url, dequantizing: dequantizing) else { continue }
+    for weights in [TeacherFile.WeightLoading.dequantized, .quantizedKept, .inPlace] {
+        guard let model = try? TeacherFile.read(url, weights: weights) else { continue }
         let tensors = Dictionary(model.tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { _, last in last })
-        guard let encoder = try? BertEncoder(config: config, tensors: tensors, quantized: model.quantized) else { continue }
+        let built = weights == .inPlace
+            ? try? BertEncoder(config: config, source: model.floatSource ?? .draining(tensors), quantized: model.quantized)
+            : try? BertEncoder(config: config, tensors: tensors, quantized: model.quantized)
+        guard let encoder = built else { continue }
         guard let out = try? encoder.forward(batch) else { continue }
         precondition(out.lastHidden.shape == [1, length, 128])
     }
