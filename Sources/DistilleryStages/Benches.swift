@@ -191,7 +191,7 @@ let tokenizerBenchMinimumSeconds = 0.5
 /// `tokenizerBenchMinimumSeconds` of timed work.
 public func benchTokenizer(model: String, input: String?, repeats: Int = 5) throws -> TokenizerThroughputReport {
     try checkFlag(repeats, in: 1...benchMaximumPasses, flag: "--repeats")
-    let bundle = try ModelBundle(path: model)
+    let bundle = try ModelBundle(path: model, weights: .settingsOnly)
     let lines = try readInputLines(input, allowEmpty: true)
     _ = measureTokenizerThroughput(bundle.tokenizer, lines: lines, repeats: 1)  // warm-up
     var (tokens, seconds) = measureTokenizerThroughput(bundle.tokenizer, lines: lines, repeats: repeats)

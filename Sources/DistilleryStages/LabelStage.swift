@@ -515,7 +515,7 @@ public func checkLabelCache(_ labels: String, teacher: String, data: String) thr
     guard FileManager.default.fileExists(atPath: teacher) else { throw StageError("\(teacher): no such file — check --teacher") }
     let folder = try PreparedFolder(path: data)
     try verifyLabelCache(cache, labels: labels, teacher: teacher, folder: folder, data: data)
-    _ = try cacheTokenIDs(cache, labels: labels, vocabularySize: try ModelBundle(path: teacher).config.vocabSize)
+    _ = try cacheTokenIDs(cache, labels: labels, vocabularySize: try ModelBundle(path: teacher, weights: .settingsOnly).config.vocabSize)
     let s = cache.settings
     return LabelCheckReport(labels: labels, teacher: teacher, data: data, examples: cache.exampleCount, tokens: cache.tokenCount,
                             teacherFile: s.teacherFile, dataName: s.dataName, topK: s.topK, hiddenLayers: s.hiddenLayers,

@@ -186,7 +186,7 @@ public struct PrepareReport: Codable, Sendable {
 
 /// Cleans, deduplicates and splits a dataset into train/dev/test JSON lines and a manifest.
 public func prepareDataset(_ config: PrepareConfig) throws -> PrepareReport {
-    let tokenizer = try config.tokenizer.map { TokenizerRecord(vocabulary: try ModelBundle(path: $0).file.vocabulary) }
+    let tokenizer = try config.tokenizer.map { TokenizerRecord(vocabulary: try ModelBundle(path: $0, weights: .settingsOnly).file.vocabulary) }
     let name: String, loaded: LoadedSource, options: PreparationOptions
     do {
         switch config.input {

@@ -156,7 +156,7 @@ public func pruneAndRecover(_ config: PruneConfig, _ recovery: RecoveryConfig, p
 /// teacher layer it came from (hidden MSE) plus soft cross-entropy; `kd distill --init`
 /// supplies the weights.
 func recoverySpec(step: Int, path: String, teacherLayers: [Int], recovery: RecoveryConfig) throws -> String {
-    let c = try ModelBundle(path: path).config
+    let c = try ModelBundle(path: path, weights: .settingsOnly).config
     let spec: JSONValue = .object([
         "format": .string("distillery-student"), "version": .int(1), "name": .string("pruned-step\(step)"),
         "description": .string("recovery of \(URL(fileURLWithPath: path).lastPathComponent) (kd prune --schedule): start from it with kd distill --init"),
@@ -179,9 +179,9 @@ func recoverySpec(step: Int, path: String, teacherLayers: [Int], recovery: Recov
 /// `given` (`--recover-teacher-layers`, checked), else layer k against layer k — refused
 /// when the teacher has another number of layers (a distilled student and its teacher).
 func recoveryLayerMap(model: String, teacher: String, given: [Int]?) throws -> [Int] {
-    let modelLayers = try ModelBundle(path: model).config.layerCount
+    let modelLayers = try ModelBundle(path: model, weights: .settingsOnly).config.layerCount
     if given == nil && teacher == model { return Array(1...max(1, modelLayers)) }
-    let teacherLayers = try ModelBundle(path: teacher).config.layerCount
+    let teacherLayers = try ModelBundle(path: teacher, weights: .settingsOnly).config.layerCount
     guard let given else {
         guard teacherLayers == modelLayers else {
             throw StageError.usage("--teacher \(teacher) has \(teacherLayers) layers and --model \(model) \(modelLayers): say which teacher layer each model layer is distilled against with --recover-teacher-layers (1-based, e.g. 2,4,6 for a student made of every other layer of a 6-layer teacher)")
