@@ -247,7 +247,7 @@ public struct TeacherFile {
         if format == .bf16 {
             let read = try file.readUInt16s(name)
             shape = read.shape
-            values = read.values.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+            values = read.values.map { $0.littleEndian }.withUnsafeBytes { Array($0) }   // low byte first
         } else {
             shape = try file.shape(of: name)
             values = try file.readBytes(name)
