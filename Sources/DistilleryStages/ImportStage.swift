@@ -363,12 +363,18 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
                                 details: [], settings: nil, tensors: entries(w.tensors), skipped: w.skipped)
     }
     if let student = try BiGRUBundle(loading: path) { return try describeBiGRU(student, path: path, bytes: size, listTensors: listTensors) }
-    let bundle = try ModelBundle(path: path, keepTasks: true)
+    // Quantized weights stay quantized (their fp32 copies are not needed here), except for
+    // the tensor list, which names every weight in file order.
+    let bundle = try ModelBundle(path: path, keepTasks: true, weights: listTensors ? .dequantized : .quantizedKept)
     let (t, config) = (bundle.file, bundle.config)
+    let onlyQuantized = t.quantized.filter { name, _ in !t.tensors.contains { $0.name == name } }
     func storedEntries(_ tensors: [(name: String, tensor: Tensor)]) -> [ModelDescription.TensorEntry]? {
         listTensors ? tensors.map { .init(name: $0.name, dtype: t.quantized[$0.name]?.format.description ?? "float32", shape: $0.tensor.shape) } : nil
     }
-    do { _ = try validateBertParameters(config, tensors: bundle.encoderTensors) } catch { throw StageError(file: path, error) }
+    do {
+        _ = try validateBertParameters(config, tensors: bundle.encoderTensors,
+                                       storedElsewhere: onlyQuantized.mapValues { [$0.rows, $0.columns] })
+    } catch { throw StageError(file: path, error) }
     var details = ["architecture: BERT encoder, \(config.layerCount) layers, hidden \(config.hiddenSize), heads \(config.layerHeads.map(String.init).joined(separator: "/")), FFN \(config.layerIntermediateSizes.map(String.init).joined(separator: "/")), positions \(config.maxPositions), vocab \(config.vocabSize)"]
     if !config.labels.isEmpty { details.append("labels: \(config.labels.joined(separator: ", "))") }
     for head in t.tasks {
@@ -394,7 +400,8 @@ public func describeModel(_ path: String, listTensors: Bool = false) throws -> M
     var settings = StoredSettings(labels: config.labels, classifierPooling: bundle.hasClassifier || !t.tasks.isEmpty ? config.classifierPooling.rawValue : nil,
                                   headInit: bundle.storedHeadInit, maxLength: bundle.storedMaxLength, pooling: t.pooling, normalize: t.normalize)
     settings.tasks = t.tasks.isEmpty ? nil : t.tasks
-    return ModelDescription(file: path, format: "distillery-teacher", bytes: size, parameters: count(t.tensors), tensorCount: t.tensors.count,
+    let parameters = count(t.tensors) + onlyQuantized.values.reduce(0) { $0 + $1.rows * $1.columns }
+    return ModelDescription(file: path, format: "distillery-teacher", bytes: size, parameters: parameters, tensorCount: t.tensors.count + onlyQuantized.count,
                             details: details, settings: settings, tensors: storedEntries(t.tensors), skipped: [])
 }
 
@@ -407,7 +414,7 @@ func quantizationSummary(_ t: TeacherFile) -> String {
         quantizedBits += Double(q.storedBytes * 8)
         quantizedCount += q.rows * q.columns
     }
-    let total = t.tensors.reduce(0) { $0 + $1.tensor.count }
+    let total = t.tensors.reduce(0) { $0 + (t.quantized[$1.name] == nil ? $1.tensor.count : 0) } + quantizedCount
     let overall = (quantizedBits + Double((total - quantizedCount) * 32)) / Double(max(1, total))
     let formats = byFormat.keys.sorted().map { "\(byFormat[$0]!) × \($0)" }.joined(separator: ", ")
     let statics = t.quantized.values.contains { $0.inputScale != nil } ? "; int8 activations with static scales" : ""

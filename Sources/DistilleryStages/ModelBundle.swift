@@ -120,7 +120,8 @@ public struct ModelBundle {
         }
         let head = Dictionary(file.tensors.filter { $0.name.hasPrefix(MaskedLMHead.prefix) }.map { ($0.name, $0.tensor) },
                               uniquingKeysWith: { _, last in last })
-        guard let words = tensors["embeddings.word_embeddings.weight"] else {
+        let wordTable = "embeddings.word_embeddings.weight"
+        guard let words = tensors[wordTable] ?? file.quantized[wordTable]?.dequantized() else {
             throw StageError("\(path): no tensor 'embeddings.word_embeddings.weight' for the masked-LM decoder — re-import the model")
         }
         do { return try MaskedLMHead(config: config, tensors: head, wordEmbeddings: words) } catch { throw StageError(file: path, error) }

@@ -21,6 +21,9 @@ final class QuantizeTests: CLITestCase {
             let info = runOK(["info", q, "--tensors"]).stdout
             XCTAssertTrue(info.contains("quantized: "), info)
             XCTAssertTrue(info.contains("bits per quantized weight"), info)
+            // Without --tensors the quantized weights are not dequantized: the same lines.
+            XCTAssertEqual(runOK(["info", q]).stdout, info.components(separatedBy: "\n").filter { !$0.hasPrefix("  ") }
+                .joined(separator: "\n").replacingOccurrences(of: " tensors\n", with: " tensors (list them with --tensors)\n"), scheme)
             let eval = runOK(["eval", "--model", q, "--data", data, "--threads", "1", "--teacher", model]).stdout
             XCTAssertTrue(eval.contains("macro-F1"), eval)
             let lines = outputLines(runOK(["predict", "--model", q, "--threads", "1"], stdin: Data("good movie\nterrible plot\n".utf8)).stdout)
