@@ -191,8 +191,9 @@ public func label(_ config: LabelConfig, progress: StageProgress) throws -> Labe
     try refuseInputsAsOutputs([(config.out, "--out")], inputs: [config.teacher, config.data])
     let teacher = config.teacher
 
-    // Teacher: a classifier whose labels are the data's.
-    let source = try ModelBundle(path: teacher)
+    // Teacher: a classifier whose labels are the data's. It only runs forward passes, so its
+    // quantized weights stay quantized.
+    let source = try ModelBundle(path: teacher, weights: .quantizedKept)
     guard source.hasClassifier, !source.config.labels.isEmpty else {
         throw StageError("\(teacher): the teacher has no classifier head — kd label caches a classifier's soft labels; fine-tune it first (kd finetune --model \(teacher) --data \(config.data) --out tuned.h5)")
     }
@@ -243,7 +244,7 @@ public func label(_ config: LabelConfig, progress: StageProgress) throws -> Labe
     }
     progress.warning(costText)
 
-    let encoder = try source.makeEncoder()
+    let encoder = try source.makeEncoder(inferenceOnly: true)
     let writer: LabelCacheWriter
     do { writer = try LabelCacheWriter(url: URL(fileURLWithPath: config.out), settings: settings, shard: shard) } catch {
         throw StageError(file: config.out, error)

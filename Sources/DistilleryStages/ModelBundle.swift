@@ -132,9 +132,12 @@ public struct ModelBundle {
     public var encoderTensors: [String: Tensor] { tensors.filter { !$0.key.hasPrefix("tasks.") } }
 
     /// The encoder (with its heads) built from the file's tensors; quantized weights run
-    /// their quantized kernels.
-    public func makeEncoder() throws -> BertEncoder {
-        do { return try BertEncoder(config: config, tensors: tensors, quantized: file.quantized) } catch { throw StageError(file: path, error) }
+    /// their quantized kernels. `inferenceOnly`: the encoder's block lets go of the weights
+    /// its matrices hold (`BertEncoder(config:consuming:quantized:inferenceOnly:)`).
+    public func makeEncoder(inferenceOnly: Bool = false) throws -> BertEncoder {
+        do { return try BertEncoder(config: config, consuming: tensors, quantized: file.quantized, inferenceOnly: inferenceOnly) } catch {
+            throw StageError(file: path, error)
+        }
     }
 
     /// `file` as the single-head model of `task`: that head as `classifier.*`, its labels in
