@@ -1,49 +1,100 @@
-// SHA256: FIPS 180-4 SHA-256, for recording which source bytes a dataset was built from.
+// SHA256: FIPS 180-4 SHA-256, for recording which bytes a dataset, a label cache or a run
+// was built from.
 //
 // Foundation on Linux has no CryptoKit, and this target depends on Foundation only, so the
-// digest is written out here (checked against the FIPS test vectors in DataTests). Speed is
-// ample for dataset files (a few MB); it is not meant for hashing model weights.
+// digest is written out here (checked against the FIPS test vectors in DataTests). It
+// streams: `update` takes the message in pieces, so a model file is hashed in chunks
+// (`digest(fileAt:)`) without being read into memory whole.
 import Foundation
 
-/// SHA-256 digests.
-public enum SHA256 {
+/// SHA-256 digests; a value is a digest in progress (`update`, then `finalize`).
+public struct SHA256 {
+    private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
+        (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+    /// Bytes of an unfinished 64-byte block.
+    private var pending: [UInt8] = []
+    private var byteCount: UInt64 = 0
+
+    /// A digest of the empty message so far.
+    public init() { pending.reserveCapacity(64) }
+
     /// Lower-case hex SHA-256 of `data`.
-    public static func hex(_ data: Data) -> String {
-        digest([UInt8](data)).map { String(format: "%02x", $0) }.joined()
-    }
+    public static func hex(_ data: Data) -> String { hex(digest(data)) }
 
     /// The 32-byte SHA-256 digest of `message`.
-    public static func digest(_ message: [UInt8]) -> [UInt8] {
-        var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-        var padded = message
-        padded.append(0x80)
-        while padded.count % 64 != 56 { padded.append(0) }
-        let bitLength = UInt64(message.count) &* 8
-        for shift in stride(from: 56, through: 0, by: -8) { padded.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
-        var w = [UInt32](repeating: 0, count: 64)
-        for chunk in stride(from: 0, to: padded.count, by: 64) {
-            for t in 0..<16 {
-                let j = chunk + 4 * t
-                w[t] = UInt32(padded[j]) << 24 | UInt32(padded[j + 1]) << 16 | UInt32(padded[j + 2]) << 8 | UInt32(padded[j + 3])
-            }
+    public static func digest<Bytes: DataProtocol>(_ message: Bytes) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(message)
+        return hasher.finalize()
+    }
+
+    /// Lower-case hex of a digest.
+    public static func hex(_ digest: [UInt8]) -> String { digest.map { String(format: "%02x", $0) }.joined() }
+
+    /// Lower-case hex SHA-256 of the file at `url`, read in chunks of `chunkBytes`.
+    public static func hex(fileAt url: URL, chunkBytes: Int = 1 << 20) throws -> String {
+        let handle = try FileHandle(forReadingFrom: url)
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while let chunk = try handle.read(upToCount: chunkBytes), !chunk.isEmpty { hasher.update(chunk) }
+        return hex(hasher.finalize())
+    }
+
+    /// Appends `bytes` to the message.
+    public mutating func update<Bytes: DataProtocol>(_ bytes: Bytes) {
+        for region in bytes.regions { region.withUnsafeBytes { update(raw: $0) } }
+    }
+
+    private mutating func update(raw: UnsafeRawBufferPointer) {
+        byteCount &+= UInt64(raw.count)
+        var rest = raw[...]
+        if !pending.isEmpty {
+            let take = min(64 - pending.count, rest.count)
+            pending += rest.prefix(take)
+            rest = rest.dropFirst(take)
+            guard pending.count == 64 else { return }
+            pending.withUnsafeBytes { compress($0.baseAddress!) }
+            pending.removeAll(keepingCapacity: true)
+        }
+        let base = UnsafeRawBufferPointer(rebasing: rest)
+        let whole = base.count / 64 * 64
+        for offset in stride(from: 0, to: whole, by: 64) { compress(base.baseAddress! + offset) }
+        pending += base[whole...]
+    }
+
+    /// The digest of everything appended (the padding per FIPS 180-4 5.1.1).
+    public mutating func finalize() -> [UInt8] {
+        let bitLength = byteCount &* 8
+        var tail: [UInt8] = [0x80]
+        while (pending.count + tail.count) % 64 != 56 { tail.append(0) }
+        for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+        tail.withUnsafeBytes { update(raw: $0) }
+        precondition(pending.isEmpty)
+        let h = [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7]
+        return h.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> UInt32(24 - 8 * $0)) } }
+    }
+
+    /// One 64-byte block into the state.
+    private mutating func compress(_ block: UnsafeRawPointer) {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+            for t in 0..<16 { w[t] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self)) }
             for t in 16..<64 {
-                let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
-                let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
+                let s0 = Self.rotr(w[t - 15], 7) ^ Self.rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
+                let s1 = Self.rotr(w[t - 2], 17) ^ Self.rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
                 w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
             }
-            var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
+            var (a, b, c, d, e, f, g, hh) = state
             for t in 0..<64 {
-                let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+                let s1 = Self.rotr(e, 6) ^ Self.rotr(e, 11) ^ Self.rotr(e, 25)
                 let ch = (e & f) ^ (~e & g)
-                let t1 = hh &+ s1 &+ ch &+ k[t] &+ w[t]
-                let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+                let t1 = hh &+ s1 &+ ch &+ Self.k[t] &+ w[t]
+                let s0 = Self.rotr(a, 2) ^ Self.rotr(a, 13) ^ Self.rotr(a, 22)
                 let maj = (a & b) ^ (a & c) ^ (b & c)
                 let t2 = s0 &+ maj
                 hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
             }
-            h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+            state = (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d, state.4 &+ e, state.5 &+ f, state.6 &+ g, state.7 &+ hh)
         }
-        return h.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> UInt32(24 - 8 * $0)) } }
     }
 
     @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }

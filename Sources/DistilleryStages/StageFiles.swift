@@ -201,7 +201,7 @@ func checkResumePath(_ resume: String?) throws {
 
 /// sha256 of a file's bytes.
 public func fileSHA256(_ path: String) throws -> String {
-    do { return SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+    do { return try SHA256.hex(fileAt: URL(fileURLWithPath: path)) } catch {
         throw StageError("\(path): cannot read (\(error.localizedDescription))")
     }
 }

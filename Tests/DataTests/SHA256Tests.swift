@@ -27,4 +27,22 @@ final class SHA256Tests: XCTestCase {
             XCTAssertEqual(SHA256.hex(Data(repeating: UInt8(ascii: "x"), count: n)), digest, "length \(n)")
         }
     }
+
+    /// The message in pieces of every awkward size, and a file read in small chunks, give the
+    /// one-shot digest.
+    func testPiecesAndFileChunksGiveTheOneShotDigest() throws {
+        let message = Data((0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        let whole = SHA256.hex(message)
+        XCTAssertEqual(whole, "5097e7d587352f5097062ae679f37bda5802d9f875aba14c8cb4d1a188ada179")   // Python hashlib
+        for piece in [1, 3, 55, 63, 64, 65, 127, 999] {
+            var hasher = SHA256()
+            for start in stride(from: 0, to: message.count, by: piece) { hasher.update(message[start..<min(start + piece, message.count)]) }
+            XCTAssertEqual(SHA256.hex(hasher.finalize()), whole, "pieces of \(piece)")
+        }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("sha256-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try message.write(to: url)
+        for chunk in [7, 64, 1 << 20] { XCTAssertEqual(try SHA256.hex(fileAt: url, chunkBytes: chunk), whole, "chunks of \(chunk)") }
+        XCTAssertEqual(SHA256.hex(SHA256.digest(Array(message))), whole)
+    }
 }
