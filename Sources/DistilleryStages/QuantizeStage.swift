@@ -152,10 +152,13 @@ public func quantize(_ config: QuantizeConfig, progress: StageProgress = SilentP
     guard bundle.file.quantized.isEmpty else {
         throw StageError("\(config.model): is already quantized (\(bundle.file.quantized.count) tensors) — quantize the fp32 model it came from")
     }
-    let encoder = try bundle.makeEncoder()
     let tensors = bundle.tensors
-    let units = quantizationUnits(config: bundle.config, heads: encoder.heads)
-    let evaluator = try config.data.map { try PlanEvaluator(bundle: bundle, encoder: encoder, data: $0, size: config.evalSize,
+    let heads: BertHeads
+    do { heads = try validateBertParameters(bundle.config, tensors: tensors).heads } catch { throw StageError(file: config.model, error) }
+    let units = quantizationUnits(config: bundle.config, heads: heads)
+    // The fp32 encoder runs only to score plans on --data or to calibrate.
+    let encoder = config.data != nil || scheme == .int8Static || config.rounding == "gptq" ? try bundle.makeEncoder() : nil
+    let evaluator = try config.data.map { try PlanEvaluator(bundle: bundle, encoder: encoder!, data: $0, size: config.evalSize,
                                                             batchSize: config.batchSize, needsClassifier: config.maxDrop != nil) }
 
     // Quantize every unit with the scheme (int8-static: with calibrated activation scales).
@@ -164,12 +167,12 @@ public func quantize(_ config: QuantizeConfig, progress: StageProgress = SilentP
         throw error.isUsage ? StageError.usage(error.description) : StageError(error.description)
     }
     if scheme == .int8Static {
-        let scales = try calibrate(encoder: encoder, bundle: bundle, data: config.calibration!, size: config.calibrationSize,
+        let scales = try calibrate(encoder: encoder!, bundle: bundle, data: config.calibration!, size: config.calibrationSize,
                                    method: method, batchSize: config.batchSize, units: units)
         for unit in units { if let s = scales[unit.name] { for name in unit.tensors { quantized[name] = quantized[name]!.withInputScale(s) } } }
     }
     if config.rounding == "gptq" {   // re-round the Linear weights against their inputs' Hessians
-        let hessians = try calibrationHessians(encoder: encoder, bundle: bundle, data: config.calibration!, size: config.calibrationSize,
+        let hessians = try calibrationHessians(encoder: encoder!, bundle: bundle, data: config.calibration!, size: config.calibrationSize,
                                                batchSize: config.batchSize, units: units)
         for unit in units where !unit.isEmbedding {
             guard let h = hessians[unit.name] else { continue }
@@ -204,10 +207,10 @@ public func quantize(_ config: QuantizeConfig, progress: StageProgress = SilentP
         report.written = try evaluator.score(quantized)
     }
 
-    // Write: fp32 values of the quantized tensors stand in the list; the file stores them quantized.
+    // Write: the tensor list gives the file's order; a name in `quantized` is stored in its
+    // quantized form (TeacherFile.write), so its fp32 values are not needed here.
     var file = bundle.file
     file.quantized = quantized
-    file.tensors = file.tensors.map { (name: $0.name, tensor: quantized[$0.name]?.dequantized() ?? $0.tensor) }
     do { try file.write(to: URL(fileURLWithPath: config.out)) } catch { throw StageError(file: config.out, error) }
     report.bytesAfter = fileSize(config.out)
     report.tensors = quantized.keys.sorted().map { name in
