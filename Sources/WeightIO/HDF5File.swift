@@ -212,6 +212,18 @@ public final class HDF5File {
         }
     }
 
+    /// The shape of a float or integer dataset that `readTensor` would read, checked as it
+    /// checks it — the class, and that the file can hold the elements it declares — so a
+    /// caller may allocate for it before reading (`readTensor(_:into:)`).
+    public func tensorShape(of path: String) throws -> [Int] {
+        try withDataset(path) { d in
+            let shape = try shapeOf(dataset: d, path: path)
+            try requireClass(of: d, path: path, [H5T_FLOAT, H5T_INTEGER], expected: "a float or integer tensor")
+            try requireStorable(d, path: path, elements: shape.reduce(1, *))
+            return shape
+        }
+    }
+
     /// Reads a float or integer dataset as `readTensor` does, into `destination`, which must
     /// hold exactly its element count (a tensor read straight into a parameter block).
     public func readTensor(_ path: String, into destination: UnsafeMutableBufferPointer<Float>) throws {

@@ -175,7 +175,7 @@ public struct TeacherFile {
                 quantized[path] = q
                 if weights == .dequantized { tensors.append((path, q.dequantized())) }
             } else if !quantizedNames.contains(where: { path == $0 + quantizedScalesSuffix || path == $0 + quantizedZerosSuffix }) {
-                if leaveFloats { inPlace[path] = try file.shape(of: path) } else { tensors.append((path, try file.readTensor(path))) }
+                if leaveFloats { inPlace[path] = try file.tensorShape(of: path) } else { tensors.append((path, try file.readTensor(path))) }
             }
         }
         guard let vocabularyText = String(validating: try file.readBytes(teacherVocabularyDataset), as: UTF8.self) else {

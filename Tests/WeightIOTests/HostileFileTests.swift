@@ -33,6 +33,31 @@ final class HostileFileTests: XCTestCase {
         XCTAssertEqual(try file.readRows("big", rows: 5..<8, as: Float.self), [0, 0, 0])
     }
 
+    /// A teacher file whose tensor declares more elements than the file holds is refused when
+    /// it is read in place too: the caller would allocate for the declared shape first.
+    func testATeacherTensorLargerThanItsFileIsRefusedWhenReadInPlace() throws {
+        let url = try emptyGrownDataset(rows: 1 << 40, rowShape: [], in: try temporaryDirectory(self))
+        let file = try HDF5File.open(url)
+        assertWeightIOError(["grown.h5", "dataset 'big' declares 1099511627776 elements"], kind: .corrupt) {
+            _ = try file.tensorShape(of: "big")
+        }
+        let teacher = url.deletingLastPathComponent().appendingPathComponent("teacher.h5")
+        let writer = try HDF5File.create(teacher)
+        for (name, value) in [("format", "distillery-teacher"), ("config_json", "{}"), ("pooling", "mean"), ("tokenizer_json", "{}")] {
+            try writer.setAttribute(name, string: value)
+        }
+        try writer.setAttribute("format_version", int: 1)
+        try writer.setAttribute("normalize", int: 0)
+        try writer.writeBytes(Array("[PAD]\n".utf8), at: "__vocab__")
+        try writer.createRowDataset("big", type: .float32, rowShape: [], chunk: HDF5ChunkOptions(rowsPerChunk: 1))
+        try writer.writeRows([Float](), to: "big", at: 1 << 40)
+        try writer.close()
+        XCTAssertNotNil(try TeacherFile.read(teacher, weights: .settingsOnly), "the file is otherwise well-formed")
+        assertWeightIOError(["teacher.h5", "dataset 'big' declares 1099511627776 elements"], kind: .corrupt) {
+            _ = try TeacherFile.read(teacher, weights: .inPlace)
+        }
+    }
+
     func testDimensionsWhoseProductOverflowsAreRefused() throws {
         let dir = try temporaryDirectory(self)
         // 2^42 rows of 2^20 values: 2^62 elements, beyond what 8-byte sizes can address.
