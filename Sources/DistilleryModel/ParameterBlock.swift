@@ -192,6 +192,9 @@ func zeroWithoutTouching(_ p: UnsafeMutablePointer<Float>, count: Int) {
     let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
     let start = UInt(bitPattern: p), end = start + UInt(count * MemoryLayout<Float>.stride)
     let first = (start + page - 1) / page * page, last = end / page * page
+    // No transparent huge pages over the range: where the kernel backs every mapping with
+    // them ('always'), a write to a neighbouring entry would fault a 2 MB page back in over it.
+    if last > first { _ = madvise(UnsafeMutableRawPointer(bitPattern: first), Int(last - first), MADV_NOHUGEPAGE) }
     if last > first, madvise(UnsafeMutableRawPointer(bitPattern: first), Int(last - first), MADV_DONTNEED) == 0 {
         memset(UnsafeMutableRawPointer(p), 0, Int(first - start))
         memset(UnsafeMutableRawPointer(bitPattern: last)!, 0, Int(end - last))
