@@ -80,13 +80,13 @@ public final class BertEncoder: @unchecked Sendable {
     public init(config: BertConfig, consuming tensors: consuming [String: Tensor],
                 quantized: [String: QuantizedTensor] = [:], inferenceOnly: Bool = false) throws(ModelError) {
         try config.validate()
-        let onlyQuantized = Set(quantized.keys.filter { tensors[$0] == nil })
+        let onlyQuantized = quantized.filter { tensors[$0.key] == nil }
         let (heads, _) = try validateBertParameters(config, tensors: tensors,
-                                                    storedElsewhere: quantized.filter { onlyQuantized.contains($0.key) }.mapValues { [$0.rows, $0.columns] })
+                                                    storedElsewhere: onlyQuantized.mapValues { [$0.rows, $0.columns] })
         self.config = config
         model = try BertModel(config: config, heads: heads)
         try Self.checkQuantized(quantized, model: model)
-        var block = try ParameterBlock(layout: model.layout, consuming: consume tensors, storedElsewhere: onlyQuantized)
+        var block = try ParameterBlock(layout: model.layout, consuming: consume tensors, storedElsewhere: Set(onlyQuantized.keys))
         matrices = inferenceOnly ? model.quantizedMatrices(releasing: &block, quantized: quantized)
                                  : model.quantizedMatrices(block, quantized: quantized)
         self.block = block

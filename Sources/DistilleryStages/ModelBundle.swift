@@ -165,11 +165,12 @@ public struct ModelBundle {
 /// A model ready for inference: a BERT encoder or a BiGRU student, behind one
 /// `SequenceEncoder`, with what the inference stages read from the file.
 ///
-/// Only the encoder keeps weights: the file's tensors are dropped once the encoder holds
-/// them (in the BERT case before its Linear layers are packed), so a loaded model is not
-/// resident twice or three times over; quantized weights are never dequantized (the
-/// encoder runs them, embedding tables included, from their quantized storage), and the
-/// encoder's parameter block keeps no copy of the weights its matrices hold.
+/// Only the encoder keeps weights, so a loaded model is not resident twice or three times
+/// over: a BERT file's fp32 tensors are read from the file straight into the encoder's
+/// parameter block (`TeacherFile.floatSource`; a BiGRU student's are dropped once the
+/// encoder holds them), quantized weights are never dequantized (the encoder runs them,
+/// embedding tables included, from their quantized storage), and the parameter block keeps
+/// no copy of the weights its matrices hold.
 public struct InferenceModel {
     /// The file's settings and vocabulary; its `tensors` and `quantized` are empty.
     public let file: TeacherFile
