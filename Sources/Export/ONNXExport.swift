@@ -292,6 +292,9 @@ public func onnxExport(_ model: ExportModel, weights: ONNXWeights = .fp32) throw
     for n in g.nodes { graph.message(1, n) }
     graph.string(2, "distillery_bert")
     for i in g.initializers { graph.message(5, i) }
+    // The weights are in `graph` now: each copy is let go of as soon as the next one holds
+    // them (initializers, graph, model), so at most two are resident at once.
+    g.initializers = []
     for input in [ids, mask, types] { graph.message(11, valueInfo(input, type: ONNXType.int64, dims: ["batch", "sequence"])) }
     for o in outputs { graph.message(12, o) }
     var opset = ProtoMessage()
@@ -301,6 +304,7 @@ public func onnxExport(_ model: ExportModel, weights: ONNXWeights = .fp32) throw
     modelProto.int(1, onnxIRVersion)
     modelProto.string(2, "distillery")
     modelProto.message(7, graph)
+    graph = ProtoMessage()
     modelProto.message(8, opset)
     if g.nodes.isEmpty == false && weights == .int4 {
         var contrib = ProtoMessage()
@@ -308,7 +312,9 @@ public func onnxExport(_ model: ExportModel, weights: ONNXWeights = .fp32) throw
         contrib.int(2, 1)
         modelProto.message(8, contrib)
     }
-    return ONNXExport(data: Data(modelProto.bytes), outputs: names, notes: notes)
+    let data = Data(modelProto.bytes)
+    modelProto = ProtoMessage()
+    return ONNXExport(data: data, outputs: names, notes: notes)
 }
 
 /// The quantized storage an int8 / int4 ONNX export gives each Linear weight (pooler
