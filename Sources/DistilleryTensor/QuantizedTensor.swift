@@ -234,15 +234,29 @@ extension QuantizedTensor {
             }
         case .int4(let g, let symmetric):
             precondition(columns % g == 0 && g % 2 == 0, "QuantizedTensor: group \(g) must divide \(columns)")
+            // Rows in parallel (the scale search is ~17 passes over each group); each group's
+            // results land at its own index, so the output does not depend on the split.
+            let groupsPerRow = columns / g
             var codes = [UInt8](repeating: 0, count: rows * columns)
-            for r in 0..<rows {
-                for start in stride(from: r * columns, to: (r + 1) * columns, by: g) {
-                    let group = w[start..<(start + g)]
-                    let (s, z) = int4GroupScale(group, symmetric: symmetric)
-                    scales.append(s)
-                    zeros.append(z)
-                    for (i, x) in group.enumerated() {
-                        codes[start + i] = UInt8(max(0, min(15, Int((x / s).rounded(.toNearestOrEven)) + Int(z))))
+            scales = [Float](repeating: 0, count: rows * groupsPerRow)
+            zeros = [UInt8](repeating: 0, count: rows * groupsPerRow)
+            codes.withUnsafeMutableBufferPointer { codeBuffer in
+                scales.withUnsafeMutableBufferPointer { scaleBuffer in
+                    zeros.withUnsafeMutableBufferPointer { zeroBuffer in
+                        let out = UnsafeSendable((codeBuffer, scaleBuffer, zeroBuffer))
+                        Compute.parallelRanges(rows) { range in
+                            let (codes, scales, zeros) = out.value
+                            for r in range {
+                                for k in (r * groupsPerRow)..<((r + 1) * groupsPerRow) {
+                                    let start = k * g, group = w[start..<(start + g)]
+                                    let (s, z) = int4GroupScale(group, symmetric: symmetric)
+                                    (scales[k], zeros[k]) = (s, z)
+                                    for (i, x) in group.enumerated() {
+                                        codes[start + i] = UInt8(max(0, min(15, Int((x / s).rounded(.toNearestOrEven)) + Int(z))))
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
