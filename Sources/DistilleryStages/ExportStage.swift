@@ -175,7 +175,7 @@ public func exportModel(_ config: ExportConfig) throws -> ExportReport {
             let export = try ggufExport(model, type: config.type.ggml!, name: outURL.deletingPathExtension().lastPathComponent,
                                      keepF16: config.keepF16.map(Set.init))
             (notes, tensors) = (export.notes, export.file.tensors.count)
-            try OutputFile.write(export.file.serialized(), to: tmp)
+            try OutputFile.write(parts: export.file.serializedParts(), to: tmp)
         case .onnx:
             let weights = config.type.onnx!
             let export = try onnxExport(model, weights: weights)

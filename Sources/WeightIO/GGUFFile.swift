@@ -132,7 +132,12 @@ public struct GGUFFile: Sendable {
     // MARK: Writing
 
     /// The file's bytes: header, metadata, tensor infos, padding, aligned tensor data.
-    public func serialized() -> Data {
+    public func serialized() -> Data { serializedParts().reduce(into: Data()) { $0.append($1) } }
+
+    /// `serialized()` as consecutive parts: the header (through the padding after the
+    /// tensor infos), then each tensor's own data and its padding — written one after another
+    /// (`OutputFile.write(parts:to:)`) the weights are never copied into one buffer.
+    public func serializedParts() -> [Data] {
         var out = Data()
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
@@ -174,8 +179,13 @@ public struct GGUFFile: Sendable {
             offset += (t.data.count + align - 1) / align * align
         }
         pad()
-        for t in tensors { out.append(t.data); pad() }
-        return out
+        var parts = [out]
+        for t in tensors {
+            parts.append(t.data)
+            let padding = (align - t.data.count % align) % align
+            if padding > 0 { parts.append(Data(count: padding)) }
+        }
+        return parts
     }
 
     // MARK: Reading

@@ -61,14 +61,19 @@ public final class OutputFile {
     }
 
     /// Writes `data` to `url` through a partial sibling: fsync, rename, fsync of the directory.
-    public static func write(_ data: Data, to url: URL) throws {
+    public static func write(_ data: Data, to url: URL) throws { try write(parts: [data], to: url) }
+
+    /// `write(_:to:)` of the parts one after another (a large file need not be joined in
+    /// memory first).
+    public static func write(parts: [Data], to url: URL) throws {
         let output = OutputFile(url)
         let fd = open(output.temporaryURL.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw WeightIOError(.ioFailure, file: url, "cannot create a file in \(url.deletingLastPathComponent().path) (\(String(cString: strerror(errno))))",
                                 hint: "check that the directory exists and is writable")
         }
-        let failure = writeFully(fd, data)
+        var failure: Int32 = 0
+        for part in parts where failure == 0 { failure = writeFully(fd, part) }
         close(fd)
         guard failure == 0 else {
             output.abandon()
