@@ -4,7 +4,7 @@
 // Foundation on Linux has no CryptoKit, and this target depends on Foundation only, so the
 // digest is written out here (checked against the FIPS test vectors in DataTests). It
 // streams: `update` takes the message in pieces, so a model file is hashed in chunks
-// (`digest(fileAt:)`) without being read into memory whole.
+// (`hex(fileAt:)`) without being read into memory whole.
 import Foundation
 
 /// SHA-256 digests; a value is a digest in progress (`update`, then `finalize`).
