@@ -203,13 +203,14 @@ public final class HDF5File {
 
     /// Reads a float or integer dataset as a float32 `Tensor`; HDF5 converts float16/float64/integers.
     public func readTensor(_ path: String) throws -> Tensor {
-        try withDataset(path) { d in
-            let shape = try shapeOf(dataset: d, path: path)
-            try requireClass(of: d, path: path, [H5T_FLOAT, H5T_INTEGER], expected: "a float or integer tensor")
-            let count = shape.reduce(1, *)
-            let data = try readNumbers(d, path: path, count: count, memoryType: chdf5_native_float(), as: Float.self)
-            return Tensor(shape: shape, data: data)
+        let shape = try tensorShape(of: path)   // checked before anything is allocated for it
+        let count = shape.reduce(1, *)
+        let data = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            initialized = 0
+            try readTensor(path, into: UnsafeMutableBufferPointer(rebasing: buffer[0..<count]))
+            initialized = count
         }
+        return Tensor(shape: shape, data: data)
     }
 
     /// The shape of a float or integer dataset that `readTensor` would read, checked as it
