@@ -153,11 +153,14 @@ public func quantize(_ config: QuantizeConfig, progress: StageProgress = SilentP
         throw StageError("\(config.model): is already quantized (\(bundle.file.quantized.count) tensors) — quantize the fp32 model it came from")
     }
     let tensors = bundle.tensors
-    let heads: BertHeads
-    do { heads = try validateBertParameters(bundle.config, tensors: tensors).heads } catch { throw StageError(file: config.model, error) }
-    let units = quantizationUnits(config: bundle.config, heads: heads)
-    // The fp32 encoder runs only to score plans on --data or to calibrate.
+    // The fp32 encoder runs only to score plans on --data or to calibrate; without it the
+    // weights are checked (and the heads read) as building it would.
     let encoder = config.data != nil || scheme == .int8Static || config.rounding == "gptq" ? try bundle.makeEncoder() : nil
+    let heads: BertHeads
+    do { heads = try encoder?.heads ?? validateBertParameters(bundle.config, tensors: tensors).heads } catch {
+        throw StageError(file: config.model, error)
+    }
+    let units = quantizationUnits(config: bundle.config, heads: heads)
     let evaluator = try config.data.map { try PlanEvaluator(bundle: bundle, encoder: encoder!, data: $0, size: config.evalSize,
                                                             batchSize: config.batchSize, needsClassifier: config.maxDrop != nil) }
 

@@ -234,26 +234,24 @@ extension QuantizedTensor {
             }
         case .int4(let g, let symmetric):
             precondition(columns % g == 0 && g % 2 == 0, "QuantizedTensor: group \(g) must divide \(columns)")
-            // Rows in parallel (the scale search is ~17 passes over each group); each group's
-            // results land at its own index, so the output does not depend on the split.
-            let groupsPerRow = columns / g
+            // Groups in parallel (the scale search is ~17 passes over each); group k's results
+            // land at index k, so the output does not depend on the split.
+            let groups = rows * columns / g
             var codes = [UInt8](repeating: 0, count: rows * columns)
-            scales = [Float](repeating: 0, count: rows * groupsPerRow)
-            zeros = [UInt8](repeating: 0, count: rows * groupsPerRow)
+            scales = [Float](repeating: 0, count: groups)
+            zeros = [UInt8](repeating: 0, count: groups)
             codes.withUnsafeMutableBufferPointer { codeBuffer in
                 scales.withUnsafeMutableBufferPointer { scaleBuffer in
                     zeros.withUnsafeMutableBufferPointer { zeroBuffer in
                         let out = UnsafeSendable((codeBuffer, scaleBuffer, zeroBuffer))
-                        Compute.parallelRanges(rows) { range in
+                        Compute.parallelRanges(groups) { range in
                             let (codes, scales, zeros) = out.value
-                            for r in range {
-                                for k in (r * groupsPerRow)..<((r + 1) * groupsPerRow) {
-                                    let start = k * g, group = w[start..<(start + g)]
-                                    let (s, z) = int4GroupScale(group, symmetric: symmetric)
-                                    (scales[k], zeros[k]) = (s, z)
-                                    for (i, x) in group.enumerated() {
-                                        codes[start + i] = UInt8(max(0, min(15, Int((x / s).rounded(.toNearestOrEven)) + Int(z))))
-                                    }
+                            for k in range {
+                                let start = k * g, group = w[start..<(start + g)]
+                                let (s, z) = int4GroupScale(group, symmetric: symmetric)
+                                (scales[k], zeros[k]) = (s, z)
+                                for (i, x) in group.enumerated() {
+                                    codes[start + i] = UInt8(max(0, min(15, Int((x / s).rounded(.toNearestOrEven)) + Int(z))))
                                 }
                             }
                         }
