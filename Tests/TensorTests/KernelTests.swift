@@ -111,12 +111,17 @@ final class KernelTests: XCTestCase {
                 if T > 2 { keep[T - 1] = 0; keep[T / 2] = 0 }
                 let scale = 1 / Float(D).squareRoot()
                 var fast = [Float](repeating: 0, count: T * D), ref = fast
+                // Inference keeps no probabilities; with a head weight too (the AVX2 build
+                // applies 1 / sum and the weight to each output row).
+                var inference = fast, weighted = fast
                 var probs = [Float](repeating: 0, count: T * T)
                 var scratch = [Float](repeating: 0, count: dk_attention_scratch_floats(T, D))
                 qkv.withUnsafeBufferPointer { p in
                     let q = p.baseAddress!, k = q + D, v = q + 2 * D
                     dk_attention_head(q, k, v, ld, &fast, D, keep, T, D, scale, &scratch, &probs, nil, nil, 1)
                     dk_attention_head_ref(q, k, v, ld, &ref, D, keep, T, D, scale, &scratch, nil, nil, nil, 1)
+                    dk_attention_head(q, k, v, ld, &inference, D, keep, T, D, scale, &scratch, nil, nil, nil, 1)
+                    dk_attention_head(q, k, v, ld, &weighted, D, keep, T, D, scale, &scratch, nil, nil, nil, 0.75)
                 }
                 for t in 0..<T {
                     var s = (0..<T).map { j -> Double in
@@ -134,6 +139,8 @@ final class KernelTests: XCTestCase {
                         let exact = (0..<T).reduce(0.0) { $0 + s[$1] / sum * Double(qkv[$1 * ld + 2 * D + d]) }
                         XCTAssertEqual(Double(fast[t * D + d]), exact, accuracy: Double(kernelTolerance), "T \(T) D \(D)")
                         XCTAssertEqual(fast[t * D + d], ref[t * D + d], accuracy: kernelTolerance, "dispatched vs _ref")
+                        XCTAssertEqual(Double(inference[t * D + d]), exact, accuracy: Double(kernelTolerance), "no probs, T \(T) D \(D)")
+                        XCTAssertEqual(Double(weighted[t * D + d]), 0.75 * exact, accuracy: Double(kernelTolerance), "weight, T \(T) D \(D)")
                     }
                 }
             }
