@@ -31,7 +31,7 @@
 #define MR 6                // rows of the micro-kernel
 #define NR DK_GEMM_PANEL    // columns of the micro-kernel = packed panel width
 #define KC_MAX 384          // K block; 384·16·4 = 24 KB of W per panel slice (L1 is 32 KB)
-#define MC_MAX 144          // M block, a multiple of MR; 144·384·4 = 216 KB of packed A (L2 512 KB)
+#define MC_MAX DK_GEMM_M_BLOCK   // a multiple of MR; 144·384·4 = 216 KB of packed A (L2 512 KB)
 
 long dk_packed_floats(long N, long K) { return (N + NR - 1) / NR * NR * K; }
 

@@ -25,7 +25,7 @@
 #define DK_INLINE static inline __attribute__((always_inline))
 #define NR DK_GEMM_PANEL
 #define MR 12
-#define MC_MAX 144   // as gemm.c (the workspace size is shared)
+#define MC_MAX DK_GEMM_M_BLOCK   // as gemm.c (the workspace size is shared)
 
 #include "dk_math.h"   // gelu16 for the fused epilogue
 

@@ -7,6 +7,7 @@
 // remains for tests and the odd small product; the hot paths run on `PackedMatrix` and
 // `PackedGemm`.
 import CBLAS
+import CKernels
 import Dispatch
 
 /// Process-wide compute settings: thread count for BLAS and the row-parallel kernels.
@@ -38,6 +39,34 @@ public enum Compute {
                 if lo < hi { box.value(lo..<hi) }
             }
         }
+    }
+}
+
+/// How the outputs of one matrix product are shared among the workers.
+public enum GemmSplit: Equatable {
+    /// One worker: one thread, or too little work to share.
+    case none
+    /// Runs of whole 6-row panels; each worker packs only its own rows of A.
+    case rowPanels(Int)
+    /// Runs of whole 16-column panels; each worker reads only its own part of the weight.
+    case columnPanels(Int)
+}
+
+extension Compute {
+    /// The split of a product with `rows` × `columns` outputs over `workers`. Columns
+    /// when the rows fit one M block of the GEMM (`DK_GEMM_M_BLOCK`): a row split would
+    /// then stream the whole weight through every worker, a column split streams each
+    /// part once. Otherwise rows, given at least 4 panels per worker (the column split
+    /// packs all of A on every worker); columns when the rows are too few for that.
+    /// Measured on Zen 2, 2 threads, MiniLM: the column split takes 3–8% less time per
+    /// forward at 32–128 rows than the row split (2026-12-02-quantization-zen2.md in
+    /// benchmarks/results); on Zen 3 the two were within noise at 128 rows.
+    public static func gemmSplit(rows: Int, columns: Int, workers: Int = threads) -> GemmSplit {
+        let rowPanels = (rows + 5) / 6, colPanels = (columns + Int(DK_GEMM_PANEL) - 1) / Int(DK_GEMM_PANEL)
+        if workers <= 1 { return .none }
+        if rows <= Int(DK_GEMM_M_BLOCK) && colPanels >= workers { return .columnPanels(colPanels) }
+        if rowPanels >= workers * 4 { return .rowPanels(rowPanels) }
+        return colPanels >= workers ? .columnPanels(colPanels) : .none
     }
 }
 

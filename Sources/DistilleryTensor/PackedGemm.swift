@@ -6,7 +6,8 @@
 // transposed pack when op(B) = B, a strided pack when op(B) = Bᵀ), then `dk_gemm_packed`
 // or its transposed-A twin runs. `multiply` packs once on the caller's threads (panels in
 // parallel) into the calling thread's reusable buffer and splits whole 6-row panels of C
-// over `Compute.threads` workers, or whole 16-column panels when C has few rows; `single`
+// over `Compute.threads` workers, or whole 16-column panels when C has few rows
+// (`Compute.gemmSplit`); `single`
 // runs one product on the calling thread (inside a parallel job, e.g. one attention head).
 // Every C element is the same operations whatever the split (see dk_gemm.h), so results
 // are bitwise identical for any thread count. Left out on purpose: alpha/beta (callers
@@ -15,10 +16,6 @@ import CKernels
 
 /// Matrix products on the packed AVX2 GEMM with transposes, BLAS-style but row-major.
 public enum PackedGemm {
-    /// Row panels each worker needs before rows (not columns) are split across threads;
-    /// the same trade-off as `PackedMatrix.minimumRowPanelsPerWorker`.
-    static let minimumRowPanelsPerWorker = 4
-
     /// C[m, n] = op(A) · op(B), or C += op(A) · op(B) when `accumulate`, on `Compute.threads`.
     ///
     /// op(A) is A [m, k] (rows `lda` apart) or, with `transA`, Aᵀ of an A stored [k, m];
@@ -36,7 +33,7 @@ public enum PackedGemm {
         guard let packed = dk_thread_buffer(DK_SLOT_GEMM_PACKED, floats) else {
             fatalError("PackedGemm.multiply: could not allocate \(floats) floats for the packed operand")
         }
-        let colPanels = (n + 15) / 16, rowPanels = (m + 5) / 6
+        let colPanels = (n + 15) / 16
         let shared = UnsafeSendable((a, b, c, packed, bias))
         // Pack op(B) panel by panel; panels are independent.
         Compute.parallelRanges(colPanels) { panels in
@@ -45,16 +42,16 @@ public enum PackedGemm {
             if transB { dk_pack_weight_ld(b + lo * ldb, ldb, hi - lo, k, packed + lo * k) }
             else { dk_pack_weight_transposed(b + lo, ldb, hi - lo, k, packed + lo * k) }
         }
-        let workers = Compute.threads
-        if workers <= 1 || (rowPanels < workers * minimumRowPanelsPerWorker && colPanels < workers) {
+        switch Compute.gemmSplit(rows: m, columns: n) {
+        case .none:
             run(transA, m, n, k, a, lda, packed, bias, c, ldc, accumulate)
-        } else if rowPanels >= workers * minimumRowPanelsPerWorker {
+        case .rowPanels(let rowPanels):
             Compute.parallelRanges(rowPanels) { panels in
                 let (a, _, c, packed, bias) = shared.value
                 let lo = panels.lowerBound * 6, hi = min(m, panels.upperBound * 6)
                 run(transA, hi - lo, n, k, transA ? a + lo : a + lo * lda, lda, packed, bias, c + lo * ldc, ldc, accumulate)
             }
-        } else {
+        case .columnPanels(let colPanels):
             Compute.parallelRanges(colPanels) { panels in
                 let (a, _, c, packed, bias) = shared.value
                 let lo = panels.lowerBound * 16, hi = min(n, panels.upperBound * 16)

@@ -5,8 +5,9 @@
 // only packs its activations. The packed floats live in a 64-byte aligned allocation owned
 // by a final class (a Swift array only guarantees 16 bytes, and a 64-byte row of a panel
 // would then straddle two cache lines). `multiply` splits the work over
-// `Compute.threads` workers with `Compute.parallelRanges`: whole 6-row panels of the
-// output when there are enough of them, otherwise whole 16-column panels. Either way every
+// `Compute.threads` workers with `Compute.parallelRanges`: whole 16-column panels of the
+// output when its rows fit one GEMM M block, whole 6-row panels when there are more
+// (`Compute.gemmSplit`). Either way every
 // output element is computed by the same sequence of operations, so results are bitwise
 // identical for any thread count. Left out on purpose: alpha/beta scaling, transposed
 // activations, and quantized weights (those will be further formats beside this one).
@@ -38,12 +39,6 @@ public struct PackedMatrix: Sendable {
         dk_pack_weight(rowMajor, rows, columns, storage.pointer)
     }
 
-    /// Row panels each worker needs before rows (not columns) are split across threads;
-    /// below this the activations are shared and 16-column panels are split instead.
-    /// Measured on 2 cores (Zen 3): at M = 128 both splits run within noise of each other
-    /// on the MiniLM shapes; the row split avoids packing A twice, so it is the default.
-    static let minimumRowPanelsPerWorker = 4
-
     /// y[M, out] = x[M, in] · Wᵀ, y += x · Wᵀ when `accumulate`, or y = bias + x · Wᵀ
     /// when a `bias` [out] is given (bit for bit a y pre-filled with the bias, accumulated).
     ///
@@ -61,20 +56,17 @@ public struct PackedMatrix: Sendable {
         precondition(!gelu || bias != nil, "PackedMatrix.multiply: the fused GELU needs a bias")
         guard rows > 0 else { return }
         let (n, k, packed) = (outFeatures, inFeatures, UnsafePointer(storage.pointer))
-        let rowPanels = (rows + 5) / 6, colPanels = (n + 15) / 16
-        let workers = Compute.threads
-        if workers <= 1 || (rowPanels < workers * Self.minimumRowPanelsPerWorker && colPanels < workers) {
-            Self.run(rows, n, k, x, lda, packed, bias, y, ldc, accumulate, gelu)
-            return
-        }
         let shared = UnsafeSendable((x, y, bias))
-        if rowPanels >= workers * Self.minimumRowPanelsPerWorker {
+        switch Compute.gemmSplit(rows: rows, columns: n) {
+        case .none:
+            Self.run(rows, n, k, x, lda, packed, bias, y, ldc, accumulate, gelu)
+        case .rowPanels(let rowPanels):
             Compute.parallelRanges(rowPanels) { panels in
                 let (x, y, bias) = shared.value
                 let lo = panels.lowerBound * 6, hi = min(rows, panels.upperBound * 6)
                 Self.run(hi - lo, n, k, x + lo * lda, lda, packed, bias, y + lo * ldc, ldc, accumulate, gelu)
             }
-        } else {
+        case .columnPanels(let colPanels):
             Compute.parallelRanges(colPanels) { panels in
                 let (x, y, bias) = shared.value
                 let lo = panels.lowerBound * 16, hi = min(n, panels.upperBound * 16)

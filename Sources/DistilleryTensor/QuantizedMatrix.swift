@@ -86,11 +86,6 @@ public struct QuantizedMatrix: Sendable {
         }
     }
 
-    /// Rows per block when rows are split over threads (the fp32 GEMM's 6-row panel).
-    private static let rowBlock = 6
-    /// Row blocks each worker needs before rows (not columns) are split, as PackedMatrix.
-    private static let minimumRowBlocksPerWorker = 4
-
     /// y[rows, out] = bias + x[rows, in] · Wᵀ (bias may be nil); `x` rows `lda` ≥ in floats
     /// apart, `y` rows `ldc` ≥ out. Runs on `Compute.threads` workers; results do not
     /// depend on their number.
@@ -99,18 +94,17 @@ public struct QuantizedMatrix: Sendable {
         precondition(rows >= 0 && lda >= inFeatures && ldc >= outFeatures,
                      "QuantizedMatrix.multiply: rows \(rows), lda \(lda), ldc \(ldc) for a [\(outFeatures), \(inFeatures)] weight")
         guard rows > 0 else { return }
-        let blocks = (rows + Self.rowBlock - 1) / Self.rowBlock, panels = (outFeatures + 15) / 16
-        let workers = Compute.threads
         let shared = UnsafeSendable((x, y, bias))
-        if workers <= 1 || (blocks < workers * Self.minimumRowBlocksPerWorker && panels < workers) {
+        switch Compute.gemmSplit(rows: rows, columns: outFeatures) {
+        case .none:
             run(rows: rows, columns: 0..<outFeatures, x: x, lda: lda, y: y, ldc: ldc, bias: bias)
-        } else if blocks >= workers * Self.minimumRowBlocksPerWorker {
+        case .rowPanels(let blocks):
             Compute.parallelRanges(blocks) { r in
                 let (x, y, bias) = shared.value
-                let lo = r.lowerBound * Self.rowBlock, hi = min(rows, r.upperBound * Self.rowBlock)
+                let lo = r.lowerBound * 6, hi = min(rows, r.upperBound * 6)
                 run(rows: hi - lo, columns: 0..<outFeatures, x: x + lo * lda, lda: lda, y: y + lo * ldc, ldc: ldc, bias: bias)
             }
-        } else {
+        case .columnPanels(let panels):
             Compute.parallelRanges(panels) { r in
                 let (x, y, bias) = shared.value
                 run(rows: rows, columns: (r.lowerBound * 16)..<min(outFeatures, r.upperBound * 16), x: x, lda: lda, y: y, ldc: ldc, bias: bias)

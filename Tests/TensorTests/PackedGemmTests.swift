@@ -146,7 +146,13 @@ final class PackedGemmTests: XCTestCase {
     func testPackedMatrixIsBitwiseIdenticalAcrossThreadCounts() {
         let saved = Compute.threads
         defer { Compute.setThreads(saved) }
-        let shapes = [(128, 1152, 384), (37, 100, 65), (5, 40, 17), (130, 33, 7), (1, 16, 1)]
+        // Column splits up to DK_GEMM_M_BLOCK rows, row splits above (Compute.gemmSplit).
+        let shapes = [(128, 1152, 384), (37, 100, 65), (5, 40, 17), (130, 33, 7), (1, 16, 1), (200, 48, 70), (300, 8, 9)]
+        XCTAssertEqual(Compute.gemmSplit(rows: 128, columns: 1152, workers: 2), .columnPanels(72))
+        XCTAssertEqual(Compute.gemmSplit(rows: 200, columns: 48, workers: 2), .rowPanels(34))
+        XCTAssertEqual(Compute.gemmSplit(rows: 300, columns: 8, workers: 2), .rowPanels(50))
+        XCTAssertEqual(Compute.gemmSplit(rows: 40, columns: 8, workers: 2), .none)
+        XCTAssertEqual(Compute.gemmSplit(rows: 4096, columns: 384, workers: 1), .none)
         for (index, (m, n, k)) in shapes.enumerated() {
             for accumulate in [false, true] {
                 let g = GemmCase(m: m, n: n, k: k, padA: 2, padC: 3, accumulate: accumulate, seed: UInt64(300 + index))

@@ -19,6 +19,9 @@ extern "C" {
 
 /// Output features per packed panel; a panel holds K·16 floats.
 #define DK_GEMM_PANEL 16
+/// Rows of A per M block (a multiple of 6 and 12): each block streams every weight panel
+/// once, so a product of at most this many rows reads its weight once.
+#define DK_GEMM_M_BLOCK 144
 
 /// Floats of the packed buffer for a weight [N, K]: ceil(N / 16) · 16 · K.
 long dk_packed_floats(long N, long K);
