@@ -12,7 +12,7 @@
 // process (`kd bench peak-memory`, `measurePeakMemory`): it loads the model, runs one
 // throughput batch and reports VmHWM from /proc/self/status — the whole process's peak
 // resident set, the runtime included, so it is comparable between variants, not the model's
-// bytes alone. Without a kd executable to start (a library caller that is not `kd`) it is
+// bytes alone. Without a kd executable to start (a library caller other than kd) it is
 // left out and said so. Left out on purpose: GPU anything, energy, cold-cache load times.
 import Distillation
 import DistilleryData
@@ -47,9 +47,9 @@ public struct VariantBenchConfig: Sendable {
     /// The recipe hash and run id recorded in the report (nil outside a recipe).
     public var recipeHash: String?
     public var runID: String?
-    /// The kd executable started for the peak-memory runs (default: this process when it is
-    /// `kd`; nil: peak memory is not measured).
-    public var memoryProbe: String? = currentKDExecutable()
+    /// The kd executable started for the peak-memory runs (default: `kdExecutable`; nil:
+    /// peak memory is not measured).
+    public var memoryProbe: String? = kdExecutable
 
     /// A configuration with the defaults of `kd bench variants`.
     public init(variants: [VariantSpec], data: String) {
@@ -58,12 +58,9 @@ public struct VariantBenchConfig: Sendable {
     }
 }
 
-/// This process's executable when it is `kd` (nil otherwise, e.g. a test runner).
-public func currentKDExecutable() -> String? {
-    guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
-          URL(fileURLWithPath: path).lastPathComponent == "kd" else { return nil }
-    return path
-}
+/// The kd executable of this process, set by kd at launch whatever its file is called; nil
+/// in any other caller (a test runner), whose peak-memory runs are then left out.
+nonisolated(unsafe) public var kdExecutable: String?
 
 /// Measures every variant of `config` and returns the report (nothing is written).
 public func benchVariants(_ config: VariantBenchConfig, progress: StageProgress) throws -> TradeoffReport {

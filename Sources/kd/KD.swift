@@ -51,6 +51,7 @@ struct KD: ParsableCommand {
     /// Runs the command; an error becomes one `kd: error:` line and exit code 1 (bad input,
     /// failed run) or 2 (usage).
     static func main() {
+        kdExecutable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         do {
             var command = try parseAsRoot()
             try command.run()
