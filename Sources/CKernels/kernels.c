@@ -6,9 +6,9 @@
 // __attribute__((target("avx2,fma"))). exp and erf (dk_math.h, shared with training.c)
 // are polynomial/rational approximations accurate to a few ulp (checked against libm in
 // double by the tests).
-// Attention's AVX2 build instead runs its two products on the packed GEMM of gemm.c.
-// On the AVX-512 path GELU and the softmax run 16-lane intrinsics builds (masked tails),
-// LayerNorm the same C body compiled for AVX-512 (its double sums 8 to a register).
+// Attention's AVX2 build instead runs its two products on the packed GEMM of gemm.c, and
+// LayerNorm's is written with intrinsics (on AVX-512 CPUs too). On the AVX-512 path GELU
+// and the softmax run 16-lane intrinsics builds (masked tails).
 #include "ckernels.h"
 #include <math.h>
 #include <string.h>
@@ -164,9 +164,10 @@ DK_INLINE void layernorm_body(const float *x, const float *bias, const float *dr
         if (rstd) rstd[r] = (float)s;
     }
 }
-/// The AVX2 build, written out: clang left much of the body's double arithmetic scalar
-/// (1.7 ns per element). Same statistics as the body: the eight double lane sums of
-/// each pass are the body's acc[0…7] (low half, high half), added in the same order.
+/// The AVX2 build, written out: compiled from the body, clang had left its sums and its
+/// last pass scalar (1.7 ns per element on Zen 2; the AVX-512 build of the body, which this
+/// replaces too, has the same scalar loops). Same statistics as the body: the eight double
+/// lane sums of each pass are the body's acc[0…7] (low half, high half), added in order.
 DK_AVX2 static void layernorm_avx2(const float *x, const float *bias, const float *dropout, const float *residual,
                                    float *sum, float *y, float *mean, float *rstd, const float *gamma,
                                    const float *beta, long rows, long cols, float eps) {
@@ -229,12 +230,6 @@ DK_AVX2 static void layernorm_avx2(const float *x, const float *bias, const floa
         if (mean) mean[r] = (float)m;
         if (rstd) rstd[r] = (float)s;
     }
-}
-/// The AVX-512 build: the same body, its double lane sums and conversions 8 to a register.
-DK_AVX512 static void layernorm_avx512(const float *x, const float *b, const float *d, const float *res, float *sum,
-                                       float *y, float *mean, float *rstd, const float *g, const float *be,
-                                       long r, long c, float eps) {
-    layernorm_body(x, b, d, res, sum, y, mean, rstd, g, be, r, c, eps);
 }
 void dk_residual_layernorm_ref(const float *x, const float *b, const float *d, const float *res, float *sum,
                                float *y, float *mean, float *rstd, const float *g, const float *be,
@@ -434,8 +429,7 @@ void dk_bias_gelu(const float *x, const float *bias, float *pre, float *act, lon
 void dk_residual_layernorm(const float *x, const float *bias, const float *dropout, const float *residual,
                            float *sum, float *y, float *mean, float *rstd, const float *gamma,
                            const float *beta, long rows, long cols, float eps) {
-    if (dk_has_avx512()) layernorm_avx512(x, bias, dropout, residual, sum, y, mean, rstd, gamma, beta, rows, cols, eps);
-    else if (dk_has_avx2()) layernorm_avx2(x, bias, dropout, residual, sum, y, mean, rstd, gamma, beta, rows, cols, eps);
+    if (dk_has_avx2()) layernorm_avx2(x, bias, dropout, residual, sum, y, mean, rstd, gamma, beta, rows, cols, eps);
     else dk_residual_layernorm_ref(x, bias, dropout, residual, sum, y, mean, rstd, gamma, beta, rows, cols, eps);
 }
 

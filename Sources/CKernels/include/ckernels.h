@@ -29,7 +29,7 @@ int dk_kernel_path(void);
 int dk_kernel_path_forced(void);
 /// Returns 1 when the AVX2+FMA builds of the kernels are in use (also on the AVX-512
 /// path, where kernels without an AVX-512 build run them), 0 for the portable ones.
-/// GELU, LayerNorm, the attention softmax and the GEMMs have AVX-512 builds.
+/// GELU, the attention softmax and the GEMMs have AVX-512 builds.
 int dk_has_avx2(void);
 /// Returns 1 on the AVX-512 path.
 int dk_has_avx512(void);
