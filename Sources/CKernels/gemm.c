@@ -194,9 +194,11 @@ DK_AVX2 void dk_gemm_pack_at_panel(const float *At, long lda, long rows, long kc
 /// The micro-kernel: c[0..rows, 0..16) = (c +) a-panel · b-panel over kc, `rows` a
 /// compile-time constant after inlining. a: [kc][rows] packed A, b: [kc][16] packed W.
 /// The products are summed from zero and C is added once at the end, so the C tile
-/// (prefetched here) is read after the k loop has hidden its latency.
+/// (prefetched here) is read after the k loop has hidden its latency. Meanwhile the `pfn`
+/// cache lines from `pf` on (the next weight slice's share of this tile) are prefetched,
+/// one every two k steps (any left over after the loop, at its end).
 DK_AVX2 DK_INLINE void kernel_rows(long kc, const float *a, const float *b, float *c, long ldc,
-                                   int load_c, const float *bias, const int rows) {
+                                   int load_c, const float *bias, const int rows, const char *pf, long pfn) {
     __m256 x[MR], y[MR];
     for (int r = 0; r < MR; r++) {
         if (r >= rows) break;
@@ -220,7 +222,10 @@ DK_AVX2 DK_INLINE void kernel_rows(long kc, const float *a, const float *b, floa
     } while (0)
     long k = 0;
     for (; k + 4 <= kc; k += 4) {
-        DK_STEP(0); DK_STEP(1); DK_STEP(2); DK_STEP(3);
+        if (pfn > 0) { _mm_prefetch(pf, _MM_HINT_T0); pf += 64; pfn--; }
+        DK_STEP(0); DK_STEP(1);
+        if (pfn > 0) { _mm_prefetch(pf, _MM_HINT_T0); pf += 64; pfn--; }
+        DK_STEP(2); DK_STEP(3);
         a += 4 * rows;
         b += 4 * NR;
     }
@@ -230,6 +235,7 @@ DK_AVX2 DK_INLINE void kernel_rows(long kc, const float *a, const float *b, floa
         b += NR;
     }
 #undef DK_STEP
+    for (; pfn > 0; pfn--, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
     for (int r = 0; r < MR; r++) {
         if (r >= rows) break;
         if (load_c) {
@@ -245,21 +251,22 @@ DK_AVX2 DK_INLINE void kernel_rows(long kc, const float *a, const float *b, floa
 }
 
 DK_AVX2 static void kernel_any(long kc, const float *a, const float *b, float *c, long ldc,
-                               int load_c, const float *bias, long rows) {
+                               int load_c, const float *bias, long rows, const char *pf, long pfn) {
     switch (rows) {
-    case 6: kernel_rows(kc, a, b, c, ldc, load_c, bias, 6); break;
-    case 5: kernel_rows(kc, a, b, c, ldc, load_c, bias, 5); break;
-    case 4: kernel_rows(kc, a, b, c, ldc, load_c, bias, 4); break;
-    case 3: kernel_rows(kc, a, b, c, ldc, load_c, bias, 3); break;
-    case 2: kernel_rows(kc, a, b, c, ldc, load_c, bias, 2); break;
-    default: kernel_rows(kc, a, b, c, ldc, load_c, bias, 1); break;
+    case 6: kernel_rows(kc, a, b, c, ldc, load_c, bias, 6, pf, pfn); break;
+    case 5: kernel_rows(kc, a, b, c, ldc, load_c, bias, 5, pf, pfn); break;
+    case 4: kernel_rows(kc, a, b, c, ldc, load_c, bias, 4, pf, pfn); break;
+    case 3: kernel_rows(kc, a, b, c, ldc, load_c, bias, 3, pf, pfn); break;
+    case 2: kernel_rows(kc, a, b, c, ldc, load_c, bias, 2, pf, pfn); break;
+    default: kernel_rows(kc, a, b, c, ldc, load_c, bias, 1, pf, pfn); break;
     }
 }
 
-/// One tile of `rows` × `cols` (cols < 16 goes through a 6×16 buffer).
+/// One tile of `rows` × `cols` (cols < 16 goes through a 6×16 buffer), prefetching
+/// `pfn` lines from `pf` as it runs.
 DK_AVX2 static void tile(long kc, const float *a, const float *b, float *c, long ldc,
-                         int load_c, const float *bias, long rows, long cols) {
-    if (cols == NR) { kernel_any(kc, a, b, c, ldc, load_c, bias, rows); return; }
+                         int load_c, const float *bias, long rows, long cols, const char *pf, long pfn) {
+    if (cols == NR) { kernel_any(kc, a, b, c, ldc, load_c, bias, rows, pf, pfn); return; }
     float buf[MR * NR] __attribute__((aligned(32))) = {0};
     if (load_c)
         for (long r = 0; r < rows; r++) memcpy(buf + r * NR, c + r * ldc, (size_t)cols * sizeof(float));
@@ -267,7 +274,7 @@ DK_AVX2 static void tile(long kc, const float *a, const float *b, float *c, long
         for (long r = 0; r < rows; r++) memcpy(buf + r * NR, bias, (size_t)cols * sizeof(float));
         load_c = 1;
     }
-    kernel_any(kc, a, b, buf, NR, load_c, NULL, rows);
+    kernel_any(kc, a, b, buf, NR, load_c, NULL, rows, pf, pfn);
     for (long r = 0; r < rows; r++) memcpy(c + r * ldc, buf + r * NR, (size_t)cols * sizeof(float));
 }
 
@@ -300,16 +307,19 @@ DK_AVX2 static void gemm_avx2_src(long M, long N, long K, const float *A, long l
             for (long j = 0; j < N; j += NR) {
                 const long cols = N - j < NR ? N - j : NR;
                 const float *b = src ? src->fill(src, j, k0, kc, slice) : packed + j * K + k0 * NR;
-                // Prefetch the next panel's slice (kc·64 bytes) in equal parts while the
-                // row panels of this one run, so its first tile does not wait on L3.
+                // Prefetch the next panel's slice (kc·64 bytes) while the row panels of
+                // this one run, each tile its share, spread over its k loop: a burst per
+                // tile (as before) filled the line buffers and, with few row panels, left
+                // the weights' stream from memory waiting on the FMAs and vice versa.
                 const char *next = src ? NULL : (const char *)(b + NR * K);
                 const long lines = j + NR < N && !src ? kc : 0;
                 long line = 0;
                 for (long i = 0, rows; i < mc; i += rows) {
                     rows = panel_rows(i, mc);
-                    for (const long end = lines * (i + rows) / mc; line < end; line++)
-                        _mm_prefetch(next + line * 64, _MM_HINT_T0);
-                    tile(kc, ws + i * kc, b, C + (i0 + i) * ldc + j, ldc, load_c, bias ? bias + j : NULL, rows, cols);
+                    const long end = lines * (i + rows) / mc;
+                    tile(kc, ws + i * kc, b, C + (i0 + i) * ldc + j, ldc, load_c, bias ? bias + j : NULL, rows, cols,
+                         next + line * 64, end - line);
+                    line = end;
                 }
             }
         }
