@@ -308,9 +308,9 @@ DK_AVX2 static void gemm_avx2_src(long M, long N, long K, const float *A, long l
                 const long cols = N - j < NR ? N - j : NR;
                 const float *b = src ? src->fill(src, j, k0, kc, slice) : packed + j * K + k0 * NR;
                 // Prefetch the next panel's slice (kc·64 bytes) while the row panels of
-                // this one run, each tile its share, spread over its k loop: a burst per
-                // tile (as before) filled the line buffers and, with few row panels, left
-                // the weights' stream from memory waiting on the FMAs and vice versa.
+                // this one run, each tile its share, spread over its k loop (a burst per
+                // tile fills the line buffers: with few row panels, the weights' stream
+                // from memory and the FMAs then take turns instead of overlapping).
                 const char *next = src ? NULL : (const char *)(b + NR * K);
                 const long lines = j + NR < N && !src ? kc : 0;
                 long line = 0;
@@ -318,7 +318,7 @@ DK_AVX2 static void gemm_avx2_src(long M, long N, long K, const float *A, long l
                     rows = panel_rows(i, mc);
                     const long end = lines * (i + rows) / mc;
                     tile(kc, ws + i * kc, b, C + (i0 + i) * ldc + j, ldc, load_c, bias ? bias + j : NULL, rows, cols,
-                         next + line * 64, end - line);
+                         next ? next + line * 64 : NULL, end - line);
                     line = end;
                 }
             }
