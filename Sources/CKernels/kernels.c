@@ -164,6 +164,18 @@ DK_INLINE void layernorm_body(const float *x, const float *bias, const float *dr
         if (rstd) rstd[r] = (float)s;
     }
 }
+/// Lanes 0-3 and 4-7 of v as doubles.
+DK_AVX2 static inline __m256d widen_lo(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+DK_AVX2 static inline __m256d widen_hi(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+/// The lane sums acc[0…7] held as lo (0-3) and hi (4-7), added in lane order.
+DK_AVX2 static inline double sum_lanes_pd(__m256d lo, __m256d hi) {
+    double acc[LANES], total = 0;
+    _mm256_storeu_pd(acc, lo);
+    _mm256_storeu_pd(acc + 4, hi);
+    for (int l = 0; l < LANES; l++) total += acc[l];
+    return total;
+}
+
 /// The AVX2 build, written out: compiled from the body, clang had left its sums and its
 /// last pass scalar (1.7 ns per element on Zen 2; the AVX-512 build of the body, which this
 /// replaces too, has the same scalar loops). Same statistics as the body: the eight double
@@ -185,8 +197,8 @@ DK_AVX2 static void layernorm_avx2(const float *x, const float *bias, const floa
             if (dr) v = _mm256_mul_ps(v, _mm256_loadu_ps(dr + c));
             if (rr) v = _mm256_add_ps(v, _mm256_loadu_ps(rr + c));
             if (terms) _mm256_storeu_ps(sr + c, v);
-            lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-            hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+            lo = _mm256_add_pd(lo, widen_lo(v));
+            hi = _mm256_add_pd(hi, widen_hi(v));
         }
         for (long c = whole; c < cols; c++) {
             float v = bias ? xr[c] + bias[c] : xr[c];
@@ -196,33 +208,25 @@ DK_AVX2 static void layernorm_avx2(const float *x, const float *bias, const floa
         }
         if (terms) xr = sr;
         else if (sum && xr != sr) memcpy(sr, xr, (size_t)cols * sizeof(float));
-        double acc[LANES];
-        _mm256_storeu_pd(acc, lo);
-        _mm256_storeu_pd(acc + 4, hi);
-        double total = 0;
-        for (int l = 0; l < LANES; l++) total += acc[l];
+        double total = sum_lanes_pd(lo, hi);
         for (long c = whole; c < cols; c++) total += (double)xr[c];
         const double m = total / (double)cols;
         const __m256d mv = _mm256_set1_pd(m);
         lo = hi = _mm256_setzero_pd();
         for (long c = 0; c < whole; c += LANES) {
             __m256 v = _mm256_loadu_ps(xr + c);
-            __m256d dl = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), mv);
-            __m256d dh = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), mv);
+            __m256d dl = _mm256_sub_pd(widen_lo(v), mv), dh = _mm256_sub_pd(widen_hi(v), mv);
             lo = _mm256_fmadd_pd(dl, dl, lo);
             hi = _mm256_fmadd_pd(dh, dh, hi);
         }
-        _mm256_storeu_pd(acc, lo);
-        _mm256_storeu_pd(acc + 4, hi);
-        double sq = 0;
-        for (int l = 0; l < LANES; l++) sq += acc[l];
+        double sq = sum_lanes_pd(lo, hi);
         for (long c = whole; c < cols; c++) { double d = (double)xr[c] - m; sq = fma(d, d, sq); }
         const double s = 1.0 / sqrt(sq / (double)cols + (double)eps);
         const __m256d sv = _mm256_set1_pd(s);
         for (long c = 0; c < whole; c += LANES) {
             __m256 v = _mm256_loadu_ps(xr + c);
-            __m128 nl = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), mv), sv));
-            __m128 nh = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), mv), sv));
+            __m128 nl = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(widen_lo(v), mv), sv));
+            __m128 nh = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(widen_hi(v), mv), sv));
             __m256 n = _mm256_insertf128_ps(_mm256_castps128_ps256(nl), nh, 1);
             _mm256_storeu_ps(yr + c, _mm256_fmadd_ps(n, _mm256_loadu_ps(gamma + c), _mm256_loadu_ps(beta + c)));
         }
@@ -379,8 +383,9 @@ DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const fl
     float *kpack = scratch;                        // K as a packed [T, D] weight
     float *vpack = kpack + dk_packed_floats(T, D); // Vᵀ as a packed [D, T] weight
     float *S = vpack + dk_packed_floats(D, T);     // [T, Tp] scores, then their exps
-    float *keepf = S + T * Tp;                     // [Tp], then T row factors
-    float *ws = keepf + Tp + T;                    // GEMM workspace
+    float *keepf = S + T * Tp;                     // [Tp]
+    float *rowscale = keepf + Tp;                  // [T] 1 / sum · weight per row (AVX2)
+    float *ws = rowscale + T;                      // GEMM workspace
     long valid = 0;
     for (long j = 0; j < T; j++) valid += keep[j] != 0;
     for (long j = 0; j < Tp; j++) keepf[j] = j < T && (keep[j] || !valid) ? 1.0f : 0.0f;
@@ -405,7 +410,7 @@ DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const fl
             if (weight != 1.0f) for (long j = 0; j < T; j++) row[j] *= weight;
         } else {
             const float inv = softmax_row_avx2(row, keepf, Tp, scale);
-            keepf[Tp + t] = inv * weight;
+            rowscale[t] = inv * weight;
             if (probs) for (long j = 0; j < T; j++) probs[t * T + j] = row[j] * inv;
             if (dropout) for (long j = 0; j < T; j++) row[j] *= dropout[t * T + j];
         }
@@ -414,7 +419,7 @@ DK_AVX2 static void attention_gemm_avx2(const float *q, const float *k, const fl
     if (!wide)
         for (long t = 0; t < T; t++) {
             float *o = out + t * ldo;
-            for (long d = 0; d < D; d++) o[d] *= keepf[Tp + t];
+            for (long d = 0; d < D; d++) o[d] *= rowscale[t];
         }
 }
 
