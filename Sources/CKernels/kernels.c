@@ -46,27 +46,38 @@ DK_INLINE void bias_gelu_body(const float *x, const float *bias, float *pre, flo
         }
     }
 }
-DK_AVX2 static inline __m256 gelu8(__m256 v) {
-    __m256 cdf = _mm256_add_ps(_mm256_set1_ps(1.0f), erf8(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f))));
-    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), cdf);
+/// GELU of n vectors in place, in step (dk_math.h's _n forms).
+DK_AVX2 __attribute__((always_inline)) static inline void gelu8_n(__m256 *v, const int n) {
+    __m256 cdf[8];
+    DK_STEP(cdf[i] = _mm256_mul_ps(v[i], _mm256_set1_ps(0.70710678118654752f)));
+    erf8_n(cdf, n);
+    DK_STEP(v[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v[i]), _mm256_add_ps(_mm256_set1_ps(1.0f), cdf[i])));
+}
+/// x + bias of n vectors from column c, `pre` kept, GELU stored to `act`.
+DK_AVX2 __attribute__((always_inline)) static inline void bias_gelu_n(const float *x, const float *bias, float *pre,
+                                                                       float *act, long c, const int n) {
+    __m256 v[8];
+    DK_STEP(v[i] = _mm256_loadu_ps(x + c + i * LANES));
+    if (bias) DK_STEP(v[i] = _mm256_add_ps(v[i], _mm256_loadu_ps(bias + c + i * LANES)));
+    if (pre) DK_STEP(_mm256_storeu_ps(pre + c + i * LANES, v[i]));
+    gelu8_n(v, n);
+    DK_STEP(_mm256_storeu_ps(act + c + i * LANES, v[i]));
 }
 DK_AVX2 static void bias_gelu_avx2(const float *x, const float *bias, float *pre, float *act, long rows, long cols) {
     for (long r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
         float *pr = pre ? pre + r * cols : 0, *ar = act + r * cols;
         long c = 0;
-        for (; c + LANES <= cols; c += LANES) {
-            __m256 v = _mm256_loadu_ps(xr + c);
-            if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
-            if (pr) _mm256_storeu_ps(pr + c, v);
-            _mm256_storeu_ps(ar + c, gelu8(v));
-        }
+        for (; c + 4 * LANES <= cols; c += 4 * LANES) bias_gelu_n(xr, bias, pr, ar, c, 4);
+        for (; c + LANES <= cols; c += LANES) bias_gelu_n(xr, bias, pr, ar, c, 1);
         if (c < cols) {   // the last partial vector through a zero-padded buffer
             float buf[LANES] = {0};
             long n = cols - c;
             for (long i = 0; i < n; i++) buf[i] = bias ? xr[c + i] + bias[c + i] : xr[c + i];
             if (pr) memcpy(pr + c, buf, (size_t)n * sizeof(float));
-            _mm256_storeu_ps(buf, gelu8(_mm256_loadu_ps(buf)));
+            __m256 v = _mm256_loadu_ps(buf);
+            gelu8_n(&v, 1);
+            _mm256_storeu_ps(buf, v);
             memcpy(ar + c, buf, (size_t)n * sizeof(float));
         }
     }
@@ -316,6 +327,19 @@ void dk_attention_head_ref(const float *q, const float *k, const float *v, long 
 #include <immintrin.h>
 #include "dk_gemm.h"
 
+/// n vectors of a score row from s: e = exp(s − max) · keep, stored back and added to
+/// `sum` in column order (so the sum does not depend on n).
+DK_AVX2 __attribute__((always_inline)) static inline __m256 exp_rows_n(float *s, const float *keepf, __m256 mv,
+                                                                        __m256 sum, const int n) {
+    __m256 e[8];
+    DK_STEP(e[i] = _mm256_sub_ps(_mm256_loadu_ps(s + i * 8), mv));
+    exp8_n(e, n);
+    DK_STEP(e[i] = _mm256_mul_ps(e[i], _mm256_loadu_ps(keepf + i * 8)));
+    DK_STEP(_mm256_storeu_ps(s + i * 8, e[i]));
+    DK_STEP(sum = _mm256_add_ps(sum, e[i]));
+    return sum;
+}
+
 /// One padded score row in place, left unnormalised: s[j] = keep[j] ? exp(scale·s[j] - max)
 /// : 0; returns 1 / sum. `keepf` is 1 or 0 per column (0 on the padding), Tp a multiple of 8.
 DK_AVX2 static float softmax_row_avx2(float *s, const float *keepf, long Tp, float scale) {
@@ -327,13 +351,12 @@ DK_AVX2 static float softmax_row_avx2(float *s, const float *keepf, long Tp, flo
         __m256 k = _mm256_cmp_ps(_mm256_loadu_ps(keepf + j), _mm256_setzero_ps(), _CMP_NEQ_OQ);
         m = _mm256_max_ps(m, _mm256_blendv_ps(neg, v, k));
     }
-    __m256 mv = _mm256_set1_ps(hmax8(m));
+    const __m256 mv = _mm256_set1_ps(hmax8(m));
     __m256 sum = _mm256_setzero_ps();
-    for (long j = 0; j < Tp; j += 8) {
-        __m256 e = _mm256_mul_ps(exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv)), _mm256_loadu_ps(keepf + j));
-        _mm256_storeu_ps(s + j, e);
-        sum = _mm256_add_ps(sum, e);
-    }
+    long j = 0;
+    for (; j + 64 <= Tp; j += 64) sum = exp_rows_n(s + j, keepf + j, mv, sum, 8);
+    for (; j + 32 <= Tp; j += 32) sum = exp_rows_n(s + j, keepf + j, mv, sum, 4);
+    for (; j < Tp; j += 8) sum = exp_rows_n(s + j, keepf + j, mv, sum, 1);
     return 1.0f / hsum8(sum);
 }
 

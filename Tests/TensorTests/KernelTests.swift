@@ -103,8 +103,9 @@ final class KernelTests: XCTestCase {
     }
 
     func testAttentionHeadAgainstReference() {
-        for T in awkwardSizes.filter({ $0 <= 64 }) {
-            for D in [1, 8, 17, 32, 40, 64] {
+        // Up to 129 keys: the AVX2 softmax takes its rows 8, 4 and 1 vectors at a time.
+        for T in awkwardSizes {
+            for D in T <= 64 ? [1, 8, 17, 32, 40, 64] : [32] {
                 let ld = 3 * D + 5   // rows wider than the head, as in the fused QKV buffer
                 let qkv = randomFloats(T * ld, seed: UInt64(T * 100 + D), scale: 2)
                 var keep = [Int32](repeating: 1, count: T)
