@@ -138,34 +138,41 @@ void dk_dq_gemm_ref(int layout, long M, long N, long K, long G, const float *A, 
 
 // ---------------------------------------------------------------- AVX2
 
-/// One 4-k step of a panel: 64 bytes [16 columns][4 k] of int8 values (v0: columns 0-7,
-/// v1: 8-15) → dst[t][16] = (float)(q − z) · scale for t = 0..3 (z, scale per column).
-DK_AVX2 static inline void dq_step(__m256i v0, __m256i v1, __m256i z0, __m256i z1, __m256 s0, __m256 s1,
+/// One 4-k step of a panel: 64 bytes [16 columns][4 k] of unsigned bytes u (v0: columns
+/// 0-7, one column per 32-bit lane; v1: 8-15) → dst[t][16] = (u − off) · scale for t =
+/// 0..3, where `off` holds 2²³ plus each column's offset (its zero point, or 128 for
+/// sign-flipped int8). Byte t of each lane is moved into the low mantissa bits of 2²³:
+/// the float 2²³ + u, from which subtracting `off` gives u − offset exactly, then one
+/// rounding by the scale: the same value as (float)(q − z) · scale. No shuffles or
+/// int → float conversions: 14.6 against 23.9 cycles per 64 weights on Zen 2.
+DK_AVX2 static inline void dq_step(__m256i v0, __m256i v1, __m256 off0, __m256 off1, __m256 s0, __m256 s1,
                                    float *dst) {
-    // Within each 128-bit lane (4 columns × 4 k), gather k t of the 4 columns into dword
-    // t; then interleave the lanes so bytes 8t..8t+7 hold k t of columns 0-7 (8-15).
-    const __m256i by_k = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
-                                          0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    const __m256i lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    v0 = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v0, by_k), lanes);
-    v1 = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v1, by_k), lanes);
-    const __m128i a01 = _mm256_castsi256_si128(v0), a23 = _mm256_extracti128_si256(v0, 1);
-    const __m128i b01 = _mm256_castsi256_si128(v1), b23 = _mm256_extracti128_si256(v1, 1);
-    const __m128i a[4] = {a01, _mm_unpackhi_epi64(a01, a01), a23, _mm_unpackhi_epi64(a23, a23)};
-    const __m128i b[4] = {b01, _mm_unpackhi_epi64(b01, b01), b23, _mm_unpackhi_epi64(b23, b23)};
-    for (int t = 0; t < 4; t++) {
-        const __m256i q0 = _mm256_sub_epi32(_mm256_cvtepi8_epi32(a[t]), z0);
-        const __m256i q1 = _mm256_sub_epi32(_mm256_cvtepi8_epi32(b[t]), z1);
-        _mm256_storeu_ps(dst + t * QP, _mm256_mul_ps(_mm256_cvtepi32_ps(q0), s0));
-        _mm256_storeu_ps(dst + t * QP + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(q1), s1));
-    }
+    const __m256i byte = _mm256_set1_epi32(255), two23 = _mm256_set1_epi32(0x4B000000);
+#define DQ_BYTE(v, t) ((t) == 3 ? _mm256_srli_epi32(v, 24) : (t) == 0 ? _mm256_and_si256(v, byte) \
+                                 : _mm256_and_si256(_mm256_srli_epi32(v, 8 * (t)), byte))
+#define DQ_VALUE(v, t, off, sc) \
+    _mm256_mul_ps(_mm256_sub_ps(_mm256_castsi256_ps(_mm256_or_si256(DQ_BYTE(v, t), two23)), off), sc)
+    _mm256_storeu_ps(dst, DQ_VALUE(v0, 0, off0, s0));
+    _mm256_storeu_ps(dst + 8, DQ_VALUE(v1, 0, off1, s1));
+    _mm256_storeu_ps(dst + QP, DQ_VALUE(v0, 1, off0, s0));
+    _mm256_storeu_ps(dst + QP + 8, DQ_VALUE(v1, 1, off1, s1));
+    _mm256_storeu_ps(dst + 2 * QP, DQ_VALUE(v0, 2, off0, s0));
+    _mm256_storeu_ps(dst + 2 * QP + 8, DQ_VALUE(v1, 2, off1, s1));
+    _mm256_storeu_ps(dst + 3 * QP, DQ_VALUE(v0, 3, off0, s0));
+    _mm256_storeu_ps(dst + 3 * QP + 8, DQ_VALUE(v1, 3, off1, s1));
+#undef DQ_VALUE
+#undef DQ_BYTE
 }
+
+/// How far ahead (bytes) a fill prefetches its packed bytes: one 64-byte line per step,
+/// eight ahead, past the slice's end into the next panel's. Without it the fill waited on
+/// the stream of a 12 MB int8 model (MiniLM) at 16 rows.
+#define DQ_PREFETCH 512
 
 DK_AVX2 static const float *fill_avx2(const dk_slice_source *base, long j, long k0, long kc, float *buf) {
     const dq_source *s = (const dq_source *)base;
     const uint8_t *panel = s->packed + j / QP * s->pb;
     const long kend = k0 + kc;
-    const __m256i zero = _mm256_setzero_si256();
     if (s->layout == DK_DQ_Q4) {
         // k0 and kc are multiples of 8 (K is a multiple of G, G of 8), so are group
         // boundaries: one 64-byte load holds 8 k (low nibbles k..k+3, high k+4..k+7).
@@ -174,15 +181,19 @@ DK_AVX2 static const float *fill_avx2(const dk_slice_source *base, long j, long 
         for (long k = k0; k < kend;) {
             const uint8_t *blk = panel + k / s->G * gb;
             const __m256 s0 = _mm256_loadu_ps((const float *)blk), s1 = _mm256_loadu_ps((const float *)blk + 8);
-            const __m256i z0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(blk + 128)), byte);
-            const __m256i z1 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(blk + 160)), byte);
+            // dq_step's offsets: 2²³ plus each column's zero point (the low byte of its lane).
+            const __m256i zp0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(blk + 128)), byte);
+            const __m256i zp1 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(blk + 160)), byte);
+            const __m256 off0 = _mm256_add_ps(_mm256_cvtepi32_ps(zp0), _mm256_set1_ps(8388608.0f));
+            const __m256 off1 = _mm256_add_ps(_mm256_cvtepi32_ps(zp1), _mm256_set1_ps(8388608.0f));
             const long gend = (k / s->G + 1) * s->G < kend ? (k / s->G + 1) * s->G : kend;
             for (; k < gend; k += 8) {
                 const uint8_t *p = blk + Q4_GROUP_HEADER + (k % s->G / 8) * 64;
+                _mm_prefetch((const char *)p + DQ_PREFETCH, _MM_HINT_T0);
                 const __m256i v0 = _mm256_loadu_si256((const __m256i *)p), v1 = _mm256_loadu_si256((const __m256i *)(p + 32));
-                dq_step(_mm256_and_si256(v0, low), _mm256_and_si256(v1, low), z0, z1, s0, s1, buf + (k - k0) * QP);
+                dq_step(_mm256_and_si256(v0, low), _mm256_and_si256(v1, low), off0, off1, s0, s1, buf + (k - k0) * QP);
                 dq_step(_mm256_and_si256(_mm256_srli_epi16(v0, 4), low), _mm256_and_si256(_mm256_srli_epi16(v1, 4), low),
-                        z0, z1, s0, s1, buf + (k - k0 + 4) * QP);
+                        off0, off1, s0, s1, buf + (k - k0 + 4) * QP);
             }
         }
         return buf;
@@ -195,6 +206,7 @@ DK_AVX2 static const float *fill_avx2(const dk_slice_source *base, long j, long 
         const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
         for (long k = k0; k < kend; k += 2) {
             const __m256i *p = (const __m256i *)(panel + (k / 2) * 64);
+            _mm_prefetch((const char *)p + DQ_PREFETCH, _MM_HINT_T0);
             const __m256i v0 = _mm256_loadu_si256(p), v1 = _mm256_loadu_si256(p + 1);
             float *d = buf + (k - k0) * QP;
             _mm256_storeu_ps(d, _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)));
@@ -207,13 +219,18 @@ DK_AVX2 static const float *fill_avx2(const dk_slice_source *base, long j, long 
     float sc[QP] = {0};
     memcpy(sc, s->wScale + j, (size_t)(s->N - j < QP ? s->N - j : QP) * sizeof(float));
     const __m256 s0 = _mm256_loadu_ps(sc), s1 = _mm256_loadu_ps(sc + 8);
+    // int8 q as the unsigned byte q + 128 (its sign bit flipped), offset 2²³ + 128.
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const __m256 off = _mm256_set1_ps(8388736.0f);
     // k0 is a multiple of 8; a K that is not a multiple of 4 (int8 per-row layout only)
     // is zero-padded to one, and the buffer has room for the rounded-up rows.
     for (long k = k0; k < kend; k += 4) {
         const uint8_t *p = s->layout == DK_DQ_Q8 ? panel + 64 + (k / 4) * 64
                                                  : panel + k / Q8B * Q8B_BLOCK_BYTES + 64 + (k % Q8B / 4) * 64;
-        dq_step(_mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)(p + 32)),
-                zero, zero, s0, s1, buf + (k - k0) * QP);
+        _mm_prefetch((const char *)p + DQ_PREFETCH, _MM_HINT_T0);
+        dq_step(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p), flip),
+                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 32)), flip), off, off, s0, s1,
+                buf + (k - k0) * QP);
     }
     return buf;
 }
