@@ -168,10 +168,10 @@ public struct QuantizedMatrix: Sendable {
     }
 }
 
-/// The formats that run dequantized through the fp32 GEMM on this machine: "int8/int4",
-/// "bf16", both ("int8/int4/bf16") or none (empty).
+/// The formats that run dequantized through the fp32 GEMM on this machine:
+/// "int8-dynamic/int4", "bf16", both or none (empty). int8-static keeps its kernels.
 private var fp32RouteFormats: String {
-    [QuantizedMatrix.Route.default == .dequantized ? "int8/int4" : nil, QuantizedMatrix.Route.bf16 == .dequantized ? "bf16" : nil]
+    [QuantizedMatrix.Route.default == .dequantized ? "int8-dynamic/int4" : nil, QuantizedMatrix.Route.bf16 == .dequantized ? "bf16" : nil]
         .compactMap { $0 }.joined(separator: "/")
 }
 
@@ -181,7 +181,7 @@ public var quantizedKernelPath: String {
     String(cString: dk_quant_path()) + (fp32RouteFormats.isEmpty ? "" : " + fp32 route for \(fp32RouteFormats)")
 }
 
-/// E.g. ", int8/int4/bf16 weights through the fp32 GEMM" when this machine takes the
+/// E.g. ", int8-dynamic/int4/bf16 weights through the fp32 GEMM" when this machine takes the
 /// dequantized route for some formats, else empty: the suffix of the kernel lines of
 /// `kd --version` and `kd bench`.
 public var quantizedRouteNote: String {
