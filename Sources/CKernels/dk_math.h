@@ -65,8 +65,8 @@ DK_INLINE float dk_erff(float x) {
 // constant at the call site, at most 8): the same operations on each vector, so the same
 // bits as n single calls. A single call is one long dependent chain (exp: ~20 operations)
 // and too few of them fit the scheduler at once to keep the FMA pipes busy; on Zen 2 exp
-// of 8 vectors in step takes 9.1 cycles per vector against 12.0 one at a time, and GELU's
-// erf of 4 takes 11.3 against 13.7 (benchmarks/results/2026-12-02-kernels.md).
+// of 8 vectors in step takes 9.1 cycles per vector against 12.0 one at a time, and GELU of
+// 4 takes 11.3 against 13.7 (benchmarks/results/2026-12-02-quantization-zen2.md).
 #define DK_STEP(expr) for (int i = 0; i < n; i++) expr
 
 /// exp of n vectors in place (dk_expf's steps).
