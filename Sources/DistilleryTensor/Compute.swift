@@ -1,14 +1,13 @@
 // Compute: matrix products through OpenBLAS and the one thread-count knob.
 //
 // Distillery runs one parallel layer at a time: a BLAS GEMM uses OpenBLAS's own threads;
-// our kernels (packed GEMMs included) split rows over `Compute.threads` workers with
-// `concurrentPerform`. No BLAS call is ever made from inside a parallel region, so the
-// two never oversubscribe the cores. Results depend only on the thread count. BLAS
-// remains for tests and the odd small product; the hot paths run on `PackedMatrix` and
-// `PackedGemm`.
+// our kernels (packed GEMMs included) split rows over `Compute.threads` workers: the
+// calling thread and a pool kept awake between calls (WorkerPool.swift). No BLAS call is
+// ever made from inside a parallel region, so the two never oversubscribe the cores.
+// Results depend only on the thread count. BLAS remains for tests and the odd small
+// product; the hot paths run on `PackedMatrix` and `PackedGemm`.
 import CBLAS
 import CKernels
-import Dispatch
 
 /// Process-wide compute settings: thread count for BLAS and the row-parallel kernels.
 public enum Compute {
@@ -32,12 +31,9 @@ public enum Compute {
             if count > 0 { body(0..<count) }
             return
         }
-        withoutActuallyEscaping(body) { escapable in
-            let box = UnsafeSendable(escapable)
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let lo = count * w / workers, hi = count * (w + 1) / workers
-                if lo < hi { box.value(lo..<hi) }
-            }
+        WorkerPool.shared.run(chunks: workers) { w in
+            let lo = count * w / workers, hi = count * (w + 1) / workers
+            if lo < hi { body(lo..<hi) }
         }
     }
 }

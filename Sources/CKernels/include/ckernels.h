@@ -34,6 +34,13 @@ int dk_has_avx2(void);
 /// Returns 1 on the AVX-512 path.
 int dk_has_avx512(void);
 
+/// One spin-wait hint (x86 `pause`: ~37 ns on Zen 2), for threads polling a flag.
+static inline void dk_cpu_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 /// act[r, c] = gelu_erf(x[r, c] + bias[c]) for x: [R, C], exact-erf GELU (HF "gelu").
 /// `bias` may be NULL; `pre` (nullable) receives x + bias, the pre-activation the backward
 /// reads. `pre` and `act` may alias x.
