@@ -67,23 +67,23 @@ DK_INLINE float dk_erff(float x) {
 // and too few of them fit the scheduler at once to keep the FMA pipes busy; on Zen 2 exp
 // of 8 vectors in step takes 9.1 cycles per vector against 12.0 one at a time, and GELU of
 // 4 takes 11.3 against 13.7 (benchmarks/results/2026-12-02-quantization-zen2.md).
-#define DK_STEP(expr) for (int i = 0; i < n; i++) expr
+#define DK_EACH(expr) for (int i = 0; i < n; i++) expr   // one step, on each of the n vectors
 
 /// exp of n vectors in place (dk_expf's steps).
 DK_AVX2 __attribute__((always_inline)) static inline void exp8_n(__m256 *x, const int n) {
     __m256 k[8], r[8], p[8];
-    DK_STEP(x[i] = _mm256_min_ps(_mm256_max_ps(x[i], _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.72283f)));
-    DK_STEP(k[i] = _mm256_round_ps(_mm256_mul_ps(x[i], _mm256_set1_ps(1.44269504088896341f)),
+    DK_EACH(x[i] = _mm256_min_ps(_mm256_max_ps(x[i], _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.72283f)));
+    DK_EACH(k[i] = _mm256_round_ps(_mm256_mul_ps(x[i], _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    DK_STEP(r[i] = _mm256_fmadd_ps(k[i], _mm256_set1_ps(-0.693359375f), x[i]));
-    DK_STEP(r[i] = _mm256_fmadd_ps(k[i], _mm256_set1_ps(2.12194440e-4f), r[i]));
-    DK_STEP(p[i] = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r[i], _mm256_set1_ps(1.3981999507e-3f)));
-    DK_STEP(p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(8.3334519073e-3f)));
-    DK_STEP(p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(4.1665795894e-2f)));
-    DK_STEP(p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(1.6666665459e-1f)));
-    DK_STEP(p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(5.0000001201e-1f)));
-    DK_STEP(p[i] = _mm256_add_ps(_mm256_fmadd_ps(p[i], _mm256_mul_ps(r[i], r[i]), r[i]), _mm256_set1_ps(1.0f)));
-    DK_STEP(x[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(_mm256_slli_epi32(
+    DK_EACH(r[i] = _mm256_fmadd_ps(k[i], _mm256_set1_ps(-0.693359375f), x[i]));
+    DK_EACH(r[i] = _mm256_fmadd_ps(k[i], _mm256_set1_ps(2.12194440e-4f), r[i]));
+    DK_EACH(p[i] = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r[i], _mm256_set1_ps(1.3981999507e-3f)));
+    DK_EACH(p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(8.3334519073e-3f)));
+    DK_EACH(p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(4.1665795894e-2f)));
+    DK_EACH(p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(1.6666665459e-1f)));
+    DK_EACH(p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(5.0000001201e-1f)));
+    DK_EACH(p[i] = _mm256_add_ps(_mm256_fmadd_ps(p[i], _mm256_mul_ps(r[i], r[i]), r[i]), _mm256_set1_ps(1.0f)));
+    DK_EACH(x[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(_mm256_slli_epi32(
                        _mm256_add_epi32(_mm256_cvtps_epi32(k[i]), _mm256_set1_epi32(127)), 23))));
 }
 
@@ -109,19 +109,19 @@ DK_AVX2 static inline float hsum8(__m256 v) {
 /// erf of n vectors in place: the rational approximation of dk_erff.
 DK_AVX2 __attribute__((always_inline)) static inline void erf8_n(__m256 *x, const int n) {
     __m256 x2[8], p[8], q[8];
-    DK_STEP(x[i] = _mm256_min_ps(_mm256_max_ps(x[i], _mm256_set1_ps(-4.0f)), _mm256_set1_ps(4.0f)));
-    DK_STEP(x2[i] = _mm256_mul_ps(x[i], x[i]));
-    DK_STEP(p[i] = _mm256_fmadd_ps(x2[i], _mm256_set1_ps(-2.72614225801306e-10f), _mm256_set1_ps(2.77068142495902e-08f)));
-    DK_STEP(q[i] = _mm256_fmadd_ps(x2[i], _mm256_set1_ps(-1.45660718464996e-05f), _mm256_set1_ps(-2.13374055278905e-04f)));
-    DK_STEP(p[i] = _mm256_fmadd_ps(x2[i], p[i], _mm256_set1_ps(-2.10102402082508e-06f)));
-    DK_STEP(q[i] = _mm256_fmadd_ps(x2[i], q[i], _mm256_set1_ps(-1.68282697438203e-03f)));
-    DK_STEP(p[i] = _mm256_fmadd_ps(x2[i], p[i], _mm256_set1_ps(-5.69250639462346e-05f)));
-    DK_STEP(q[i] = _mm256_fmadd_ps(x2[i], q[i], _mm256_set1_ps(-7.37332916720468e-03f)));
-    DK_STEP(p[i] = _mm256_fmadd_ps(x2[i], p[i], _mm256_set1_ps(-7.34990630326855e-04f)));
-    DK_STEP(q[i] = _mm256_fmadd_ps(x2[i], q[i], _mm256_set1_ps(-1.42647390514189e-02f)));
-    DK_STEP(p[i] = _mm256_fmadd_ps(x2[i], p[i], _mm256_set1_ps(-2.95459980854025e-03f)));
-    DK_STEP(p[i] = _mm256_fmadd_ps(x2[i], p[i], _mm256_set1_ps(-1.60960333262415e-02f)));
-    DK_STEP(x[i] = _mm256_div_ps(_mm256_mul_ps(x[i], p[i]), q[i]));
+    DK_EACH(x[i] = _mm256_min_ps(_mm256_max_ps(x[i], _mm256_set1_ps(-4.0f)), _mm256_set1_ps(4.0f)));
+    DK_EACH(x2[i] = _mm256_mul_ps(x[i], x[i]));
+    DK_EACH(p[i] = _mm256_fmadd_ps(x2[i], _mm256_set1_ps(-2.72614225801306e-10f), _mm256_set1_ps(2.77068142495902e-08f)));
+    DK_EACH(q[i] = _mm256_fmadd_ps(x2[i], _mm256_set1_ps(-1.45660718464996e-05f), _mm256_set1_ps(-2.13374055278905e-04f)));
+    DK_EACH(p[i] = _mm256_fmadd_ps(x2[i], p[i], _mm256_set1_ps(-2.10102402082508e-06f)));
+    DK_EACH(q[i] = _mm256_fmadd_ps(x2[i], q[i], _mm256_set1_ps(-1.68282697438203e-03f)));
+    DK_EACH(p[i] = _mm256_fmadd_ps(x2[i], p[i], _mm256_set1_ps(-5.69250639462346e-05f)));
+    DK_EACH(q[i] = _mm256_fmadd_ps(x2[i], q[i], _mm256_set1_ps(-7.37332916720468e-03f)));
+    DK_EACH(p[i] = _mm256_fmadd_ps(x2[i], p[i], _mm256_set1_ps(-7.34990630326855e-04f)));
+    DK_EACH(q[i] = _mm256_fmadd_ps(x2[i], q[i], _mm256_set1_ps(-1.42647390514189e-02f)));
+    DK_EACH(p[i] = _mm256_fmadd_ps(x2[i], p[i], _mm256_set1_ps(-2.95459980854025e-03f)));
+    DK_EACH(p[i] = _mm256_fmadd_ps(x2[i], p[i], _mm256_set1_ps(-1.60960333262415e-02f)));
+    DK_EACH(x[i] = _mm256_div_ps(_mm256_mul_ps(x[i], p[i]), q[i]));
 }
 
 /// erf of 8 floats.

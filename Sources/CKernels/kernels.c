@@ -49,19 +49,19 @@ DK_INLINE void bias_gelu_body(const float *x, const float *bias, float *pre, flo
 /// GELU of n vectors in place, in step (dk_math.h's _n forms).
 DK_AVX2 __attribute__((always_inline)) static inline void gelu8_n(__m256 *v, const int n) {
     __m256 cdf[8];
-    DK_STEP(cdf[i] = _mm256_mul_ps(v[i], _mm256_set1_ps(0.70710678118654752f)));
+    DK_EACH(cdf[i] = _mm256_mul_ps(v[i], _mm256_set1_ps(0.70710678118654752f)));
     erf8_n(cdf, n);
-    DK_STEP(v[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v[i]), _mm256_add_ps(_mm256_set1_ps(1.0f), cdf[i])));
+    DK_EACH(v[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v[i]), _mm256_add_ps(_mm256_set1_ps(1.0f), cdf[i])));
 }
 /// x + bias of n vectors from column c, `pre` kept, GELU stored to `act`.
 DK_AVX2 __attribute__((always_inline)) static inline void bias_gelu_n(const float *x, const float *bias, float *pre,
                                                                        float *act, long c, const int n) {
     __m256 v[8];
-    DK_STEP(v[i] = _mm256_loadu_ps(x + c + i * LANES));
-    if (bias) DK_STEP(v[i] = _mm256_add_ps(v[i], _mm256_loadu_ps(bias + c + i * LANES)));
-    if (pre) DK_STEP(_mm256_storeu_ps(pre + c + i * LANES, v[i]));
+    DK_EACH(v[i] = _mm256_loadu_ps(x + c + i * LANES));
+    if (bias) DK_EACH(v[i] = _mm256_add_ps(v[i], _mm256_loadu_ps(bias + c + i * LANES)));
+    if (pre) DK_EACH(_mm256_storeu_ps(pre + c + i * LANES, v[i]));
     gelu8_n(v, n);
-    DK_STEP(_mm256_storeu_ps(act + c + i * LANES, v[i]));
+    DK_EACH(_mm256_storeu_ps(act + c + i * LANES, v[i]));
 }
 DK_AVX2 static void bias_gelu_avx2(const float *x, const float *bias, float *pre, float *act, long rows, long cols) {
     for (long r = 0; r < rows; r++) {
@@ -332,11 +332,11 @@ void dk_attention_head_ref(const float *q, const float *k, const float *v, long 
 DK_AVX2 __attribute__((always_inline)) static inline __m256 exp_rows_n(float *s, const float *keepf, __m256 mv,
                                                                         __m256 sum, const int n) {
     __m256 e[8];
-    DK_STEP(e[i] = _mm256_sub_ps(_mm256_loadu_ps(s + i * 8), mv));
+    DK_EACH(e[i] = _mm256_sub_ps(_mm256_loadu_ps(s + i * 8), mv));
     exp8_n(e, n);
-    DK_STEP(e[i] = _mm256_mul_ps(e[i], _mm256_loadu_ps(keepf + i * 8)));
-    DK_STEP(_mm256_storeu_ps(s + i * 8, e[i]));
-    DK_STEP(sum = _mm256_add_ps(sum, e[i]));
+    DK_EACH(e[i] = _mm256_mul_ps(e[i], _mm256_loadu_ps(keepf + i * 8)));
+    DK_EACH(_mm256_storeu_ps(s + i * 8, e[i]));
+    DK_EACH(sum = _mm256_add_ps(sum, e[i]));
     return sum;
 }
 
