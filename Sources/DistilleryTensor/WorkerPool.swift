@@ -10,7 +10,7 @@
 // One call at a time: a call made while another is in flight (from inside a chunk, or
 // from a second thread) runs its chunks on its own thread, one after another.
 //
-// The shared word `state` holds the call's generation (high 32 bits), its chunk count
+// The shared word `state` holds the call's generation (high bits), its chunk count
 // and the next chunk to hand out (16 bits each); a worker claims a chunk by compare-and-
 // swap, so a worker that wakes late can never take a chunk of a later call by mistake.
 import CKernels
@@ -66,7 +66,8 @@ final class WorkerPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             job = body
             finished.store(0, ordering: .relaxed)
-            let generation = (state.load(ordering: .relaxed) >> 32) + 1
+            // 31 bits, wrapping: the word stays non-negative, so `>> 32` reads it back.
+            let generation = ((state.load(ordering: .relaxed) >> 32) + 1) & 0x7FFF_FFFF
             state.store(generation << 32 | chunks << 16, ordering: .sequentiallyConsistent)
             if sleepingWorkers.load(ordering: .sequentiallyConsistent) > 0 {
                 pthread_mutex_lock(sleepLock)
