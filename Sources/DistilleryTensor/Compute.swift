@@ -67,6 +67,21 @@ extension Compute {
 }
 
 extension Compute {
+    /// Runs `body(rows, columns)` over the parts of a product that `gemmSplit` gives: the
+    /// whole on the calling thread, or one run of 6-row or 16-column panels per worker.
+    public static func splitProduct(rows: Int, columns: Int, _ body: (Range<Int>, Range<Int>) -> Void) {
+        switch gemmSplit(rows: rows, columns: columns) {
+        case .none:
+            body(0..<rows, 0..<columns)
+        case .rowPanels(let panels):
+            parallelRanges(panels) { p in body(p.lowerBound * 6..<min(rows, p.upperBound * 6), 0..<columns) }
+        case .columnPanels(let panels):
+            parallelRanges(panels) { p in body(0..<rows, p.lowerBound * 16..<min(columns, p.upperBound * 16)) }
+        }
+    }
+}
+
+extension Compute {
     /// `parallelRanges` over `0..<count` with chunk boundaries at multiples of `granularity`
     /// (element-wise kernels: a vector body never meets a tail in mid-array).
     public static func parallelRanges(_ count: Int, granularity: Int, _ body: (Range<Int>) -> Void) {

@@ -34,29 +34,18 @@ public enum PackedGemm {
             fatalError("PackedGemm.multiply: could not allocate \(floats) floats for the packed operand")
         }
         let colPanels = (n + 15) / 16
-        let shared = UnsafeSendable((a, b, c, packed, bias))
+        let shared = UnsafeSendable((b, packed))
         // Pack op(B) panel by panel; panels are independent.
         Compute.parallelRanges(colPanels) { panels in
-            let (_, b, _, packed, _) = shared.value
+            let (b, packed) = shared.value
             let lo = panels.lowerBound * 16, hi = min(n, panels.upperBound * 16)
             if transB { dk_pack_weight_ld(b + lo * ldb, ldb, hi - lo, k, packed + lo * k) }
             else { dk_pack_weight_transposed(b + lo, ldb, hi - lo, k, packed + lo * k) }
         }
-        switch Compute.gemmSplit(rows: m, columns: n) {
-        case .none:
-            run(transA, m, n, k, a, lda, packed, bias, c, ldc, accumulate)
-        case .rowPanels(let rowPanels):
-            Compute.parallelRanges(rowPanels) { panels in
-                let (a, _, c, packed, bias) = shared.value
-                let lo = panels.lowerBound * 6, hi = min(m, panels.upperBound * 6)
-                run(transA, hi - lo, n, k, transA ? a + lo : a + lo * lda, lda, packed, bias, c + lo * ldc, ldc, accumulate)
-            }
-        case .columnPanels(let colPanels):
-            Compute.parallelRanges(colPanels) { panels in
-                let (a, _, c, packed, bias) = shared.value
-                let lo = panels.lowerBound * 16, hi = min(n, panels.upperBound * 16)
-                run(transA, m, hi - lo, k, a, lda, packed + lo * k, bias.map { $0 + lo }, c + lo, ldc, accumulate)
-            }
+        Compute.splitProduct(rows: m, columns: n) { rs, cs in
+            let a = transA ? a + rs.lowerBound : a + rs.lowerBound * lda
+            run(transA, rs.count, cs.count, k, a, lda, packed + cs.lowerBound * k, bias.map { $0 + cs.lowerBound },
+                c + rs.lowerBound * ldc + cs.lowerBound, ldc, accumulate)
         }
     }
 

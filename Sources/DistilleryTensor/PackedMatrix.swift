@@ -56,22 +56,9 @@ public struct PackedMatrix: Sendable {
         precondition(!gelu || bias != nil, "PackedMatrix.multiply: the fused GELU needs a bias")
         guard rows > 0 else { return }
         let (n, k, packed) = (outFeatures, inFeatures, UnsafePointer(storage.pointer))
-        let shared = UnsafeSendable((x, y, bias))
-        switch Compute.gemmSplit(rows: rows, columns: n) {
-        case .none:
-            Self.run(rows, n, k, x, lda, packed, bias, y, ldc, accumulate, gelu)
-        case .rowPanels(let rowPanels):
-            Compute.parallelRanges(rowPanels) { panels in
-                let (x, y, bias) = shared.value
-                let lo = panels.lowerBound * 6, hi = min(rows, panels.upperBound * 6)
-                Self.run(hi - lo, n, k, x + lo * lda, lda, packed, bias, y + lo * ldc, ldc, accumulate, gelu)
-            }
-        case .columnPanels(let colPanels):
-            Compute.parallelRanges(colPanels) { panels in
-                let (x, y, bias) = shared.value
-                let lo = panels.lowerBound * 16, hi = min(n, panels.upperBound * 16)
-                Self.run(rows, hi - lo, k, x, lda, packed + lo * k, bias.map { $0 + lo }, y + lo, ldc, accumulate, gelu)
-            }
+        Compute.splitProduct(rows: rows, columns: n) { r, c in
+            Self.run(r.count, c.count, k, x + r.lowerBound * lda, lda, packed + c.lowerBound * k,
+                     bias.map { $0 + c.lowerBound }, y + r.lowerBound * ldc + c.lowerBound, ldc, accumulate, gelu)
         }
     }
 

@@ -94,21 +94,8 @@ public struct QuantizedMatrix: Sendable {
         precondition(rows >= 0 && lda >= inFeatures && ldc >= outFeatures,
                      "QuantizedMatrix.multiply: rows \(rows), lda \(lda), ldc \(ldc) for a [\(outFeatures), \(inFeatures)] weight")
         guard rows > 0 else { return }
-        let shared = UnsafeSendable((x, y, bias))
-        switch Compute.gemmSplit(rows: rows, columns: outFeatures) {
-        case .none:
-            run(rows: rows, columns: 0..<outFeatures, x: x, lda: lda, y: y, ldc: ldc, bias: bias)
-        case .rowPanels(let blocks):
-            Compute.parallelRanges(blocks) { r in
-                let (x, y, bias) = shared.value
-                let lo = r.lowerBound * 6, hi = min(rows, r.upperBound * 6)
-                run(rows: hi - lo, columns: 0..<outFeatures, x: x + lo * lda, lda: lda, y: y + lo * ldc, ldc: ldc, bias: bias)
-            }
-        case .columnPanels(let panels):
-            Compute.parallelRanges(panels) { r in
-                let (x, y, bias) = shared.value
-                run(rows: rows, columns: (r.lowerBound * 16)..<min(outFeatures, r.upperBound * 16), x: x, lda: lda, y: y, ldc: ldc, bias: bias)
-            }
+        Compute.splitProduct(rows: rows, columns: outFeatures) { r, c in
+            run(rows: r.count, columns: c, x: x + r.lowerBound * lda, lda: lda, y: y + r.lowerBound * ldc, ldc: ldc, bias: bias)
         }
     }
 
