@@ -54,10 +54,11 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     /// Runs `body(0)` … `body(chunks - 1)`, each once, on this thread and the workers;
-    /// returns when all have returned.
+    /// returns when all have returned. More chunks than `state` can count (a library
+    /// caller's thread count past 65535) run on this thread, like a nested call.
     func run(chunks: Int, _ body: (Int) -> Void) {
-        precondition(chunks >= 0 && chunks <= WorkerPool.maxChunks, "WorkerPool: \(chunks) chunks")
-        guard chunks > 1, pthread_mutex_trylock(callLock) == 0 else {
+        precondition(chunks >= 0, "WorkerPool: \(chunks) chunks")
+        guard chunks > 1, chunks <= WorkerPool.maxChunks, pthread_mutex_trylock(callLock) == 0 else {
             for i in 0..<chunks { body(i) }
             return
         }

@@ -62,6 +62,15 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertEqual([done[0], done[1]], [1, 1])
     }
 
+    func testMoreChunksThanThePoolCountsRunOnTheCallingThread() {
+        // 70 000 threads (a library caller; kd allows 64): one index per chunk, more chunks
+        // than the pool's 16-bit count, so they run in turn on this thread.
+        Compute.setThreads(70_000)
+        let (runs, starts) = Self.cover(70_000)
+        XCTAssertEqual(runs, [Int](repeating: 1, count: 70_000))
+        XCTAssertEqual(starts, Array(0..<70_000))
+    }
+
     func testANestedCallRunsOnItsThreadAndEveryIndexStillRunsOnce() {
         Compute.setThreads(3)
         let outer = 6, inner = 50
