@@ -8,9 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifndef DK_INLINE
-#define DK_INLINE static inline __attribute__((always_inline))
-#endif
+#include "dk_target.h"
 
 DK_INLINE float dk_expf(float x) {
     // Cephes-style expf: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial.
@@ -55,11 +53,6 @@ DK_INLINE float dk_erff(float x) {
 // ---------------------------------------------------------------- AVX2 twins (8 lanes)
 //
 // The same approximations on 8 floats at a time, for kernels written with intrinsics.
-#include <immintrin.h>
-
-#ifndef DK_AVX2
-#define DK_AVX2 __attribute__((target("avx2,fma")))
-#endif
 
 // The _n forms take n vectors and run each step on all of them before the next (n a
 // constant at the call site, at most 8): the same operations on each vector, so the same
@@ -133,10 +126,6 @@ DK_AVX2 static inline __m256 erf8(__m256 x) {
 // ---------------------------------------------------------------- AVX-512 twins (16 lanes)
 //
 // exp8 and erf8 on 16 floats, for the AVX-512 builds (same constants, same operation order).
-
-#ifndef DK_AVX512
-#define DK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
-#endif
 
 DK_AVX512 static inline __m512 exp16(__m512 x) {
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.72283f));

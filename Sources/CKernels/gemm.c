@@ -25,8 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DK_INLINE static inline __attribute__((always_inline))
-#define DK_AVX2 __attribute__((target("avx2,fma")))
+#include "dk_target.h"
 
 #define MR 6                // rows of the micro-kernel
 #define NR DK_GEMM_PANEL    // columns of the micro-kernel = packed panel width
@@ -129,7 +128,6 @@ void dk_gemm_packed_at_ref(long M, long N, long K, const float *At, long lda, co
 
 // ---------------------------------------------------------------- AVX2 + FMA
 
-#include <immintrin.h>
 
 /// Packs rows [0, rows) × k [0, kc) of A (rows ≤ MR) into one micro-panel: dst[k·rows + r].
 DK_AVX2 void dk_gemm_pack_a_panel(const float *A, long lda, long rows, long kc, float *dst) {

@@ -19,10 +19,8 @@
 // panels.
 #include "dk_gemm.h"
 #include "gemm_internal.h"
-#include <immintrin.h>
 
-#define DK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
-#define DK_INLINE static inline __attribute__((always_inline))
+#include "dk_target.h"
 #define NR DK_GEMM_PANEL
 #define MR 12
 #define MC_MAX DK_GEMM_M_BLOCK   // as gemm.c (the workspace size is shared)

@@ -16,7 +16,7 @@
 #include "dk_math.h"
 #include <string.h>
 
-#define DK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
+#include "dk_target.h"
 
 DK_INLINE float sigmoid_f(float x) { return 1.0f / (1.0f + dk_expf(-x)); }
 DK_INLINE float tanh_f(float x) { return 1.0f - 2.0f / (dk_expf(2.0f * x) + 1.0f); }

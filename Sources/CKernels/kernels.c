@@ -13,9 +13,7 @@
 #include <math.h>
 #include <string.h>
 
-#define DK_INLINE static inline __attribute__((always_inline))
-#define DK_AVX2 __attribute__((target("avx2,fma")))
-#define DK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
+#include "dk_target.h"
 #define LANES 8
 
 #include "dk_math.h"
@@ -324,7 +322,6 @@ void dk_attention_head_ref(const float *q, const float *k, const float *v, long 
 // 4·T²·D flops. Rows of S are padded to a multiple of 8 with zeros so the softmax runs
 // on whole vectors.
 
-#include <immintrin.h>
 #include "dk_gemm.h"
 
 /// n vectors of a score row from s: e = exp(s − max) · keep, stored back and added to

@@ -15,11 +15,9 @@
 // and stores (vmaskmov).
 #include "dk_quant.h"
 #include "quant_internal.h"
-#include <immintrin.h>
 #include <string.h>
 
-#define DK_AVX2 __attribute__((target("avx2,fma")))
-#define DK_INLINE static inline __attribute__((always_inline))
+#include "dk_target.h"
 
 /// Lane mask of the first `cols` (0..8) of 8 lanes.
 DK_AVX2 static inline __m256i lane_mask(long cols) {

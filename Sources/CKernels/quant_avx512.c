@@ -14,17 +14,14 @@
 // GELU, when asked for, runs over each finished M block (dk_bias_gelu's AVX2 build).
 #include "dk_quant.h"
 #include "quant_internal.h"
-#include <immintrin.h>
 #include <string.h>
 
-#define DK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")))
-#define DK_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
-#define DK_INLINE static inline __attribute__((always_inline))
+#include "dk_target.h"
 
 static inline __mmask16 cols_mask(long cols) { return cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1); }
 
 /// Quantizes `rows` rows of A to q (+128 when `offset`), Kp bytes per row, scales to s.
-DK_AVX512 static void quantize_rows(const float *A, long lda, long rows, long K, long Kp, float fixedScale,
+DK_AVX512_VNNI static void quantize_rows(const float *A, long lda, long rows, long K, long Kp, float fixedScale,
                                     int offset, uint8_t *q, float *s) {
     for (long r = 0; r < rows; r++) {
         const float *x = A + r * lda;
@@ -55,7 +52,7 @@ DK_AVX512 static void quantize_rows(const float *A, long lda, long rows, long K,
 
 /// c[rows, 16·np] = epilogue of the int32 sums of `rows` u8 activation rows (Kp bytes
 /// apart) against one or two int8 panels (`pnext` bytes from the first to the second).
-DK_AVX512 DK_INLINE void q8_kernel(long Kp, const uint8_t *a, const uint8_t *w, long pnext, const float *s,
+DK_AVX512_VNNI DK_INLINE void q8_kernel(long Kp, const uint8_t *a, const uint8_t *w, long pnext, const float *s,
                                    const float *wScale, const float *bias, float *c, long ldc,
                                    __mmask16 m0, __mmask16 m1, const int rows, const int np) {
     __m512i x[12], y[12];
@@ -104,13 +101,13 @@ DK_AVX512 DK_INLINE void q8_kernel(long Kp, const uint8_t *a, const uint8_t *w, 
     case 2: Q8_CALL(2, NP); break; default: Q8_CALL(1, NP); break;                         \
     }
 
-DK_AVX512 static void q8_tile(long Kp, const uint8_t *a, const uint8_t *w, long pnext, const float *s,
+DK_AVX512_VNNI static void q8_tile(long Kp, const uint8_t *a, const uint8_t *w, long pnext, const float *s,
                               const float *wScale, const float *bias, float *c, long ldc, long rows, long cols) {
     const __mmask16 m0 = cols_mask(cols), m1 = cols > 16 ? cols_mask(cols - 16) : 0;
     if (cols > 16) { Q8_ROWS(2) } else { Q8_ROWS(1) }
 }
 
-DK_AVX512 void q8_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
+DK_AVX512_VNNI void q8_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
                               const float *wScale, const float *bias, float *C, long ldc, float actScale,
                               int epilogue, void *workspace) {
     const long Kp = q_round4(K), pb = dk_q8_panel_bytes(K);
@@ -135,7 +132,7 @@ DK_AVX512 void q8_gemm_avx512(long M, long N, long K, const float *A, long lda, 
 // ---------------------------------------------------------------- int4
 
 /// Unpacks the int4 panel at `p` (K/G groups) into int8 panel layout [K/4][16][4] (q − zero).
-DK_AVX512 static void q4_unpack_panel(const uint8_t *p, long K, long G, int8_t *dst) {
+DK_AVX512_VNNI static void q4_unpack_panel(const uint8_t *p, long K, long G, int8_t *dst) {
     const __m512i low = _mm512_set1_epi8(15);
     for (long g = 0; g < K / G; g++) {
         const uint8_t *blk = p + g * (Q4_GROUP_HEADER + G * 8);
@@ -153,7 +150,7 @@ DK_AVX512 static void q4_unpack_panel(const uint8_t *p, long K, long G, int8_t *
 /// p: the first int4 panel (group headers), u: its unpacked int8 panel; the second panel
 /// `pnext` / `unext` bytes further. nb == 0: one activation scale per row, s[r], applied at
 /// the end; nb > 0 (dk_q4b, G = 32): s[r·nb + g] per group, multiplied into the group scale.
-DK_AVX512 DK_INLINE void q4_kernel(long K, long G, const uint8_t *a, const uint8_t *p, long pnext,
+DK_AVX512_VNNI DK_INLINE void q4_kernel(long K, long G, const uint8_t *a, const uint8_t *p, long pnext,
                                    const int8_t *u, long unext, const float *s, long nb, const float *bias,
                                    float *c, long ldc, __mmask16 m0, __mmask16 m1, const int rows, const int np) {
     __m512 fx[6], fy[6];
@@ -222,15 +219,15 @@ DK_AVX512 DK_INLINE void q4_kernel(long K, long G, const uint8_t *a, const uint8
     case 2: Q4_CALL(2, NP); break; default: Q4_CALL(1, NP); break;                         \
     }
 
-DK_AVX512 static void q4_tile(long K, long G, const uint8_t *a, const uint8_t *p, long pnext, const int8_t *u,
+DK_AVX512_VNNI static void q4_tile(long K, long G, const uint8_t *a, const uint8_t *p, long pnext, const int8_t *u,
                               long unext, const float *s, long nb, const float *bias, float *c, long ldc, long rows, long cols) {
     const __mmask16 m0 = cols_mask(cols), m1 = cols > 16 ? cols_mask(cols - 16) : 0;
     if (cols > 16) { Q4_ROWS(2) } else { Q4_ROWS(1) }
 }
 
-DK_AVX512 static void q8b_quantize_rows(const float *A, long lda, long rows, long K, uint8_t *q, float *s);
+DK_AVX512_VNNI static void q8b_quantize_rows(const float *A, long lda, long rows, long K, uint8_t *q, float *s);
 
-DK_AVX512 void q4_gemm_avx512(long M, long N, long K, long G, const float *A, long lda, const void *packed,
+DK_AVX512_VNNI void q4_gemm_avx512(long M, long N, long K, long G, const float *A, long lda, const void *packed,
                               const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace,
                               int blocks) {
     const long pb = dk_q4_panel_bytes(K, G), mrows = M < MC_Q ? M : MC_Q, nb = blocks ? K / Q8B : 0;
@@ -259,7 +256,7 @@ DK_AVX512 void q4_gemm_avx512(long M, long N, long K, long G, const float *A, lo
 // ---------------------------------------------------------------- bf16
 
 /// Rounds `rows` rows of A to bf16 (round to nearest even, as dk_f32_to_bf16), Kp per row.
-DK_AVX512 static void bf16_rows(const float *A, long lda, long rows, long K, long Kp, uint16_t *dst) {
+DK_AVX512_VNNI static void bf16_rows(const float *A, long lda, long rows, long K, long Kp, uint16_t *dst) {
     const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     for (long r = 0; r < rows; r++)
@@ -273,7 +270,7 @@ DK_AVX512 static void bf16_rows(const float *A, long lda, long rows, long K, lon
         }
 }
 
-DK_AVX512BF16 DK_INLINE void bf16_kernel(long Kp, const uint16_t *a, const uint16_t *w, long pnext,
+DK_AVX512_BF16 DK_INLINE void bf16_kernel(long Kp, const uint16_t *a, const uint16_t *w, long pnext,
                                          const float *bias, float *c, long ldc, __mmask16 m0, __mmask16 m1,
                                          const int rows, const int np) {
     __m512 x[12], y[12];
@@ -315,13 +312,13 @@ DK_AVX512BF16 DK_INLINE void bf16_kernel(long Kp, const uint16_t *a, const uint1
     case 2: BF_CALL(2, NP); break; default: BF_CALL(1, NP); break;                         \
     }
 
-DK_AVX512BF16 static void bf16_tile(long Kp, const uint16_t *a, const uint16_t *w, long pnext, const float *bias,
+DK_AVX512_BF16 static void bf16_tile(long Kp, const uint16_t *a, const uint16_t *w, long pnext, const float *bias,
                                     float *c, long ldc, long rows, long cols) {
     const __mmask16 m0 = cols_mask(cols), m1 = cols > 16 ? cols_mask(cols - 16) : 0;
     if (cols > 16) { BF_ROWS(2) } else { BF_ROWS(1) }
 }
 
-DK_AVX512BF16 void bf16_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
+DK_AVX512_BF16 void bf16_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
                                     const float *bias, float *C, long ldc, int epilogue, void *workspace) {
     const long Kp = q_round2(K), pb = dk_bf16_panel_bytes(K);
     uint16_t *a = workspace;
@@ -347,7 +344,7 @@ DK_AVX512BF16 void bf16_gemm_avx512(long M, long N, long K, const float *A, long
 // fmadd(acc, wScale, bias) — the `_ref` operations lane for lane.
 
 /// `rows` rows of A → u8 (q + 128), K bytes per row; scales s[r·(K/32) + b].
-DK_AVX512 static void q8b_quantize_rows(const float *A, long lda, long rows, long K, uint8_t *q, float *s) {
+DK_AVX512_VNNI static void q8b_quantize_rows(const float *A, long lda, long rows, long K, uint8_t *q, float *s) {
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
     const __m512i off = _mm512_set1_epi32(128);
     const long nb = K / Q8B;
@@ -366,7 +363,7 @@ DK_AVX512 static void q8b_quantize_rows(const float *A, long lda, long rows, lon
         }
 }
 
-DK_AVX512 DK_INLINE void q8b_kernel(long K, const uint8_t *a, const uint8_t *p, long pnext, const float *s,
+DK_AVX512_VNNI DK_INLINE void q8b_kernel(long K, const uint8_t *a, const uint8_t *p, long pnext, const float *s,
                                     const float *wScale, const float *bias, float *c, long ldc,
                                     __mmask16 m0, __mmask16 m1, const int rows, const int np) {
     __m512 fx[6], fy[6];
@@ -423,13 +420,13 @@ DK_AVX512 DK_INLINE void q8b_kernel(long K, const uint8_t *a, const uint8_t *p, 
     case 2: Q8B_CALL(2, NP); break; default: Q8B_CALL(1, NP); break;                       \
     }
 
-DK_AVX512 static void q8b_tile(long K, const uint8_t *a, const uint8_t *p, long pnext, const float *s,
+DK_AVX512_VNNI static void q8b_tile(long K, const uint8_t *a, const uint8_t *p, long pnext, const float *s,
                                const float *wScale, const float *bias, float *c, long ldc, long rows, long cols) {
     const __mmask16 m0 = cols_mask(cols), m1 = cols > 16 ? cols_mask(cols - 16) : 0;
     if (cols > 16) { Q8B_ROWS(2) } else { Q8B_ROWS(1) }
 }
 
-DK_AVX512 void q8b_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
+DK_AVX512_VNNI void q8b_gemm_avx512(long M, long N, long K, const float *A, long lda, const void *packed,
                                const float *wScale, const float *bias, float *C, long ldc, int epilogue, void *workspace) {
     const long pb = dk_q8b_panel_bytes(K), nb = K / Q8B, mrows = M < MC_Q ? M : MC_Q;
     float *s = workspace;

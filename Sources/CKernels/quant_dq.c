@@ -23,11 +23,10 @@
 #include "ckernels.h"
 #include "gemm_internal.h"
 #include "quant_internal.h"
-#include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DK_AVX2 __attribute__((target("avx2,fma")))
+#include "dk_target.h"
 
 typedef struct {
     dk_slice_source base;          // first: the driver's callback sees this struct
