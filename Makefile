@@ -33,11 +33,15 @@ demo: teacher
 test: setup
 	swift build --build-tests
 	swift test --skip-build --disable-swift-testing
-	@# The kernel, parity and gradient tests again on every other path this CPU has: the
-	@# portable one, and AVX2 when the default is AVX-512 (DISTILLERY_KERNELS forces a path).
+	@# The kernel, parity and gradient tests again on every other path: the portable one,
+	@# AVX2 when the default is AVX-512 (DISTILLERY_KERNELS forces a path), and on a CPU
+	@# without AVX-512 VNNI and BF16 the AVX-512 kernels emulated by SIMDe in a second build
+	@# (~2 min; scripts/test-avx512-emulated.sh).
 	DISTILLERY_KERNELS=ref swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'
 	if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo; then \
 	    DISTILLERY_KERNELS=avx2 swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'; fi
+	if ! { grep -qw avx512_vnni /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && grep -qw avx512_bf16 /proc/cpuinfo; }; then \
+	    scripts/test-avx512-emulated.sh '$(KERNEL_TESTS)'; fi
 	@# kd run killed with SIGKILL at random moments and resumed gives the same files (~40 s).
 	scripts/kill-resume.sh
 	@# Every reader's fuzzer, a few seconds each on the committed seed corpus (Fuzz/corpus).

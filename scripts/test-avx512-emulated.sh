@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The AVX-512 kernels, checked on a CPU without AVX-512. Builds the package a second time
+# (.build-avx512emu) with -DDK_EMULATE_AVX512: every AVX-512 intrinsic becomes SIMDe's
+# portable version (libsimde-dev), compiled for AVX2 with fused multiply-adds, and the CPU
+# probe reports AVX-512, VNNI and BF16 (Sources/CKernels/dk_target.h). Then the kernel,
+# parity and gradient tests run on that path against `_ref`, the double-precision products
+# and the HF/PyTorch golden files, as on a real AVX-512 machine. It checks arithmetic, masks
+# and packing — not speed, and not the instruction encodings themselves.
+#   scripts/test-avx512-emulated.sh [FILTER]   default: the Makefile's KERNEL_TESTS
+# `make test` runs it when the CPU has no AVX-512 (a CPU that has it runs the real path).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+filter=${1:-'TensorTests|TinyParityTests|OneForwardTests|ModelGradientTests|TrainingParityTests|OpGradientTests'}
+if [[ ! -f /usr/include/simde/x86/avx512.h ]]; then
+    echo "test-avx512-emulated: SIMDe's headers are missing — apt-get install libsimde-dev (scripts/setup.sh does)" >&2
+    exit 1
+fi
+if ! grep -qw avx2 /proc/cpuinfo || ! grep -qw fma /proc/cpuinfo; then
+    echo "test-avx512-emulated: skipped — the emulation runs on AVX2+FMA and this CPU has neither"
+    exit 0
+fi
+flags=(--scratch-path .build-avx512emu -Xcc -DDK_EMULATE_AVX512 -Xcc -mavx2 -Xcc -mfma -Xcc -ffp-contract=off)
+swift build --build-tests "${flags[@]}"
+version=$(DISTILLERY_KERNELS=avx512 .build-avx512emu/debug/kd --version)
+if [[ $version != *"AVX-512 kernels"*"emulated"* ]]; then
+    echo "test-avx512-emulated: the emulation build did not take its AVX-512 path: $version" >&2
+    exit 1
+fi
+echo "test-avx512-emulated: $version"
+DISTILLERY_KERNELS=avx512 swift test --skip-build --disable-swift-testing "${flags[@]}" --filter "$filter"
