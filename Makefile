@@ -9,6 +9,8 @@
 SHELL := /bin/bash
 KD_RELEASE := .build/release/kd
 KERNEL_TESTS := TensorTests|TinyParityTests|OneForwardTests|ModelGradientTests|TrainingParityTests|OpGradientTests
+# On the emulated AVX-512 path also the quantized models end to end (the VNNI and BF16 routes).
+EMULATED_TESTS := $(KERNEL_TESTS)|QuantizationTests|ExportTests|QuantizeTests
 TEACHER := teachers/minilm-l6/teacher.h5
 
 .PHONY: demo test setup build release teacher bench clean tuned-teachers journey fuzz
@@ -41,7 +43,7 @@ test: setup
 	if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo; then \
 	    DISTILLERY_KERNELS=avx2 swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'; fi
 	if ! { grep -qw avx512_vnni /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && grep -qw avx512_bf16 /proc/cpuinfo; }; then \
-	    scripts/test-avx512-emulated.sh '$(KERNEL_TESTS)'; fi
+	    scripts/test-avx512-emulated.sh '$(EMULATED_TESTS)'; fi
 	@# kd run killed with SIGKILL at random moments and resumed gives the same files (~40 s).
 	scripts/kill-resume.sh
 	@# Every reader's fuzzer, a few seconds each on the committed seed corpus (Fuzz/corpus).

@@ -3,14 +3,15 @@
 # (.build-avx512emu) with -DDK_EMULATE_AVX512: every AVX-512 intrinsic becomes SIMDe's
 # portable version (libsimde-dev), compiled for AVX2 with fused multiply-adds, and the CPU
 # probe reports AVX-512, VNNI and BF16 (Sources/CKernels/dk_target.h). Then the kernel,
-# parity and gradient tests run on that path against `_ref`, the double-precision products
-# and the HF/PyTorch golden files, as on a real AVX-512 machine. It checks arithmetic, masks
-# and packing — not speed, and not the instruction encodings themselves.
-#   scripts/test-avx512-emulated.sh [FILTER]   default: the Makefile's KERNEL_TESTS
-# `make test` runs it when the CPU has no AVX-512 (a CPU that has it runs the real path).
+# parity and gradient tests and those of quantized models run on that path against `_ref`,
+# the double-precision products and the HF/PyTorch golden files, as on a real AVX-512
+# machine. It checks arithmetic, masks and packing — not speed, and not the instruction
+# encodings themselves.
+#   scripts/test-avx512-emulated.sh [FILTER]   default: the Makefile's EMULATED_TESTS
+# `make test` runs it when the CPU lacks AVX-512 VNNI, BW or BF16 (what it has runs for real).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-filter=${1:-'TensorTests|TinyParityTests|OneForwardTests|ModelGradientTests|TrainingParityTests|OpGradientTests'}
+filter=${1:-'TensorTests|TinyParityTests|OneForwardTests|ModelGradientTests|TrainingParityTests|OpGradientTests|QuantizationTests|ExportTests|QuantizeTests'}
 if [[ ! -f /usr/include/simde/x86/avx512.h ]]; then
     echo "test-avx512-emulated: SIMDe's headers are missing — apt-get install libsimde-dev (scripts/setup.sh does)" >&2
     exit 1
