@@ -10,7 +10,9 @@
 #   5. peer_latency.py: fp32 kd against ORT, batch 1 at seq 16, 32, 64 and 128 and batch 32
 #      at 128, 1 and 2 threads;
 #   6. kd bench latency of the int8 file at batch 32 on the default path and forced to AVX2
-#      (the AVX2-only path's ratio to VNNI), in turns.
+#      (the AVX2-only path's ratio to VNNI), in turns;
+#   7. the int8 and bf16 files at batch 1 and 32 on each route (DISTILLERY_QUANT_ROUTE=int:
+#      the integer / vdpbf16ps kernels; fp32: weights dequantized into the fp32 GEMM), in turns.
 # Needs `make teacher` and scripts/setup-reference-env.sh (.venv-ref with onnxruntime, onnx_ir).
 #   benchmarks/quant_campaign.sh                          three rounds of everything
 #   ROUNDS=1 SECONDS_PER=1 benchmarks/quant_campaign.sh   one quick round: 5 min 18 s on Zen 2
@@ -70,5 +72,11 @@ step peer-latency-b32 "$PY" benchmarks/peer_latency.py --model-dir .cache/minilm
 for r in $(seq "$ROUNDS"); do
     step "int8-b32-default-r$r" "$KD" bench latency --model "$models/int8-dynamic.h5" --batch-size 32 --threads 2 --seconds "$SECONDS_PER"
     step "int8-b32-avx2-r$r" env DISTILLERY_KERNELS=avx2 "$KD" bench latency --model "$models/int8-dynamic.h5" --batch-size 32 --threads 2 --seconds "$SECONDS_PER"
+done
+for r in $(seq "$ROUNDS"); do
+    for route in int fp32; do
+        step "routes-$route-r$r" env DISTILLERY_QUANT_ROUTE=$route "$KD" bench latency --model "$models/int8-dynamic.h5" \
+            --model "$models/bf16.h5" --batch-size 1,32 --threads 2 --seconds "$SECONDS_PER" --rounds 1
+    done
 done
 echo "quant_campaign: done; the tables are at the end of each log in $out"

@@ -36,3 +36,7 @@ if [[ $version != *"AVX-512 kernels"*"emulated"* ]]; then
 fi
 echo "test-avx512-emulated: $version"
 DISTILLERY_KERNELS=avx512 swift test --skip-build --disable-swift-testing "${flags[@]}" --filter "$filter"
+# Again as an AVX-512 CPU without AVX512_BF16 (Ice Lake, Cascade Lake): bf16 layers take the
+# dequantizing route on the AVX-512 GEMM there.
+DISTILLERY_EMULATE_BF16=0 DISTILLERY_KERNELS=avx512 swift test --skip-build --disable-swift-testing "${flags[@]}" \
+    --filter 'TensorTests|QuantizationTests|QuantizeTests'

@@ -23,8 +23,13 @@ int dk_cpu_features(void) {
         if (__builtin_cpu_supports("avx512bf16")) f |= DK_CPU_AVX512_BF16;
         if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) f |= DK_CPU_AVX512_BW_VL;
 #ifdef DK_EMULATE_AVX512
-        // The emulation build (dk_target.h): every AVX-512 kernel runs on AVX2.
-        if (f & DK_CPU_AVX2_FMA) f |= DK_CPU_AVX512F | DK_CPU_AVX512_VNNI | DK_CPU_AVX512_BF16 | DK_CPU_AVX512_BW_VL | DK_CPU_AVX512_EMULATED;
+        // The emulation build (dk_target.h): every AVX-512 kernel runs on AVX2; with
+        // DISTILLERY_EMULATE_BF16=0 as on a CPU without AVX512_BF16 (Ice Lake, Cascade Lake).
+        if (f & DK_CPU_AVX2_FMA) {
+            const char *bf16 = getenv("DISTILLERY_EMULATE_BF16");
+            f |= DK_CPU_AVX512F | DK_CPU_AVX512_VNNI | DK_CPU_AVX512_BW_VL | DK_CPU_AVX512_EMULATED;
+            if (!(bf16 && strcmp(bf16, "0") == 0)) f |= DK_CPU_AVX512_BF16;
+        }
 #endif
         features = f;
     }

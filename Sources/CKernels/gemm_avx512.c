@@ -131,3 +131,27 @@ DK_AVX512 void dk_gemm_avx512(long M, long N, long K, const float *A, long lda, 
         }
     }
 }
+
+DK_AVX512 void dk_gemm_avx512_sliced(long M, long N, long K, const float *A, long lda, const dk_slice_source *src,
+                                     const float *bias, float *C, long ldc, float *slices) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+    const long kcb = dk_gemm_k_block(K), room = (kcb + 8) * NR;
+    for (long i0 = 0; i0 < M; i0 += MC_MAX) {
+        const long mc = M - i0 < MC_MAX ? M - i0 : MC_MAX;
+        for (long k0 = 0; k0 < K; k0 += kcb) {
+            const long kc = K - k0 < kcb ? K - k0 : kcb;
+            const int load_c = k0 > 0;
+            for (long j = 0; j < N; j += 2 * NR) {
+                const long cols = N - j < 2 * NR ? N - j : 2 * NR;
+                // The two panels' K-block slices, filled once for every row panel of the block.
+                const float *b = src->fill(src, j, k0, kc, slices);
+                const long bnext = cols > NR ? src->fill(src, j + NR, k0, kc, slices + room) - b : 0;
+                for (long i = 0; i < mc; i += MR) {
+                    const long rows = mc - i < MR ? mc - i : MR;
+                    tile(kc, A + (i0 + i) * lda + k0, NULL, lda, b, bnext, C + (i0 + i) * ldc + j, ldc, load_c,
+                         bias ? bias + j : NULL, 0, rows, cols, 1);
+                }
+            }
+        }
+    }
+}

@@ -26,4 +26,8 @@ typedef struct dk_slice_source {
 /// for the K block of dk_gemm_k_block(K).
 void dk_gemm_avx2_sliced(long M, long N, long K, const float *A, long lda, const dk_slice_source *src,
                          const float *bias, float *C, long ldc, float *ws, float *slice);
+/// The same on the AVX-512 micro-kernel (gemm_avx512.c; its sums, so the same bits): A read
+/// in place, two panels' slices at a time in `slices`, room for 2 · (block + 8) · 16 floats.
+void dk_gemm_avx512_sliced(long M, long N, long K, const float *A, long lda, const dk_slice_source *src,
+                           const float *bias, float *C, long ldc, float *slices);
 #endif

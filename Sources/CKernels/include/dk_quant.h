@@ -151,13 +151,14 @@ void dk_bf16_gemm_ref(long M, long N, long K, const float *A, long lda, const vo
 
 // ---------------------------------------------------------------- the dequantizing route
 
-// `dk_dq_*`: the same packed int8 / int4 / bf16 weights multiplied in fp32 by dk_gemm's AVX2
-// loops and micro-kernel, each panel's K-block slice dequantized just before use: w =
-// (float)q · wScale[n] (int8), (float)(q − zero) · scale (int4) or the bf16 value itself
-// (exact), then exactly dk_gemm_packed_bias over those weights (activations stay fp32, not
-// quantized or rounded). For CPUs whose integer multiply is no faster than their FMA (no
-// VNNI and one vector-integer multiply pipe, as AMD Zen 1/2), where the integer GEMMs above
-// are slower than fp32, and for bf16 on the AVX2 path (no vdpbf16ps). The AVX2 build equals
+// `dk_dq_*`: the same packed int8 / int4 / bf16 weights multiplied in fp32 by dk_gemm's
+// loops and micro-kernel (AVX2, or AVX-512 on that path), each panel's K-block slice
+// dequantized just before use: w = (float)q · wScale[n] (int8), (float)(q − zero) · scale
+// (int4) or the bf16 value itself (exact), then exactly dk_gemm_packed_bias over those
+// weights (activations stay fp32, not quantized or rounded). For CPUs whose integer
+// multiply is no faster than their FMA (no VNNI and one vector-integer multiply pipe, as AMD
+// Zen 1/2), where the integer GEMMs above are slower than fp32, and for bf16 without
+// vdpbf16ps. The AVX2 and AVX-512 builds equal
 // dk_gemm_packed_bias on dk_pack_weight(dk_dq_unpack(…)) bit for bit; `_ref` equals
 // dk_gemm_packed_bias_ref of it. Layouts: DK_DQ_Q8 (dk_q8_pack), DK_DQ_Q8B (dk_q8b_pack),
 // DK_DQ_Q4 (dk_q4_pack with group G; G is ignored otherwise), DK_DQ_BF16 (dk_bf16_pack);
@@ -177,10 +178,10 @@ void dk_dq_unpack(int layout, long N, long K, long G, const void *packed, const 
 /// DISTILLERY_QUANT_ROUTE=fp32 (or =int for the integer GEMMs), else on the AVX2 path of
 /// AMD Zen 1/2 (measured there); 0 elsewhere. Read once.
 int dk_quant_dequant_route(void);
-/// 1 when bf16 Linear layers take the dequantizing route: forced as above, else whenever
-/// the kernel path is AVX2 (there the bf16 GEMM converts every weight for every row panel
-/// and rounds the activations, and ran at 0.4x the fp32 GEMM on Zen 2); 0 on the AVX-512
-/// path (vdpbf16ps, or its AVX-512 fallback) and on `ref`.
+/// 1 when bf16 Linear layers take the dequantizing route: forced as above, else on any CPU
+/// without AVX512_BF16 whose path is AVX2 or AVX-512 (there the bf16 GEMM converts every
+/// weight for every row panel and rounds the activations, and ran at 0.4x the fp32 GEMM on
+/// Zen 2); 0 with vdpbf16ps and on `ref`.
 int dk_bf16_dequant_route(void);
 
 // ---------------------------------------------------------------- embedding rows
