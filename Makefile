@@ -37,10 +37,10 @@ test: setup
 	swift test --skip-build --disable-swift-testing
 	@# The kernel, parity and gradient tests again on every other path: the portable one,
 	@# AVX2 when the default is AVX-512 (DISTILLERY_KERNELS forces a path), and on a CPU
-	@# without AVX-512 VNNI and BF16 the AVX-512 kernels emulated by SIMDe in a second build
-	@# (~2 min; scripts/test-avx512-emulated.sh).
+	@# without every AVX-512 feature kd uses the AVX-512 kernels emulated by SIMDe in a second
+	@# build, as three kinds of AVX-512 CPU (~3 min; scripts/test-avx512-emulated.sh).
 	DISTILLERY_KERNELS=ref swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'
-	if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo; then \
+	if grep -qw avx512bw /proc/cpuinfo 2>/dev/null && grep -qw avx512vl /proc/cpuinfo && grep -qw avx512dq /proc/cpuinfo; then \
 	    DISTILLERY_KERNELS=avx2 swift test --skip-build --disable-swift-testing --filter '$(KERNEL_TESTS)'; fi
 	if ! { grep -qw avx512_vnni /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && grep -qw avx512_bf16 /proc/cpuinfo; }; then \
 	    scripts/test-avx512-emulated.sh '$(EMULATED_TESTS)'; fi

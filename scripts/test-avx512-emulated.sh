@@ -6,7 +6,8 @@
 # parity and gradient tests and those of quantized models run on that path against `_ref`,
 # the double-precision products and the HF/PyTorch golden files, as on a real AVX-512
 # machine. It checks arithmetic, masks and packing — not speed, and not the instruction
-# encodings themselves.
+# encodings themselves. Then the kernel and quantization tests again as an AVX-512 CPU
+# without BF16, and without VNNI and BF16.
 #   scripts/test-avx512-emulated.sh [FILTER]   default: the Makefile's EMULATED_TESTS
 # `make test` runs it when the CPU lacks AVX-512 VNNI, BW or BF16 (what it has runs for real).
 set -euo pipefail
@@ -36,7 +37,12 @@ if [[ $version != *"AVX-512 kernels"*"emulated"* ]]; then
 fi
 echo "test-avx512-emulated: $version"
 DISTILLERY_KERNELS=avx512 swift test --skip-build --disable-swift-testing "${flags[@]}" --filter "$filter"
-# Again as an AVX-512 CPU without AVX512_BF16 (Ice Lake, Cascade Lake): bf16 layers take the
-# dequantizing route on the AVX-512 GEMM there.
-DISTILLERY_EMULATE_BF16=0 DISTILLERY_KERNELS=avx512 swift test --skip-build --disable-swift-testing "${flags[@]}" \
-    --filter 'TensorTests|QuantizationTests|QuantizeTests'
+# Again as an AVX-512 CPU without AVX512_BF16 (Ice Lake, Cascade Lake: bf16 layers take the
+# dequantizing route on the AVX-512 GEMM), and without VNNI either (Skylake-SP: int8 and int4
+# too). A VNNI or BF16 instruction reached there aborts (dk_emulate_avx512.h).
+for cpu in "1 0 Ice Lake" "0 0 Skylake-SP"; do
+    read -r vnni bf16 name <<<"$cpu"
+    echo "test-avx512-emulated: as an AVX-512 CPU without$([[ $vnni == 0 ]] && echo " VNNI and") BF16 ($name)"
+    DISTILLERY_EMULATE_VNNI=$vnni DISTILLERY_EMULATE_BF16=$bf16 DISTILLERY_KERNELS=avx512 \
+        swift test --skip-build --disable-swift-testing "${flags[@]}" --filter 'TensorTests|QuantizationTests|QuantizeTests|ExportTests'
+done

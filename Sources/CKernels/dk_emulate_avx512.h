@@ -2,10 +2,15 @@
 // libsimde-dev) does not provide, written lane by lane from Intel's definitions. Included
 // by dk_target.h in the emulation build only (see there). Masked loads and stores touch
 // only the lanes their mask selects, as the instructions do: the kernels rely on it at
-// row ends.
+// row ends. The VNNI and BF16 instructions check that the emulated CPU has them
+// (DISTILLERY_EMULATE_VNNI=0 / _BF16=0 take them away) and abort when it does not, where a
+// real CPU would fault: a dispatcher that reaches them without asking is caught.
 #ifndef DISTILLERY_DK_EMULATE_AVX512_H
 #define DISTILLERY_DK_EMULATE_AVX512_H
+#include "ckernels.h"
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DK_EMU static inline __attribute__((always_inline))
@@ -89,6 +94,27 @@ DK_EMU float dk_emu_reduce_max_ps(simde__m512 a) {
     return v[0];
 }
 
+static inline void dk_emu_require(int feature, const char *what) {
+    if (!(dk_cpu_features() & feature)) {
+        fprintf(stderr, "emulated AVX-512: %s executed on a CPU without it\n", what);
+        abort();
+    }
+}
+
+DK_EMU simde__m512i dk_emu_dpbusd_epi32(simde__m512i src, simde__m512i a, simde__m512i b) {
+    dk_emu_require(DK_CPU_AVX512_VNNI, "vpdpbusd (AVX512_VNNI)");
+    return simde_mm512_dpbusd_epi32(src, a, b);
+}
+
+DK_EMU simde__m512 dk_emu_dpbf16_ps(simde__m512 src, simde__m512bh a, simde__m512bh b) {
+    dk_emu_require(DK_CPU_AVX512_BF16, "vdpbf16ps (AVX512_BF16)");
+    return simde_mm512_dpbf16_ps(src, a, b);
+}
+
+#undef _mm512_dpbusd_epi32
+#undef _mm512_dpbf16_ps
+#define _mm512_dpbusd_epi32 dk_emu_dpbusd_epi32
+#define _mm512_dpbf16_ps dk_emu_dpbf16_ps
 #undef _mm512_maskz_loadu_ps
 #undef _mm512_mask_storeu_ps
 #undef _mm256_mask_storeu_epi16

@@ -19,8 +19,15 @@
 #include <math.h>
 #include <string.h>
 
+/// The path of the integer kernels: AVX-512 only with VNNI (vpdpbusd), else AVX2 on the
+/// AVX-512 path too.
+static int int_path(void) {
+    const int path = dk_kernel_path();
+    return path == DK_PATH_AVX512 && !(dk_cpu_features() & DK_CPU_AVX512_VNNI) ? DK_PATH_AVX2 : path;
+}
+
 const char *dk_quant_path(void) {
-    switch (dk_kernel_path()) {
+    switch (int_path()) {
     case DK_PATH_AVX512: return "avx512";
     case DK_PATH_AVX2: return "avx2";
     default: return "ref";
@@ -168,7 +175,7 @@ void dk_q8b_gemm_ref(long M, long N, long K, const float *A, long lda, const voi
 void dk_q8b_gemm(long M, long N, long K, const float *A, long lda, const void *packed,
                  const float *wScale, const float *bias, float *C, long ldc, int epilogue, void *workspace) {
     if (M <= 0 || N <= 0 || K <= 0 || K % Q8B != 0) return;
-    switch (dk_kernel_path()) {
+    switch (int_path()) {
     case DK_PATH_AVX512: q8b_gemm_avx512(M, N, K, A, lda, packed, wScale, bias, C, ldc, epilogue, workspace); break;
     case DK_PATH_AVX2: q8b_gemm_avx2(M, N, K, A, lda, packed, wScale, bias, C, ldc, epilogue, workspace); break;
     default: dk_q8b_gemm_ref(M, N, K, A, lda, packed, wScale, bias, C, ldc, epilogue, workspace);
@@ -308,7 +315,7 @@ void dk_q8_gemm(long M, long N, long K, const float *A, long lda, const void *pa
                 const float *wScale, const float *bias, float *C, long ldc, float actScale,
                 int epilogue, void *workspace) {
     if (M <= 0 || N <= 0) return;
-    switch (dk_kernel_path()) {
+    switch (int_path()) {
     case DK_PATH_AVX512: q8_gemm_avx512(M, N, K, A, lda, packed, wScale, bias, C, ldc, actScale, epilogue, workspace); break;
     case DK_PATH_AVX2: q8_gemm_avx2(M, N, K, A, lda, packed, wScale, bias, C, ldc, actScale, epilogue, workspace); break;
     default: dk_q8_gemm_ref(M, N, K, A, lda, packed, wScale, bias, C, ldc, actScale, epilogue, workspace);
@@ -318,7 +325,7 @@ void dk_q8_gemm(long M, long N, long K, const float *A, long lda, const void *pa
 void dk_q4_gemm(long M, long N, long K, long G, const float *A, long lda, const void *packed,
                 const float *bias, float *C, long ldc, float actScale, int epilogue, void *workspace) {
     if (M <= 0 || N <= 0 || G <= 0 || G % 8 != 0 || K % G != 0) return;   // dk_q4_pack refused such a G
-    switch (dk_kernel_path()) {
+    switch (int_path()) {
     case DK_PATH_AVX512: q4_gemm_avx512(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace, 0); break;
     case DK_PATH_AVX2: q4_gemm_avx2(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace, 0); break;
     default: dk_q4_gemm_ref(M, N, K, G, A, lda, packed, bias, C, ldc, actScale, epilogue, workspace);
@@ -359,7 +366,7 @@ void dk_q4b_gemm_ref(long M, long N, long K, const float *A, long lda, const voi
 void dk_q4b_gemm(long M, long N, long K, const float *A, long lda, const void *packed,
                  const float *bias, float *C, long ldc, int epilogue, void *workspace) {
     if (M <= 0 || N <= 0 || K <= 0 || K % Q8B != 0) return;
-    switch (dk_kernel_path()) {
+    switch (int_path()) {
     case DK_PATH_AVX512: q4_gemm_avx512(M, N, K, Q8B, A, lda, packed, bias, C, ldc, 0, epilogue, workspace, 1); break;
     case DK_PATH_AVX2: q4_gemm_avx2(M, N, K, Q8B, A, lda, packed, bias, C, ldc, 0, epilogue, workspace, 1); break;
     default: dk_q4b_gemm_ref(M, N, K, A, lda, packed, bias, C, ldc, epilogue, workspace);

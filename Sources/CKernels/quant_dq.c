@@ -263,10 +263,15 @@ int dk_quant_dequant_route(void) {
         route = forced_route();
         if (route < 0) {
             // Measured on Zen 2 only (the int8 GEMM 1.3x the fp32 one at batch 32); other
-            // VNNI-less CPUs with two integer multiply pipes (Zen 3, Skylake) keep the
-            // integer kernels until measured.
+            // AVX2-only CPUs with two integer multiply pipes (Zen 3, Haswell to Coffee Lake)
+            // keep the integer kernels until measured. An AVX-512 CPU without VNNI (Skylake-SP)
+            // has only the AVX2 integer kernels, which ran slower than the AVX2 fp32 GEMM
+            // even on Ice Lake (1303 vs 1176 ms, batch 32), against an AVX-512 fp32 GEMM
+            // twice as fast as the AVX2 one there: the route, on the AVX-512 GEMM.
             __builtin_cpu_init();
-            route = dk_kernel_path() == DK_PATH_AVX2 && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2"));
+            const int path = dk_kernel_path();
+            route = (path == DK_PATH_AVX2 && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2"))) ||
+                    (path == DK_PATH_AVX512 && !(dk_cpu_features() & DK_CPU_AVX512_VNNI));
         }
     }
     return route;

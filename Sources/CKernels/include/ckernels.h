@@ -14,10 +14,13 @@ extern "C" {
 #endif
 
 /// CPU features, as bits of dk_cpu_features().
+/// DK_CPU_AVX512_BW_VL stands for BW, VL and DQ together.
 enum { DK_CPU_AVX2_FMA = 1, DK_CPU_AVX512F = 2, DK_CPU_AVX512_VNNI = 4, DK_CPU_AVX512_BF16 = 8, DK_CPU_AVX512_BW_VL = 16,
        DK_CPU_AVX512_EMULATED = 32 /* the AVX-512 bits come from the emulation build (dk_target.h), not the CPU */ };
 /// Kernel paths, as dk_kernel_path() returns them.
-/// Ordered: a path implies the ones below it (AVX-512 = F, BW, VL and VNNI, plus AVX2+FMA).
+/// Ordered: a path implies the ones below it (AVX-512 = F, BW, VL and DQ, plus AVX2+FMA).
+/// The AVX-512 int8 and int4 kernels also need VNNI and the bf16 ones AVX512_BF16: without
+/// them, quantized layers run their AVX2 kernels or the dequantizing route (dk_quant.h).
 enum { DK_PATH_REF = 0, DK_PATH_AVX2 = 1, DK_PATH_AVX512 = 2 };
 
 /// The CPU's features (DK_CPU_* bits), probed once.

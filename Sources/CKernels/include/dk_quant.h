@@ -44,8 +44,8 @@ extern "C" {
 /// Epilogues: none, or the exact-erf GELU of dk_bias_gelu applied after the bias.
 enum { DK_EPILOGUE_NONE = 0, DK_EPILOGUE_GELU = 1 };
 
-/// The path the quantized kernels take (the same as dk_kernel_path): "ref", "avx2",
-/// "avx512" (AVX-512 with VNNI and, for bf16, BF16 when the CPU has it).
+/// The path the integer kernels take: "ref", "avx2", or "avx512" (the AVX-512 path on a CPU
+/// with VNNI; without it they run their AVX2 builds).
 const char *dk_quant_path(void);
 
 // ---------------------------------------------------------------- int8
@@ -176,7 +176,7 @@ void dk_dq_gemm_ref(int layout, long M, long N, long K, long G, const float *A, 
 void dk_dq_unpack(int layout, long N, long K, long G, const void *packed, const float *wScale, float *W);
 /// 1 when quantized Linear layers take the dequantizing route on this machine: forced by
 /// DISTILLERY_QUANT_ROUTE=fp32 (or =int for the integer GEMMs), else on the AVX2 path of
-/// AMD Zen 1/2 (measured there); 0 elsewhere. Read once.
+/// AMD Zen 1/2 (measured there) and on the AVX-512 path without VNNI; 0 elsewhere. Read once.
 int dk_quant_dequant_route(void);
 /// 1 when bf16 Linear layers take the dequantizing route: forced as above, else on any CPU
 /// without AVX512_BF16 whose path is AVX2 or AVX-512 (there the bf16 GEMM converts every
