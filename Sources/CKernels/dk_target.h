@@ -5,9 +5,10 @@
 //
 // The AVX-512 emulation build (-DDK_EMULATE_AVX512, with SIMDe's headers, libsimde-dev):
 // the AVX-512 intrinsics become SIMDe's portable versions compiled for AVX2 and dk_cpu_features
-// reports AVX-512, so a CPU without AVX-512 runs the AVX-512 kernels, slowly but with the
-// same arithmetic, and the tests check them against `_ref` (`make test` does this when the
-// CPU has no AVX-512; scripts/test-avx512-emulated.sh). Never a release build.
+// reports AVX-512 (VNNI and BF16 unless DISTILLERY_EMULATE_VNNI=0 / _BF16=0), so a CPU
+// without AVX-512 runs the AVX-512 kernels, slowly but with the same arithmetic, and the
+// tests check them against `_ref` (`make test` does this when the CPU lacks AVX-512 VNNI,
+// BW or BF16; scripts/test-avx512-emulated.sh). Never a release build.
 #ifndef DISTILLERY_DK_TARGET_H
 #define DISTILLERY_DK_TARGET_H
 
