@@ -65,3 +65,7 @@ int dk_kernel_path_forced(void) {
 int dk_has_avx2(void) { return dk_kernel_path() >= DK_PATH_AVX2; }
 
 int dk_has_avx512(void) { return dk_kernel_path() == DK_PATH_AVX512; }
+
+int dk_has_avx512_vnni(void) { return dk_has_avx512() && (dk_cpu_features() & DK_CPU_AVX512_VNNI); }
+
+int dk_has_avx512_bf16(void) { return dk_has_avx512() && (dk_cpu_features() & DK_CPU_AVX512_BF16); }

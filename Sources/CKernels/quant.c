@@ -22,8 +22,7 @@
 /// The path of the integer kernels: AVX-512 only with VNNI (vpdpbusd), else AVX2 on the
 /// AVX-512 path too.
 static int int_path(void) {
-    const int path = dk_kernel_path();
-    return path == DK_PATH_AVX512 && !(dk_cpu_features() & DK_CPU_AVX512_VNNI) ? DK_PATH_AVX2 : path;
+    return dk_has_avx512() && !dk_has_avx512_vnni() ? DK_PATH_AVX2 : dk_kernel_path();
 }
 
 const char *dk_quant_path(void) {
@@ -376,9 +375,8 @@ void dk_q4b_gemm(long M, long N, long K, const float *A, long lda, const void *p
 void dk_bf16_gemm(long M, long N, long K, const float *A, long lda, const void *packed,
                   const float *bias, float *C, long ldc, int epilogue, void *workspace) {
     if (M <= 0 || N <= 0) return;
-    const int path = dk_kernel_path();
-    if (path == DK_PATH_AVX512 && (dk_cpu_features() & DK_CPU_AVX512_BF16))
+    if (dk_has_avx512_bf16())
         bf16_gemm_avx512(M, N, K, A, lda, packed, bias, C, ldc, epilogue, workspace);
-    else if (path >= DK_PATH_AVX2) bf16_gemm_avx2(M, N, K, A, lda, packed, bias, C, ldc, epilogue, workspace);
+    else if (dk_has_avx2()) bf16_gemm_avx2(M, N, K, A, lda, packed, bias, C, ldc, epilogue, workspace);
     else dk_bf16_gemm_ref(M, N, K, A, lda, packed, bias, C, ldc, epilogue, workspace);
 }

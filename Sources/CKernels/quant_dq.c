@@ -269,9 +269,8 @@ int dk_quant_dequant_route(void) {
             // even on Ice Lake (1303 vs 1176 ms, batch 32), against an AVX-512 fp32 GEMM
             // twice as fast as the AVX2 one there: the route, on the AVX-512 GEMM.
             __builtin_cpu_init();
-            const int path = dk_kernel_path();
-            route = (path == DK_PATH_AVX2 && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2"))) ||
-                    (path == DK_PATH_AVX512 && !(dk_cpu_features() & DK_CPU_AVX512_VNNI));
+            route = (dk_kernel_path() == DK_PATH_AVX2 && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2"))) ||
+                    (dk_has_avx512() && !dk_has_avx512_vnni());
         }
     }
     return route;
@@ -282,9 +281,7 @@ int dk_bf16_dequant_route(void) {
         bf16_route = forced_route();
         // Without vdpbf16ps the bf16 kernels convert every weight for every row panel and
         // round the activations: 2.25x the dequantizing route's time on Zen 2 (batch 32).
-        if (bf16_route < 0)
-            bf16_route = dk_kernel_path() == DK_PATH_AVX2 ||
-                         (dk_kernel_path() == DK_PATH_AVX512 && !(dk_cpu_features() & DK_CPU_AVX512_BF16));
+        if (bf16_route < 0) bf16_route = dk_has_avx2() && !dk_has_avx512_bf16();
     }
     return bf16_route;
 }

@@ -37,6 +37,10 @@ int dk_kernel_path_forced(void);
 int dk_has_avx2(void);
 /// Returns 1 on the AVX-512 path.
 int dk_has_avx512(void);
+/// Returns 1 on the AVX-512 path of a CPU with VNNI: the int8/int4 kernels' AVX-512 builds.
+int dk_has_avx512_vnni(void);
+/// Returns 1 on the AVX-512 path of a CPU with AVX512_BF16: the bf16 kernels' AVX-512 build.
+int dk_has_avx512_bf16(void);
 
 /// One spin-wait hint (x86 `pause`: ~37 ns on Zen 2), for threads polling a flag.
 static inline void dk_cpu_pause(void) {
